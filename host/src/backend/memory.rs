@@ -1,0 +1,152 @@
+//! The in-process backend: a TTL-aware map bounded in bytes. Used by
+//! `plugin test`, by library embedding, and as the embedded default.
+
+use super::{should_overwrite, Outcome, Write};
+use crate::config::WritePolicy;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+struct Stored {
+    value: Vec<u8>,
+    expires: Option<Instant>,
+}
+
+impl Stored {
+    fn is_live(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|e| e > now)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    map: HashMap<String, Stored>,
+    bytes: u64,
+}
+
+impl State {
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= (key.len() + old.value.len()) as u64;
+        }
+    }
+
+    fn purge_expired(&mut self, now: Instant) {
+        let expired: Vec<String> = self.map.iter().filter(|(_, v)| !v.is_live(now)).map(|(k, _)| k.clone()).collect();
+        for key in expired {
+            self.remove(&key);
+        }
+    }
+}
+
+/// An in-memory cache with per-key expiry, refusing writes beyond `max_bytes`
+/// (after dropping expired entries) rather than evicting live ones.
+pub struct MemoryBackend {
+    state: Mutex<State>,
+    max_bytes: u64,
+}
+
+impl MemoryBackend {
+    /// An empty cache holding at most `max_bytes` of keys and values.
+    pub fn new(max_bytes: u64) -> MemoryBackend {
+        MemoryBackend { state: Mutex::default(), max_bytes }
+    }
+
+    /// The size bound.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Applies `policy` to each write atomically (under one lock).
+    pub fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Vec<Outcome> {
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap();
+        writes
+            .iter()
+            .map(|w| {
+                if let Some(existing) = state.map.get(&w.key).filter(|s| s.is_live(now)) {
+                    let remaining = existing.expires.map(|e| e - now);
+                    if !should_overwrite(policy, remaining) {
+                        return Outcome::Fresh;
+                    }
+                }
+                state.remove(&w.key);
+                let size = (w.key.len() + w.value.len()) as u64;
+                if state.bytes + size > self.max_bytes {
+                    state.purge_expired(now);
+                    if state.bytes + size > self.max_bytes {
+                        return Outcome::Rejected(format!(
+                            "memory backend full: {} of {} bytes used, this entry needs {size}; raise [backend] max_bytes",
+                            state.bytes, self.max_bytes
+                        ));
+                    }
+                }
+                state.bytes += size;
+                state.map.insert(w.key.clone(), Stored { value: w.value.clone(), expires: w.ttl.map(|t| now + t) });
+                Outcome::Written
+            })
+            .collect()
+    }
+
+    /// The live value of `key`.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let state = self.state.lock().unwrap();
+        state.map.get(key).filter(|s| s.is_live(Instant::now())).map(|s| s.value.clone())
+    }
+
+    /// The remaining TTL of a live key: `Some(None)` when it has no expiry, `None` when absent.
+    pub fn ttl(&self, key: &str) -> Option<Option<Duration>> {
+        let now = Instant::now();
+        let state = self.state.lock().unwrap();
+        state.map.get(key).filter(|s| s.is_live(now)).map(|s| s.expires.map(|e| e - now))
+    }
+
+    /// Live keys, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let now = Instant::now();
+        let state = self.state.lock().unwrap();
+        let mut keys: Vec<String> = state.map.iter().filter(|(_, v)| v.is_live(now)).map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(key: &str, value: &str, ttl_secs: Option<u64>) -> Write {
+        Write { key: key.into(), value: value.into(), ttl: ttl_secs.map(Duration::from_secs) }
+    }
+
+    #[test]
+    fn if_missing_never_touches_an_existing_key() {
+        let m = MemoryBackend::new(1 << 20);
+        assert_eq!(m.write_batch(WritePolicy::IfMissing, &[w("a", "1", Some(100))]), vec![Outcome::Written]);
+        assert_eq!(m.write_batch(WritePolicy::IfMissing, &[w("a", "2", Some(9999))]), vec![Outcome::Fresh]);
+        assert_eq!(m.get("a").unwrap(), b"1");
+        assert!(m.ttl("a").unwrap().unwrap() <= Duration::from_secs(100));
+    }
+
+    #[test]
+    fn refresh_rewrites_only_near_expiry_keys() {
+        let m = MemoryBackend::new(1 << 20);
+        let policy = WritePolicy::RefreshIfTtlBelow(Duration::from_secs(60));
+        m.write_batch(WritePolicy::Always, &[w("near", "old", Some(10)), w("far", "old", Some(600)), w("forever", "old", None)]);
+        let out = m.write_batch(policy, &[w("near", "new", Some(600)), w("far", "new", Some(600)), w("forever", "new", Some(600)), w("absent", "new", Some(600))]);
+        assert_eq!(out, vec![Outcome::Written, Outcome::Fresh, Outcome::Fresh, Outcome::Written]);
+        assert_eq!(m.get("near").unwrap(), b"new");
+        assert_eq!(m.get("far").unwrap(), b"old");
+        assert_eq!(m.ttl("forever"), Some(None));
+    }
+
+    #[test]
+    fn a_full_cache_rejects_with_the_fix() {
+        let m = MemoryBackend::new(10);
+        let out = m.write_batch(WritePolicy::Always, &[w("k1", "12345", None), w("k2", "12345", None)]);
+        assert_eq!(out[0], Outcome::Written);
+        assert!(matches!(&out[1], Outcome::Rejected(msg) if msg.contains("max_bytes")));
+        // Overwriting a key frees its old size first.
+        assert_eq!(m.write_batch(WritePolicy::Always, &[w("k1", "abcdefgh", None)]), vec![Outcome::Written]);
+    }
+}

@@ -1,0 +1,101 @@
+//! Backends: where warmed values are written, under a write policy.
+//!
+//! [`Backend`] is a closed set of kinds (an enum, not a trait object): each
+//! writes a batch in one round trip where it can, applying the
+//! [`WritePolicy`] atomically per key, and reports an [`Outcome`] per key.
+
+mod memory;
+mod redis;
+
+pub use self::memory::MemoryBackend;
+pub use self::redis::RedisBackend;
+
+use crate::config::{BackendConfig, BackendKind, WritePolicy};
+use anyhow::Result;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One value to write.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// The cache key.
+    pub key: String,
+    /// The value bytes.
+    pub value: Vec<u8>,
+    /// Expiry; `None` writes without one.
+    pub ttl: Option<Duration>,
+}
+
+/// What the backend did with one [`Write`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The value was stored.
+    Written,
+    /// The key was present and fresh enough: left untouched, TTL included.
+    Fresh,
+    /// The backend refused this key for good (e.g. memory backend full).
+    Rejected(String),
+}
+
+/// A failed backend operation; `transient` errors are worth retrying.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    /// Whether a retry may succeed (connection lost, timeout, server loading).
+    pub transient: bool,
+    /// What went wrong, naming the backend.
+    pub message: String,
+}
+
+/// A connected backend; cheap to clone.
+#[derive(Clone)]
+pub enum Backend {
+    /// A Redis server.
+    Redis(RedisBackend),
+    /// The in-process memory backend.
+    Memory(Arc<MemoryBackend>),
+}
+
+impl Backend {
+    /// Connects to the configured backend; fails fast with the address and the fix.
+    pub async fn connect(config: &BackendConfig) -> Result<Backend> {
+        match config.kind {
+            BackendKind::Redis => Ok(Backend::Redis(RedisBackend::connect(config).await?)),
+            BackendKind::Memory => Ok(Backend::Memory(Arc::new(MemoryBackend::new(config.max_bytes.0)))),
+        }
+    }
+
+    /// Writes a batch under `policy`: one outcome per write, in order.
+    pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
+        match self {
+            Backend::Redis(r) => r.write_batch(policy, writes).await,
+            Backend::Memory(m) => Ok(m.write_batch(policy, writes)),
+        }
+    }
+
+    /// Reads a key's current value.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        match self {
+            Backend::Redis(r) => r.get(key).await,
+            Backend::Memory(m) => Ok(m.get(key)),
+        }
+    }
+
+    /// A description for logs and reports, without credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Redis(r) => format!("redis {}", r.address()),
+            Backend::Memory(m) => format!("memory (max {} bytes)", m.max_bytes()),
+        }
+    }
+}
+
+/// Whether a key in the cache with `remaining` TTL should be rewritten under `policy`.
+/// `remaining` is `None` for a key without expiry.
+pub(crate) fn should_overwrite(policy: WritePolicy, remaining: Option<Duration>) -> bool {
+    match policy {
+        WritePolicy::Always => true,
+        WritePolicy::IfMissing => false,
+        WritePolicy::RefreshIfTtlBelow(threshold) => matches!(remaining, Some(r) if r < threshold),
+    }
+}

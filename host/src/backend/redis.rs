@@ -1,0 +1,140 @@
+//! The Redis backend: pipelined writes over a self-reconnecting multiplexed
+//! connection; policies applied atomically per key by the server
+//! (`SET NX`, a Lua script for refresh-ahead, plain `SET`).
+
+use super::{BackendError, Outcome, Write};
+use crate::config::{BackendConfig, WritePolicy};
+use anyhow::{Context, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RetryMethod, Value};
+
+/// Rewrites a key only when it is absent or its remaining TTL is under
+/// ARGV[3] ms; a key without expiry is never touched. ARGV[2] = new TTL in ms (0 = none).
+const REFRESH_SCRIPT: &str = r"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 or (ttl >= 0 and ttl < tonumber(ARGV[3])) then
+  if ARGV[2] == '0' then
+    redis.call('SET', KEYS[1], ARGV[1])
+  else
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  end
+  return 1
+end
+return 0
+";
+
+/// A connection to one Redis server.
+#[derive(Clone)]
+pub struct RedisBackend {
+    conn: ConnectionManager,
+    address: String,
+    refresh: redis::Script,
+}
+
+impl RedisBackend {
+    /// Connects and pings, so an unreachable server fails the run before any plugin work.
+    pub async fn connect(config: &BackendConfig) -> Result<RedisBackend> {
+        let url = config.url.as_deref().context("[backend] url is required for kind = \"redis\"")?;
+        let address = redact(url);
+        let client = redis::Client::open(url)
+            .with_context(|| format!("invalid redis URL {address}: expected redis://[:password@]host:port/db or rediss://…"))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout))
+            .set_number_of_retries(1);
+        let unreachable = || {
+            format!("cannot reach redis at {address}: is the server running and the URL right? (set [backend] url or PREHEAT_REDIS_URL)")
+        };
+        let mut conn = tokio::time::timeout(config.connect_timeout * 2, ConnectionManager::new_with_config(client, manager_config))
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out after {:?}", config.connect_timeout * 2))
+            .with_context(unreachable)?
+            .with_context(unreachable)?;
+        redis::cmd("PING").query_async::<()>(&mut conn).await.with_context(unreachable)?;
+        Ok(RedisBackend { conn, address, refresh: redis::Script::new(REFRESH_SCRIPT) })
+    }
+
+    /// The server address without credentials.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Writes a batch in one pipeline.
+    pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
+        let mut pipe = redis::pipe();
+        if let WritePolicy::RefreshIfTtlBelow(_) = policy {
+            // Loading per batch is one cheap round-trip command and survives a server restart.
+            pipe.load_script(&self.refresh).ignore();
+        }
+        for w in writes {
+            let ttl_ms = w.ttl.map(|t| t.as_millis().max(1) as u64);
+            match policy {
+                WritePolicy::IfMissing | WritePolicy::Always => {
+                    let cmd = pipe.cmd("SET").arg(&w.key).arg(&w.value);
+                    if policy == WritePolicy::IfMissing {
+                        cmd.arg("NX");
+                    }
+                    if let Some(ms) = ttl_ms {
+                        cmd.arg("PX").arg(ms);
+                    }
+                }
+                WritePolicy::RefreshIfTtlBelow(threshold) => {
+                    pipe.cmd("EVALSHA")
+                        .arg(self.refresh.get_hash())
+                        .arg(1)
+                        .arg(&w.key)
+                        .arg(&w.value)
+                        .arg(ttl_ms.unwrap_or(0))
+                        .arg(threshold.as_millis() as u64);
+                }
+            }
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| self.error("write", e))?;
+        Ok(replies.iter().map(outcome_of).collect())
+    }
+
+    /// `GET key`.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("GET").arg(key).query_async(&mut conn).await.map_err(|e| self.error("read", e))
+    }
+
+    fn error(&self, what: &str, e: redis::RedisError) -> BackendError {
+        let transient = !matches!(e.retry_method(), RetryMethod::NoRetry) || e.is_timeout() || e.is_io_error();
+        BackendError { transient, message: format!("redis {} {what} failed: {e}", self.address) }
+    }
+}
+
+fn outcome_of(reply: &Value) -> Outcome {
+    match reply {
+        Value::Okay | Value::Int(1) => Outcome::Written,
+        Value::SimpleString(s) if s == "OK" => Outcome::Written,
+        Value::Nil | Value::Int(0) => Outcome::Fresh,
+        other => Outcome::Rejected(format!("unexpected redis reply {other:?}")),
+    }
+}
+
+/// `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        assert_eq!(redact("redis://:hunter2@db:6379/0"), "redis://:***@db:6379/0");
+        assert_eq!(redact("rediss://app:pw@db/1"), "rediss://app:***@db/1");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

@@ -1,0 +1,222 @@
+//! The `preheat` command line: `run`, `deploy`, `check` and `plugin test`.
+
+mod plugin_test;
+mod progress;
+
+use crate::config::Config;
+use crate::exec::{RunOptions, Warmer};
+use crate::report::{render_summary, Report, RunStatus};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use progress::ProgressDisplay;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// preheat: warm caches before users ask, with WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "preheat", version, about)]
+pub struct Cli {
+    /// Log format: human on a terminal, json for CI log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    /// Only warnings and errors; no progress display.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Warm now; exits non-zero unless every key was warmed or skipped as fresh.
+    Run(RunArgs),
+    /// The deploy hook: warm, print a summary, exit 0 whatever happened (unless --strict).
+    /// `PREHEAT_SKIP=1` or `enabled = false` skips it.
+    Deploy {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Exit non-zero when warming did not complete, like `run`.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Validate the config and load every plugin (interface version, limits); for CI.
+    Check {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Plugin author tools.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The config file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Strategy name recorded and passed to plugins.
+    #[arg(long, default_value = "proactive")]
+    strategy: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Run one plugin against the in-memory backend and show its keys, sizes, fuel and time.
+    Test(plugin_test::TestArgs),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("preheat: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("preheat: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, quiet: bool) {
+    let default = if quiet { "warn" } else { "info,wasmtime=warn,cranelift_codegen=warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PREHEAT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => {
+            let config = Config::load(&args.config)?;
+            let report = warm(config, &args, cli.quiet).await?;
+            Ok(exit_for(&report))
+        }
+        Command::Deploy { run, strict } => deploy(run, strict, cli.quiet).await,
+        Command::Check { config } => check(&config).await,
+        Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args, cli.quiet).await,
+    }
+}
+
+/// Runs a warming pass with a progress display, prints the summary, writes the report.
+async fn warm(config: Config, args: &RunArgs, quiet: bool) -> Result<Report> {
+    let warmer = Warmer::new(config)?;
+    let options = RunOptions { strategy: args.strategy.clone(), ..RunOptions::default() };
+    let display = ProgressDisplay::start(options.progress.clone(), quiet);
+    let report = warmer.run(options).await;
+    display.stop();
+    finish(&report, args.report.as_deref())?;
+    Ok(report)
+}
+
+fn finish(report: &Report, path: Option<&Path>) -> Result<()> {
+    eprint!("{}", render_summary(report));
+    if let Some(path) = path {
+        let json = serde_json::to_vec_pretty(report).expect("reports serialize");
+        std::fs::write(path, json).with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn exit_for(report: &Report) -> ExitCode {
+    match report.status {
+        RunStatus::Completed | RunStatus::Skipped => ExitCode::SUCCESS,
+        RunStatus::Partial | RunStatus::Failed => ExitCode::FAILURE,
+    }
+}
+
+/// The deploy hook never fails the deploy unless `--strict`.
+async fn deploy(args: RunArgs, strict: bool, quiet: bool) -> Result<ExitCode> {
+    if std::env::var("PREHEAT_SKIP").is_ok_and(|v| !v.is_empty() && v != "0") {
+        tracing::info!("PREHEAT_SKIP is set: skipping cache warming");
+        finish(&Report::skipped("PREHEAT_SKIP is set"), args.report.as_deref())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = match Config::load(&args.config) {
+        Ok(config) if !config.enabled => {
+            tracing::info!(config = %args.config.display(), "enabled = false in the config: skipping cache warming");
+            let report = Report::skipped("enabled = false in the config");
+            finish(&report, args.report.as_deref())?;
+            report
+        }
+        Ok(config) => match warm(config, &args, quiet).await {
+            Ok(report) => report,
+            Err(e) => failed_before_start(&args, e)?,
+        },
+        Err(e) => failed_before_start(&args, e)?,
+    };
+    if strict {
+        return Ok(exit_for(&report));
+    }
+    if report.status != RunStatus::Completed && report.status != RunStatus::Skipped {
+        tracing::warn!(status = ?report.status, "cache warming did not complete; the deploy goes on (use --strict to fail it)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn failed_before_start(args: &RunArgs, e: anyhow::Error) -> Result<Report> {
+    tracing::error!("cache warming could not start: {e:#}");
+    let mut report = Report::skipped("");
+    report.error = Some(format!("{e:#}"));
+    report.status = RunStatus::Failed;
+    finish(&report, args.report.as_deref())?;
+    Ok(report)
+}
+
+/// Validates the config and loads (compiles, version-checks, instantiates) every plugin.
+async fn check(path: &Path) -> Result<ExitCode> {
+    let config = Config::load(path)?;
+    let backend = crate::backend::Backend::Memory(Arc::new(crate::backend::MemoryBackend::new(1 << 20)));
+    let warmer = Warmer::new(config)?;
+    let mut problems = 0;
+    for plugin in warmer.config().enabled_plugins() {
+        let loaded = match warmer.load_plugin(plugin, backend.clone()).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                problems += 1;
+                println!("✗ {}: {e:#}", plugin.name);
+                continue;
+            }
+        };
+        match loaded.warm_up().await {
+            Ok(()) => println!(
+                "✓ {}: {} ({} bytes, compiled {}), fuel {}/call, timeout {:?}, memory {}",
+                plugin.name,
+                plugin.path.display(),
+                loaded.wasm_bytes,
+                if loaded.cache_outcome == crate::runtime::CacheOutcome::Hit { "from cache" } else { "now" },
+                plugin.fuel_per_call,
+                plugin.timeout,
+                plugin.memory_limit
+            ),
+            Err(e) => {
+                problems += 1;
+                println!("✗ {}: {e}", plugin.name);
+            }
+        }
+    }
+    println!("{} plugin(s) checked, {problems} problem(s)", warmer.config().enabled_plugins().count());
+    Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

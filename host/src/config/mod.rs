@@ -1,0 +1,415 @@
+//! Configuration: the TOML file, environment overrides and validation.
+//!
+//! Every field is documented in `config/preheat.example.toml`. Unknown fields
+//! and bad values are rejected by the parser with the file, line and column.
+
+mod values;
+
+pub use values::{ByteSize, KeyRegex, MemoryBudget, WritePolicy};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `false` makes `deploy` skip warming (exit 0 with a log line).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How runs are executed.
+    #[serde(default)]
+    pub run: RunConfig,
+    /// Where values are written.
+    #[serde(default)]
+    pub backend: BackendConfig,
+    /// The plugins, in config order.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+    /// The file this config was read from (not part of the TOML).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// `[run]`: how a warming run is executed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Global deadline of a run; when reached, the rest is abandoned.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Batches produced and written at the same time.
+    pub concurrency: NonZeroUsize,
+    /// Keys per `produce` call and per backend pipeline.
+    pub batch_size: NonZeroUsize,
+    /// Bytes of produced values allowed in flight: `"50%"` of available memory, or a size.
+    pub memory_budget: MemoryBudget,
+    /// Attempts per key for `retry` errors and transient backend errors.
+    pub max_attempts: NonZeroUsize,
+    /// First retry delay; doubles each attempt, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub retry_base_delay: Duration,
+    /// Where compiled components are cached.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            deadline: Duration::from_secs(300),
+            concurrency: NonZeroUsize::new(8).unwrap(),
+            batch_size: NonZeroUsize::new(256).unwrap(),
+            memory_budget: MemoryBudget::default(),
+            max_attempts: NonZeroUsize::new(3).unwrap(),
+            retry_base_delay: Duration::from_millis(100),
+            cache_dir: None,
+        }
+    }
+}
+
+/// Which backend kind to write to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// A Redis server (`redis://` or `rediss://` URL).
+    Redis,
+    /// An in-process, TTL-aware, size-bounded map.
+    Memory,
+}
+
+/// `[backend]`: where values go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendConfig {
+    /// Backend kind.
+    pub kind: BackendKind,
+    /// Connection URL (redis).
+    pub url: Option<String>,
+    /// How long to wait for a server reply before the write counts as failed (redis).
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+    /// How long to wait for a connection (redis).
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Size bound of the memory backend (keys + values).
+    pub max_bytes: ByteSize,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            kind: BackendKind::Memory,
+            url: None,
+            response_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+            max_bytes: ByteSize(256 << 20),
+        }
+    }
+}
+
+/// `[[plugins]]`: one warming plugin and what it is granted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Unique name, used in logs, reports and metrics.
+    pub name: String,
+    /// The component (`.wasm`), relative to the config file.
+    pub path: PathBuf,
+    /// `false` leaves the plugin out of runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Keys this plugin may write must start with one of these.
+    pub key_prefixes: Vec<String>,
+    /// Keys must also match this regex, when set.
+    #[serde(default)]
+    pub key_regex: Option<KeyRegex>,
+    /// Longest key accepted, in bytes.
+    #[serde(default = "default_max_key_bytes")]
+    pub max_key_bytes: usize,
+    /// Largest value accepted, in bytes.
+    #[serde(default = "default_max_value_bytes")]
+    pub max_value_bytes: ByteSize,
+    /// Fuel (roughly, wasm instructions) per call.
+    #[serde(default = "default_fuel")]
+    pub fuel_per_call: u64,
+    /// Wall-clock limit per call.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Linear memory cap of one instance.
+    #[serde(default = "default_memory_limit")]
+    pub memory_limit: ByteSize,
+    /// How existing keys are treated.
+    #[serde(default)]
+    pub write_policy: WritePolicy,
+    /// TTL when neither the key spec nor the entry gives one; `None` writes without expiry.
+    #[serde(default = "default_ttl", with = "humantime_serde")]
+    pub default_ttl: Option<Duration>,
+    /// Upper bound on any TTL.
+    #[serde(default, with = "humantime_serde")]
+    pub max_ttl: Option<Duration>,
+    /// Spread TTLs by ± this percentage so bulk-warmed keys do not expire together.
+    #[serde(default)]
+    pub ttl_jitter_percent: u8,
+    /// Keys per second this plugin may produce (0 = unlimited), to protect its data source.
+    #[serde(default)]
+    pub rate_limit: u32,
+    /// Free-form settings handed to the plugin as strings.
+    #[serde(default)]
+    pub settings: BTreeMap<String, toml::Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_max_key_bytes() -> usize {
+    250
+}
+fn default_max_value_bytes() -> ByteSize {
+    ByteSize(4 << 20)
+}
+fn default_fuel() -> u64 {
+    1_000_000_000
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_memory_limit() -> ByteSize {
+    ByteSize(64 << 20)
+}
+fn default_ttl() -> Option<Duration> {
+    Some(Duration::from_secs(3600))
+}
+
+impl PluginConfig {
+    /// Settings as the string pairs the plugin receives.
+    pub fn settings_as_strings(&self) -> Vec<(String, String)> {
+        self.settings
+            .iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), s)
+            })
+            .collect()
+    }
+
+    /// A plugin config with defaults for everything but the essentials (used by `plugin test`).
+    pub fn for_path(name: &str, path: PathBuf, key_prefixes: Vec<String>) -> PluginConfig {
+        PluginConfig {
+            name: name.to_string(),
+            path,
+            enabled: true,
+            key_prefixes,
+            key_regex: None,
+            max_key_bytes: default_max_key_bytes(),
+            max_value_bytes: default_max_value_bytes(),
+            fuel_per_call: default_fuel(),
+            timeout: default_timeout(),
+            memory_limit: default_memory_limit(),
+            write_policy: WritePolicy::default(),
+            default_ttl: default_ttl(),
+            max_ttl: None,
+            ttl_jitter_percent: 0,
+            rate_limit: 0,
+            settings: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses, applies environment overrides and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut config = Config::parse(&text, path)?;
+        config.apply_env(|k| std::env::var(k).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; `path` names the file in errors and anchors relative plugin paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for plugin in &mut config.plugins {
+            if plugin.path.is_relative() {
+                plugin.path = base.join(&plugin.path);
+            }
+        }
+        if let Some(dir) = &config.run.cache_dir {
+            if dir.is_relative() {
+                config.run.cache_dir = Some(base.join(dir));
+            }
+        }
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Applies `PREHEAT_*` environment overrides.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
+        if let Some(url) = var("PREHEAT_REDIS_URL") {
+            self.backend.kind = BackendKind::Redis;
+            self.backend.url = Some(url);
+        }
+        if let Some(deadline) = var("PREHEAT_DEADLINE") {
+            self.run.deadline = humantime::parse_duration(&deadline).with_context(|| {
+                format!("PREHEAT_DEADLINE={deadline:?} is not a duration (try \"90s\" or \"5m\")")
+            })?;
+        }
+        if let Some(dir) = var("PREHEAT_CACHE_DIR") {
+            self.run.cache_dir = Some(PathBuf::from(dir));
+        }
+        Ok(())
+    }
+
+    /// Checks what the parser cannot: unique names, URLs present, prefixes non-empty.
+    pub fn validate(&self) -> Result<()> {
+        let file = self
+            .source
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "config".into());
+        if self.backend.kind == BackendKind::Redis && self.backend.url.is_none() {
+            bail!("{file}: [backend] kind = \"redis\" needs `url = \"redis://host:6379/0\"` (or set PREHEAT_REDIS_URL)");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, plugin) in self.plugins.iter().enumerate() {
+            let at = format!("{file}: [[plugins]] #{} (`{}`)", i + 1, plugin.name);
+            if plugin.name.trim().is_empty() {
+                bail!("{file}: [[plugins]] #{} has an empty name", i + 1);
+            }
+            if !names.insert(plugin.name.as_str()) {
+                bail!("{at}: the name is used by another plugin; names must be unique");
+            }
+            if plugin.key_prefixes.is_empty() || plugin.key_prefixes.iter().any(|p| p.is_empty()) {
+                bail!("{at}: key_prefixes must list at least one non-empty prefix (e.g. [\"products.\"]); it bounds which keys the plugin may write");
+            }
+            if plugin.ttl_jitter_percent > 100 {
+                bail!("{at}: ttl_jitter_percent = {} must be between 0 and 100", plugin.ttl_jitter_percent);
+            }
+            if plugin.fuel_per_call == 0 {
+                bail!("{at}: fuel_per_call must be above 0");
+            }
+        }
+        Ok(())
+    }
+
+    /// The enabled plugins.
+    pub fn enabled_plugins(&self) -> impl Iterator<Item = &PluginConfig> {
+        self.plugins.iter().filter(|p| p.enabled)
+    }
+
+    /// Directory of compiled components: config, else `$XDG_CACHE_HOME/preheat`, else `~/.cache/preheat`.
+    pub fn component_cache_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.run.cache_dir {
+            return dir.clone();
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from(".preheat"));
+        base.join("preheat").join("components")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("/etc/preheat/preheat.toml"))
+    }
+
+    const MINIMAL: &str = r#"
+[backend]
+kind = "redis"
+url = "redis://127.0.0.1:6379/0"
+[[plugins]]
+name = "critical-keys"
+path = "plugins/critical_keys.wasm"
+key_prefixes = ["system.", "user.profile."]
+[plugins.settings]
+user_ids = "1-100"
+page_size = 50
+"#;
+
+    #[test]
+    fn minimal_config_parses_with_defaults_and_relative_paths() {
+        let c = parse(MINIMAL).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.backend.kind, BackendKind::Redis);
+        assert_eq!(c.run.deadline, Duration::from_secs(300));
+        let p = &c.plugins[0];
+        assert_eq!(p.path, Path::new("/etc/preheat/plugins/critical_keys.wasm"));
+        assert_eq!(p.fuel_per_call, 1_000_000_000);
+        assert_eq!(p.memory_limit, ByteSize(64 << 20));
+        assert_eq!(p.write_policy, WritePolicy::IfMissing);
+        assert_eq!(
+            p.settings_as_strings(),
+            vec![("page_size".into(), "50".into()), ("user_ids".into(), "1-100".into())]
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_file_line_and_column() {
+        let err = parse("[run]\nconcurrency = 4\ndeadlnie = \"5m\"\n").unwrap_err().to_string();
+        assert!(err.contains("/etc/preheat/preheat.toml"), "{err}");
+        assert!(err.contains("line 3, column 1"), "{err}");
+        assert!(err.contains("deadlnie"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_where_they_are() {
+        let err = parse("[run]\ndeadline = \"soon\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        let err = parse("[run]\nconcurrency = 0\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("nonzero"), "{err}");
+        let err = parse(&MINIMAL.replace("key_prefixes", "write_policy = \"sometimes\"\nkey_prefixes"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sometimes") && err.contains("if-missing"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_plugin_and_the_fix() {
+        let c = parse(&MINIMAL.replace("[\"system.\", \"user.profile.\"]", "[]")).unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("critical-keys") && err.contains("key_prefixes"), "{err}");
+        let c = parse("[backend]\nkind = \"redis\"\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("PREHEAT_REDIS_URL"));
+    }
+
+    #[test]
+    fn env_overrides_backend_and_deadline() {
+        let mut c = parse("").unwrap();
+        c.apply_env(|k| match k {
+            "PREHEAT_REDIS_URL" => Some("redis://10.0.0.1:6380/2".into()),
+            "PREHEAT_DEADLINE" => Some("90s".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.backend.kind, BackendKind::Redis);
+        assert_eq!(c.backend.url.as_deref(), Some("redis://10.0.0.1:6380/2"));
+        assert_eq!(c.run.deadline, Duration::from_secs(90));
+        let err = c
+            .apply_env(|k| (k == "PREHEAT_DEADLINE").then(|| "later".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("PREHEAT_DEADLINE"));
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/preheat.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let c = Config::parse(&text, &path).unwrap();
+        c.validate().unwrap();
+        assert!(!c.plugins.is_empty());
+    }
+}

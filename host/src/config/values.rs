@@ -1,0 +1,223 @@
+//! Value types of the config that parse themselves, so a bad value is reported
+//! by the TOML parser with its line and column.
+
+use serde::{de, Deserialize, Deserializer};
+use std::fmt;
+use std::time::Duration;
+
+/// A size as written in TOML: a bare integer or a string with a unit.
+enum RawSize {
+    Int(u64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = RawSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size: a number of bytes or a string such as \"64MiB\" or \"50%\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawSize, E> {
+                Ok(RawSize::Int(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawSize, E> {
+                u64::try_from(v).map(RawSize::Int).map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSize, E> {
+                Ok(RawSize::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A size in bytes: an integer, or a string such as `"64MiB"`, `"512KiB"`, `"1GB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `"64MiB"`, `"1.5GiB"`, `"100MB"`, `"4096"`.
+    pub fn parse(text: &str) -> Result<ByteSize, String> {
+        let t = text.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let num: f64 = num
+            .parse()
+            .map_err(|_| format!("{text:?} is not a size (try 4096, \"64MiB\" or \"1GiB\")"))?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            other => return Err(format!("unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB, KB, MB or GB)")),
+        };
+        Ok(ByteSize((num * mult as f64) as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match RawSize::deserialize(d)? {
+            RawSize::Int(n) => Ok(ByteSize(n)),
+            RawSize::Text(s) => ByteSize::parse(&s).map_err(de::Error::custom),
+        }
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0 as f64;
+        if self.0 >= 1 << 30 {
+            write!(f, "{:.1} GiB", b / (1u64 << 30) as f64)
+        } else if self.0 >= 1 << 20 {
+            write!(f, "{:.1} MiB", b / (1u64 << 20) as f64)
+        } else if self.0 >= 1 << 10 {
+            write!(f, "{:.1} KiB", b / 1024.0)
+        } else {
+            write!(f, "{} B", self.0)
+        }
+    }
+}
+
+/// The memory budget: a percentage of available memory (cgroup limit respected) or a fixed size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MemoryBudget {
+    /// Percentage of the memory available to this process.
+    Percent(f64),
+    /// A fixed number of bytes.
+    Bytes(ByteSize),
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        MemoryBudget::Percent(50.0)
+    }
+}
+
+impl MemoryBudget {
+    /// Parses `"50%"` or a size such as `"512MiB"`.
+    pub fn parse(text: &str) -> Result<MemoryBudget, String> {
+        match text.trim().strip_suffix('%') {
+            Some(pct) => match pct.trim().parse::<f64>() {
+                Ok(p) if p > 0.0 && p <= 100.0 => Ok(MemoryBudget::Percent(p)),
+                _ => Err(format!("memory_budget {text:?}: a percentage must be above 0% and at most 100%")),
+            },
+            None => ByteSize::parse(text).map(MemoryBudget::Bytes),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MemoryBudget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match RawSize::deserialize(d)? {
+            RawSize::Int(n) => Ok(MemoryBudget::Bytes(ByteSize(n))),
+            RawSize::Text(s) => MemoryBudget::parse(&s).map_err(de::Error::custom),
+        }
+    }
+}
+
+/// How an existing key is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WritePolicy {
+    /// Write only absent keys; never overwrite, never touch an existing TTL (Redis `SET NX`).
+    #[default]
+    IfMissing,
+    /// Write absent keys, and rewrite keys whose remaining TTL is under the threshold.
+    RefreshIfTtlBelow(Duration),
+    /// Always overwrite.
+    Always,
+}
+
+impl WritePolicy {
+    /// Parses `"if-missing"`, `"always"` or `"refresh-if-ttl-below=5m"`.
+    pub fn parse(text: &str) -> Result<WritePolicy, String> {
+        match text.trim() {
+            "if-missing" => Ok(WritePolicy::IfMissing),
+            "always" => Ok(WritePolicy::Always),
+            other => match other.strip_prefix("refresh-if-ttl-below") {
+                Some(rest) => {
+                    let d = rest.trim_start().trim_start_matches('=').trim();
+                    humantime::parse_duration(d)
+                        .map(WritePolicy::RefreshIfTtlBelow)
+                        .map_err(|e| format!("bad threshold {d:?} in write_policy {text:?}: {e} (try \"refresh-if-ttl-below=5m\")"))
+                }
+                None => Err(format!(
+                    "unknown write_policy {text:?}: use \"if-missing\", \"always\" or \"refresh-if-ttl-below=<duration>\""
+                )),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WritePolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        WritePolicy::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+impl fmt::Display for WritePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WritePolicy::IfMissing => f.write_str("if-missing"),
+            WritePolicy::Always => f.write_str("always"),
+            WritePolicy::RefreshIfTtlBelow(d) => {
+                write!(f, "refresh-if-ttl-below={}", humantime::format_duration(*d))
+            }
+        }
+    }
+}
+
+/// A compiled key regex.
+#[derive(Debug, Clone)]
+pub struct KeyRegex(pub regex::Regex);
+
+impl<'de> Deserialize<'de> for KeyRegex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        regex::Regex::new(&s)
+            .map(KeyRegex)
+            .map_err(|e| de::Error::custom(format!("invalid key_regex: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(ByteSize::parse("64MiB").unwrap(), ByteSize(64 << 20));
+        assert_eq!(ByteSize::parse("1.5 KiB").unwrap(), ByteSize(1536));
+        assert_eq!(ByteSize::parse("100MB").unwrap(), ByteSize(100_000_000));
+        assert_eq!(ByteSize::parse("4096").unwrap(), ByteSize(4096));
+        assert!(ByteSize::parse("64 parsecs").unwrap_err().contains("parsecs"));
+        assert!(ByteSize::parse("lots").is_err());
+    }
+
+    #[test]
+    fn memory_budgets_parse() {
+        assert_eq!(MemoryBudget::parse("50%").unwrap(), MemoryBudget::Percent(50.0));
+        assert_eq!(MemoryBudget::parse("1GiB").unwrap(), MemoryBudget::Bytes(ByteSize(1 << 30)));
+        assert!(MemoryBudget::parse("150%").is_err());
+    }
+
+    #[test]
+    fn write_policies_parse() {
+        assert_eq!(WritePolicy::parse("if-missing").unwrap(), WritePolicy::IfMissing);
+        assert_eq!(WritePolicy::parse("always").unwrap(), WritePolicy::Always);
+        assert_eq!(
+            WritePolicy::parse("refresh-if-ttl-below=5m").unwrap(),
+            WritePolicy::RefreshIfTtlBelow(Duration::from_secs(300))
+        );
+        assert!(WritePolicy::parse("refresh-if-ttl-below=soon").is_err());
+        assert!(WritePolicy::parse("overwrite").unwrap_err().contains("if-missing"));
+    }
+}

@@ -1,0 +1,499 @@
+//! Execution: loads plugins, then runs enumerators and workers against the
+//! backend under the run's limits (concurrency, priorities, rate limits,
+//! retries, deadline, memory budget), and accounts for every key.
+//!
+//! Data flow: enumerator tasks (one per plugin) page through `enumerate`,
+//! validate and de-duplicate keys and push them into the [`WorkQueue`];
+//! `concurrency` worker tasks pop per-plugin batches in priority order, call
+//! `produce`, apply sizes and TTLs, and write the batch in one backend round trip.
+
+mod budget;
+mod progress;
+mod retry;
+mod tally;
+
+pub use budget::{available_memory, budget_bytes};
+pub use progress::{Progress, ProgressSnapshot};
+
+use crate::backend::{Backend, Outcome, Write};
+use crate::config::{Config, PluginConfig};
+use crate::plan::{KeyRules, WarmItem, WorkQueue};
+use crate::report::{Counters, Report};
+use crate::runtime::{CallError, Cancel, Entry, HostServices, KeySpec, LoadedPlugin, PluginLimits, RunContext, Runtime, WarmError};
+use anyhow::Result;
+use budget::ByteBudget;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tally::{KeyDetail, KeyOutcome, Tally};
+
+/// After this many failed calls in a row, a plugin is disabled for the rest of the run.
+const MAX_CONSECUTIVE_FAILED_CALLS: u32 = 3;
+/// Value size assumed before any value of a plugin was seen (memory budget estimate).
+const INITIAL_VALUE_ESTIMATE: u64 = 1024;
+
+/// Per-run choices that are not in the config file.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Strategy name passed to plugins and recorded (`proactive`, `on-demand`, …).
+    pub strategy: String,
+    /// Live counters for progress display.
+    pub progress: Arc<Progress>,
+    /// Record every key and call in the report (for `plugin test`).
+    pub trace: bool,
+    /// Stop enumerating a plugin after this many keys.
+    pub key_limit: Option<u64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { strategy: "proactive".into(), progress: Arc::default(), trace: false, key_limit: None }
+    }
+}
+
+/// The engine: a config plus a wasmtime runtime, able to run warming passes.
+pub struct Warmer {
+    config: Config,
+    runtime: Runtime,
+}
+
+/// One plugin's place in a run.
+struct Slot {
+    config: PluginConfig,
+    plugin: Option<Arc<LoadedPlugin>>,
+    rules: KeyRules,
+    ctx: RunContext,
+    limiter: Option<DefaultDirectRateLimiter>,
+    disabled: AtomicBool,
+    failed_calls_in_a_row: AtomicU32,
+    avg_value_bytes: AtomicU64,
+}
+
+/// What the tasks of one run share.
+struct Shared {
+    config: Config,
+    slots: Vec<Slot>,
+    queue: WorkQueue,
+    tally: Tally,
+    cancel: Cancel,
+    budget: ByteBudget,
+    backend: Backend,
+    progress: Arc<Progress>,
+    key_limit: Option<u64>,
+}
+
+impl Warmer {
+    /// Builds the runtime (engine, linker, compile cache) for a validated config.
+    pub fn new(config: Config) -> Result<Warmer> {
+        let runtime = Runtime::new(config.component_cache_dir())?;
+        Ok(Warmer { config, runtime })
+    }
+
+    /// The config this warmer runs.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Loads one plugin (compiling it, or taking it from the compile cache).
+    pub async fn load_plugin(&self, config: &PluginConfig, backend: Backend) -> Result<Arc<LoadedPlugin>> {
+        let runtime = self.runtime.clone();
+        let limits = PluginLimits {
+            fuel_per_call: config.fuel_per_call,
+            timeout: config.timeout,
+            memory_limit: config.memory_limit.0 as usize,
+        };
+        let services = Arc::new(HostServices { plugin: config.name.as_str().into(), backend, key_prefixes: config.key_prefixes.clone() });
+        let path = config.path.clone();
+        let plugin = tokio::task::spawn_blocking(move || LoadedPlugin::load(&runtime, &path, limits, services)).await??;
+        Ok(Arc::new(plugin))
+    }
+
+    /// Connects to the configured backend and runs every enabled plugin.
+    pub async fn run(&self, options: RunOptions) -> Report {
+        let started = Instant::now();
+        match Backend::connect(&self.config.backend).await {
+            Ok(backend) => self.run_with_backend(backend, options).await,
+            Err(e) => {
+                let mut report = Report::skipped("");
+                report.error = Some(format!("{e:#}"));
+                report.strategy = options.strategy;
+                report.duration_ms = started.elapsed().as_millis() as u64;
+                report.plugins = self
+                    .config
+                    .enabled_plugins()
+                    .map(|p| crate::report::PluginReport {
+                        name: p.name.clone(),
+                        counters: Counters::default(),
+                        produce_calls: 0,
+                        produce_p50_us: None,
+                        produce_p99_us: None,
+                        error: Some("not run: the backend is unavailable".into()),
+                    })
+                    .collect();
+                report.settle_status();
+                report
+            }
+        }
+    }
+
+    /// Runs every enabled plugin against an already connected backend.
+    pub async fn run_with_backend(&self, backend: Backend, options: RunOptions) -> Report {
+        let started = Instant::now();
+        let started_at = SystemTime::now();
+        let run_id = format!("{:x}-{:06x}", started_at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs(), rand::rng().random_range(0..0xffffff));
+        let configs: Vec<PluginConfig> = self.config.enabled_plugins().cloned().collect();
+        let tally = Tally::new(configs.iter().map(|c| c.name.clone()).collect(), options.trace);
+        let mut slots = Vec::with_capacity(configs.len());
+        for (i, config) in configs.into_iter().enumerate() {
+            let plugin = match self.load_plugin(&config, backend.clone()).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tally.plugin_error(i, format!("{e:#}"));
+                    None
+                }
+            };
+            slots.push(Slot::new(config, plugin, &run_id, &options.strategy));
+        }
+        let run = &self.config.run;
+        let batch_limits = slots.iter().map(|s| s.batch_limit(run.batch_size.get())).collect();
+        let capacity = (4 * run.concurrency.get() * run.batch_size.get()).max(1024);
+        let shared = Arc::new(Shared {
+            config: self.config.clone(),
+            queue: WorkQueue::new(batch_limits, capacity),
+            slots,
+            tally,
+            cancel: Cancel::default(),
+            budget: ByteBudget::new(budget_bytes(run.memory_budget)),
+            backend: backend.clone(),
+            progress: options.progress.clone(),
+            key_limit: options.key_limit,
+        });
+
+        let deadline_hit = Arc::new(AtomicBool::new(false));
+        let watchdog = tokio::spawn({
+            let shared = shared.clone();
+            let deadline_hit = deadline_hit.clone();
+            let deadline = run.deadline;
+            async move {
+                tokio::time::sleep(deadline).await;
+                tracing::warn!(deadline = ?deadline, "run deadline reached: stopping dispatch, interrupting calls in flight");
+                deadline_hit.store(true, Ordering::SeqCst);
+                shared.cancel.cancel();
+                for item in shared.queue.close() {
+                    shared.finish(item.plugin, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
+                }
+            }
+        });
+
+        let mut tasks = Vec::new();
+        let enumerators: Vec<usize> = (0..shared.slots.len()).filter(|&i| shared.slots[i].plugin.is_some()).collect();
+        for &i in &enumerators {
+            shared.queue.add_producer();
+            tasks.push(tokio::spawn(enumerate_plugin(shared.clone(), i)));
+        }
+        let enumeration = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+            shared.progress.set_enumeration_done();
+        };
+        let workers: Vec<_> = (0..run.concurrency.get()).map(|_| tokio::spawn(worker(shared.clone()))).collect();
+        enumeration.await;
+        for w in workers {
+            if let Err(e) = w.await {
+                tracing::error!("worker task failed: {e}");
+            }
+        }
+        watchdog.abort();
+
+        let shared = Arc::into_inner(shared).expect("all run tasks have finished");
+        let (plugins, errors, errors_omitted, keys, calls) = shared.tally.finish();
+        let mut totals = Counters::default();
+        for p in &plugins {
+            totals.add(&p.counters);
+        }
+        let mut report = Report {
+            status: crate::report::RunStatus::Completed,
+            run_id,
+            strategy: options.strategy,
+            started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            deadline_hit: deadline_hit.load(Ordering::SeqCst),
+            backend: backend.describe(),
+            error: None,
+            totals,
+            plugins,
+            errors,
+            errors_omitted,
+            keys,
+            calls,
+        };
+        report.settle_status();
+        if !report.balanced() {
+            tracing::error!(totals = ?report.totals, "accounting invariant broken: enumerated != sum of outcomes (this is a preheat bug)");
+        }
+        report
+    }
+}
+
+impl Slot {
+    fn new(config: PluginConfig, plugin: Option<Arc<LoadedPlugin>>, run_id: &str, strategy: &str) -> Slot {
+        let limiter = NonZeroU32::new(config.rate_limit).map(|rate| RateLimiter::direct(Quota::per_second(rate)));
+        Slot {
+            rules: KeyRules::for_plugin(&config),
+            ctx: RunContext { run_id: run_id.to_string(), strategy: strategy.to_string(), settings: config.settings_as_strings() },
+            config,
+            plugin,
+            limiter,
+            disabled: AtomicBool::new(false),
+            failed_calls_in_a_row: AtomicU32::new(0),
+            avg_value_bytes: AtomicU64::new(INITIAL_VALUE_ESTIMATE),
+        }
+    }
+
+    /// Keys per batch: the run's batch size, lowered to the rate limit (one second of keys).
+    fn batch_limit(&self, batch_size: usize) -> usize {
+        match self.config.rate_limit {
+            0 => batch_size,
+            rate => batch_size.min(rate as usize),
+        }
+    }
+
+    /// TTL of a produced value: entry's, else key spec's, else the default; jittered, then capped.
+    fn ttl(&self, entry: &Entry, spec: &KeySpec) -> Option<Duration> {
+        let secs = entry.ttl_seconds.or(spec.ttl_seconds).filter(|&s| s > 0);
+        let mut ttl = secs.map(|s| Duration::from_secs(s.into())).or(self.config.default_ttl)?;
+        if self.config.ttl_jitter_percent > 0 {
+            let j = f64::from(self.config.ttl_jitter_percent) / 100.0;
+            ttl = ttl.mul_f64(rand::rng().random_range(1.0 - j..=1.0 + j));
+        }
+        if let Some(max) = self.config.max_ttl {
+            ttl = ttl.min(max);
+        }
+        Some(ttl.max(Duration::from_secs(1)))
+    }
+}
+
+impl Shared {
+    /// Records a key's final outcome in the tally and the progress counters.
+    fn finish(&self, plugin: usize, spec: &KeySpec, outcome: KeyOutcome, detail: KeyDetail) {
+        self.tally.outcome(plugin, spec, outcome, detail);
+        self.progress.add_finished(1, u64::from(outcome == KeyOutcome::Written));
+    }
+
+    fn finish_all(&self, plugin: usize, specs: &[KeySpec], attempts: &[u32], outcome: KeyOutcome, error: &str) {
+        for (spec, &a) in specs.iter().zip(attempts) {
+            let detail = if error.is_empty() { KeyDetail::default() } else { KeyDetail::error(error, a) };
+            self.finish(plugin, spec, outcome, detail);
+        }
+    }
+
+    /// Counts a failed call; disables the plugin after too many in a row.
+    fn call_failed(&self, plugin: usize, error: &str) {
+        let slot = &self.slots[plugin];
+        let in_a_row = slot.failed_calls_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+        if in_a_row >= MAX_CONSECUTIVE_FAILED_CALLS && !slot.disabled.swap(true, Ordering::SeqCst) {
+            let msg = format!("disabled after {in_a_row} failed calls in a row; last error: {error}");
+            self.tally.plugin_error(plugin, msg.clone());
+            let pending = self.queue.remove_plugin(plugin);
+            for item in pending {
+                self.finish(plugin, &item.spec, KeyOutcome::Failed, KeyDetail::error(format!("not attempted: plugin {msg}"), item.attempts));
+            }
+        }
+    }
+}
+
+/// Pages through one plugin's `enumerate`, feeding valid, new keys to the queue.
+async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
+    let slot = &shared.slots[p];
+    let plugin = slot.plugin.as_ref().expect("only loaded plugins are enumerated");
+    let hasher = std::collections::hash_map::RandomState::new();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut cursor: Option<String> = None;
+    let mut listed: u64 = 0;
+    'pages: while !shared.cancel.is_cancelled() && !slot.disabled.load(Ordering::SeqCst) {
+        let page = match plugin.enumerate(&slot.ctx, cursor.as_deref(), &shared.cancel).await {
+            Err(CallError::Cancelled(_)) => break,
+            Err(CallError::Failed(msg)) => {
+                shared.tally.plugin_error(p, msg);
+                break;
+            }
+            Ok((result, stats)) => {
+                let n = result.as_ref().map(|page| page.keys.len()).unwrap_or(0);
+                shared.tally.call(p, "enumerate", n, stats.fuel, stats.elapsed.as_micros() as u64);
+                match result {
+                    Ok(page) => page,
+                    Err(msg) => {
+                        shared.tally.plugin_error(p, format!("plugin `{}`: enumerate returned an error: {msg}", plugin.name()));
+                        break;
+                    }
+                }
+            }
+        };
+        for spec in page.keys {
+            if shared.key_limit.is_some_and(|limit| listed >= limit) {
+                break 'pages;
+            }
+            if !seen.insert(hasher.hash_one(&spec.key)) {
+                shared.tally.add(p, |c| c.duplicates += 1);
+                continue;
+            }
+            listed += 1;
+            shared.tally.add(p, |c| c.enumerated += 1);
+            shared.progress.add_enumerated(1);
+            if let Err(reason) = slot.rules.check(&spec.key) {
+                shared.finish(p, &spec, KeyOutcome::Invalid, KeyDetail::error(format!("invalid key: {reason}"), 0));
+                continue;
+            }
+            let item = WarmItem { plugin: p, spec, attempts: 0 };
+            if !shared.queue.push(item.clone()).await {
+                shared.finish(p, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
+            }
+        }
+        match page.cursor {
+            None => break,
+            Some(next) if cursor.as_ref() == Some(&next) => {
+                shared.tally.plugin_error(p, format!("plugin `{}`: enumerate returned the cursor {next:?} it was given; stopped to avoid an endless loop", plugin.name()));
+                break;
+            }
+            next => cursor = next,
+        }
+    }
+    shared.queue.producer_done();
+}
+
+/// Takes batches until the run is over.
+async fn worker(shared: Arc<Shared>) {
+    while let Some((p, batch)) = shared.queue.pop_batch().await {
+        process_batch(&shared, p, batch).await;
+        shared.queue.producer_done();
+    }
+}
+
+/// Produces and writes one batch of one plugin, recording every key's outcome.
+async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
+    let slot = &shared.slots[p];
+    let (specs, attempts): (Vec<KeySpec>, Vec<u32>) = batch.into_iter().map(|i| (i.spec, i.attempts + 1)).unzip();
+    if slot.disabled.load(Ordering::SeqCst) {
+        return shared.finish_all(p, &specs, &attempts, KeyOutcome::Failed, "not attempted: the plugin was disabled after repeated failures");
+    }
+    let plugin = slot.plugin.as_ref().expect("only loaded plugins have queued keys");
+    let estimate = specs.len() as u64 * slot.avg_value_bytes.load(Ordering::Relaxed);
+    let permit = tokio::select! {
+        permit = async {
+            if let Some(limiter) = &slot.limiter {
+                let n = NonZeroU32::new(specs.len() as u32).expect("batches are never empty");
+                limiter.until_n_ready(n).await.expect("batches are capped at the rate limit");
+            }
+            shared.budget.reserve(estimate).await
+        } => permit,
+        _ = shared.cancel.cancelled() => return shared.finish_all(p, &specs, &attempts, KeyOutcome::Abandoned, ""),
+    };
+
+    let (results, stats) = match plugin.produce(&slot.ctx, &specs, &shared.cancel).await {
+        Ok(ok) => ok,
+        Err(CallError::Cancelled(_)) => return shared.finish_all(p, &specs, &attempts, KeyOutcome::Abandoned, ""),
+        Err(CallError::Failed(msg)) => {
+            shared.finish_all(p, &specs, &attempts, KeyOutcome::Failed, &msg);
+            return shared.call_failed(p, &msg);
+        }
+    };
+    slot.failed_calls_in_a_row.store(0, Ordering::SeqCst);
+    shared.tally.call(p, "produce", specs.len(), stats.fuel, stats.elapsed.as_micros() as u64);
+
+    let max_value = slot.config.max_value_bytes.0;
+    let mut writes = Vec::with_capacity(specs.len());
+    let mut written_specs = Vec::with_capacity(specs.len());
+    let mut produced_bytes = 0u64;
+    for ((spec, attempt), result) in specs.into_iter().zip(attempts).zip(results) {
+        match result {
+            Ok(entry) if entry.value.len() as u64 > max_value => {
+                let msg = format!("value is {} bytes, over max_value_bytes = {max_value}; raise max_value_bytes for this plugin or produce a smaller value", entry.value.len());
+                shared.finish(p, &spec, KeyOutcome::Failed, KeyDetail::error(msg, attempt));
+            }
+            Ok(entry) => {
+                produced_bytes += entry.value.len() as u64;
+                let ttl = slot.ttl(&entry, &spec);
+                writes.push(Write { key: spec.key.clone(), value: entry.value, ttl });
+                written_specs.push((spec, attempt));
+            }
+            Err(WarmError::Skip(reason)) => {
+                shared.finish(p, &spec, KeyOutcome::SkippedByPlugin, KeyDetail { error: Some(reason), attempts: attempt, ..Default::default() })
+            }
+            Err(WarmError::Fail(reason)) => shared.finish(p, &spec, KeyOutcome::Failed, KeyDetail::error(format!("plugin failed the key: {reason}"), attempt)),
+            Err(WarmError::Retry(reason)) => schedule_retry(shared, p, spec, attempt, &reason),
+        }
+    }
+    if !writes.is_empty() {
+        let avg = produced_bytes / writes.len() as u64;
+        slot.avg_value_bytes.store(avg.max(64), Ordering::Relaxed);
+        write_batch(shared, p, writes, written_specs).await;
+    }
+    drop(permit);
+}
+
+/// Requeues a key the plugin asked to retry, after a backoff; fails it when out of attempts.
+fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec, attempt: u32, reason: &str) {
+    let max = shared.config.run.max_attempts.get() as u32;
+    if attempt >= max {
+        let msg = format!("gave up after {attempt} attempts; last: {reason}");
+        return shared.finish(p, &spec, KeyOutcome::Failed, KeyDetail::error(msg, attempt));
+    }
+    shared.tally.add(p, |c| c.retried += 1);
+    shared.queue.add_producer();
+    let delay = retry::backoff(shared.config.run.retry_base_delay, attempt);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let item = WarmItem { plugin: p, spec, attempts: attempt };
+        let requeued = tokio::select! {
+            _ = tokio::time::sleep(delay) => shared.queue.push_now(item.clone()),
+            _ = shared.cancel.cancelled() => false,
+        };
+        if !requeued {
+            shared.finish(p, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
+        }
+        shared.queue.producer_done();
+    });
+}
+
+/// Writes produced values, retrying transient backend errors with backoff.
+async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, specs: Vec<(KeySpec, u32)>) {
+    let policy = shared.slots[p].config.write_policy;
+    let max = shared.config.run.max_attempts.get() as u32;
+    let mut attempt = 1;
+    let outcomes = loop {
+        match shared.backend.write_batch(policy, &writes).await {
+            Ok(outcomes) => break outcomes,
+            Err(e) if e.transient && attempt < max && !shared.cancel.is_cancelled() => {
+                tracing::warn!(plugin = %shared.tally.name(p), attempt, error = %e, "backend write failed; retrying");
+                shared.tally.add(p, |c| c.retried += writes.len() as u64);
+                tokio::select! {
+                    _ = tokio::time::sleep(retry::backoff(shared.config.run.retry_base_delay, attempt)) => {}
+                    _ = shared.cancel.cancelled() => {}
+                }
+                attempt += 1;
+            }
+            Err(e) => {
+                let outcome = if shared.cancel.is_cancelled() { KeyOutcome::Abandoned } else { KeyOutcome::Failed };
+                let msg = format!("{e} (after {attempt} write attempts)");
+                for (spec, a) in &specs {
+                    shared.finish(p, spec, outcome, KeyDetail::error(msg.clone(), *a));
+                }
+                return;
+            }
+        }
+    };
+    for ((outcome, write), (spec, a)) in outcomes.into_iter().zip(&writes).zip(&specs) {
+        let detail = KeyDetail { value_bytes: Some(write.value.len()), ttl_seconds: write.ttl.map(|t| t.as_secs()), attempts: *a, error: None };
+        match outcome {
+            Outcome::Written => shared.finish(p, spec, KeyOutcome::Written, detail),
+            Outcome::Fresh => shared.finish(p, spec, KeyOutcome::Fresh, detail),
+            Outcome::Rejected(msg) => shared.finish(p, spec, KeyOutcome::Failed, KeyDetail { error: Some(msg), ..detail }),
+        }
+    }
+}

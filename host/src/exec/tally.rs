@@ -1,0 +1,163 @@
+//! Per-plugin bookkeeping during a run, turned into the report at the end.
+
+use crate::plan::priority_name;
+use crate::report::{percentile, CallTrace, Counters, KeyError, KeyTrace, PluginReport};
+use crate::runtime::KeySpec;
+use std::sync::Mutex;
+
+/// Errors kept in the report; the rest are counted.
+const MAX_ERRORS: usize = 100;
+/// Keys kept when tracing (`plugin test`).
+const MAX_TRACED_KEYS: usize = 100_000;
+
+/// Final outcome of one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyOutcome {
+    Written,
+    Fresh,
+    SkippedByPlugin,
+    Invalid,
+    Failed,
+    Abandoned,
+}
+
+impl KeyOutcome {
+    fn name(self) -> &'static str {
+        match self {
+            KeyOutcome::Written => "written",
+            KeyOutcome::Fresh => "fresh",
+            KeyOutcome::SkippedByPlugin => "skipped",
+            KeyOutcome::Invalid => "invalid",
+            KeyOutcome::Failed => "failed",
+            KeyOutcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+#[derive(Default)]
+struct PluginTally {
+    counters: Counters,
+    produce_us: Vec<u64>,
+    error: Option<String>,
+}
+
+/// Everything the workers record during a run.
+pub(crate) struct Tally {
+    names: Vec<String>,
+    plugins: Vec<Mutex<PluginTally>>,
+    errors: Mutex<(Vec<KeyError>, u64)>,
+    trace: Option<Mutex<(Vec<KeyTrace>, Vec<CallTrace>)>>,
+}
+
+impl Tally {
+    pub(crate) fn new(names: Vec<String>, trace: bool) -> Tally {
+        let plugins = names.iter().map(|_| Mutex::default()).collect();
+        Tally { names, plugins, errors: Mutex::default(), trace: trace.then(Mutex::default) }
+    }
+
+    pub(crate) fn name(&self, plugin: usize) -> &str {
+        &self.names[plugin]
+    }
+
+    pub(crate) fn add(&self, plugin: usize, f: impl FnOnce(&mut Counters)) {
+        f(&mut self.plugins[plugin].lock().unwrap().counters);
+    }
+
+    /// Records a key's final outcome (and, for problems, its error).
+    pub(crate) fn outcome(&self, plugin: usize, spec: &KeySpec, outcome: KeyOutcome, detail: KeyDetail) {
+        {
+            let mut t = self.plugins[plugin].lock().unwrap();
+            let c = &mut t.counters;
+            match outcome {
+                KeyOutcome::Written => {
+                    c.written += 1;
+                    c.bytes_written += detail.value_bytes.unwrap_or(0) as u64;
+                }
+                KeyOutcome::Fresh => c.skipped_fresh += 1,
+                KeyOutcome::SkippedByPlugin => c.skipped_by_plugin += 1,
+                KeyOutcome::Invalid => c.invalid += 1,
+                KeyOutcome::Failed => c.failed += 1,
+                KeyOutcome::Abandoned => c.abandoned += 1,
+            }
+        }
+        if let Some(error) = detail.error.filter(|_| matches!(outcome, KeyOutcome::Invalid | KeyOutcome::Failed)) {
+            let mut errors = self.errors.lock().unwrap();
+            if errors.0.len() < MAX_ERRORS {
+                errors.0.push(KeyError { plugin: self.names[plugin].clone(), key: spec.key.clone(), error, attempts: detail.attempts });
+            } else {
+                errors.1 += 1;
+            }
+        }
+        if let Some(trace) = &self.trace {
+            let mut trace = trace.lock().unwrap();
+            if trace.0.len() < MAX_TRACED_KEYS {
+                trace.0.push(KeyTrace {
+                    plugin: self.names[plugin].clone(),
+                    key: spec.key.clone(),
+                    priority: priority_name(spec.priority),
+                    value_bytes: detail.value_bytes,
+                    ttl_seconds: detail.ttl_seconds,
+                    outcome: outcome.name(),
+                });
+            }
+        }
+    }
+
+    /// Records a call's cost.
+    pub(crate) fn call(&self, plugin: usize, call: &'static str, keys: usize, fuel: u64, time_us: u64) {
+        {
+            let mut t = self.plugins[plugin].lock().unwrap();
+            t.counters.fuel_consumed += fuel;
+            if call == "produce" {
+                t.produce_us.push(time_us);
+            }
+        }
+        if let Some(trace) = &self.trace {
+            trace.lock().unwrap().1.push(CallTrace { plugin: self.names[plugin].clone(), call, keys, fuel, time_us });
+        }
+    }
+
+    /// Marks the plugin as failed as a whole (the first error wins).
+    pub(crate) fn plugin_error(&self, plugin: usize, error: String) {
+        tracing::error!(plugin = %self.names[plugin], "{error}");
+        self.plugins[plugin].lock().unwrap().error.get_or_insert(error);
+    }
+
+    /// The per-plugin reports, the error list and the traces.
+    pub(crate) fn finish(self) -> (Vec<PluginReport>, Vec<KeyError>, u64, Vec<KeyTrace>, Vec<CallTrace>) {
+        let reports = self
+            .names
+            .into_iter()
+            .zip(self.plugins)
+            .map(|(name, t)| {
+                let mut t = t.into_inner().unwrap();
+                PluginReport {
+                    name,
+                    produce_calls: t.produce_us.len() as u64,
+                    produce_p50_us: percentile(&mut t.produce_us, 0.5),
+                    produce_p99_us: percentile(&mut t.produce_us, 0.99),
+                    counters: t.counters,
+                    error: t.error,
+                }
+            })
+            .collect();
+        let (errors, omitted) = self.errors.into_inner().unwrap();
+        let (keys, calls) = self.trace.map(|t| t.into_inner().unwrap()).unwrap_or_default();
+        (reports, errors, omitted, keys, calls)
+    }
+}
+
+/// Optional facts about a key's outcome.
+#[derive(Debug, Default)]
+pub(crate) struct KeyDetail {
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub value_bytes: Option<usize>,
+    pub ttl_seconds: Option<u64>,
+}
+
+impl KeyDetail {
+    pub(crate) fn error(error: impl Into<String>, attempts: u32) -> KeyDetail {
+        KeyDetail { error: Some(error.into()), attempts, ..Default::default() }
+    }
+}

@@ -1,0 +1,19 @@
+//! preheat: a cache warming engine scripted with WebAssembly plugins.
+//!
+//! The data flow, one module per stage:
+//! [`config`] → [`runtime`] (sandboxed plugins) → [`plan`] (validated,
+//! prioritised keys) → [`exec`] (batches, retries, deadline, budget) →
+//! [`backend`] (write policy, Redis or memory) → [`report`]. [`cli`] is the
+//! `preheat` binary on top.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod exec;
+pub mod plan;
+pub mod report;
+pub mod runtime;
+
+pub use config::Config;
+pub use exec::{RunOptions, Warmer};
+pub use report::{Report, RunStatus};

@@ -1,0 +1,32 @@
+//! Planning: turning what plugins enumerate into a prioritised stream of work.
+//!
+//! Keys are validated ([`KeyRules`]), de-duplicated, and queued by priority in
+//! the [`WorkQueue`], from which the executor takes per-plugin batches.
+
+mod queue;
+mod validate;
+
+pub use queue::{WarmItem, WorkQueue};
+pub use validate::KeyRules;
+
+use crate::runtime::Priority;
+
+/// Queue level of a priority: 0 is served first.
+pub fn level(priority: Priority) -> usize {
+    match priority {
+        Priority::Critical => 0,
+        Priority::High => 1,
+        Priority::Normal => 2,
+        Priority::Low => 3,
+    }
+}
+
+/// Lower-case name of a priority, as in config and reports.
+pub fn priority_name(priority: Priority) -> &'static str {
+    match priority {
+        Priority::Critical => "critical",
+        Priority::High => "high",
+        Priority::Normal => "normal",
+        Priority::Low => "low",
+    }
+}

@@ -1,0 +1,67 @@
+//! The human summary printed at the end of `run` and `deploy`.
+
+use super::Report;
+use std::fmt::Write;
+
+/// Renders a report as a few aligned lines.
+pub fn render_summary(report: &Report) -> String {
+    let mut out = String::new();
+    let t = &report.totals;
+    let secs = report.duration_ms as f64 / 1000.0;
+    let _ = writeln!(
+        out,
+        "preheat: {:?} in {:.2}s{} — {} keys: {} written, {} fresh, {} skipped by plugin, {} invalid, {} failed, {} abandoned ({} retries, {} bytes)",
+        report.status,
+        secs,
+        if report.deadline_hit { " (deadline reached)" } else { "" },
+        t.enumerated,
+        t.written,
+        t.skipped_fresh,
+        t.skipped_by_plugin,
+        t.invalid,
+        t.failed,
+        t.abandoned,
+        t.retried,
+        t.bytes_written
+    );
+    if let Some(e) = &report.error {
+        let _ = writeln!(out, "  error: {e}");
+    }
+    for p in &report.plugins {
+        let c = &p.counters;
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>8} enumerated {:>8} written {:>6} fresh {:>6} skipped {:>6} invalid {:>6} failed {:>6} abandoned  p50 {} p99 {}",
+            p.name,
+            c.enumerated,
+            c.written,
+            c.skipped_fresh,
+            c.skipped_by_plugin,
+            c.invalid,
+            c.failed,
+            c.abandoned,
+            fmt_us(p.produce_p50_us),
+            fmt_us(p.produce_p99_us),
+        );
+        if let Some(e) = &p.error {
+            let _ = writeln!(out, "    plugin error: {e}");
+        }
+    }
+    for e in report.errors.iter().take(10) {
+        let first_line = e.error.lines().next().unwrap_or("");
+        let _ = writeln!(out, "  ! {} {:?}: {first_line}", e.plugin, e.key);
+    }
+    let more = report.errors.len().saturating_sub(10) as u64 + report.errors_omitted;
+    if more > 0 {
+        let _ = writeln!(out, "  … and {more} more errors (see --report FILE)");
+    }
+    out
+}
+
+fn fmt_us(us: Option<u64>) -> String {
+    match us {
+        None => "-".into(),
+        Some(us) if us >= 1000 => format!("{:.1}ms", us as f64 / 1000.0),
+        Some(us) => format!("{us}µs"),
+    }
+}

@@ -1,0 +1,54 @@
+//! The wasmtime engine, its epoch ticker and the linker shared by all plugins.
+
+use super::bindings::Plugin;
+use super::compile_cache::CompileCache;
+use super::sandbox::HostState;
+use anyhow::Result;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+/// The plugin interface version this host implements (`preheat:plugin@…`).
+pub const INTERFACE_VERSION: &str = "0.1.0";
+
+/// How often the epoch advances; the resolution of per-call timeouts and cancellation.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The engine, linker and compile cache; one per process, shared by every plugin.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState>,
+    pub(crate) cache: CompileCache,
+}
+
+impl Runtime {
+    /// Builds an engine with fuel and epoch interruption on, and starts its epoch ticker.
+    pub fn new(cache_dir: PathBuf) -> Result<Runtime> {
+        let mut config = Config::new();
+        config.consume_fuel(true).epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(anyhow::Error::from)?;
+        spawn_epoch_ticker(&engine);
+        let cache = CompileCache::new(cache_dir, &engine);
+        Ok(Runtime { engine, linker, cache })
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("preheat-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}

@@ -1,0 +1,22 @@
+//! Runtime: loads plugins as wasmtime components and calls them inside the sandbox.
+//!
+//! [`Runtime`] owns the engine (fuel, epochs, the compile cache); a
+//! [`LoadedPlugin`] is one compiled, version-checked component with a pool of
+//! instances, called through [`LoadedPlugin::enumerate`] and
+//! [`LoadedPlugin::produce`]. Every call runs under the plugin's fuel, time
+//! and memory limits; a failing call is reported as a [`CallError`] and never
+//! takes the host down.
+
+mod bindings;
+mod compile_cache;
+mod engine;
+mod guest_output;
+mod host_api;
+mod plugin;
+mod sandbox;
+
+pub use bindings::preheat::plugin::types::{Entry, KeySpec, Level, Page, Priority, RunContext, WarmError};
+pub use engine::{Runtime, INTERFACE_VERSION};
+pub use compile_cache::CacheOutcome;
+pub use plugin::{CallError, CallStats, LoadedPlugin, PluginLimits};
+pub use sandbox::{Cancel, HostServices};

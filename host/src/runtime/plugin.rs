@@ -1,0 +1,320 @@
+//! One loaded plugin: a compiled, version-checked component with a pool of
+//! ready instances, and the two calls of the interface under the sandbox limits.
+
+use super::bindings::{Plugin, PluginPre};
+use super::compile_cache::CacheOutcome;
+use super::engine::{Runtime, INTERFACE_VERSION};
+use super::guest_output::GuestOutput;
+use super::sandbox::{Cancel, HostServices, HostState, Interrupted, MemoryCapExceeded};
+use super::{Entry, KeySpec, Page, RunContext, WarmError};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::{Engine, Store, Trap, WasmBacktrace};
+
+/// The sandbox limits of one plugin, applied to every call.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginLimits {
+    /// Fuel (≈ wasm instructions) per call.
+    pub fuel_per_call: u64,
+    /// Wall-clock limit per call.
+    pub timeout: Duration,
+    /// Linear memory cap per instance, in bytes.
+    pub memory_limit: usize,
+}
+
+/// What one successful call cost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallStats {
+    /// Fuel consumed.
+    pub fuel: u64,
+    /// Wall-clock time of the call.
+    pub elapsed: Duration,
+}
+
+/// Why a call produced nothing.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The run was stopped while the call was waiting or running; its keys are abandoned.
+    #[error("{0}")]
+    Cancelled(String),
+    /// The call trapped, ran out of fuel, time or memory, or could not start.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A ready-to-call instance and its store.
+struct Instance {
+    store: Store<HostState>,
+    bindings: Plugin,
+}
+
+/// A compiled plugin, ready to be instantiated and called.
+pub struct LoadedPlugin {
+    name: Arc<str>,
+    engine: Engine,
+    pre: PluginPre<HostState>,
+    limits: PluginLimits,
+    services: Arc<HostServices>,
+    idle: Mutex<Vec<Instance>>,
+    /// Whether the compiled component came from the on-disk cache.
+    pub cache_outcome: CacheOutcome,
+    /// Size of the `.wasm` file.
+    pub wasm_bytes: usize,
+}
+
+impl LoadedPlugin {
+    /// Reads, compiles (or loads from the cache), version-checks and links a plugin.
+    /// CPU-heavy on a cache miss: call it from a blocking context.
+    pub fn load(runtime: &Runtime, path: &Path, limits: PluginLimits, services: Arc<HostServices>) -> Result<LoadedPlugin> {
+        let name = services.plugin.clone();
+        let wasm = std::fs::read(path).with_context(|| {
+            format!("plugin `{name}`: cannot read {}: check `path` in the config, and build the plugin with `cargo build --release --target wasm32-wasip2`", path.display())
+        })?;
+        check_component_header(&wasm).with_context(|| format!("plugin `{name}`: {}", path.display()))?;
+        let (component, cache_outcome) = runtime
+            .cache
+            .load(&runtime.engine, &wasm, path)
+            .with_context(|| format!("plugin `{name}`"))?;
+        check_interface_version(&component, &runtime.engine).with_context(|| format!("plugin `{name}` ({})", path.display()))?;
+        let instance_pre = runtime
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("plugin `{name}` ({}) imports something this host does not grant", path.display()))?;
+        let pre = PluginPre::new(instance_pre).map_err(anyhow::Error::from).with_context(|| format!("plugin `{name}`"))?;
+        Ok(LoadedPlugin {
+            name,
+            engine: runtime.engine.clone(),
+            pre,
+            limits,
+            services,
+            idle: Mutex::new(Vec::new()),
+            cache_outcome,
+            wasm_bytes: wasm.len(),
+        })
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The host services (backend, prefixes) this plugin was given.
+    pub fn services(&self) -> &HostServices {
+        &self.services
+    }
+
+    /// Creates an instance now, so a broken start-up shows before the run (used by `check`).
+    pub async fn warm_up(&self) -> Result<(), CallError> {
+        let instance = self.checkout(&Cancel::default()).await?;
+        self.idle.lock().unwrap().push(instance);
+        Ok(())
+    }
+
+    /// Calls `enumerate`: the plugin's own error comes back as `Ok(Err(..))`.
+    pub async fn enumerate(
+        &self,
+        ctx: &RunContext,
+        cursor: Option<&str>,
+        cancel: &Cancel,
+    ) -> Result<(Result<Page, String>, CallStats), CallError> {
+        let mut inst = self.checkout(cancel).await?;
+        let started = self.arm(&mut inst, cancel);
+        let result = inst.bindings.preheat_plugin_warmer().call_enumerate(&mut inst.store, ctx, cursor).await;
+        self.finish(inst, result, started, || match cursor {
+            Some(c) => format!("enumerate (cursor {c:?})"),
+            None => "enumerate (first page)".to_string(),
+        })
+    }
+
+    /// Calls `produce` for a batch; checks that exactly one result per key came back.
+    pub async fn produce(
+        &self,
+        ctx: &RunContext,
+        keys: &[KeySpec],
+        cancel: &Cancel,
+    ) -> Result<(Vec<Result<Entry, WarmError>>, CallStats), CallError> {
+        let mut inst = self.checkout(cancel).await?;
+        let started = self.arm(&mut inst, cancel);
+        let result = inst.bindings.preheat_plugin_warmer().call_produce(&mut inst.store, ctx, keys).await;
+        let what = || describe_batch(keys);
+        let (results, stats) = self.finish(inst, result, started, what)?;
+        if results.len() != keys.len() {
+            return Err(CallError::Failed(format!(
+                "plugin `{}`: {} returned {} results for {} keys; produce must return exactly one result per key, in order",
+                self.name,
+                what(),
+                results.len(),
+                keys.len()
+            )));
+        }
+        Ok((results, stats))
+    }
+
+    /// Takes an idle instance, or instantiates a new one.
+    async fn checkout(&self, cancel: &Cancel) -> Result<Instance, CallError> {
+        if cancel.is_cancelled() {
+            return Err(CallError::Cancelled("run stopped before the call started".into()));
+        }
+        if let Some(inst) = self.idle.lock().unwrap().pop() {
+            return Ok(inst);
+        }
+        let output = GuestOutput::new(self.name.clone());
+        let mut store = HostState::new_store(&self.engine, self.services.clone(), self.limits.memory_limit, output);
+        let started = self.arm_store(&mut store, cancel);
+        match self.pre.instantiate_async(&mut store).await {
+            Ok(bindings) => Ok(Instance { store, bindings }),
+            Err(e) => Err(self.describe_failure(&store, e, started, "instantiation")),
+        }
+    }
+
+    fn arm(&self, inst: &mut Instance, cancel: &Cancel) -> Instant {
+        self.arm_store(&mut inst.store, cancel)
+    }
+
+    /// Refills fuel and restarts the call clock.
+    fn arm_store(&self, store: &mut Store<HostState>, cancel: &Cancel) -> Instant {
+        store.set_fuel(self.limits.fuel_per_call).expect("fuel is enabled on the engine");
+        store.set_epoch_deadline(1);
+        let started = Instant::now();
+        let state = store.data_mut();
+        state.guard.started = started;
+        state.guard.timeout = self.limits.timeout;
+        state.guard.cancel = cancel.clone();
+        state.output.clear_tail();
+        started
+    }
+
+    /// Returns a healthy instance to the pool, or turns a failure into a [`CallError`].
+    fn finish<R>(
+        &self,
+        inst: Instance,
+        result: wasmtime::Result<R>,
+        started: Instant,
+        what: impl Fn() -> String,
+    ) -> Result<(R, CallStats), CallError> {
+        match result {
+            Ok(value) => {
+                let left = inst.store.get_fuel().unwrap_or(0);
+                let stats = CallStats { fuel: self.limits.fuel_per_call.saturating_sub(left), elapsed: started.elapsed() };
+                self.idle.lock().unwrap().push(inst);
+                Ok((value, stats))
+            }
+            // A trapped instance may be in any state: drop it, the next call gets a fresh one.
+            Err(e) => Err(self.describe_failure(&inst.store, e, started, &what())),
+        }
+    }
+
+    fn describe_failure(&self, store: &Store<HostState>, e: wasmtime::Error, started: Instant, what: &str) -> CallError {
+        let name = &self.name;
+        if let Some(Interrupted::Cancelled) = e.downcast_ref::<Interrupted>() {
+            return CallError::Cancelled(format!("plugin `{name}`: {what} interrupted: the run was stopped"));
+        }
+        let reason = if let Some(i) = e.downcast_ref::<Interrupted>() {
+            format!("{i}; raise `timeout` for this plugin or do less work per call")
+        } else if let Some(m) = e.downcast_ref::<MemoryCapExceeded>() {
+            format!("{m}; raise `memory_limit` for this plugin or use less memory per call")
+        } else if let Some(Trap::OutOfFuel) = e.downcast_ref::<Trap>() {
+            format!(
+                "ran out of fuel after {:?}: used all {} units (limit: fuel_per_call = {}); raise `fuel_per_call` or do less work per call",
+                started.elapsed(),
+                self.limits.fuel_per_call,
+                self.limits.fuel_per_call
+            )
+        } else {
+            let mut msg = match e.downcast_ref::<Trap>() {
+                Some(trap) => format!("trapped: {trap}"),
+                None => format!("failed: {e:#}"),
+            };
+            let tail = store.data().output.tail();
+            if !tail.is_empty() {
+                msg.push_str(&format!("\nguest stderr:\n{tail}"));
+            }
+            if let Some(bt) = e.downcast_ref::<WasmBacktrace>() {
+                msg.push_str(&format!("\nwasm backtrace:\n{bt}"));
+            }
+            msg
+        };
+        CallError::Failed(format!("plugin `{name}`: {what} {reason}"))
+    }
+}
+
+/// "produce (batch of N keys: first, …)" for messages.
+fn describe_batch(keys: &[KeySpec]) -> String {
+    match keys {
+        [] => "produce (empty batch)".to_string(),
+        [one] => format!("produce (key {:?})", one.key),
+        [first, ..] => format!("produce (batch of {} keys starting at {:?})", keys.len(), first.key),
+    }
+}
+
+/// Refuses files that are not components before handing them to the compiler.
+fn check_component_header(wasm: &[u8]) -> Result<()> {
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        bail!("not a WebAssembly file (no \\0asm header); point `path` at the .wasm built for wasm32-wasip2");
+    }
+    if wasm[4..8] == [1, 0, 0, 0] {
+        bail!("is a core WebAssembly module, not a component: build it with `--target wasm32-wasip2` (wasm32-wasip1 and wasm32-unknown-unknown produce modules)");
+    }
+    Ok(())
+}
+
+/// The version in an interface name such as `preheat:plugin/warmer@0.1.0`.
+fn version_of(name: &str) -> Option<&str> {
+    name.split_once('@').map(|(_, v)| v)
+}
+
+/// Whether two interface versions are compatible (same major, and same minor while major is 0).
+fn compatible(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> Vec<String> { v.split('.').map(str::to_string).collect() };
+    let (a, b) = (parts(a), parts(b));
+    match (a.first().map(String::as_str), b.first().map(String::as_str)) {
+        (Some("0"), Some("0")) => a.get(1) == b.get(1),
+        (x, y) => x == y,
+    }
+}
+
+/// Refuses a component that does not export a compatible `preheat:plugin/warmer`.
+fn check_interface_version(component: &wasmtime::component::Component, engine: &Engine) -> Result<()> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let warmer = exports.iter().find(|n| n.starts_with("preheat:plugin/warmer"));
+    let Some(warmer) = warmer else {
+        bail!(
+            "does not export the preheat:plugin/warmer interface (it exports {exports:?}); is it a preheat plugin built with preheat-guest?"
+        );
+    };
+    let found = version_of(warmer).unwrap_or("unversioned");
+    if !compatible(found, INTERFACE_VERSION) {
+        bail!(
+            "was built against plugin interface preheat:plugin@{found}, but this host implements preheat:plugin@{INTERFACE_VERSION}; rebuild the plugin against preheat-guest for interface {INTERFACE_VERSION} (or use a preheat release that supports {found})"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_follow_semver_for_zero_majors() {
+        assert!(compatible("0.1.0", "0.1.0"));
+        assert!(compatible("0.1.3", "0.1.0"));
+        assert!(!compatible("0.2.0", "0.1.0"));
+        assert!(compatible("1.2.0", "1.0.0"));
+        assert!(!compatible("2.0.0", "1.0.0"));
+        assert_eq!(version_of("preheat:plugin/warmer@0.2.0"), Some("0.2.0"));
+    }
+
+    #[test]
+    fn non_components_are_refused_with_the_fix() {
+        let err = check_component_header(b"hello world").unwrap_err().to_string();
+        assert!(err.contains("not a WebAssembly file"), "{err}");
+        let err = check_component_header(b"\0asm\x01\0\0\0").unwrap_err().to_string();
+        assert!(err.contains("wasm32-wasip2"), "{err}");
+        assert!(check_component_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

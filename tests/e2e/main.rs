@@ -1,1 +1,8 @@
+//! End-to-end tests: the real `preheat` binary, real WebAssembly components
+//! built from plugins/ and tests/fixtures/, and redis-servers started here on
+//! free loopback ports.
 
+mod cli;
+mod sandbox;
+mod support;
+mod warming;

@@ -211,7 +211,6 @@ impl Warmer {
         }
         watchdog.abort();
 
-        let shared = Arc::into_inner(shared).expect("all run tasks have finished");
         let (plugins, errors, errors_omitted, keys, calls) = shared.tally.finish();
         let mut totals = Counters::default();
         for p in &plugins {

@@ -123,16 +123,16 @@ impl Tally {
         self.plugins[plugin].lock().unwrap().error.get_or_insert(error);
     }
 
-    /// The per-plugin reports, the error list and the traces.
-    pub(crate) fn finish(self) -> (Vec<PluginReport>, Vec<KeyError>, u64, Vec<KeyTrace>, Vec<CallTrace>) {
+    /// Takes the per-plugin reports, the error list and the traces out of the tally.
+    pub(crate) fn finish(&self) -> (Vec<PluginReport>, Vec<KeyError>, u64, Vec<KeyTrace>, Vec<CallTrace>) {
         let reports = self
             .names
-            .into_iter()
-            .zip(self.plugins)
+            .iter()
+            .zip(&self.plugins)
             .map(|(name, t)| {
-                let mut t = t.into_inner().unwrap();
+                let mut t = std::mem::take(&mut *t.lock().unwrap());
                 PluginReport {
-                    name,
+                    name: name.clone(),
                     produce_calls: t.produce_us.len() as u64,
                     produce_p50_us: percentile(&mut t.produce_us, 0.5),
                     produce_p99_us: percentile(&mut t.produce_us, 0.99),
@@ -141,8 +141,8 @@ impl Tally {
                 }
             })
             .collect();
-        let (errors, omitted) = self.errors.into_inner().unwrap();
-        let (keys, calls) = self.trace.map(|t| t.into_inner().unwrap()).unwrap_or_default();
+        let (errors, omitted) = std::mem::take(&mut *self.errors.lock().unwrap());
+        let (keys, calls) = self.trace.as_ref().map(|t| std::mem::take(&mut *t.lock().unwrap())).unwrap_or_default();
         (reports, errors, omitted, keys, calls)
     }
 }

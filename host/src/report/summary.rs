@@ -47,13 +47,25 @@ pub fn render_summary(report: &Report) -> String {
             let _ = writeln!(out, "    plugin error: {e}");
         }
     }
-    for e in report.errors.iter().take(10) {
+    // Errors of one failed batch repeat per key: show each distinct error once.
+    let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for e in &report.errors {
         let first_line = e.error.lines().next().unwrap_or("");
-        let _ = writeln!(out, "  ! {} {:?}: {first_line}", e.plugin, e.key);
+        match groups.iter_mut().find(|(p, msg, _)| *p == e.plugin && *msg == first_line) {
+            Some(group) => group.2.push(&e.key),
+            None => groups.push((&e.plugin, first_line, vec![&e.key])),
+        }
     }
-    let more = report.errors.len().saturating_sub(10) as u64 + report.errors_omitted;
-    if more > 0 {
-        let _ = writeln!(out, "  … and {more} more errors (see --report FILE)");
+    for (plugin, msg, keys) in groups.iter().take(10) {
+        let which = match keys.as_slice() {
+            [one] => format!("{one:?}"),
+            [first, rest @ ..] => format!("{first:?} and {} more keys", rest.len()),
+            [] => String::new(),
+        };
+        let _ = writeln!(out, "  ! {plugin} {which}: {msg}");
+    }
+    if groups.len() > 10 || report.errors_omitted > 0 {
+        let _ = writeln!(out, "  … more errors in the JSON report (--report FILE)");
     }
     out
 }

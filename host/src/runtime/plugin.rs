@@ -224,21 +224,34 @@ impl LoadedPlugin {
                 self.limits.fuel_per_call
             )
         } else {
-            let mut msg = match e.downcast_ref::<Trap>() {
-                Some(trap) => format!("trapped: {trap}"),
-                None => format!("failed: {e:#}"),
-            };
             let tail = store.data().output.tail();
+            let mut msg = match (rust_panic(&tail), e.downcast_ref::<Trap>()) {
+                (Some(panic), _) => format!("panicked: {panic}"),
+                (None, Some(trap)) => format!("trapped: {trap}"),
+                (None, None) => format!("failed: {e:#}"),
+            };
             if !tail.is_empty() {
                 msg.push_str(&format!("\nguest stderr:\n{tail}"));
             }
             if let Some(bt) = e.downcast_ref::<WasmBacktrace>() {
-                msg.push_str(&format!("\nwasm backtrace:\n{bt}"));
+                // Display starts with its own header line; keep just the frames.
+                let frames = bt.to_string();
+                let frames = frames.split_once('\n').map_or(frames.as_str(), |(_, rest)| rest);
+                msg.push_str(&format!("\nwasm backtrace:\n{frames}"));
             }
             msg
         };
         CallError::Failed(format!("plugin `{name}`: {what} {reason}"))
     }
+}
+
+/// The message and location of a Rust panic in guest stderr:
+/// `thread '…' panicked at src/lib.rs:19:9:\nthe message` → `the message (at src/lib.rs:19:9)`.
+fn rust_panic(stderr: &str) -> Option<String> {
+    let mut lines = stderr.lines().skip_while(|l| !l.contains(" panicked at "));
+    let location = lines.next()?.split(" panicked at ").nth(1)?.trim_end_matches(':').to_string();
+    let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note: run with")).collect();
+    Some(format!("{} (at {location})", message.join(" ")))
 }
 
 /// "produce (batch of N keys: first, …)" for messages.
@@ -307,6 +320,13 @@ mod tests {
         assert!(compatible("1.2.0", "1.0.0"));
         assert!(!compatible("2.0.0", "1.0.0"));
         assert_eq!(version_of("preheat:plugin/warmer@0.2.0"), Some("0.2.0"));
+    }
+
+    #[test]
+    fn panic_messages_are_found_in_guest_stderr() {
+        let stderr = "thread '<unnamed>' (1) panicked at src/lib.rs:19:9:\nboom\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace";
+        assert_eq!(rust_panic(stderr).unwrap(), "boom (at src/lib.rs:19:9)");
+        assert_eq!(rust_panic("just a log line"), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! that enforces per-call timeouts and run cancellation through epoch callbacks.
 
 use super::guest_output::GuestOutput;
+use crate::config::ByteSize;
 use crate::backend::Backend;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -67,7 +68,11 @@ pub(crate) enum Interrupted {
 
 /// A denied memory growth (returned as the trap's error).
 #[derive(Debug, thiserror::Error)]
-#[error("memory limit exceeded: the guest asked to grow linear memory to {requested} bytes, over memory_limit = {limit} bytes")]
+#[error(
+    "memory limit exceeded: the guest asked to grow linear memory to {requested} bytes ({}), over memory_limit = {limit} bytes ({})",
+    ByteSize(*requested as u64),
+    ByteSize(*limit as u64)
+)]
 pub(crate) struct MemoryCapExceeded {
     pub requested: usize,
     pub limit: usize,

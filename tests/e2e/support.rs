@@ -1,0 +1,240 @@
+//! Test support: builds the real plugins, starts real redis-servers, writes
+//! configs and runs the real `preheat` binary.
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Builds plugins/ and tests/fixtures/ for wasm32-wasip2 once per test process.
+fn build_wasm() -> &'static PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        for manifest in ["plugins/Cargo.toml", "tests/fixtures/Cargo.toml"] {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+                .arg(repo().join(manifest))
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_TARGET_DIR")
+                .status()
+                .expect("running cargo to build the wasm plugins");
+            assert!(status.success(), "building {manifest} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)");
+        }
+        repo()
+    })
+}
+
+/// Path of an example plugin from plugins/ (e.g. "critical_keys").
+pub fn plugin(name: &str) -> PathBuf {
+    build_wasm().join(format!("plugins/target/wasm32-wasip2/release/{name}.wasm"))
+}
+
+/// Path of a test fixture from tests/fixtures/ (e.g. "loop_forever").
+pub fn fixture(name: &str) -> PathBuf {
+    build_wasm().join(format!("tests/fixtures/target/wasm32-wasip2/release/{name}.wasm"))
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A redis-server of our own on a loopback port, stopped on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port.
+    pub fn start() -> RedisServer {
+        RedisServer::start_on(free_port())
+    }
+
+    /// Starts a server on `port`, with no persistence, and waits until it answers.
+    pub fn start_on(port: u16) -> RedisServer {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting redis-server (install it: apt-get install redis-server)");
+        let server = RedisServer { child: Some(child), port, _dir: dir };
+        let started = Instant::now();
+        loop {
+            if let Ok(mut c) = server.try_conn() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return server;
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "redis-server on port {port} did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn try_conn(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(1))
+    }
+
+    /// A connection for assertions.
+    pub fn conn(&self) -> redis::Connection {
+        self.try_conn().expect("connecting to the test redis")
+    }
+
+    /// `GET key` as a string.
+    pub fn get(&self, key: &str) -> Option<String> {
+        redis::cmd("GET").arg(key).query(&mut self.conn()).unwrap()
+    }
+
+    /// `PTTL key` in ms (-1 no expiry, -2 absent).
+    pub fn pttl(&self, key: &str) -> i64 {
+        redis::cmd("PTTL").arg(key).query(&mut self.conn()).unwrap()
+    }
+
+    /// `DBSIZE`.
+    pub fn dbsize(&self) -> u64 {
+        redis::cmd("DBSIZE").query(&mut self.conn()).unwrap()
+    }
+
+    /// Kills the server (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A scratch directory with a config file and a report path.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// A new scratch directory.
+    pub fn new() -> Workspace {
+        Workspace { dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// Writes `preheat.toml` with a compile cache shared by all tests; the text
+    /// starts inside `[run]`.
+    pub fn config(&self, toml: &str) -> PathBuf {
+        self.config_with_cache(toml, &repo().join("target/e2e-component-cache"))
+    }
+
+    /// Writes `preheat.toml` with the compile cache in `cache`.
+    pub fn config_with_cache(&self, toml: &str, cache: &Path) -> PathBuf {
+        let text = format!("[run]\ncache_dir = {:?}\n{}", cache.display().to_string(), toml.trim_start());
+        let path = self.dir.path().join("preheat.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Path of the JSON report.
+    pub fn report_path(&self) -> PathBuf {
+        self.dir.path().join("report.json")
+    }
+}
+
+/// The outcome of one `preheat` invocation.
+pub struct Run {
+    pub output: Output,
+    pub report: Value,
+}
+
+impl Run {
+    /// Exit code.
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    /// stderr as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// The report entry of one plugin.
+    pub fn plugin(&self, name: &str) -> &Value {
+        self.report["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no plugin {name} in report: {}", self.report))
+    }
+
+    /// A counter of one plugin.
+    pub fn count(&self, plugin: &str, counter: &str) -> u64 {
+        self.plugin(plugin)[counter].as_u64().unwrap_or_else(|| panic!("no counter {counter} for {plugin}"))
+    }
+
+    /// Asserts the accounting invariant for every plugin and in total.
+    pub fn assert_balanced(&self) {
+        let mut parts = vec![&self.report["totals"]];
+        parts.extend(self.report["plugins"].as_array().unwrap());
+        for p in parts {
+            let n = |k: &str| p[k].as_u64().unwrap();
+            let outcomes = n("written") + n("skipped_fresh") + n("skipped_by_plugin") + n("invalid") + n("failed") + n("abandoned");
+            assert_eq!(n("enumerated"), outcomes, "accounting invariant broken in {p}");
+        }
+    }
+
+    /// The report's errors mentioning a plugin, joined.
+    pub fn errors_of(&self, plugin: &str) -> String {
+        let mut text = String::new();
+        for e in self.report["errors"].as_array().unwrap() {
+            if e["plugin"] == plugin {
+                text.push_str(e["error"].as_str().unwrap());
+                text.push('\n');
+            }
+        }
+        if let Some(e) = self.plugin(plugin)["error"].as_str() {
+            text.push_str(e);
+        }
+        text
+    }
+}
+
+/// Runs `preheat <args>` with a report file, and parses the report.
+pub fn preheat(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let report = ws.report_path();
+    let _ = std::fs::remove_file(&report);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_preheat"));
+    cmd.args(args).arg("--report").arg(&report).env_remove("PREHEAT_REDIS_URL").env_remove("PREHEAT_SKIP");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().expect("running preheat");
+    let report = std::fs::read(&report)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no report written; stderr:\n{}", String::from_utf8_lossy(&output.stderr)));
+    Run { output, report }
+}
+
+/// Runs `preheat <args>` without a report.
+pub fn preheat_plain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_preheat")).args(args).env_remove("PREHEAT_REDIS_URL").output().expect("running preheat")
+}

@@ -16,3 +16,7 @@ for ws in plugins tests/fixtures; do
   cargo clippy --manifest-path "$ws/Cargo.toml" --release --target wasm32-wasip2 -- -D warnings
 done
 cargo test --workspace
+# The plugins' and fixtures' own unit tests run natively.
+for ws in plugins tests/fixtures; do
+  cargo test --manifest-path "$ws/Cargo.toml"
+done

@@ -13,7 +13,11 @@ fn demo_config(ws: &Workspace, extra_top: &str) -> std::path::PathBuf {
 fn deploy_is_skipped_by_preheat_skip_or_enabled_false() {
     let ws = Workspace::new();
     let config = demo_config(&ws, "");
-    let run = preheat(&ws, &["deploy", "--config", config.to_str().unwrap()], &[("PREHEAT_SKIP", "1")]);
+    let run = preheat(
+        &ws,
+        &["deploy", "--config", config.to_str().unwrap()],
+        &[("PREHEAT_SKIP", "1")],
+    );
     assert_eq!(run.code(), 0);
     assert_eq!(run.report["status"], "skipped");
     assert!(run.stderr().contains("PREHEAT_SKIP"), "{}", run.stderr());
@@ -46,13 +50,20 @@ fn a_malformed_config_is_reported_with_line_and_column_and_never_breaks_a_deploy
     let out = preheat_plain(&["run", "--config", config.to_str().unwrap()]);
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("preheat.toml") && err.contains("line 3"), "{err}");
+    assert!(
+        err.contains("preheat.toml") && err.contains("line 3"),
+        "{err}"
+    );
 
     let deploy = preheat(&ws, &["deploy", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(deploy.code(), 0);
     assert_eq!(deploy.report["status"], "failed");
     assert!(deploy.report["error"].as_str().unwrap().contains("line 3"));
-    let strict = preheat(&ws, &["deploy", "--strict", "--config", config.to_str().unwrap()], &[]);
+    let strict = preheat(
+        &ws,
+        &["deploy", "--strict", "--config", config.to_str().unwrap()],
+        &[],
+    );
     assert_ne!(strict.code(), 0);
 }
 
@@ -61,33 +72,90 @@ fn check_validates_config_and_loads_every_plugin() {
     let ws = Workspace::new();
     let config = demo_config(&ws, "");
     let out = preheat_plain(&["check", "--config", config.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 plugin(s) checked, 0 problem(s)"));
 
-    let missing = ws.config("[[plugins]]\nname = \"ghost\"\npath = \"nowhere/ghost.wasm\"\nkey_prefixes = [\"g.\"]\n");
+    let missing = ws.config(
+        "[[plugins]]\nname = \"ghost\"\npath = \"nowhere/ghost.wasm\"\nkey_prefixes = [\"g.\"]\n",
+    );
     let out = preheat_plain(&["check", "--config", missing.to_str().unwrap()]);
     assert_ne!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("ghost") && stdout.contains("nowhere/ghost.wasm") && stdout.contains("wasm32-wasip2"), "{stdout}");
+    assert!(
+        stdout.contains("ghost")
+            && stdout.contains("nowhere/ghost.wasm")
+            && stdout.contains("wasm32-wasip2"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn plugin_test_prints_keys_sizes_fuel_and_time() {
     let path = plugin("critical_keys");
-    let out = preheat_plain(&["plugin", "test", path.to_str().unwrap(), "--setting", "user_ids=1-3", "--setting", "ttl=120"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = preheat_plain(&[
+        "plugin",
+        "test",
+        path.to_str().unwrap(),
+        "--setting",
+        "user_ids=1-3",
+        "--setting",
+        "ttl=120",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for needle in ["KEY", "PRIORITY", "BYTES", "TTL", "system.settings", "critical", "user.profile.3", "120s", "enumerate", "produce", "FUEL", "7 keys, 7 written"] {
+    for needle in [
+        "KEY",
+        "PRIORITY",
+        "BYTES",
+        "TTL",
+        "system.settings",
+        "critical",
+        "user.profile.3",
+        "120s",
+        "enumerate",
+        "produce",
+        "FUEL",
+        "7 keys, 7 written",
+    ] {
         assert!(stdout.contains(needle), "expected {needle:?} in:\n{stdout}");
     }
 
-    let out = preheat_plain(&["plugin", "test", path.to_str().unwrap(), "--setting", "user_ids=1-100", "--limit", "10", "--json"]);
+    let out = preheat_plain(&[
+        "plugin",
+        "test",
+        path.to_str().unwrap(),
+        "--setting",
+        "user_ids=1-100",
+        "--limit",
+        "10",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["keys"].as_array().unwrap().len(), 10);
     assert!(report["calls"][0]["fuel"].as_u64().unwrap() > 0);
 
-    let bad = preheat_plain(&["plugin", "test", path.to_str().unwrap(), "--setting", "user_ids=1-x"]);
+    let bad = preheat_plain(&[
+        "plugin",
+        "test",
+        path.to_str().unwrap(),
+        "--setting",
+        "user_ids=1-x",
+    ]);
     assert_ne!(bad.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&bad.stdout).contains("user_ids"), "{}", String::from_utf8_lossy(&bad.stdout));
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).contains("user_ids"),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
 }

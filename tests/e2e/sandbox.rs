@@ -27,11 +27,23 @@ fn misbehaving_plugins_fail_alone_with_messages_naming_plugin_call_and_limit() {
         "[backend]\nkind = \"redis\"\nurl = \"{}\"\n{}{}{}{}{}{}",
         redis.url(),
         critical_keys_block(),
-        fixture_block("loop-timeout", "loop_forever", "timeout = \"300ms\"\nfuel_per_call = 1_000_000_000_000"),
-        fixture_block("loop-fuel", "loop_forever", "timeout = \"60s\"\nfuel_per_call = 20_000_000"),
+        fixture_block(
+            "loop-timeout",
+            "loop_forever",
+            "timeout = \"300ms\"\nfuel_per_call = 1_000_000_000_000"
+        ),
+        fixture_block(
+            "loop-fuel",
+            "loop_forever",
+            "timeout = \"60s\"\nfuel_per_call = 20_000_000"
+        ),
         fixture_block("memory-hog", "memory_hog", "memory_limit = \"16MiB\""),
         fixture_block("panicker", "panicker", ""),
-        fixture_block("oversized", "oversized", "max_value_bytes = \"1MiB\"\n[plugins.settings]\nvalue_size = \"2000000\""),
+        fixture_block(
+            "oversized",
+            "oversized",
+            "max_value_bytes = \"1MiB\"\n[plugins.settings]\nvalue_size = \"2000000\""
+        ),
     ));
     let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
     assert_ne!(run.code(), 0, "failures make `run` exit non-zero");
@@ -42,24 +54,68 @@ fn misbehaving_plugins_fail_alone_with_messages_naming_plugin_call_and_limit() {
     assert_eq!(run.count("critical-keys", "written"), 4);
     assert_eq!(run.count("critical-keys", "failed"), 0);
     assert!(run.plugin("critical-keys")["error"].is_null());
-    assert_eq!(redis.get("system.settings").map(|v| v.starts_with('{')), Some(true));
+    assert_eq!(
+        redis.get("system.settings").map(|v| v.starts_with('{')),
+        Some(true)
+    );
 
     let expectations: [(&str, &[&str]); 5] = [
-        ("loop-timeout", &["plugin `loop-timeout`", "produce", "timed out after 300ms", "timeout"]),
-        ("loop-fuel", &["plugin `loop-fuel`", "produce", "ran out of fuel", "fuel_per_call = 20000000"]),
-        ("memory-hog", &["plugin `memory-hog`", "produce", "memory limit exceeded", "memory_limit = 16777216"]),
-        ("panicker", &["plugin `panicker`", "produce", "fixture panic: produce exploded on purpose"]),
-        ("oversized", &["value is 2000000 bytes", "over max_value_bytes = 1048576"]),
+        (
+            "loop-timeout",
+            &[
+                "plugin `loop-timeout`",
+                "produce",
+                "timed out after 300ms",
+                "timeout",
+            ],
+        ),
+        (
+            "loop-fuel",
+            &[
+                "plugin `loop-fuel`",
+                "produce",
+                "ran out of fuel",
+                "fuel_per_call = 20000000",
+            ],
+        ),
+        (
+            "memory-hog",
+            &[
+                "plugin `memory-hog`",
+                "produce",
+                "memory limit exceeded",
+                "memory_limit = 16777216",
+            ],
+        ),
+        (
+            "panicker",
+            &[
+                "plugin `panicker`",
+                "produce",
+                "fixture panic: produce exploded on purpose",
+            ],
+        ),
+        (
+            "oversized",
+            &["value is 2000000 bytes", "over max_value_bytes = 1048576"],
+        ),
     ];
     for (name, needles) in expectations {
         assert_eq!(run.count(name, "failed"), 5, "{name}: {}", run.plugin(name));
         assert_eq!(run.count(name, "written"), 0, "{name}");
         let errors = run.errors_of(name);
         for needle in needles {
-            assert!(errors.contains(needle), "{name}: expected {needle:?} in:\n{errors}");
+            assert!(
+                errors.contains(needle),
+                "{name}: expected {needle:?} in:\n{errors}"
+            );
         }
     }
-    assert_eq!(redis.dbsize(), 4, "nothing from a failing plugin reached redis");
+    assert_eq!(
+        redis.dbsize(),
+        4,
+        "nothing from a failing plugin reached redis"
+    );
 }
 
 #[test]
@@ -71,7 +127,13 @@ fn invalid_keys_are_never_written_and_are_reported_with_the_reason() {
     assert_eq!(run.count("invalid-key", "written"), 3);
     assert_eq!(run.count("invalid-key", "invalid"), 5);
     let errors = run.errors_of("invalid-key");
-    for reason in ["empty key", "whitespace", "control character", "outside the plugin's key_prefixes", "over max_key_bytes = 250"] {
+    for reason in [
+        "empty key",
+        "whitespace",
+        "control character",
+        "outside the plugin's key_prefixes",
+        "over max_key_bytes = 250",
+    ] {
         assert!(errors.contains(reason), "expected {reason:?} in:\n{errors}");
     }
     assert_ne!(run.code(), 0);
@@ -84,7 +146,11 @@ fn retryable_errors_are_retried_with_backoff_until_success_or_out_of_attempts() 
     let block = |fail_times: u32| {
         format!(
             "concurrency = 1\nretry_base_delay = \"10ms\"\nmax_attempts = 3\n{}",
-            fixture_block("flaky", "flaky", &format!("[plugins.settings]\nfail_times = \"{fail_times}\""))
+            fixture_block(
+                "flaky",
+                "flaky",
+                &format!("[plugins.settings]\nfail_times = \"{fail_times}\"")
+            )
         )
     };
     let config = ws.config(&block(2));
@@ -98,23 +164,39 @@ fn retryable_errors_are_retried_with_backoff_until_success_or_out_of_attempts() 
     let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
     run.assert_balanced();
     assert_eq!(run.count("flaky", "failed"), 5);
-    assert!(run.errors_of("flaky").contains("gave up after 3 attempts"), "{}", run.errors_of("flaky"));
+    assert!(
+        run.errors_of("flaky").contains("gave up after 3 attempts"),
+        "{}",
+        run.errors_of("flaky")
+    );
     assert_eq!(run.report["errors"][0]["attempts"], 3);
 }
 
 #[test]
 fn a_plugin_built_for_another_interface_version_is_refused_naming_both_versions() {
     let ws = Workspace::new();
-    let config = ws.config(&format!("{}{}", critical_keys_block(), fixture_block("wrong-version", "wrong_version", "")));
+    let config = ws.config(&format!(
+        "{}{}",
+        critical_keys_block(),
+        fixture_block("wrong-version", "wrong_version", "")
+    ));
     let check = preheat_plain(&["check", "--config", config.to_str().unwrap()]);
     assert_ne!(check.status.code(), Some(0));
     let out = String::from_utf8_lossy(&check.stdout);
     assert!(out.contains("✓ critical-keys"), "{out}");
-    assert!(out.contains("wrong-version") && out.contains("preheat:plugin@0.2.0") && out.contains("preheat:plugin@0.1.0"), "{out}");
+    assert!(
+        out.contains("wrong-version")
+            && out.contains("preheat:plugin@0.2.0")
+            && out.contains("preheat:plugin@0.1.0"),
+        "{out}"
+    );
 
     let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(run.count("critical-keys", "written"), 4);
-    assert!(run.plugin("wrong-version")["error"].as_str().unwrap().contains("0.2.0"));
+    assert!(run.plugin("wrong-version")["error"]
+        .as_str()
+        .unwrap()
+        .contains("0.2.0"));
 }
 
 #[test]
@@ -123,18 +205,49 @@ fn the_compile_cache_is_reused_and_a_corrupt_entry_is_replaced() {
     let cache = ws.dir.path().join("cache");
     let config = ws.config_with_cache(&critical_keys_block(), &cache);
     let config = config.to_str().unwrap();
-    let first = String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
+    let first =
+        String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
     assert!(first.contains("compiled now"), "{first}");
-    let second = String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
+    let second =
+        String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
     assert!(second.contains("compiled from cache"), "{second}");
 
-    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     std::fs::write(&entries[0], b"not a compiled component").unwrap();
     let third = preheat_plain(&["check", "--config", config]);
-    assert_eq!(third.status.code(), Some(0), "{}", String::from_utf8_lossy(&third.stderr));
+    assert_eq!(
+        third.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
     assert!(String::from_utf8_lossy(&third.stdout).contains("compiled now"));
-    assert_ne!(std::fs::read(&entries[0]).unwrap(), b"not a compiled component", "the corrupt entry is replaced");
-    let fourth = String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
+    assert_ne!(
+        std::fs::read(&entries[0]).unwrap(),
+        b"not a compiled component",
+        "the corrupt entry is replaced"
+    );
+    let fourth =
+        String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
     assert!(fourth.contains("compiled from cache"), "{fourth}");
+}
+
+#[test]
+fn duplicate_keys_in_one_run_are_warmed_once() {
+    let ws = Workspace::new();
+    let config = ws.config(&fixture_block(
+        "flaky",
+        "flaky",
+        "[plugins.settings]\nfail_times = \"0\"\nrepeat = \"3\"",
+    ));
+    let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    run.assert_balanced();
+    assert_eq!(run.count("flaky", "enumerated"), 5);
+    assert_eq!(run.count("flaky", "duplicates"), 10);
+    assert_eq!(run.count("flaky", "written"), 5);
 }

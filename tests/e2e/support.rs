@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Builds plugins/ and tests/fixtures/ for wasm32-wasip2 once per test process.
@@ -38,12 +41,18 @@ pub fn plugin(name: &str) -> PathBuf {
 
 /// Path of a test fixture from tests/fixtures/ (e.g. "loop_forever").
 pub fn fixture(name: &str) -> PathBuf {
-    build_wasm().join(format!("tests/fixtures/target/wasm32-wasip2/release/{name}.wasm"))
+    build_wasm().join(format!(
+        "tests/fixtures/target/wasm32-wasip2/release/{name}.wasm"
+    ))
 }
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A redis-server of our own on a loopback port, stopped on drop.
@@ -63,14 +72,27 @@ impl RedisServer {
     pub fn start_on(port: u16) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting redis-server (install it: apt-get install redis-server)");
-        let server = RedisServer { child: Some(child), port, _dir: dir };
+        let server = RedisServer {
+            child: Some(child),
+            port,
+            _dir: dir,
+        };
         let started = Instant::now();
         loop {
             if let Ok(mut c) = server.try_conn() {
@@ -78,7 +100,10 @@ impl RedisServer {
                     return server;
                 }
             }
-            assert!(started.elapsed() < Duration::from_secs(15), "redis-server on port {port} did not come up");
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "redis-server on port {port} did not come up"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -135,7 +160,9 @@ pub struct Workspace {
 impl Workspace {
     /// A new scratch directory.
     pub fn new() -> Workspace {
-        Workspace { dir: tempfile::tempdir().unwrap() }
+        Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// Writes `preheat.toml` with a compile cache shared by all tests; the text
@@ -146,7 +173,11 @@ impl Workspace {
 
     /// Writes `preheat.toml` with the compile cache in `cache`.
     pub fn config_with_cache(&self, toml: &str, cache: &Path) -> PathBuf {
-        let text = format!("[run]\ncache_dir = {:?}\n{}", cache.display().to_string(), toml.trim_start());
+        let text = format!(
+            "[run]\ncache_dir = {:?}\n{}",
+            cache.display().to_string(),
+            toml.trim_start()
+        );
         let path = self.dir.path().join("preheat.toml");
         std::fs::write(&path, text).unwrap();
         path
@@ -187,7 +218,9 @@ impl Run {
 
     /// A counter of one plugin.
     pub fn count(&self, plugin: &str, counter: &str) -> u64 {
-        self.plugin(plugin)[counter].as_u64().unwrap_or_else(|| panic!("no counter {counter} for {plugin}"))
+        self.plugin(plugin)[counter]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no counter {counter} for {plugin}"))
     }
 
     /// Asserts the accounting invariant for every plugin and in total.
@@ -196,8 +229,17 @@ impl Run {
         parts.extend(self.report["plugins"].as_array().unwrap());
         for p in parts {
             let n = |k: &str| p[k].as_u64().unwrap();
-            let outcomes = n("written") + n("skipped_fresh") + n("skipped_by_plugin") + n("invalid") + n("failed") + n("abandoned");
-            assert_eq!(n("enumerated"), outcomes, "accounting invariant broken in {p}");
+            let outcomes = n("written")
+                + n("skipped_fresh")
+                + n("skipped_by_plugin")
+                + n("invalid")
+                + n("failed")
+                + n("abandoned");
+            assert_eq!(
+                n("enumerated"),
+                outcomes,
+                "accounting invariant broken in {p}"
+            );
         }
     }
 
@@ -222,7 +264,11 @@ pub fn preheat(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
     let report = ws.report_path();
     let _ = std::fs::remove_file(&report);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_preheat"));
-    cmd.args(args).arg("--report").arg(&report).env_remove("PREHEAT_REDIS_URL").env_remove("PREHEAT_SKIP");
+    cmd.args(args)
+        .arg("--report")
+        .arg(&report)
+        .env_remove("PREHEAT_REDIS_URL")
+        .env_remove("PREHEAT_SKIP");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -230,11 +276,20 @@ pub fn preheat(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
     let report = std::fs::read(&report)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| panic!("no report written; stderr:\n{}", String::from_utf8_lossy(&output.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "no report written; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
     Run { output, report }
 }
 
 /// Runs `preheat <args>` without a report.
 pub fn preheat_plain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_preheat")).args(args).env_remove("PREHEAT_REDIS_URL").output().expect("running preheat")
+    Command::new(env!("CARGO_BIN_EXE_preheat"))
+        .args(args)
+        .env_remove("PREHEAT_REDIS_URL")
+        .output()
+        .expect("running preheat")
 }

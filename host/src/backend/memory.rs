@@ -32,7 +32,12 @@ impl State {
     }
 
     fn purge_expired(&mut self, now: Instant) {
-        let expired: Vec<String> = self.map.iter().filter(|(_, v)| !v.is_live(now)).map(|(k, _)| k.clone()).collect();
+        let expired: Vec<String> = self
+            .map
+            .iter()
+            .filter(|(_, v)| !v.is_live(now))
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in expired {
             self.remove(&key);
         }
@@ -49,7 +54,10 @@ pub struct MemoryBackend {
 impl MemoryBackend {
     /// An empty cache holding at most `max_bytes` of keys and values.
     pub fn new(max_bytes: u64) -> MemoryBackend {
-        MemoryBackend { state: Mutex::default(), max_bytes }
+        MemoryBackend {
+            state: Mutex::default(),
+            max_bytes,
+        }
     }
 
     /// The size bound.
@@ -91,21 +99,34 @@ impl MemoryBackend {
     /// The live value of `key`.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
         let state = self.state.lock().unwrap();
-        state.map.get(key).filter(|s| s.is_live(Instant::now())).map(|s| s.value.clone())
+        state
+            .map
+            .get(key)
+            .filter(|s| s.is_live(Instant::now()))
+            .map(|s| s.value.clone())
     }
 
     /// The remaining TTL of a live key: `Some(None)` when it has no expiry, `None` when absent.
     pub fn ttl(&self, key: &str) -> Option<Option<Duration>> {
         let now = Instant::now();
         let state = self.state.lock().unwrap();
-        state.map.get(key).filter(|s| s.is_live(now)).map(|s| s.expires.map(|e| e - now))
+        state
+            .map
+            .get(key)
+            .filter(|s| s.is_live(now))
+            .map(|s| s.expires.map(|e| e - now))
     }
 
     /// Live keys, sorted.
     pub fn keys(&self) -> Vec<String> {
         let now = Instant::now();
         let state = self.state.lock().unwrap();
-        let mut keys: Vec<String> = state.map.iter().filter(|(_, v)| v.is_live(now)).map(|(k, _)| k.clone()).collect();
+        let mut keys: Vec<String> = state
+            .map
+            .iter()
+            .filter(|(_, v)| v.is_live(now))
+            .map(|(k, _)| k.clone())
+            .collect();
         keys.sort();
         keys
     }
@@ -116,14 +137,24 @@ mod tests {
     use super::*;
 
     fn w(key: &str, value: &str, ttl_secs: Option<u64>) -> Write {
-        Write { key: key.into(), value: value.into(), ttl: ttl_secs.map(Duration::from_secs) }
+        Write {
+            key: key.into(),
+            value: value.into(),
+            ttl: ttl_secs.map(Duration::from_secs),
+        }
     }
 
     #[test]
     fn if_missing_never_touches_an_existing_key() {
         let m = MemoryBackend::new(1 << 20);
-        assert_eq!(m.write_batch(WritePolicy::IfMissing, &[w("a", "1", Some(100))]), vec![Outcome::Written]);
-        assert_eq!(m.write_batch(WritePolicy::IfMissing, &[w("a", "2", Some(9999))]), vec![Outcome::Fresh]);
+        assert_eq!(
+            m.write_batch(WritePolicy::IfMissing, &[w("a", "1", Some(100))]),
+            vec![Outcome::Written]
+        );
+        assert_eq!(
+            m.write_batch(WritePolicy::IfMissing, &[w("a", "2", Some(9999))]),
+            vec![Outcome::Fresh]
+        );
         assert_eq!(m.get("a").unwrap(), b"1");
         assert!(m.ttl("a").unwrap().unwrap() <= Duration::from_secs(100));
     }
@@ -132,9 +163,32 @@ mod tests {
     fn refresh_rewrites_only_near_expiry_keys() {
         let m = MemoryBackend::new(1 << 20);
         let policy = WritePolicy::RefreshIfTtlBelow(Duration::from_secs(60));
-        m.write_batch(WritePolicy::Always, &[w("near", "old", Some(10)), w("far", "old", Some(600)), w("forever", "old", None)]);
-        let out = m.write_batch(policy, &[w("near", "new", Some(600)), w("far", "new", Some(600)), w("forever", "new", Some(600)), w("absent", "new", Some(600))]);
-        assert_eq!(out, vec![Outcome::Written, Outcome::Fresh, Outcome::Fresh, Outcome::Written]);
+        m.write_batch(
+            WritePolicy::Always,
+            &[
+                w("near", "old", Some(10)),
+                w("far", "old", Some(600)),
+                w("forever", "old", None),
+            ],
+        );
+        let out = m.write_batch(
+            policy,
+            &[
+                w("near", "new", Some(600)),
+                w("far", "new", Some(600)),
+                w("forever", "new", Some(600)),
+                w("absent", "new", Some(600)),
+            ],
+        );
+        assert_eq!(
+            out,
+            vec![
+                Outcome::Written,
+                Outcome::Fresh,
+                Outcome::Fresh,
+                Outcome::Written
+            ]
+        );
         assert_eq!(m.get("near").unwrap(), b"new");
         assert_eq!(m.get("far").unwrap(), b"old");
         assert_eq!(m.ttl("forever"), Some(None));
@@ -143,10 +197,16 @@ mod tests {
     #[test]
     fn a_full_cache_rejects_with_the_fix() {
         let m = MemoryBackend::new(10);
-        let out = m.write_batch(WritePolicy::Always, &[w("k1", "12345", None), w("k2", "12345", None)]);
+        let out = m.write_batch(
+            WritePolicy::Always,
+            &[w("k1", "12345", None), w("k2", "12345", None)],
+        );
         assert_eq!(out[0], Outcome::Written);
         assert!(matches!(&out[1], Outcome::Rejected(msg) if msg.contains("max_bytes")));
         // Overwriting a key frees its old size first.
-        assert_eq!(m.write_batch(WritePolicy::Always, &[w("k1", "abcdefgh", None)]), vec![Outcome::Written]);
+        assert_eq!(
+            m.write_batch(WritePolicy::Always, &[w("k1", "abcdefgh", None)]),
+            vec![Outcome::Written]
+        );
     }
 }

@@ -61,12 +61,18 @@ impl Backend {
     pub async fn connect(config: &BackendConfig) -> Result<Backend> {
         match config.kind {
             BackendKind::Redis => Ok(Backend::Redis(RedisBackend::connect(config).await?)),
-            BackendKind::Memory => Ok(Backend::Memory(Arc::new(MemoryBackend::new(config.max_bytes.0)))),
+            BackendKind::Memory => Ok(Backend::Memory(Arc::new(MemoryBackend::new(
+                config.max_bytes.0,
+            )))),
         }
     }
 
     /// Writes a batch under `policy`: one outcome per write, in order.
-    pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
+    pub async fn write_batch(
+        &self,
+        policy: WritePolicy,
+        writes: &[Write],
+    ) -> Result<Vec<Outcome>, BackendError> {
         match self {
             Backend::Redis(r) => r.write_batch(policy, writes).await,
             Backend::Memory(m) => Ok(m.write_batch(policy, writes)),

@@ -34,7 +34,10 @@ pub struct RedisBackend {
 impl RedisBackend {
     /// Connects and pings, so an unreachable server fails the run before any plugin work.
     pub async fn connect(config: &BackendConfig) -> Result<RedisBackend> {
-        let url = config.url.as_deref().context("[backend] url is required for kind = \"redis\"")?;
+        let url = config
+            .url
+            .as_deref()
+            .context("[backend] url is required for kind = \"redis\"")?;
         let address = redact(url);
         let client = redis::Client::open(url)
             .with_context(|| format!("invalid redis URL {address}: expected redis://[:password@]host:port/db or rediss://…"))?;
@@ -45,13 +48,23 @@ impl RedisBackend {
         let unreachable = || {
             format!("cannot reach redis at {address}: is the server running and the URL right? (set [backend] url or PREHEAT_REDIS_URL)")
         };
-        let mut conn = tokio::time::timeout(config.connect_timeout * 2, ConnectionManager::new_with_config(client, manager_config))
+        let mut conn = tokio::time::timeout(
+            config.connect_timeout * 2,
+            ConnectionManager::new_with_config(client, manager_config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out after {:?}", config.connect_timeout * 2))
+        .with_context(unreachable)?
+        .with_context(unreachable)?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
             .await
-            .map_err(|_| anyhow::anyhow!("timed out after {:?}", config.connect_timeout * 2))
-            .with_context(unreachable)?
             .with_context(unreachable)?;
-        redis::cmd("PING").query_async::<()>(&mut conn).await.with_context(unreachable)?;
-        Ok(RedisBackend { conn, address, refresh: redis::Script::new(REFRESH_SCRIPT) })
+        Ok(RedisBackend {
+            conn,
+            address,
+            refresh: redis::Script::new(REFRESH_SCRIPT),
+        })
     }
 
     /// The server address without credentials.
@@ -60,7 +73,11 @@ impl RedisBackend {
     }
 
     /// Writes a batch in one pipeline.
-    pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
+    pub async fn write_batch(
+        &self,
+        policy: WritePolicy,
+        writes: &[Write],
+    ) -> Result<Vec<Outcome>, BackendError> {
         let mut pipe = redis::pipe();
         if let WritePolicy::RefreshIfTtlBelow(_) = policy {
             // Loading per batch is one cheap round-trip command and survives a server restart.
@@ -90,19 +107,30 @@ impl RedisBackend {
             }
         }
         let mut conn = self.conn.clone();
-        let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| self.error("write", e))?;
+        let replies: Vec<Value> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("write", e))?;
         Ok(replies.iter().map(outcome_of).collect())
     }
 
     /// `GET key`.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
         let mut conn = self.conn.clone();
-        redis::cmd("GET").arg(key).query_async(&mut conn).await.map_err(|e| self.error("read", e))
+        redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("read", e))
     }
 
     fn error(&self, what: &str, e: redis::RedisError) -> BackendError {
-        let transient = !matches!(e.retry_method(), RetryMethod::NoRetry) || e.is_timeout() || e.is_io_error();
-        BackendError { transient, message: format!("redis {} {what} failed: {e}", self.address) }
+        let transient =
+            !matches!(e.retry_method(), RetryMethod::NoRetry) || e.is_timeout() || e.is_io_error();
+        BackendError {
+            transient,
+            message: format!("redis {} {what} failed: {e}", self.address),
+        }
     }
 }
 
@@ -133,7 +161,10 @@ mod tests {
 
     #[test]
     fn credentials_never_reach_messages() {
-        assert_eq!(redact("redis://:hunter2@db:6379/0"), "redis://:***@db:6379/0");
+        assert_eq!(
+            redact("redis://:hunter2@db:6379/0"),
+            "redis://:***@db:6379/0"
+        );
         assert_eq!(redact("rediss://app:pw@db/1"), "rediss://app:***@db/1");
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }

@@ -81,7 +81,10 @@ enum PluginCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("preheat: cannot start the async runtime: {e}");
@@ -98,9 +101,16 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat, quiet: bool) {
-    let default = if quiet { "warn" } else { "info,wasmtime=warn,cranelift_codegen=warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PREHEAT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let default = if quiet {
+        "warn"
+    } else {
+        "info,wasmtime=warn,cranelift_codegen=warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PREHEAT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -123,7 +133,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
 /// Runs a warming pass with a progress display, prints the summary, writes the report.
 async fn warm(config: Config, args: &RunArgs, quiet: bool) -> Result<Report> {
     let warmer = Warmer::new(config)?;
-    let options = RunOptions { strategy: args.strategy.clone(), ..RunOptions::default() };
+    let options = RunOptions {
+        strategy: args.strategy.clone(),
+        ..RunOptions::default()
+    };
     let display = ProgressDisplay::start(options.progress.clone(), quiet);
     let report = warmer.run(options).await;
     display.stop();
@@ -135,7 +148,8 @@ fn finish(report: &Report, path: Option<&Path>) -> Result<()> {
     eprint!("{}", render_summary(report));
     if let Some(path) = path {
         let json = serde_json::to_vec_pretty(report).expect("reports serialize");
-        std::fs::write(path, json).with_context(|| format!("cannot write the report to {}", path.display()))?;
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
     Ok(())
 }
@@ -151,7 +165,10 @@ fn exit_for(report: &Report) -> ExitCode {
 async fn deploy(args: RunArgs, strict: bool, quiet: bool) -> Result<ExitCode> {
     if std::env::var("PREHEAT_SKIP").is_ok_and(|v| !v.is_empty() && v != "0") {
         tracing::info!("PREHEAT_SKIP is set: skipping cache warming");
-        finish(&Report::skipped("PREHEAT_SKIP is set"), args.report.as_deref())?;
+        finish(
+            &Report::skipped("PREHEAT_SKIP is set"),
+            args.report.as_deref(),
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let report = match Config::load(&args.config) {
@@ -188,7 +205,8 @@ fn failed_before_start(args: &RunArgs, e: anyhow::Error) -> Result<Report> {
 /// Validates the config and loads (compiles, version-checks, instantiates) every plugin.
 async fn check(path: &Path) -> Result<ExitCode> {
     let config = Config::load(path)?;
-    let backend = crate::backend::Backend::Memory(Arc::new(crate::backend::MemoryBackend::new(1 << 20)));
+    let backend =
+        crate::backend::Backend::Memory(Arc::new(crate::backend::MemoryBackend::new(1 << 20)));
     let warmer = Warmer::new(config)?;
     let mut problems = 0;
     for plugin in warmer.config().enabled_plugins() {
@@ -206,7 +224,11 @@ async fn check(path: &Path) -> Result<ExitCode> {
                 plugin.name,
                 plugin.path.display(),
                 loaded.wasm_bytes,
-                if loaded.cache_outcome == crate::runtime::CacheOutcome::Hit { "from cache" } else { "now" },
+                if loaded.cache_outcome == crate::runtime::CacheOutcome::Hit {
+                    "from cache"
+                } else {
+                    "now"
+                },
                 plugin.fuel_per_call,
                 plugin.timeout,
                 plugin.memory_limit
@@ -217,6 +239,13 @@ async fn check(path: &Path) -> Result<ExitCode> {
             }
         }
     }
-    println!("{} plugin(s) checked, {problems} problem(s)", warmer.config().enabled_plugins().count());
-    Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    println!(
+        "{} plugin(s) checked, {problems} problem(s)",
+        warmer.config().enabled_plugins().count()
+    );
+    Ok(if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

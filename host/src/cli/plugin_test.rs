@@ -51,26 +51,51 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
     if !args.path.exists() {
         bail!("{} does not exist; build the plugin with `cargo build --release --target wasm32-wasip2`", args.path.display());
     }
-    let name = args.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into());
-    let prefixes = if args.prefixes.is_empty() { vec![String::new()] } else { args.prefixes.clone() };
+    let name = args
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
+    let prefixes = if args.prefixes.is_empty() {
+        vec![String::new()]
+    } else {
+        args.prefixes.clone()
+    };
     let mut plugin = PluginConfig::for_path(&name, args.path.clone(), prefixes);
     plugin.fuel_per_call = args.fuel;
     plugin.timeout = args.timeout;
     plugin.memory_limit = args.memory_limit;
-    plugin.settings = args.settings.iter().map(|(k, v)| (k.clone(), toml::Value::String(v.clone()))).collect();
+    plugin.settings = args
+        .settings
+        .iter()
+        .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
+        .collect();
     let config = Config {
         enabled: true,
-        run: RunConfig { deadline: Duration::from_secs(600), ..RunConfig::default() },
+        run: RunConfig {
+            deadline: Duration::from_secs(600),
+            ..RunConfig::default()
+        },
         backend: BackendConfig::default(),
         plugins: vec![plugin],
         source: None,
     };
     let memory = Arc::new(MemoryBackend::new(config.backend.max_bytes.0));
     let warmer = Warmer::new(config)?;
-    let options = RunOptions { strategy: "test".into(), trace: true, key_limit: args.limit, ..RunOptions::default() };
-    let report = warmer.run_with_backend(Backend::Memory(memory), options).await;
+    let options = RunOptions {
+        strategy: "test".into(),
+        trace: true,
+        key_limit: args.limit,
+        ..RunOptions::default()
+    };
+    let report = warmer
+        .run_with_backend(Backend::Memory(memory), options)
+        .await;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("reports serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("reports serialize")
+        );
     } else {
         print!("{}", render_table(&report));
     }
@@ -79,23 +104,58 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
             eprintln!("! {:?}: {}", e.key, e.error);
         }
     }
-    Ok(if report.status == RunStatus::Completed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.status == RunStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The human table: keys, then calls, then a summary line.
 fn render_table(report: &Report) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let width = report.keys.iter().map(|k| k.key.len()).max().unwrap_or(3).clamp(3, 60);
-    let _ = writeln!(out, "{:<width$}  {:<8}  {:>10}  {:>8}  OUTCOME", "KEY", "PRIORITY", "BYTES", "TTL");
+    let width = report
+        .keys
+        .iter()
+        .map(|k| k.key.len())
+        .max()
+        .unwrap_or(3)
+        .clamp(3, 60);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:<8}  {:>10}  {:>8}  OUTCOME",
+        "KEY", "PRIORITY", "BYTES", "TTL"
+    );
     for k in &report.keys {
-        let bytes = k.value_bytes.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
-        let ttl = k.ttl_seconds.map(|t| format!("{t}s")).unwrap_or_else(|| "-".into());
-        let _ = writeln!(out, "{:<width$}  {:<8}  {bytes:>10}  {ttl:>8}  {}", k.key, k.priority, k.outcome);
+        let bytes = k
+            .value_bytes
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "-".into());
+        let ttl = k
+            .ttl_seconds
+            .map(|t| format!("{t}s"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<8}  {bytes:>10}  {ttl:>8}  {}",
+            k.key, k.priority, k.outcome
+        );
     }
-    let _ = writeln!(out, "\n{:<9}  {:>6}  {:>14}  {:>10}", "CALL", "KEYS", "FUEL", "TIME");
+    let _ = writeln!(
+        out,
+        "\n{:<9}  {:>6}  {:>14}  {:>10}",
+        "CALL", "KEYS", "FUEL", "TIME"
+    );
     for c in &report.calls {
-        let _ = writeln!(out, "{:<9}  {:>6}  {:>14}  {:>8.2}ms", c.call, c.keys, c.fuel, c.time_us as f64 / 1000.0);
+        let _ = writeln!(
+            out,
+            "{:<9}  {:>6}  {:>14}  {:>8.2}ms",
+            c.call,
+            c.keys,
+            c.fuel,
+            c.time_us as f64 / 1000.0
+        );
     }
     let t = &report.totals;
     let fuel: u64 = report.calls.iter().map(|c| c.fuel).sum();

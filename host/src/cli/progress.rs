@@ -37,7 +37,11 @@ impl ProgressDisplay {
                     if let Some(bar) = &bar {
                         bar.set_length(s.enumerated);
                         bar.set_position(s.finished);
-                        bar.set_message(if s.enumeration_done { "" } else { "(listing…)" });
+                        bar.set_message(if s.enumeration_done {
+                            ""
+                        } else {
+                            "(listing…)"
+                        });
                     } else if !quiet && last_line.elapsed() >= LINE_EVERY {
                         last_line = Instant::now();
                         let secs = started.elapsed().as_secs_f64().max(0.001);
@@ -47,7 +51,12 @@ impl ProgressDisplay {
                         } else {
                             "unknown".into()
                         };
-                        tracing::info!("progress: {}/{} keys done, {} written, {rate:.0} keys/s, ETA {eta}", s.finished, s.enumerated, s.written);
+                        tracing::info!(
+                            "progress: {}/{} keys done, {} written, {rate:.0} keys/s, ETA {eta}",
+                            s.finished,
+                            s.enumerated,
+                            s.written
+                        );
                     }
                 }
             }

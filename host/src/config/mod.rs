@@ -292,7 +292,10 @@ impl Config {
                 bail!("{at}: key_prefixes must list at least one non-empty prefix (e.g. [\"products.\"]); it bounds which keys the plugin may write");
             }
             if plugin.ttl_jitter_percent > 100 {
-                bail!("{at}: ttl_jitter_percent = {} must be between 0 and 100", plugin.ttl_jitter_percent);
+                bail!(
+                    "{at}: ttl_jitter_percent = {} must be between 0 and 100",
+                    plugin.ttl_jitter_percent
+                );
             }
             if plugin.fuel_per_call == 0 {
                 bail!("{at}: fuel_per_call must be above 0");
@@ -353,13 +356,18 @@ page_size = 50
         assert_eq!(p.write_policy, WritePolicy::IfMissing);
         assert_eq!(
             p.settings_as_strings(),
-            vec![("page_size".into(), "50".into()), ("user_ids".into(), "1-100".into())]
+            vec![
+                ("page_size".into(), "50".into()),
+                ("user_ids".into(), "1-100".into())
+            ]
         );
     }
 
     #[test]
     fn unknown_field_is_rejected_with_file_line_and_column() {
-        let err = parse("[run]\nconcurrency = 4\ndeadlnie = \"5m\"\n").unwrap_err().to_string();
+        let err = parse("[run]\nconcurrency = 4\ndeadlnie = \"5m\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/etc/preheat/preheat.toml"), "{err}");
         assert!(err.contains("line 3, column 1"), "{err}");
         assert!(err.contains("deadlnie"), "{err}");
@@ -367,23 +375,36 @@ page_size = 50
 
     #[test]
     fn bad_values_are_rejected_where_they_are() {
-        let err = parse("[run]\ndeadline = \"soon\"\n").unwrap_err().to_string();
+        let err = parse("[run]\ndeadline = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
         let err = parse("[run]\nconcurrency = 0\n").unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("nonzero"), "{err}");
-        let err = parse(&MINIMAL.replace("key_prefixes", "write_policy = \"sometimes\"\nkey_prefixes"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("sometimes") && err.contains("if-missing"), "{err}");
+        let err =
+            parse(&MINIMAL.replace("key_prefixes", "write_policy = \"sometimes\"\nkey_prefixes"))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("sometimes") && err.contains("if-missing"),
+            "{err}"
+        );
     }
 
     #[test]
     fn validation_names_the_plugin_and_the_fix() {
         let c = parse(&MINIMAL.replace("[\"system.\", \"user.profile.\"]", "[]")).unwrap();
         let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("critical-keys") && err.contains("key_prefixes"), "{err}");
+        assert!(
+            err.contains("critical-keys") && err.contains("key_prefixes"),
+            "{err}"
+        );
         let c = parse("[backend]\nkind = \"redis\"\n").unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("PREHEAT_REDIS_URL"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("PREHEAT_REDIS_URL"));
     }
 
     #[test]

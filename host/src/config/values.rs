@@ -23,7 +23,9 @@ impl<'de> Deserialize<'de> for RawSize {
                 Ok(RawSize::Int(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawSize, E> {
-                u64::try_from(v).map(RawSize::Int).map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v)
+                    .map(RawSize::Int)
+                    .map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSize, E> {
                 Ok(RawSize::Text(v.to_string()))
@@ -56,7 +58,11 @@ impl ByteSize {
             "mib" => 1 << 20,
             "g" | "gb" => 1_000_000_000,
             "gib" => 1 << 30,
-            other => return Err(format!("unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB, KB, MB or GB)")),
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?} in {text:?} (use B, KiB, MiB, GiB, KB, MB or GB)"
+                ))
+            }
         };
         Ok(ByteSize((num * mult as f64) as u64))
     }
@@ -107,7 +113,9 @@ impl MemoryBudget {
         match text.trim().strip_suffix('%') {
             Some(pct) => match pct.trim().parse::<f64>() {
                 Ok(p) if p > 0.0 && p <= 100.0 => Ok(MemoryBudget::Percent(p)),
-                _ => Err(format!("memory_budget {text:?}: a percentage must be above 0% and at most 100%")),
+                _ => Err(format!(
+                    "memory_budget {text:?}: a percentage must be above 0% and at most 100%"
+                )),
             },
             None => ByteSize::parse(text).map(MemoryBudget::Bytes),
         }
@@ -198,26 +206,39 @@ mod tests {
         assert_eq!(ByteSize::parse("1.5 KiB").unwrap(), ByteSize(1536));
         assert_eq!(ByteSize::parse("100MB").unwrap(), ByteSize(100_000_000));
         assert_eq!(ByteSize::parse("4096").unwrap(), ByteSize(4096));
-        assert!(ByteSize::parse("64 parsecs").unwrap_err().contains("parsecs"));
+        assert!(ByteSize::parse("64 parsecs")
+            .unwrap_err()
+            .contains("parsecs"));
         assert!(ByteSize::parse("lots").is_err());
     }
 
     #[test]
     fn memory_budgets_parse() {
-        assert_eq!(MemoryBudget::parse("50%").unwrap(), MemoryBudget::Percent(50.0));
-        assert_eq!(MemoryBudget::parse("1GiB").unwrap(), MemoryBudget::Bytes(ByteSize(1 << 30)));
+        assert_eq!(
+            MemoryBudget::parse("50%").unwrap(),
+            MemoryBudget::Percent(50.0)
+        );
+        assert_eq!(
+            MemoryBudget::parse("1GiB").unwrap(),
+            MemoryBudget::Bytes(ByteSize(1 << 30))
+        );
         assert!(MemoryBudget::parse("150%").is_err());
     }
 
     #[test]
     fn write_policies_parse() {
-        assert_eq!(WritePolicy::parse("if-missing").unwrap(), WritePolicy::IfMissing);
+        assert_eq!(
+            WritePolicy::parse("if-missing").unwrap(),
+            WritePolicy::IfMissing
+        );
         assert_eq!(WritePolicy::parse("always").unwrap(), WritePolicy::Always);
         assert_eq!(
             WritePolicy::parse("refresh-if-ttl-below=5m").unwrap(),
             WritePolicy::RefreshIfTtlBelow(Duration::from_secs(300))
         );
         assert!(WritePolicy::parse("refresh-if-ttl-below=soon").is_err());
-        assert!(WritePolicy::parse("overwrite").unwrap_err().contains("if-missing"));
+        assert!(WritePolicy::parse("overwrite")
+            .unwrap_err()
+            .contains("if-missing"));
     }
 }

@@ -16,14 +16,22 @@ pub fn available_memory() -> Option<u64> {
             .and_then(|kb| kb.parse::<u64>().ok())
             .map(|kb| kb * 1024)
     });
-    let read = |p: &str| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
     // cgroup v2, then v1; "max" (or a huge v1 number) parses as no limit.
     let cgroup = read("/sys/fs/cgroup/memory.max")
         .map(|max| max.saturating_sub(read("/sys/fs/cgroup/memory.current").unwrap_or(0)))
         .or_else(|| {
             read("/sys/fs/cgroup/memory/memory.limit_in_bytes")
                 .filter(|&l| l < 1 << 60)
-                .map(|l| l.saturating_sub(read("/sys/fs/cgroup/memory/memory.usage_in_bytes").unwrap_or(0)))
+                .map(|l| {
+                    l.saturating_sub(
+                        read("/sys/fs/cgroup/memory/memory.usage_in_bytes").unwrap_or(0),
+                    )
+                })
         });
     match (available, cgroup) {
         (Some(a), Some(c)) => Some(a.min(c)),
@@ -35,7 +43,9 @@ pub fn available_memory() -> Option<u64> {
 pub fn budget_bytes(budget: MemoryBudget) -> u64 {
     let bytes = match budget {
         MemoryBudget::Bytes(b) => b.0,
-        MemoryBudget::Percent(p) => (available_memory().unwrap_or(1 << 30) as f64 * p / 100.0) as u64,
+        MemoryBudget::Percent(p) => {
+            (available_memory().unwrap_or(1 << 30) as f64 * p / 100.0) as u64
+        }
     };
     bytes.max(16 << 20)
 }
@@ -50,13 +60,19 @@ impl ByteBudget {
     /// A budget of `bytes`.
     pub fn new(bytes: u64) -> ByteBudget {
         let total_units = (bytes / UNIT).clamp(1, u32::MAX as u64) as u32;
-        ByteBudget { permits: Semaphore::new(total_units as usize), total_units }
+        ByteBudget {
+            permits: Semaphore::new(total_units as usize),
+            total_units,
+        }
     }
 
     /// Waits until `bytes` fit in the budget (a request above the whole budget waits for all of it).
     pub async fn reserve(&self, bytes: u64) -> SemaphorePermit<'_> {
         let units = bytes.div_ceil(UNIT).clamp(1, self.total_units as u64) as u32;
-        self.permits.acquire_many(units).await.expect("the budget semaphore is never closed")
+        self.permits
+            .acquire_many(units)
+            .await
+            .expect("the budget semaphore is never closed")
     }
 }
 
@@ -67,7 +83,10 @@ mod tests {
 
     #[test]
     fn budgets_resolve_to_bytes() {
-        assert_eq!(budget_bytes(MemoryBudget::Bytes(ByteSize(64 << 20))), 64 << 20);
+        assert_eq!(
+            budget_bytes(MemoryBudget::Bytes(ByteSize(64 << 20))),
+            64 << 20
+        );
         assert_eq!(budget_bytes(MemoryBudget::Bytes(ByteSize(1))), 16 << 20);
         let half = budget_bytes(MemoryBudget::Percent(50.0));
         assert!(half >= 16 << 20);

@@ -19,7 +19,10 @@ use crate::backend::{Backend, Outcome, Write};
 use crate::config::{Config, PluginConfig};
 use crate::plan::{KeyRules, WarmItem, WorkQueue};
 use crate::report::{Counters, Report};
-use crate::runtime::{CallError, Cancel, Entry, HostServices, KeySpec, LoadedPlugin, PluginLimits, RunContext, Runtime, WarmError};
+use crate::runtime::{
+    CallError, Cancel, Entry, HostServices, KeySpec, LoadedPlugin, PluginLimits, RunContext,
+    Runtime, WarmError,
+};
 use anyhow::Result;
 use budget::ByteBudget;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -52,7 +55,12 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { strategy: "proactive".into(), progress: Arc::default(), trace: false, key_limit: None }
+        RunOptions {
+            strategy: "proactive".into(),
+            progress: Arc::default(),
+            trace: false,
+            key_limit: None,
+        }
     }
 }
 
@@ -100,16 +108,27 @@ impl Warmer {
     }
 
     /// Loads one plugin (compiling it, or taking it from the compile cache).
-    pub async fn load_plugin(&self, config: &PluginConfig, backend: Backend) -> Result<Arc<LoadedPlugin>> {
+    pub async fn load_plugin(
+        &self,
+        config: &PluginConfig,
+        backend: Backend,
+    ) -> Result<Arc<LoadedPlugin>> {
         let runtime = self.runtime.clone();
         let limits = PluginLimits {
             fuel_per_call: config.fuel_per_call,
             timeout: config.timeout,
             memory_limit: config.memory_limit.0 as usize,
         };
-        let services = Arc::new(HostServices { plugin: config.name.as_str().into(), backend, key_prefixes: config.key_prefixes.clone() });
+        let services = Arc::new(HostServices {
+            plugin: config.name.as_str().into(),
+            backend,
+            key_prefixes: config.key_prefixes.clone(),
+        });
         let path = config.path.clone();
-        let plugin = tokio::task::spawn_blocking(move || LoadedPlugin::load(&runtime, &path, limits, services)).await??;
+        let plugin = tokio::task::spawn_blocking(move || {
+            LoadedPlugin::load(&runtime, &path, limits, services)
+        })
+        .await??;
         Ok(Arc::new(plugin))
     }
 
@@ -145,9 +164,19 @@ impl Warmer {
     pub async fn run_with_backend(&self, backend: Backend, options: RunOptions) -> Report {
         let started = Instant::now();
         let started_at = SystemTime::now();
-        let run_id = format!("{:x}-{:06x}", started_at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs(), rand::rng().random_range(0..0xffffff));
+        let run_id = format!(
+            "{:x}-{:06x}",
+            started_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs(),
+            rand::rng().random_range(0..0xffffff)
+        );
         let configs: Vec<PluginConfig> = self.config.enabled_plugins().cloned().collect();
-        let tally = Tally::new(configs.iter().map(|c| c.name.clone()).collect(), options.trace);
+        let tally = Tally::new(
+            configs.iter().map(|c| c.name.clone()).collect(),
+            options.trace,
+        );
         let mut slots = Vec::with_capacity(configs.len());
         for (i, config) in configs.into_iter().enumerate() {
             let plugin = match self.load_plugin(&config, backend.clone()).await {
@@ -160,7 +189,10 @@ impl Warmer {
             slots.push(Slot::new(config, plugin, &run_id, &options.strategy));
         }
         let run = &self.config.run;
-        let batch_limits = slots.iter().map(|s| s.batch_limit(run.batch_size.get())).collect();
+        let batch_limits = slots
+            .iter()
+            .map(|s| s.batch_limit(run.batch_size.get()))
+            .collect();
         let capacity = (4 * run.concurrency.get() * run.batch_size.get()).max(1024);
         let shared = Arc::new(Shared {
             config: self.config.clone(),
@@ -185,13 +217,20 @@ impl Warmer {
                 deadline_hit.store(true, Ordering::SeqCst);
                 shared.cancel.cancel();
                 for item in shared.queue.close() {
-                    shared.finish(item.plugin, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
+                    shared.finish(
+                        item.plugin,
+                        &item.spec,
+                        KeyOutcome::Abandoned,
+                        KeyDetail::default(),
+                    );
                 }
             }
         });
 
         let mut tasks = Vec::new();
-        let enumerators: Vec<usize> = (0..shared.slots.len()).filter(|&i| shared.slots[i].plugin.is_some()).collect();
+        let enumerators: Vec<usize> = (0..shared.slots.len())
+            .filter(|&i| shared.slots[i].plugin.is_some())
+            .collect();
         for &i in &enumerators {
             shared.queue.add_producer();
             tasks.push(tokio::spawn(enumerate_plugin(shared.clone(), i)));
@@ -202,7 +241,9 @@ impl Warmer {
             }
             shared.progress.set_enumeration_done();
         };
-        let workers: Vec<_> = (0..run.concurrency.get()).map(|_| tokio::spawn(worker(shared.clone()))).collect();
+        let workers: Vec<_> = (0..run.concurrency.get())
+            .map(|_| tokio::spawn(worker(shared.clone())))
+            .collect();
         enumeration.await;
         for w in workers {
             if let Err(e) = w.await {
@@ -241,11 +282,21 @@ impl Warmer {
 }
 
 impl Slot {
-    fn new(config: PluginConfig, plugin: Option<Arc<LoadedPlugin>>, run_id: &str, strategy: &str) -> Slot {
-        let limiter = NonZeroU32::new(config.rate_limit).map(|rate| RateLimiter::direct(Quota::per_second(rate)));
+    fn new(
+        config: PluginConfig,
+        plugin: Option<Arc<LoadedPlugin>>,
+        run_id: &str,
+        strategy: &str,
+    ) -> Slot {
+        let limiter = NonZeroU32::new(config.rate_limit)
+            .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
         Slot {
             rules: KeyRules::for_plugin(&config),
-            ctx: RunContext { run_id: run_id.to_string(), strategy: strategy.to_string(), settings: config.settings_as_strings() },
+            ctx: RunContext {
+                run_id: run_id.to_string(),
+                strategy: strategy.to_string(),
+                settings: config.settings_as_strings(),
+            },
             config,
             plugin,
             limiter,
@@ -266,7 +317,9 @@ impl Slot {
     /// TTL of a produced value: entry's, else key spec's, else the default; jittered, then capped.
     fn ttl(&self, entry: &Entry, spec: &KeySpec) -> Option<Duration> {
         let secs = entry.ttl_seconds.or(spec.ttl_seconds).filter(|&s| s > 0);
-        let mut ttl = secs.map(|s| Duration::from_secs(s.into())).or(self.config.default_ttl)?;
+        let mut ttl = secs
+            .map(|s| Duration::from_secs(s.into()))
+            .or(self.config.default_ttl)?;
         if self.config.ttl_jitter_percent > 0 {
             let j = f64::from(self.config.ttl_jitter_percent) / 100.0;
             ttl = ttl.mul_f64(rand::rng().random_range(1.0 - j..=1.0 + j));
@@ -282,12 +335,24 @@ impl Shared {
     /// Records a key's final outcome in the tally and the progress counters.
     fn finish(&self, plugin: usize, spec: &KeySpec, outcome: KeyOutcome, detail: KeyDetail) {
         self.tally.outcome(plugin, spec, outcome, detail);
-        self.progress.add_finished(1, u64::from(outcome == KeyOutcome::Written));
+        self.progress
+            .add_finished(1, u64::from(outcome == KeyOutcome::Written));
     }
 
-    fn finish_all(&self, plugin: usize, specs: &[KeySpec], attempts: &[u32], outcome: KeyOutcome, error: &str) {
+    fn finish_all(
+        &self,
+        plugin: usize,
+        specs: &[KeySpec],
+        attempts: &[u32],
+        outcome: KeyOutcome,
+        error: &str,
+    ) {
         for (spec, &a) in specs.iter().zip(attempts) {
-            let detail = if error.is_empty() { KeyDetail::default() } else { KeyDetail::error(error, a) };
+            let detail = if error.is_empty() {
+                KeyDetail::default()
+            } else {
+                KeyDetail::error(error, a)
+            };
             self.finish(plugin, spec, outcome, detail);
         }
     }
@@ -297,11 +362,17 @@ impl Shared {
         let slot = &self.slots[plugin];
         let in_a_row = slot.failed_calls_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
         if in_a_row >= MAX_CONSECUTIVE_FAILED_CALLS && !slot.disabled.swap(true, Ordering::SeqCst) {
-            let msg = format!("disabled after {in_a_row} failed calls in a row; last error: {error}");
+            let msg =
+                format!("disabled after {in_a_row} failed calls in a row; last error: {error}");
             self.tally.plugin_error(plugin, msg.clone());
             let pending = self.queue.remove_plugin(plugin);
             for item in pending {
-                self.finish(plugin, &item.spec, KeyOutcome::Failed, KeyDetail::error(format!("not attempted: plugin {msg}"), item.attempts));
+                self.finish(
+                    plugin,
+                    &item.spec,
+                    KeyOutcome::Failed,
+                    KeyDetail::error(format!("not attempted: plugin {msg}"), item.attempts),
+                );
             }
         }
     }
@@ -310,13 +381,19 @@ impl Shared {
 /// Pages through one plugin's `enumerate`, feeding valid, new keys to the queue.
 async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
     let slot = &shared.slots[p];
-    let plugin = slot.plugin.as_ref().expect("only loaded plugins are enumerated");
+    let plugin = slot
+        .plugin
+        .as_ref()
+        .expect("only loaded plugins are enumerated");
     let hasher = std::collections::hash_map::RandomState::new();
     let mut seen: HashSet<u64> = HashSet::new();
     let mut cursor: Option<String> = None;
     let mut listed: u64 = 0;
     'pages: while !shared.cancel.is_cancelled() && !slot.disabled.load(Ordering::SeqCst) {
-        let page = match plugin.enumerate(&slot.ctx, cursor.as_deref(), &shared.cancel).await {
+        let page = match plugin
+            .enumerate(&slot.ctx, cursor.as_deref(), &shared.cancel)
+            .await
+        {
             Err(CallError::Cancelled(_)) => break,
             Err(CallError::Failed(msg)) => {
                 shared.tally.plugin_error(p, msg);
@@ -324,11 +401,23 @@ async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
             }
             Ok((result, stats)) => {
                 let n = result.as_ref().map(|page| page.keys.len()).unwrap_or(0);
-                shared.tally.call(p, "enumerate", n, stats.fuel, stats.elapsed.as_micros() as u64);
+                shared.tally.call(
+                    p,
+                    "enumerate",
+                    n,
+                    stats.fuel,
+                    stats.elapsed.as_micros() as u64,
+                );
                 match result {
                     Ok(page) => page,
                     Err(msg) => {
-                        shared.tally.plugin_error(p, format!("plugin `{}`: enumerate returned an error: {msg}", plugin.name()));
+                        shared.tally.plugin_error(
+                            p,
+                            format!(
+                                "plugin `{}`: enumerate returned an error: {msg}",
+                                plugin.name()
+                            ),
+                        );
                         break;
                     }
                 }
@@ -346,10 +435,19 @@ async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
             shared.tally.add(p, |c| c.enumerated += 1);
             shared.progress.add_enumerated(1);
             if let Err(reason) = slot.rules.check(&spec.key) {
-                shared.finish(p, &spec, KeyOutcome::Invalid, KeyDetail::error(format!("invalid key: {reason}"), 0));
+                shared.finish(
+                    p,
+                    &spec,
+                    KeyOutcome::Invalid,
+                    KeyDetail::error(format!("invalid key: {reason}"), 0),
+                );
                 continue;
             }
-            let item = WarmItem { plugin: p, spec, attempts: 0 };
+            let item = WarmItem {
+                plugin: p,
+                spec,
+                attempts: 0,
+            };
             if !shared.queue.push(item.clone()).await {
                 shared.finish(p, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
             }
@@ -377,11 +475,21 @@ async fn worker(shared: Arc<Shared>) {
 /// Produces and writes one batch of one plugin, recording every key's outcome.
 async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
     let slot = &shared.slots[p];
-    let (specs, attempts): (Vec<KeySpec>, Vec<u32>) = batch.into_iter().map(|i| (i.spec, i.attempts + 1)).unzip();
+    let (specs, attempts): (Vec<KeySpec>, Vec<u32>) =
+        batch.into_iter().map(|i| (i.spec, i.attempts + 1)).unzip();
     if slot.disabled.load(Ordering::SeqCst) {
-        return shared.finish_all(p, &specs, &attempts, KeyOutcome::Failed, "not attempted: the plugin was disabled after repeated failures");
+        return shared.finish_all(
+            p,
+            &specs,
+            &attempts,
+            KeyOutcome::Failed,
+            "not attempted: the plugin was disabled after repeated failures",
+        );
     }
-    let plugin = slot.plugin.as_ref().expect("only loaded plugins have queued keys");
+    let plugin = slot
+        .plugin
+        .as_ref()
+        .expect("only loaded plugins have queued keys");
     let estimate = specs.len() as u64 * slot.avg_value_bytes.load(Ordering::Relaxed);
     let permit = tokio::select! {
         permit = async {
@@ -396,14 +504,22 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
 
     let (results, stats) = match plugin.produce(&slot.ctx, &specs, &shared.cancel).await {
         Ok(ok) => ok,
-        Err(CallError::Cancelled(_)) => return shared.finish_all(p, &specs, &attempts, KeyOutcome::Abandoned, ""),
+        Err(CallError::Cancelled(_)) => {
+            return shared.finish_all(p, &specs, &attempts, KeyOutcome::Abandoned, "")
+        }
         Err(CallError::Failed(msg)) => {
             shared.finish_all(p, &specs, &attempts, KeyOutcome::Failed, &msg);
             return shared.call_failed(p, &msg);
         }
     };
     slot.failed_calls_in_a_row.store(0, Ordering::SeqCst);
-    shared.tally.call(p, "produce", specs.len(), stats.fuel, stats.elapsed.as_micros() as u64);
+    shared.tally.call(
+        p,
+        "produce",
+        specs.len(),
+        stats.fuel,
+        stats.elapsed.as_micros() as u64,
+    );
 
     let max_value = slot.config.max_value_bytes.0;
     let mut writes = Vec::with_capacity(specs.len());
@@ -418,13 +534,29 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
             Ok(entry) => {
                 produced_bytes += entry.value.len() as u64;
                 let ttl = slot.ttl(&entry, &spec);
-                writes.push(Write { key: spec.key.clone(), value: entry.value, ttl });
+                writes.push(Write {
+                    key: spec.key.clone(),
+                    value: entry.value,
+                    ttl,
+                });
                 written_specs.push((spec, attempt));
             }
-            Err(WarmError::Skip(reason)) => {
-                shared.finish(p, &spec, KeyOutcome::SkippedByPlugin, KeyDetail { error: Some(reason), attempts: attempt, ..Default::default() })
-            }
-            Err(WarmError::Fail(reason)) => shared.finish(p, &spec, KeyOutcome::Failed, KeyDetail::error(format!("plugin failed the key: {reason}"), attempt)),
+            Err(WarmError::Skip(reason)) => shared.finish(
+                p,
+                &spec,
+                KeyOutcome::SkippedByPlugin,
+                KeyDetail {
+                    error: Some(reason),
+                    attempts: attempt,
+                    ..Default::default()
+                },
+            ),
+            Err(WarmError::Fail(reason)) => shared.finish(
+                p,
+                &spec,
+                KeyOutcome::Failed,
+                KeyDetail::error(format!("plugin failed the key: {reason}"), attempt),
+            ),
             Err(WarmError::Retry(reason)) => schedule_retry(shared, p, spec, attempt, &reason),
         }
     }
@@ -448,7 +580,11 @@ fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec, attempt: u32, r
     let delay = retry::backoff(shared.config.run.retry_base_delay, attempt);
     let shared = shared.clone();
     tokio::spawn(async move {
-        let item = WarmItem { plugin: p, spec, attempts: attempt };
+        let item = WarmItem {
+            plugin: p,
+            spec,
+            attempts: attempt,
+        };
         let requeued = tokio::select! {
             _ = tokio::time::sleep(delay) => shared.queue.push_now(item.clone()),
             _ = shared.cancel.cancelled() => false,
@@ -478,7 +614,11 @@ async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, specs: Vec<(
                 attempt += 1;
             }
             Err(e) => {
-                let outcome = if shared.cancel.is_cancelled() { KeyOutcome::Abandoned } else { KeyOutcome::Failed };
+                let outcome = if shared.cancel.is_cancelled() {
+                    KeyOutcome::Abandoned
+                } else {
+                    KeyOutcome::Failed
+                };
                 let msg = format!("{e} (after {attempt} write attempts)");
                 for (spec, a) in &specs {
                     shared.finish(p, spec, outcome, KeyDetail::error(msg.clone(), *a));
@@ -488,11 +628,98 @@ async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, specs: Vec<(
         }
     };
     for ((outcome, write), (spec, a)) in outcomes.into_iter().zip(&writes).zip(&specs) {
-        let detail = KeyDetail { value_bytes: Some(write.value.len()), ttl_seconds: write.ttl.map(|t| t.as_secs()), attempts: *a, error: None };
+        let detail = KeyDetail {
+            value_bytes: Some(write.value.len()),
+            ttl_seconds: write.ttl.map(|t| t.as_secs()),
+            attempts: *a,
+            error: None,
+        };
         match outcome {
             Outcome::Written => shared.finish(p, spec, KeyOutcome::Written, detail),
             Outcome::Fresh => shared.finish(p, spec, KeyOutcome::Fresh, detail),
-            Outcome::Rejected(msg) => shared.finish(p, spec, KeyOutcome::Failed, KeyDetail { error: Some(msg), ..detail }),
+            Outcome::Rejected(msg) => shared.finish(
+                p,
+                spec,
+                KeyOutcome::Failed,
+                KeyDetail {
+                    error: Some(msg),
+                    ..detail
+                },
+            ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn slot(edit: impl FnOnce(&mut PluginConfig)) -> Slot {
+        let mut config = PluginConfig::for_path("p", PathBuf::from("p.wasm"), vec!["k.".into()]);
+        edit(&mut config);
+        Slot::new(config, None, "run", "proactive")
+    }
+
+    fn entry(ttl: Option<u32>) -> Entry {
+        Entry {
+            value: vec![],
+            ttl_seconds: ttl,
+        }
+    }
+
+    fn spec(ttl: Option<u32>) -> KeySpec {
+        KeySpec {
+            key: "k.1".into(),
+            priority: crate::runtime::Priority::Normal,
+            ttl_seconds: ttl,
+            tags: vec![],
+            arg: None,
+        }
+    }
+
+    #[test]
+    fn ttl_prefers_entry_then_key_spec_then_default_and_is_capped() {
+        let s = slot(|c| c.max_ttl = Some(Duration::from_secs(600)));
+        assert_eq!(
+            s.ttl(&entry(Some(60)), &spec(Some(120))),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            s.ttl(&entry(None), &spec(Some(120))),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            s.ttl(&entry(None), &spec(None)),
+            Some(Duration::from_secs(600)),
+            "1h default capped at 10m"
+        );
+        assert_eq!(
+            s.ttl(&entry(Some(86_400)), &spec(None)),
+            Some(Duration::from_secs(600))
+        );
+        let no_default = slot(|c| c.default_ttl = None);
+        assert_eq!(no_default.ttl(&entry(None), &spec(None)), None);
+    }
+
+    #[test]
+    fn ttl_jitter_spreads_within_the_percentage() {
+        let s = slot(|c| c.ttl_jitter_percent = 10);
+        let ttls: Vec<Duration> = (0..200)
+            .map(|_| s.ttl(&entry(Some(1000)), &spec(None)).unwrap())
+            .collect();
+        assert!(ttls
+            .iter()
+            .all(|t| *t >= Duration::from_secs(900) && *t <= Duration::from_secs(1100)));
+        assert!(
+            ttls.iter().any(|t| *t != ttls[0]),
+            "jitter must vary the TTL"
+        );
+    }
+
+    #[test]
+    fn rate_limits_cap_the_batch_size() {
+        assert_eq!(slot(|c| c.rate_limit = 50).batch_limit(256), 50);
+        assert_eq!(slot(|_| {}).batch_limit(256), 256);
     }
 }

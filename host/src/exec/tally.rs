@@ -52,7 +52,12 @@ pub(crate) struct Tally {
 impl Tally {
     pub(crate) fn new(names: Vec<String>, trace: bool) -> Tally {
         let plugins = names.iter().map(|_| Mutex::default()).collect();
-        Tally { names, plugins, errors: Mutex::default(), trace: trace.then(Mutex::default) }
+        Tally {
+            names,
+            plugins,
+            errors: Mutex::default(),
+            trace: trace.then(Mutex::default),
+        }
     }
 
     pub(crate) fn name(&self, plugin: usize) -> &str {
@@ -64,7 +69,13 @@ impl Tally {
     }
 
     /// Records a key's final outcome (and, for problems, its error).
-    pub(crate) fn outcome(&self, plugin: usize, spec: &KeySpec, outcome: KeyOutcome, detail: KeyDetail) {
+    pub(crate) fn outcome(
+        &self,
+        plugin: usize,
+        spec: &KeySpec,
+        outcome: KeyOutcome,
+        detail: KeyDetail,
+    ) {
         {
             let mut t = self.plugins[plugin].lock().unwrap();
             let c = &mut t.counters;
@@ -80,10 +91,18 @@ impl Tally {
                 KeyOutcome::Abandoned => c.abandoned += 1,
             }
         }
-        if let Some(error) = detail.error.filter(|_| matches!(outcome, KeyOutcome::Invalid | KeyOutcome::Failed)) {
+        if let Some(error) = detail
+            .error
+            .filter(|_| matches!(outcome, KeyOutcome::Invalid | KeyOutcome::Failed))
+        {
             let mut errors = self.errors.lock().unwrap();
             if errors.0.len() < MAX_ERRORS {
-                errors.0.push(KeyError { plugin: self.names[plugin].clone(), key: spec.key.clone(), error, attempts: detail.attempts });
+                errors.0.push(KeyError {
+                    plugin: self.names[plugin].clone(),
+                    key: spec.key.clone(),
+                    error,
+                    attempts: detail.attempts,
+                });
             } else {
                 errors.1 += 1;
             }
@@ -104,7 +123,14 @@ impl Tally {
     }
 
     /// Records a call's cost.
-    pub(crate) fn call(&self, plugin: usize, call: &'static str, keys: usize, fuel: u64, time_us: u64) {
+    pub(crate) fn call(
+        &self,
+        plugin: usize,
+        call: &'static str,
+        keys: usize,
+        fuel: u64,
+        time_us: u64,
+    ) {
         {
             let mut t = self.plugins[plugin].lock().unwrap();
             t.counters.fuel_consumed += fuel;
@@ -113,18 +139,36 @@ impl Tally {
             }
         }
         if let Some(trace) = &self.trace {
-            trace.lock().unwrap().1.push(CallTrace { plugin: self.names[plugin].clone(), call, keys, fuel, time_us });
+            trace.lock().unwrap().1.push(CallTrace {
+                plugin: self.names[plugin].clone(),
+                call,
+                keys,
+                fuel,
+                time_us,
+            });
         }
     }
 
     /// Marks the plugin as failed as a whole (the first error wins).
     pub(crate) fn plugin_error(&self, plugin: usize, error: String) {
         tracing::error!(plugin = %self.names[plugin], "{error}");
-        self.plugins[plugin].lock().unwrap().error.get_or_insert(error);
+        self.plugins[plugin]
+            .lock()
+            .unwrap()
+            .error
+            .get_or_insert(error);
     }
 
     /// Takes the per-plugin reports, the error list and the traces out of the tally.
-    pub(crate) fn finish(&self) -> (Vec<PluginReport>, Vec<KeyError>, u64, Vec<KeyTrace>, Vec<CallTrace>) {
+    pub(crate) fn finish(
+        &self,
+    ) -> (
+        Vec<PluginReport>,
+        Vec<KeyError>,
+        u64,
+        Vec<KeyTrace>,
+        Vec<CallTrace>,
+    ) {
         let reports = self
             .names
             .iter()
@@ -142,7 +186,11 @@ impl Tally {
             })
             .collect();
         let (errors, omitted) = std::mem::take(&mut *self.errors.lock().unwrap());
-        let (keys, calls) = self.trace.as_ref().map(|t| std::mem::take(&mut *t.lock().unwrap())).unwrap_or_default();
+        let (keys, calls) = self
+            .trace
+            .as_ref()
+            .map(|t| std::mem::take(&mut *t.lock().unwrap()))
+            .unwrap_or_default();
         (reports, errors, omitted, keys, calls)
     }
 }
@@ -158,6 +206,10 @@ pub(crate) struct KeyDetail {
 
 impl KeyDetail {
     pub(crate) fn error(error: impl Into<String>, attempts: u32) -> KeyDetail {
-        KeyDetail { error: Some(error.into()), attempts, ..Default::default() }
+        KeyDetail {
+            error: Some(error.into()),
+            attempts,
+            ..Default::default()
+        }
     }
 }

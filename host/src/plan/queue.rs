@@ -47,7 +47,13 @@ impl WorkQueue {
         let n = batch_limits.len();
         let empty = || vec![VecDeque::new(); n];
         WorkQueue {
-            state: Mutex::new(State { levels: [empty(), empty(), empty(), empty()], cursor: [0; 4], queued: 0, producers: 0, closed: false }),
+            state: Mutex::new(State {
+                levels: [empty(), empty(), empty(), empty()],
+                cursor: [0; 4],
+                queued: 0,
+                producers: 0,
+                closed: false,
+            }),
             changed: Notify::new(),
             capacity,
             batch_limits,
@@ -154,7 +160,11 @@ impl WorkQueue {
         let mut s = self.state.lock().unwrap();
         s.closed = true;
         s.queued = 0;
-        let drained = s.levels.iter_mut().flat_map(|l| l.iter_mut().flat_map(|d| d.drain(..))).collect();
+        let drained = s
+            .levels
+            .iter_mut()
+            .flat_map(|l| l.iter_mut().flat_map(|d| d.drain(..)))
+            .collect();
         drop(s);
         self.changed.notify_waiters();
         drained
@@ -163,7 +173,11 @@ impl WorkQueue {
     /// Removes and returns everything queued for one plugin (it was disabled).
     pub fn remove_plugin(&self, plugin: usize) -> Vec<WarmItem> {
         let mut s = self.state.lock().unwrap();
-        let drained: Vec<WarmItem> = s.levels.iter_mut().flat_map(|l| l[plugin].drain(..)).collect();
+        let drained: Vec<WarmItem> = s
+            .levels
+            .iter_mut()
+            .flat_map(|l| l[plugin].drain(..))
+            .collect();
         s.queued -= drained.len();
         drop(s);
         self.changed.notify_waiters();
@@ -177,7 +191,17 @@ mod tests {
     use crate::runtime::Priority;
 
     fn item(plugin: usize, key: &str, priority: Priority) -> WarmItem {
-        WarmItem { plugin, spec: KeySpec { key: key.into(), priority, ttl_seconds: None, tags: vec![], arg: None }, attempts: 0 }
+        WarmItem {
+            plugin,
+            spec: KeySpec {
+                key: key.into(),
+                priority,
+                ttl_seconds: None,
+                tags: vec![],
+                arg: None,
+            },
+            attempts: 0,
+        }
     }
 
     #[tokio::test]

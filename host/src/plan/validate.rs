@@ -27,13 +27,25 @@ impl KeyRules {
             return Err("empty key".into());
         }
         if key.len() > self.max_bytes {
-            return Err(format!("key is {} bytes, over max_key_bytes = {}", key.len(), self.max_bytes));
+            return Err(format!(
+                "key is {} bytes, over max_key_bytes = {}",
+                key.len(),
+                self.max_bytes
+            ));
         }
-        if let Some((i, c)) = key.char_indices().find(|(_, c)| c.is_whitespace() || c.is_control()) {
-            return Err(format!("key contains whitespace or a control character ({c:?} at byte {i})"));
+        if let Some((i, c)) = key
+            .char_indices()
+            .find(|(_, c)| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "key contains whitespace or a control character ({c:?} at byte {i})"
+            ));
         }
         if !self.prefixes.iter().any(|p| key.starts_with(p.as_str())) {
-            return Err(format!("key is outside the plugin's key_prefixes {:?}", self.prefixes));
+            return Err(format!(
+                "key is outside the plugin's key_prefixes {:?}",
+                self.prefixes
+            ));
         }
         if let Some(re) = &self.regex {
             if !re.is_match(key) {
@@ -49,7 +61,11 @@ mod tests {
     use super::*;
 
     fn rules() -> KeyRules {
-        KeyRules { prefixes: vec!["user.".into(), "products.".into()], max_bytes: 20, regex: Some(Regex::new(r"^[a-z.0-9]+$").unwrap()) }
+        KeyRules {
+            prefixes: vec!["user.".into(), "products.".into()],
+            max_bytes: 20,
+            regex: Some(Regex::new(r"^[a-z.0-9]+$").unwrap()),
+        }
     }
 
     #[test]
@@ -62,8 +78,14 @@ mod tests {
     fn rejects_each_kind_of_bad_key_with_a_reason() {
         let r = rules();
         assert_eq!(r.check("").unwrap_err(), "empty key");
-        assert!(r.check("user.a very long key here").unwrap_err().contains("max_key_bytes = 20"));
-        assert!(r.check("user.has space").unwrap_err().contains("whitespace"));
+        assert!(r
+            .check("user.a very long key here")
+            .unwrap_err()
+            .contains("max_key_bytes = 20"));
+        assert!(r
+            .check("user.has space")
+            .unwrap_err()
+            .contains("whitespace"));
         assert!(r.check("user.bell\u{7}").unwrap_err().contains("control"));
         assert!(r.check("orders.1").unwrap_err().contains("key_prefixes"));
         assert!(r.check("user.UPPER").unwrap_err().contains("key_regex"));

@@ -52,7 +52,12 @@ pub struct Counters {
 impl Counters {
     /// Keys with a final outcome.
     pub fn finished(&self) -> u64 {
-        self.written + self.skipped_fresh + self.skipped_by_plugin + self.invalid + self.failed + self.abandoned
+        self.written
+            + self.skipped_fresh
+            + self.skipped_by_plugin
+            + self.invalid
+            + self.failed
+            + self.abandoned
     }
 
     /// Whether every enumerated key has exactly one outcome.
@@ -199,7 +204,11 @@ impl Report {
     pub fn settle_status(&mut self) {
         let t = &self.totals;
         let plugin_failed = self.plugins.iter().any(|p| p.error.is_some());
-        let all_plugins_failed = !self.plugins.is_empty() && self.plugins.iter().all(|p| p.error.is_some() && p.counters.written + p.counters.skipped_fresh == 0);
+        let all_plugins_failed = !self.plugins.is_empty()
+            && self
+                .plugins
+                .iter()
+                .all(|p| p.error.is_some() && p.counters.written + p.counters.skipped_fresh == 0);
         let problems = t.failed + t.invalid + t.abandoned > 0 || plugin_failed || self.deadline_hit;
         let progress = t.written + t.skipped_fresh + t.skipped_by_plugin > 0;
         self.status = if self.error.is_some() || all_plugins_failed || (problems && !progress) {
@@ -243,14 +252,34 @@ mod tests {
     fn status_follows_the_outcomes() {
         let mut r = Report::skipped("x");
         r.error = None;
-        r.plugins.push(PluginReport { name: "p".into(), counters: Counters::default(), produce_calls: 0, produce_p50_us: None, produce_p99_us: None, error: None });
-        r.totals = Counters { enumerated: 2, written: 2, ..Default::default() };
+        r.plugins.push(PluginReport {
+            name: "p".into(),
+            counters: Counters::default(),
+            produce_calls: 0,
+            produce_p50_us: None,
+            produce_p99_us: None,
+            error: None,
+        });
+        r.totals = Counters {
+            enumerated: 2,
+            written: 2,
+            ..Default::default()
+        };
         r.settle_status();
         assert_eq!(r.status, RunStatus::Completed);
-        r.totals = Counters { enumerated: 2, written: 1, failed: 1, ..Default::default() };
+        r.totals = Counters {
+            enumerated: 2,
+            written: 1,
+            failed: 1,
+            ..Default::default()
+        };
         r.settle_status();
         assert_eq!(r.status, RunStatus::Partial);
-        r.totals = Counters { enumerated: 2, failed: 2, ..Default::default() };
+        r.totals = Counters {
+            enumerated: 2,
+            failed: 2,
+            ..Default::default()
+        };
         r.settle_status();
         assert_eq!(r.status, RunStatus::Failed);
     }

@@ -51,7 +51,10 @@ pub fn render_summary(report: &Report) -> String {
     let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
     for e in &report.errors {
         let first_line = e.error.lines().next().unwrap_or("");
-        match groups.iter_mut().find(|(p, msg, _)| *p == e.plugin && *msg == first_line) {
+        match groups
+            .iter_mut()
+            .find(|(p, msg, _)| *p == e.plugin && *msg == first_line)
+        {
             Some(group) => group.2.push(&e.key),
             None => groups.push((&e.plugin, first_line, vec![&e.key])),
         }

@@ -23,12 +23,18 @@ pub(crate) struct GuestOutput {
 
 impl GuestOutput {
     pub(crate) fn new(plugin: Arc<str>) -> GuestOutput {
-        GuestOutput { plugin, stderr_tail: Arc::default() }
+        GuestOutput {
+            plugin,
+            stderr_tail: Arc::default(),
+        }
     }
 
     /// A WASI output stream for `name` ("stdout" or "stderr").
     pub(crate) fn stream(&self, name: &'static str) -> GuestStream {
-        GuestStream { output: self.clone(), name }
+        GuestStream {
+            output: self.clone(),
+            name,
+        }
     }
 
     /// Forgets stderr lines from earlier calls.
@@ -39,7 +45,10 @@ impl GuestOutput {
     /// The stderr lines written since the last [`GuestOutput::clear_tail`], joined.
     pub(crate) fn tail(&self) -> String {
         let tail = self.stderr_tail.lock().unwrap();
-        tail.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
+        tail.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn emit(&self, stream: &'static str, line: &str) {
@@ -71,7 +80,11 @@ impl IsTerminal for GuestStream {
 
 impl StdoutStream for GuestStream {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter { output: self.output.clone(), name: self.name, pending: Vec::new() })
+        Box::new(LineWriter {
+            output: self.output.clone(),
+            name: self.name,
+            pending: Vec::new(),
+        })
     }
 }
 
@@ -93,7 +106,11 @@ impl LineWriter {
 }
 
 impl AsyncWrite for LineWriter {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         for &b in buf {
             if b == b'\n' {
                 self.flush_line();

@@ -25,6 +25,10 @@ impl host::Host for HostState {
                 self.services.key_prefixes
             ));
         }
-        self.services.backend.get(&key).await.map_err(|e| format!("cache-get {key:?}: {e:#}"))
+        self.services
+            .backend
+            .get(&key)
+            .await
+            .map_err(|e| format!("cache-get {key:?}: {e:#}"))
     }
 }

@@ -15,8 +15,10 @@ mod host_api;
 mod plugin;
 mod sandbox;
 
-pub use bindings::preheat::plugin::types::{Entry, KeySpec, Level, Page, Priority, RunContext, WarmError};
-pub use engine::{Runtime, INTERFACE_VERSION};
+pub use bindings::preheat::plugin::types::{
+    Entry, KeySpec, Level, Page, Priority, RunContext, WarmError,
+};
 pub use compile_cache::CacheOutcome;
+pub use engine::{Runtime, INTERFACE_VERSION};
 pub use plugin::{CallError, CallStats, LoadedPlugin, PluginLimits};
 pub use sandbox::{Cancel, HostServices};

@@ -67,23 +67,37 @@ pub struct LoadedPlugin {
 impl LoadedPlugin {
     /// Reads, compiles (or loads from the cache), version-checks and links a plugin.
     /// CPU-heavy on a cache miss: call it from a blocking context.
-    pub fn load(runtime: &Runtime, path: &Path, limits: PluginLimits, services: Arc<HostServices>) -> Result<LoadedPlugin> {
+    pub fn load(
+        runtime: &Runtime,
+        path: &Path,
+        limits: PluginLimits,
+        services: Arc<HostServices>,
+    ) -> Result<LoadedPlugin> {
         let name = services.plugin.clone();
         let wasm = std::fs::read(path).with_context(|| {
             format!("plugin `{name}`: cannot read {}: check `path` in the config, and build the plugin with `cargo build --release --target wasm32-wasip2`", path.display())
         })?;
-        check_component_header(&wasm).with_context(|| format!("plugin `{name}`: {}", path.display()))?;
+        check_component_header(&wasm)
+            .with_context(|| format!("plugin `{name}`: {}", path.display()))?;
         let (component, cache_outcome) = runtime
             .cache
             .load(&runtime.engine, &wasm, path)
             .with_context(|| format!("plugin `{name}`"))?;
-        check_interface_version(&component, &runtime.engine).with_context(|| format!("plugin `{name}` ({})", path.display()))?;
+        check_interface_version(&component, &runtime.engine)
+            .with_context(|| format!("plugin `{name}` ({})", path.display()))?;
         let instance_pre = runtime
             .linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("plugin `{name}` ({}) imports something this host does not grant", path.display()))?;
-        let pre = PluginPre::new(instance_pre).map_err(anyhow::Error::from).with_context(|| format!("plugin `{name}`"))?;
+            .with_context(|| {
+                format!(
+                    "plugin `{name}` ({}) imports something this host does not grant",
+                    path.display()
+                )
+            })?;
+        let pre = PluginPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("plugin `{name}`"))?;
         Ok(LoadedPlugin {
             name,
             engine: runtime.engine.clone(),
@@ -122,7 +136,11 @@ impl LoadedPlugin {
     ) -> Result<(Result<Page, String>, CallStats), CallError> {
         let mut inst = self.checkout(cancel).await?;
         let started = self.arm(&mut inst, cancel);
-        let result = inst.bindings.preheat_plugin_warmer().call_enumerate(&mut inst.store, ctx, cursor).await;
+        let result = inst
+            .bindings
+            .preheat_plugin_warmer()
+            .call_enumerate(&mut inst.store, ctx, cursor)
+            .await;
         self.finish(inst, result, started, || match cursor {
             Some(c) => format!("enumerate (cursor {c:?})"),
             None => "enumerate (first page)".to_string(),
@@ -138,7 +156,11 @@ impl LoadedPlugin {
     ) -> Result<(Vec<Result<Entry, WarmError>>, CallStats), CallError> {
         let mut inst = self.checkout(cancel).await?;
         let started = self.arm(&mut inst, cancel);
-        let result = inst.bindings.preheat_plugin_warmer().call_produce(&mut inst.store, ctx, keys).await;
+        let result = inst
+            .bindings
+            .preheat_plugin_warmer()
+            .call_produce(&mut inst.store, ctx, keys)
+            .await;
         let what = || describe_batch(keys);
         let (results, stats) = self.finish(inst, result, started, what)?;
         if results.len() != keys.len() {
@@ -156,13 +178,20 @@ impl LoadedPlugin {
     /// Takes an idle instance, or instantiates a new one.
     async fn checkout(&self, cancel: &Cancel) -> Result<Instance, CallError> {
         if cancel.is_cancelled() {
-            return Err(CallError::Cancelled("run stopped before the call started".into()));
+            return Err(CallError::Cancelled(
+                "run stopped before the call started".into(),
+            ));
         }
         if let Some(inst) = self.idle.lock().unwrap().pop() {
             return Ok(inst);
         }
         let output = GuestOutput::new(self.name.clone());
-        let mut store = HostState::new_store(&self.engine, self.services.clone(), self.limits.memory_limit, output);
+        let mut store = HostState::new_store(
+            &self.engine,
+            self.services.clone(),
+            self.limits.memory_limit,
+            output,
+        );
         let started = self.arm_store(&mut store, cancel);
         match self.pre.instantiate_async(&mut store).await {
             Ok(bindings) => Ok(Instance { store, bindings }),
@@ -176,7 +205,9 @@ impl LoadedPlugin {
 
     /// Refills fuel and restarts the call clock.
     fn arm_store(&self, store: &mut Store<HostState>, cancel: &Cancel) -> Instant {
-        store.set_fuel(self.limits.fuel_per_call).expect("fuel is enabled on the engine");
+        store
+            .set_fuel(self.limits.fuel_per_call)
+            .expect("fuel is enabled on the engine");
         store.set_epoch_deadline(1);
         let started = Instant::now();
         let state = store.data_mut();
@@ -198,7 +229,10 @@ impl LoadedPlugin {
         match result {
             Ok(value) => {
                 let left = inst.store.get_fuel().unwrap_or(0);
-                let stats = CallStats { fuel: self.limits.fuel_per_call.saturating_sub(left), elapsed: started.elapsed() };
+                let stats = CallStats {
+                    fuel: self.limits.fuel_per_call.saturating_sub(left),
+                    elapsed: started.elapsed(),
+                };
                 self.idle.lock().unwrap().push(inst);
                 Ok((value, stats))
             }
@@ -207,10 +241,18 @@ impl LoadedPlugin {
         }
     }
 
-    fn describe_failure(&self, store: &Store<HostState>, e: wasmtime::Error, started: Instant, what: &str) -> CallError {
+    fn describe_failure(
+        &self,
+        store: &Store<HostState>,
+        e: wasmtime::Error,
+        started: Instant,
+        what: &str,
+    ) -> CallError {
         let name = &self.name;
         if let Some(Interrupted::Cancelled) = e.downcast_ref::<Interrupted>() {
-            return CallError::Cancelled(format!("plugin `{name}`: {what} interrupted: the run was stopped"));
+            return CallError::Cancelled(format!(
+                "plugin `{name}`: {what} interrupted: the run was stopped"
+            ));
         }
         let reason = if let Some(i) = e.downcast_ref::<Interrupted>() {
             format!("{i}; raise `timeout` for this plugin or do less work per call")
@@ -236,7 +278,9 @@ impl LoadedPlugin {
             if let Some(bt) = e.downcast_ref::<WasmBacktrace>() {
                 // Display starts with its own header line; keep just the frames.
                 let frames = bt.to_string();
-                let frames = frames.split_once('\n').map_or(frames.as_str(), |(_, rest)| rest);
+                let frames = frames
+                    .split_once('\n')
+                    .map_or(frames.as_str(), |(_, rest)| rest);
                 msg.push_str(&format!("\nwasm backtrace:\n{frames}"));
             }
             msg
@@ -249,8 +293,15 @@ impl LoadedPlugin {
 /// `thread '…' panicked at src/lib.rs:19:9:\nthe message` → `the message (at src/lib.rs:19:9)`.
 fn rust_panic(stderr: &str) -> Option<String> {
     let mut lines = stderr.lines().skip_while(|l| !l.contains(" panicked at "));
-    let location = lines.next()?.split(" panicked at ").nth(1)?.trim_end_matches(':').to_string();
-    let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note: run with")).collect();
+    let location = lines
+        .next()?
+        .split(" panicked at ")
+        .nth(1)?
+        .trim_end_matches(':')
+        .to_string();
+    let message: Vec<&str> = lines
+        .take_while(|l| !l.starts_with("note: run with"))
+        .collect();
     Some(format!("{} (at {location})", message.join(" ")))
 }
 
@@ -259,7 +310,11 @@ fn describe_batch(keys: &[KeySpec]) -> String {
     match keys {
         [] => "produce (empty batch)".to_string(),
         [one] => format!("produce (key {:?})", one.key),
-        [first, ..] => format!("produce (batch of {} keys starting at {:?})", keys.len(), first.key),
+        [first, ..] => format!(
+            "produce (batch of {} keys starting at {:?})",
+            keys.len(),
+            first.key
+        ),
     }
 }
 
@@ -290,10 +345,15 @@ fn compatible(a: &str, b: &str) -> bool {
 }
 
 /// Refuses a component that does not export a compatible `preheat:plugin/warmer`.
-fn check_interface_version(component: &wasmtime::component::Component, engine: &Engine) -> Result<()> {
+fn check_interface_version(
+    component: &wasmtime::component::Component,
+    engine: &Engine,
+) -> Result<()> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    let warmer = exports.iter().find(|n| n.starts_with("preheat:plugin/warmer"));
+    let warmer = exports
+        .iter()
+        .find(|n| n.starts_with("preheat:plugin/warmer"));
     let Some(warmer) = warmer else {
         bail!(
             "does not export the preheat:plugin/warmer interface (it exports {exports:?}); is it a preheat plugin built with preheat-guest?"
@@ -331,9 +391,13 @@ mod tests {
 
     #[test]
     fn non_components_are_refused_with_the_fix() {
-        let err = check_component_header(b"hello world").unwrap_err().to_string();
+        let err = check_component_header(b"hello world")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a WebAssembly file"), "{err}");
-        let err = check_component_header(b"\0asm\x01\0\0\0").unwrap_err().to_string();
+        let err = check_component_header(b"\0asm\x01\0\0\0")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("wasm32-wasip2"), "{err}");
         assert!(check_component_header(b"\0asm\x0d\0\x01\0").is_ok());
     }

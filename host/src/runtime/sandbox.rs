@@ -2,8 +2,8 @@
 //! that enforces per-call timeouts and run cancellation through epoch callbacks.
 
 use super::guest_output::GuestOutput;
-use crate::config::ByteSize;
 use crate::backend::Backend;
+use crate::config::ByteSize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,7 +53,9 @@ pub struct HostServices {
 impl HostServices {
     /// Whether `key` is under one of the granted prefixes.
     pub fn is_granted(&self, key: &str) -> bool {
-        self.key_prefixes.iter().any(|p| key.starts_with(p.as_str()))
+        self.key_prefixes
+            .iter()
+            .any(|p| key.starts_with(p.as_str()))
     }
 }
 
@@ -84,14 +86,27 @@ pub(crate) struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
-            return Err(wasmtime::Error::new(MemoryCapExceeded { requested: desired, limit: self.limit }));
+            return Err(wasmtime::Error::new(MemoryCapExceeded {
+                requested: desired,
+                limit: self.limit,
+            }));
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -115,7 +130,10 @@ pub struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -139,8 +157,14 @@ impl HostState {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryCap { limit: memory_limit },
-            guard: CallGuard { started: Instant::now(), timeout: Duration::from_secs(10), cancel: Cancel::default() },
+            limiter: MemoryCap {
+                limit: memory_limit,
+            },
+            guard: CallGuard {
+                started: Instant::now(),
+                timeout: Duration::from_secs(10),
+                cancel: Cancel::default(),
+            },
             services,
             output,
         };

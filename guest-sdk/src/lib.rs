@@ -1,0 +1,205 @@
+//! # preheat-guest: write a preheat warming plugin in Rust
+//!
+//! A preheat plugin is a WebAssembly component that knows *what* to warm:
+//! [`Plugin::enumerate`] lists the keys, page by page, and [`Plugin::produce`]
+//! builds their values, a batch at a time. The host decides when, how fast
+//! and where the values go.
+//!
+//! This crate hides the generated component-model glue. A plugin author
+//! implements one trait, [`Plugin`], and invokes one macro,
+//! [`export_plugin!`]:
+//!
+//! ```
+//! use preheat_guest::{export_plugin, Context, Entry, KeySpec, Page, Plugin, Priority, WarmError};
+//!
+//! /// Warms `greeting.{n}` for n in 0..count.
+//! struct Greetings;
+//!
+//! impl Plugin for Greetings {
+//!     fn enumerate(ctx: &Context, cursor: Option<String>) -> Result<Page, String> {
+//!         // Typed settings from the plugin's `[plugins.settings]` table.
+//!         let count: u32 = ctx.setting_or("count", 3)?;
+//!         let page_size: u32 = ctx.setting_or("page_size", 100)?;
+//!         let start: u32 = match cursor {
+//!             Some(c) => c.parse().map_err(|_| format!("bad cursor {c:?}"))?,
+//!             None => 0,
+//!         };
+//!         let end = count.min(start.saturating_add(page_size));
+//!         let keys = (start..end)
+//!             .map(|n| {
+//!                 KeySpec::new(format!("greeting.{n}"))
+//!                     .priority(Priority::High)
+//!                     .ttl(3600)
+//!                     .tag("greetings")
+//!                     .arg(n.to_string())
+//!             })
+//!             .collect();
+//!         Ok(if end < count {
+//!             Page::more(keys, end.to_string())
+//!         } else {
+//!             Page::last(keys)
+//!         })
+//!     }
+//!
+//!     fn produce(ctx: &Context, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>> {
+//!         let greeting = ctx.setting("greeting").unwrap_or("hello");
+//!         keys.into_iter()
+//!             .map(|key| match key.arg.as_deref() {
+//!                 Some(n) => Entry::json(&serde_json::json!({ "n": n, "text": greeting })),
+//!                 None => Err(WarmError::fail(format!("{} has no arg", key.key))),
+//!             })
+//!             .collect()
+//!     }
+//! }
+//!
+//! export_plugin!(Greetings);
+//! # fn main() {
+//! #     let ctx = Context::new("run-1", "proactive", [("count", "2")]);
+//! #     let page = Greetings::enumerate(&ctx, None).unwrap();
+//! #     assert_eq!(page.keys.len(), 2);
+//! #     assert!(page.cursor.is_none());
+//! #     let values = Greetings::produce(&ctx, page.keys);
+//! #     assert!(values.iter().all(|v| v.is_ok()));
+//! # }
+//! ```
+//!
+//! Build it as a component with
+//! `cargo build --release --target wasm32-wasip2` (the crate must have
+//! `crate-type = ["cdylib"]`), then point the host at the `.wasm` file.
+//!
+//! ## What the host gives a plugin
+//!
+//! * A [`Context`] on every call: the run id, the strategy and the plugin's
+//!   settings as strings, with typed accessors.
+//! * [`log`]: lines in the host log, tagged with the plugin's name
+//!   (`log::info("...")` or `log::info!("{}", x)`).
+//! * [`cache_get`]: the current value of a key in the target backend.
+//!
+//! The host functions only exist inside the host. On a native target (unit
+//! tests, doctests) the [`log`] functions write to standard error and
+//! [`cache_get`] returns an error, so a plugin's [`Plugin`] methods can be
+//! unit-tested natively with a [`Context`] built by [`Context::new`].
+
+#![warn(missing_docs)]
+
+mod context;
+mod host;
+pub mod log;
+mod types;
+
+pub use context::Context;
+pub use host::cache_get;
+pub use types::UnknownName;
+
+/// The generated component-model bindings for `preheat:plugin@0.1.0`.
+///
+/// Plugin authors should not need anything in here: the useful types are
+/// re-exported at the crate root.
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "preheat_guest::bindings",
+        additional_derives: [PartialEq],
+    });
+}
+
+/// The version of the plugin interface (`preheat:plugin`) this SDK builds against.
+pub const INTERFACE_VERSION: &str = "0.1.0";
+
+/// How urgently a key should be warmed; critical keys never wait behind lower ones.
+pub use bindings::preheat::plugin::types::Priority;
+
+/// One key the plugin wants warmed; build one with [`KeySpec::new`].
+pub use bindings::preheat::plugin::types::KeySpec;
+
+/// One page of [`Plugin::enumerate`]; build one with [`Page::last`] or [`Page::more`].
+pub use bindings::preheat::plugin::types::Page;
+
+/// A produced value; build one with [`Entry::bytes`], [`Entry::text`] or [`Entry::json`].
+pub use bindings::preheat::plugin::types::Entry;
+
+/// Why a key could not be produced: skip it, retry it later, or fail it.
+pub use bindings::preheat::plugin::types::WarmError;
+
+/// Severity of a line written with the [`log`] functions.
+pub use bindings::preheat::plugin::types::Level;
+
+/// The raw run context as the host passes it; [`Context`] wraps it.
+pub use bindings::preheat::plugin::types::RunContext;
+
+/// What a preheat plugin implements.
+///
+/// Both functions are associated functions (no `self`): a plugin instance
+/// may be created, reused or thrown away by the host at any time, so keep
+/// state in the [`Context`] settings or, when you really need it, in a
+/// `static`. Export the implementation with [`export_plugin!`].
+pub trait Plugin {
+    /// Lists keys to warm, one page per call.
+    ///
+    /// `cursor` is `None` on the first call, then whatever the previous page
+    /// returned in [`Page::cursor`]; return [`Page::last`] to end the listing.
+    /// An `Err` fails the enumeration of this plugin with that message.
+    fn enumerate(ctx: &Context, cursor: Option<String>) -> Result<Page, String>;
+
+    /// Builds the values for a batch of keys: exactly one result per key, in
+    /// the order they were given.
+    fn produce(ctx: &Context, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>>;
+}
+
+/// Exports a [`Plugin`] implementation as the component's `warmer` interface.
+///
+/// Invoke it once per plugin crate, at module level, with the type that
+/// implements [`Plugin`] (a plain name or a path):
+///
+/// ```
+/// # use preheat_guest::{Context, Entry, KeySpec, Page, Plugin, WarmError};
+/// struct Nothing;
+///
+/// impl Plugin for Nothing {
+///     fn enumerate(_: &Context, _: Option<String>) -> Result<Page, String> {
+///         Ok(Page::last(Vec::new()))
+///     }
+///     fn produce(_: &Context, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>> {
+///         keys.iter().map(|_| Err(WarmError::skip("nothing to do"))).collect()
+///     }
+/// }
+///
+/// preheat_guest::export_plugin!(Nothing);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        const _: () = {
+            type __PreheatGuestExport = $crate::__private::Adapter<$plugin>;
+    $crate::bindings::export!(__PreheatGuestExport with_types_in $crate::bindings);
+        };
+    };
+}
+
+/// Implementation details of [`export_plugin!`]; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use core::marker::PhantomData;
+
+    use crate::bindings::exports::preheat::plugin::warmer::Guest;
+    use crate::{Context, Entry, KeySpec, Page, Plugin, RunContext, WarmError};
+
+    /// Adapts a [`Plugin`] to the generated `Guest` trait.
+    pub struct Adapter<P>(PhantomData<P>);
+
+    impl<P: Plugin> Guest for Adapter<P> {
+        fn enumerate(ctx: RunContext, cursor: Option<String>) -> Result<Page, String> {
+            P::enumerate(&Context::from(ctx), cursor)
+        }
+
+        fn produce(ctx: RunContext, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>> {
+            P::produce(&Context::from(ctx), keys)
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! `synthetic`: any number of generated keys with generated values, for
+//! benchmarks and load tests.
+//!
+//! Keys are `{prefix}{i}` for `i` in `0..keys`, priority normal, no tags, no
+//! arg. The value of key `i` is exactly `value_size` bytes of printable ASCII:
+//! the decimal index, a `:`, then filler drawn from a splitmix64 stream
+//! seeded by `i` (truncated when `value_size` is smaller than the header).
+//! The same index always gives the same value.
+//!
+//! Settings (all optional):
+//!
+//! * `keys`: how many keys (default 1000).
+//! * `prefix`: key prefix (default `synthetic:`).
+//! * `value_size`: bytes per value (default 200).
+//! * `page_size`: keys per `enumerate` page (default 1000, at least 1).
+//! * `ttl`: time to live in seconds applied to every key (default: the host's).
+//!
+//! The cursor is the next index, in decimal.
+//!
+//! Built for millions of keys: no JSON, one allocation per key and per
+//! value, no per-key formatting machinery.
+
+use preheat_guest::{export_plugin, Context, Entry, KeySpec, Page, Plugin, Priority, WarmError};
+
+/// The plugin.
+pub struct Synthetic;
+
+impl Plugin for Synthetic {
+    fn enumerate(ctx: &Context, cursor: Option<String>) -> Result<Page, String> {
+        let keys: u64 = ctx.setting_or("keys", 1000)?;
+        let page_size: u64 = ctx.setting_or("page_size", 1000)?;
+        if page_size == 0 {
+            return Err("setting \"page_size\" must be at least 1, got 0".to_string());
+        }
+        let ttl: Option<u32> = ctx.setting_parse("ttl")?;
+        let prefix = ctx.setting("prefix").unwrap_or(DEFAULT_PREFIX);
+        let start: u64 = match cursor.as_deref() {
+            None => 0,
+            Some(c) => c
+                .parse()
+                .map_err(|_| format!("invalid cursor {c:?}: expected a key index"))?,
+        };
+        let end = keys.min(start.saturating_add(page_size));
+        let mut page = Vec::with_capacity(end.saturating_sub(start).min(1 << 16) as usize);
+        for i in start..end {
+            let mut key = String::with_capacity(prefix.len() + 20);
+            key.push_str(prefix);
+            push_decimal(&mut key, i);
+            page.push(KeySpec {
+                key,
+                priority: Priority::Normal,
+                ttl_seconds: ttl,
+                tags: Vec::new(),
+                arg: None,
+            });
+        }
+        Ok(if end < keys {
+            Page::more(page, end.to_string())
+        } else {
+            Page::last(page)
+        })
+    }
+
+    fn produce(ctx: &Context, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>> {
+        let settings = ctx
+            .setting_or::<usize>("value_size", 200)
+            .map(|size| (size, ctx.setting("prefix").unwrap_or(DEFAULT_PREFIX)));
+        keys.iter()
+            .map(|spec| {
+                let (size, prefix) = settings.as_ref().map_err(|e| WarmError::fail(e.clone()))?;
+                let index = spec
+                    .key
+                    .strip_prefix(*prefix)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        WarmError::fail(format!(
+                            "{:?} is not a synthetic key (expected {prefix:?} followed by an index)",
+                            spec.key
+                        ))
+                    })?;
+                Ok(Entry::bytes(value(index, *size)))
+            })
+            .collect()
+    }
+}
+
+export_plugin!(Synthetic);
+
+const DEFAULT_PREFIX: &str = "synthetic:";
+
+/// 64 printable characters; filler bytes index into it with 6 bits.
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// The value of key `index`: `{index}:` then filler, exactly `size` bytes.
+pub fn value(index: u64, size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size);
+    let mut buf = [0u8; 20];
+    let digits = decimal(index, &mut buf);
+    out.extend_from_slice(&digits[..digits.len().min(size)]);
+    if out.len() < size {
+        out.push(b':');
+    }
+    let mut state = index ^ 0x5EED_CAFE_F00D_D00D;
+    while out.len() < size {
+        let word = splitmix64(&mut state).to_le_bytes();
+        let chunk = word.map(|b| ALPHABET[usize::from(b & 63)]);
+        let take = (size - out.len()).min(chunk.len());
+        out.extend_from_slice(&chunk[..take]);
+    }
+    out
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Writes the decimal digits of `n` at the end of `buf`, without going
+/// through `core::fmt` or the allocator, and returns them.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[at..]
+}
+
+fn push_decimal(s: &mut String, n: u64) {
+    let mut buf = [0u8; 20];
+    // `decimal` only produces ASCII digits.
+    s.push_str(core::str::from_utf8(decimal(n, &mut buf)).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(settings: &[(&str, &str)]) -> Context {
+        Context::new("run", "bulk", settings.iter().copied())
+    }
+
+    #[test]
+    fn default_thousand_keys_in_one_page() {
+        let page = Synthetic::enumerate(&ctx(&[]), None).unwrap();
+        assert_eq!(page.keys.len(), 1000);
+        assert!(page.cursor.is_none());
+        assert_eq!(page.keys[0].key, "synthetic:0");
+        assert_eq!(page.keys[999].key, "synthetic:999");
+        assert_eq!(page.keys[0].ttl_seconds, None);
+    }
+
+    #[test]
+    fn pages_follow_the_cursor() {
+        let c = ctx(&[
+            ("keys", "25"),
+            ("page_size", "10"),
+            ("prefix", "b:"),
+            ("ttl", "9"),
+        ]);
+        let p1 = Synthetic::enumerate(&c, None).unwrap();
+        assert_eq!(p1.cursor.as_deref(), Some("10"));
+        let p3 = Synthetic::enumerate(&c, Some("20".into())).unwrap();
+        assert_eq!(p3.keys.len(), 5);
+        assert_eq!(p3.keys[4].key, "b:24");
+        assert_eq!(p3.keys[4].ttl_seconds, Some(9));
+        assert!(p3.cursor.is_none());
+    }
+
+    #[test]
+    fn zero_keys_is_one_empty_page() {
+        let page = Synthetic::enumerate(&ctx(&[("keys", "0")]), None).unwrap();
+        assert!(page.keys.is_empty() && page.cursor.is_none());
+    }
+
+    #[test]
+    fn values_are_deterministic_and_sized() {
+        assert_eq!(value(42, 200).len(), 200);
+        assert_eq!(value(42, 200), value(42, 200));
+        assert_ne!(value(42, 200), value(43, 200));
+        assert!(value(42, 200).starts_with(b"42:"));
+        assert_eq!(value(12345, 3), b"123");
+        assert_eq!(value(7, 0), b"");
+        assert!(value(1, 1000).iter().all(u8::is_ascii_graphic));
+    }
+
+    #[test]
+    fn produce_uses_value_size_and_rejects_foreign_keys() {
+        let c = ctx(&[("value_size", "64")]);
+        let out = Synthetic::produce(&c, vec![KeySpec::new("synthetic:5"), KeySpec::new("x:5")]);
+        assert_eq!(out[0].as_ref().unwrap().value, value(5, 64));
+        assert!(matches!(&out[1], Err(WarmError::Fail(_))));
+    }
+
+    #[test]
+    fn bad_settings_are_reported() {
+        let err = Synthetic::enumerate(&ctx(&[("keys", "many")]), None).unwrap_err();
+        assert!(
+            err.contains("\"keys\"") && err.contains("\"many\""),
+            "{err}"
+        );
+        let out = Synthetic::produce(
+            &ctx(&[("value_size", "-1")]),
+            vec![KeySpec::new("synthetic:1")],
+        );
+        assert!(matches!(&out[0], Err(WarmError::Fail(m)) if m.contains("value_size")));
+    }
+}

@@ -9,10 +9,13 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod exec;
+pub mod jobs;
 pub mod plan;
 pub mod report;
 pub mod runtime;
+pub mod sources;
 
 pub use config::Config;
 pub use exec::{RunOptions, Warmer};

@@ -247,6 +247,7 @@ keys = "30000"
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_preheat"))
         .args(["run", "--config", &config_arg, "--report"])
         .arg(&report)
+        .env("XDG_STATE_HOME", ws.dir.path())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

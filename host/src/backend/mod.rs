@@ -6,9 +6,11 @@
 
 mod memory;
 mod redis;
+mod sql;
 
 pub use self::memory::MemoryBackend;
 pub use self::redis::RedisBackend;
+pub use self::sql::SqlBackend;
 
 use crate::config::{BackendConfig, BackendKind, WritePolicy};
 use anyhow::Result;
@@ -54,6 +56,8 @@ pub enum Backend {
     Redis(RedisBackend),
     /// The in-process memory backend.
     Memory(Arc<MemoryBackend>),
+    /// A SQL cache table.
+    Sql(SqlBackend),
 }
 
 impl Backend {
@@ -64,6 +68,7 @@ impl Backend {
             BackendKind::Memory => Ok(Backend::Memory(Arc::new(MemoryBackend::new(
                 config.max_bytes.0,
             )))),
+            BackendKind::Sql => Ok(Backend::Sql(SqlBackend::connect(config).await?)),
         }
     }
 
@@ -76,6 +81,7 @@ impl Backend {
         match self {
             Backend::Redis(r) => r.write_batch(policy, writes).await,
             Backend::Memory(m) => Ok(m.write_batch(policy, writes)),
+            Backend::Sql(s) => s.write_batch(policy, writes).await,
         }
     }
 
@@ -84,6 +90,7 @@ impl Backend {
         match self {
             Backend::Redis(r) => r.get(key).await,
             Backend::Memory(m) => Ok(m.get(key)),
+            Backend::Sql(s) => s.get(key).await,
         }
     }
 
@@ -92,7 +99,20 @@ impl Backend {
         match self {
             Backend::Redis(r) => format!("redis {}", r.address()),
             Backend::Memory(m) => format!("memory (max {} bytes)", m.max_bytes()),
+            Backend::Sql(s) => format!("sql {}", s.describe()),
         }
+    }
+}
+
+/// Hides the password of a URL: `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -103,5 +123,26 @@ pub(crate) fn should_overwrite(policy: WritePolicy, remaining: Option<Duration>)
         WritePolicy::Always => true,
         WritePolicy::IfMissing => false,
         WritePolicy::RefreshIfTtlBelow(threshold) => matches!(remaining, Some(r) if r < threshold),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        assert_eq!(
+            redact_url("redis://:hunter2@db:6379/0"),
+            "redis://:***@db:6379/0"
+        );
+        assert_eq!(
+            redact_url("postgres://app:pw@db/app"),
+            "postgres://app:***@db/app"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 }

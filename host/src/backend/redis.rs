@@ -38,7 +38,7 @@ impl RedisBackend {
             .url
             .as_deref()
             .context("[backend] url is required for kind = \"redis\"")?;
-        let address = redact(url);
+        let address = super::redact_url(url);
         let client = redis::Client::open(url)
             .with_context(|| format!("invalid redis URL {address}: expected redis://[:password@]host:port/db or rediss://…"))?;
         let manager_config = ConnectionManagerConfig::new()
@@ -143,29 +143,15 @@ fn outcome_of(reply: &Value) -> Outcome {
     }
 }
 
-/// `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn credentials_never_reach_messages() {
-        assert_eq!(
-            redact("redis://:hunter2@db:6379/0"),
-            "redis://:***@db:6379/0"
-        );
-        assert_eq!(redact("rediss://app:pw@db/1"), "rediss://app:***@db/1");
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    fn replies_map_to_outcomes() {
+        assert_eq!(outcome_of(&Value::Okay), Outcome::Written);
+        assert_eq!(outcome_of(&Value::Nil), Outcome::Fresh);
+        assert_eq!(outcome_of(&Value::Int(0)), Outcome::Fresh);
+        assert!(matches!(outcome_of(&Value::Int(7)), Outcome::Rejected(_)));
     }
 }

@@ -1,5 +1,6 @@
 //! The `preheat` command line: `run`, `deploy`, `check` and `plugin test`.
 
+mod history;
 mod plugin_test;
 mod progress;
 
@@ -52,6 +53,27 @@ enum Command {
         /// The config file.
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Recent runs from the job history.
+    History {
+        /// The config file (names the job store).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The run in progress, if any, from the job history.
+    Status {
+        /// The config file (names the job store).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Plugin author tools.
     #[command(subcommand)]
@@ -126,6 +148,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Deploy { run, strict } => deploy(run, strict, cli.quiet).await,
         Command::Check { config } => check(&config).await,
+        Command::History {
+            config,
+            limit,
+            json,
+        } => history::history(&config, limit, json).await,
+        Command::Status { config, json } => history::status(&config, json).await,
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args, cli.quiet).await,
     }
 }
@@ -208,9 +236,10 @@ async fn check(path: &Path) -> Result<ExitCode> {
     let backend =
         crate::backend::Backend::Memory(Arc::new(crate::backend::MemoryBackend::new(1 << 20)));
     let warmer = Warmer::new(config)?;
+    let sources = crate::sources::SourceSet::connect(&warmer.config().sources).await;
     let mut problems = 0;
     for plugin in warmer.config().enabled_plugins() {
-        let loaded = match warmer.load_plugin(plugin, backend.clone()).await {
+        let loaded = match warmer.load_plugin(plugin, backend.clone(), &sources).await {
             Ok(loaded) => loaded,
             Err(e) => {
                 problems += 1;

@@ -2,7 +2,7 @@
 //! what it listed and produced, with fuel and time per call.
 
 use crate::backend::{Backend, MemoryBackend};
-use crate::config::{BackendConfig, ByteSize, Config, PluginConfig, RunConfig};
+use crate::config::{BackendConfig, ByteSize, Config, JobsConfig, PluginConfig, RunConfig};
 use crate::exec::{RunOptions, Warmer};
 use crate::report::{Report, RunStatus};
 use anyhow::{bail, Result};
@@ -77,6 +77,11 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
             ..RunConfig::default()
         },
         backend: BackendConfig::default(),
+        sources: Default::default(),
+        jobs: JobsConfig {
+            enabled: false,
+            ..JobsConfig::default()
+        },
         plugins: vec![plugin],
         source: None,
     };

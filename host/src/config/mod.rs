@@ -27,6 +27,12 @@ pub struct Config {
     /// Where values are written.
     #[serde(default)]
     pub backend: BackendConfig,
+    /// Named SQL sources plugins may query (`[sources.NAME]`).
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Job history and the run lock (`[jobs]`).
+    #[serde(default)]
+    pub jobs: JobsConfig,
     /// The plugins, in config order.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
@@ -71,6 +77,78 @@ impl Default for RunConfig {
     }
 }
 
+/// `[sources.NAME]`: a database a plugin may read with the `query` import.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `sqlite://path.db` (opened read-only) or `postgres://user@host:port/db`.
+    pub url: String,
+    /// Longest a single query may run.
+    #[serde(default = "default_query_timeout", with = "humantime_serde")]
+    pub query_timeout: Duration,
+    /// Most rows a single query may return.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// Connections kept open to this source.
+    #[serde(default = "default_source_connections")]
+    pub max_connections: u32,
+    /// How long to wait for a connection.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+fn default_query_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_rows() -> usize {
+    10_000
+}
+fn default_source_connections() -> u32 {
+    4
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+/// What a run does when another run of the same target holds the run lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockPolicy {
+    /// Wait up to `lock_wait`, then skip.
+    Wait,
+    /// Skip at once.
+    Skip,
+}
+
+/// `[jobs]`: the job history (`cache_warming_jobs`) and the run lock.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// `false` keeps no history and takes no run lock.
+    pub enabled: bool,
+    /// Job store URL: `sqlite://…` or `postgres://…`; default: SQLite in `state_dir`.
+    pub url: Option<String>,
+    /// Directory of the default SQLite job store.
+    pub state_dir: Option<PathBuf>,
+    /// When another run holds the lock: `wait` (up to `lock_wait`, then skip) or `skip`.
+    pub lock: LockPolicy,
+    /// Longest wait for the run lock.
+    #[serde(with = "humantime_serde")]
+    pub lock_wait: Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            enabled: true,
+            url: None,
+            state_dir: None,
+            lock: LockPolicy::Wait,
+            lock_wait: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Which backend kind to write to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -79,6 +157,8 @@ pub enum BackendKind {
     Redis,
     /// An in-process, TTL-aware, size-bounded map.
     Memory,
+    /// A SQL cache table (Laravel's database cache store layout), SQLite or PostgreSQL.
+    Sql,
 }
 
 /// `[backend]`: where values go.
@@ -97,6 +177,12 @@ pub struct BackendConfig {
     pub connect_timeout: Duration,
     /// Size bound of the memory backend (keys + values).
     pub max_bytes: ByteSize,
+    /// Cache table (sql).
+    pub table: String,
+    /// Prefix prepended to every key (sql; Laravel's cache prefix).
+    pub key_prefix: String,
+    /// Create the cache table when it does not exist (sql).
+    pub create_table: bool,
 }
 
 impl Default for BackendConfig {
@@ -107,6 +193,9 @@ impl Default for BackendConfig {
             response_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
             max_bytes: ByteSize(256 << 20),
+            table: "cache".into(),
+            key_prefix: String::new(),
+            create_table: false,
         }
     }
 }
@@ -157,6 +246,9 @@ pub struct PluginConfig {
     /// Keys per second this plugin may produce (0 = unlimited), to protect its data source.
     #[serde(default)]
     pub rate_limit: u32,
+    /// SQL sources (names from `[sources]`) this plugin may query.
+    #[serde(default)]
+    pub sources: Vec<String>,
     /// Free-form settings handed to the plugin as strings.
     #[serde(default)]
     pub settings: BTreeMap<String, toml::Value>,
@@ -217,6 +309,7 @@ impl PluginConfig {
             max_ttl: None,
             ttl_jitter_percent: 0,
             rate_limit: 0,
+            sources: Vec::new(),
             settings: BTreeMap::new(),
         }
     }
@@ -243,10 +336,22 @@ impl Config {
                 plugin.path = base.join(&plugin.path);
             }
         }
-        if let Some(dir) = &config.run.cache_dir {
+        for dir in [&mut config.run.cache_dir, &mut config.jobs.state_dir]
+            .into_iter()
+            .flatten()
+        {
             if dir.is_relative() {
-                config.run.cache_dir = Some(base.join(dir));
+                *dir = base.join(&*dir);
             }
+        }
+        for source in config.sources.values_mut() {
+            source.url = anchor_sqlite_url(&source.url, base);
+        }
+        if let Some(url) = &config.backend.url {
+            config.backend.url = Some(anchor_sqlite_url(url, base));
+        }
+        if let Some(url) = &config.jobs.url {
+            config.jobs.url = Some(anchor_sqlite_url(url, base));
         }
         config.source = Some(path.to_path_buf());
         Ok(config)
@@ -263,6 +368,9 @@ impl Config {
                 format!("PREHEAT_DEADLINE={deadline:?} is not a duration (try \"90s\" or \"5m\")")
             })?;
         }
+        if let Some(url) = var("PREHEAT_DATABASE_URL") {
+            self.jobs.url = Some(url);
+        }
         if let Some(dir) = var("PREHEAT_CACHE_DIR") {
             self.run.cache_dir = Some(PathBuf::from(dir));
         }
@@ -276,8 +384,22 @@ impl Config {
             .as_deref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "config".into());
-        if self.backend.kind == BackendKind::Redis && self.backend.url.is_none() {
-            bail!("{file}: [backend] kind = \"redis\" needs `url = \"redis://host:6379/0\"` (or set PREHEAT_REDIS_URL)");
+        match (self.backend.kind, &self.backend.url) {
+            (BackendKind::Redis, None) => bail!("{file}: [backend] kind = \"redis\" needs `url = \"redis://host:6379/0\"` (or set PREHEAT_REDIS_URL)"),
+            (BackendKind::Sql, None) => bail!("{file}: [backend] kind = \"sql\" needs `url = \"sqlite://cache.db\"` or `url = \"postgres://user@host/db\"`"),
+            _ => {}
+        }
+        if !self
+            .backend
+            .table
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            || self.backend.table.is_empty()
+        {
+            bail!(
+                "{file}: [backend] table = {:?}: use letters, digits, `_` and `.` only",
+                self.backend.table
+            );
         }
         let mut names = std::collections::HashSet::new();
         for (i, plugin) in self.plugins.iter().enumerate() {
@@ -300,8 +422,28 @@ impl Config {
             if plugin.fuel_per_call == 0 {
                 bail!("{at}: fuel_per_call must be above 0");
             }
+            if let Some(unknown) = plugin
+                .sources
+                .iter()
+                .find(|s| !self.sources.contains_key(*s))
+            {
+                bail!("{at}: sources = [{unknown:?}] names no [sources.{unknown}] table; define it or remove the grant");
+            }
         }
         Ok(())
+    }
+
+    /// Directory for state (the default SQLite job store): config, else
+    /// `$XDG_STATE_HOME/preheat`, else `~/.local/state/preheat`.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.jobs.state_dir {
+            return dir.clone();
+        }
+        std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(|| PathBuf::from(".preheat"))
+            .join("preheat")
     }
 
     /// The enabled plugins.
@@ -319,6 +461,16 @@ impl Config {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
             .unwrap_or_else(|| PathBuf::from(".preheat"));
         base.join("preheat").join("components")
+    }
+}
+
+/// Makes a relative `sqlite://` path relative to the config file's directory.
+fn anchor_sqlite_url(url: &str, base: &Path) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(rest) if !rest.starts_with('/') && !rest.starts_with(':') && !rest.is_empty() => {
+            format!("sqlite://{}", base.join(rest).display())
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -405,6 +557,27 @@ page_size = 50
             .unwrap_err()
             .to_string()
             .contains("PREHEAT_REDIS_URL"));
+    }
+
+    #[test]
+    fn sources_and_sqlite_paths_are_anchored_at_the_config_file() {
+        let c = parse(
+            "[sources.app]\nurl = \"sqlite://data/app.db\"\n[sources.pg]\nurl = \"postgres://u@db/app\"\n[backend]\nkind = \"sql\"\nurl = \"sqlite://cache.db\"\ntable = \"cache_entries\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.sources["app"].url, "sqlite:///etc/preheat/data/app.db");
+        assert_eq!(c.sources["pg"].url, "postgres://u@db/app");
+        assert_eq!(
+            c.backend.url.as_deref(),
+            Some("sqlite:///etc/preheat/cache.db")
+        );
+        assert_eq!(c.sources["app"].max_rows, 10_000);
+        let err = parse(&MINIMAL.replace("key_prefixes", "sources = [\"nope\"]\nkey_prefixes"))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("[sources.nope]"), "{err}");
     }
 
     #[test]

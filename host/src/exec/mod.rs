@@ -14,6 +14,7 @@ mod tally;
 
 pub use budget::{available_memory, budget_bytes};
 pub use progress::{Progress, ProgressSnapshot};
+pub use retry::backoff;
 
 use crate::backend::{Backend, Outcome, Write};
 use crate::config::{Config, PluginConfig};
@@ -23,6 +24,7 @@ use crate::runtime::{
     CallError, Cancel, Entry, HostServices, KeySpec, LoadedPlugin, PluginLimits, RunContext,
     Runtime, WarmError,
 };
+use crate::sources::SourceSet;
 use anyhow::Result;
 use budget::ByteBudget;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -51,6 +53,17 @@ pub struct RunOptions {
     pub trace: bool,
     /// Stop enumerating a plugin after this many keys.
     pub key_limit: Option<u64>,
+    /// Run id to use (generated when absent).
+    pub run_id: Option<String>,
+}
+
+/// A fresh run id: unix seconds in hex and a random suffix.
+pub fn new_run_id() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    format!("{secs:x}-{:06x}", rand::rng().random_range(0..0xffffff))
 }
 
 impl Default for RunOptions {
@@ -60,6 +73,7 @@ impl Default for RunOptions {
             progress: Arc::default(),
             trace: false,
             key_limit: None,
+            run_id: None,
         }
     }
 }
@@ -107,12 +121,17 @@ impl Warmer {
         &self.config
     }
 
-    /// Loads one plugin (compiling it, or taking it from the compile cache).
+    /// Loads one plugin (compiling it, or taking it from the compile cache),
+    /// granting it the backend and its sources from `sources`.
     pub async fn load_plugin(
         &self,
         config: &PluginConfig,
         backend: Backend,
+        sources: &SourceSet,
     ) -> Result<Arc<LoadedPlugin>> {
+        let granted = sources
+            .grant(&config.sources)
+            .map_err(|e| anyhow::anyhow!("plugin `{}` not run: {e}", config.name))?;
         let runtime = self.runtime.clone();
         let limits = PluginLimits {
             fuel_per_call: config.fuel_per_call,
@@ -123,6 +142,7 @@ impl Warmer {
             plugin: config.name.as_str().into(),
             backend,
             key_prefixes: config.key_prefixes.clone(),
+            sources: granted,
         });
         let path = config.path.clone();
         let plugin = tokio::task::spawn_blocking(move || {
@@ -132,54 +152,53 @@ impl Warmer {
         Ok(Arc::new(plugin))
     }
 
-    /// Connects to the configured backend and runs every enabled plugin.
+    /// Connects to the configured backend and runs every enabled plugin,
+    /// recorded in the job history under the run lock (see [`crate::jobs`]).
     pub async fn run(&self, options: RunOptions) -> Report {
-        let started = Instant::now();
-        match Backend::connect(&self.config.backend).await {
-            Ok(backend) => self.run_with_backend(backend, options).await,
-            Err(e) => {
-                let mut report = Report::skipped("");
-                report.error = Some(format!("{e:#}"));
-                report.strategy = options.strategy;
-                report.duration_ms = started.elapsed().as_millis() as u64;
-                report.plugins = self
-                    .config
-                    .enabled_plugins()
-                    .map(|p| crate::report::PluginReport {
-                        name: p.name.clone(),
-                        counters: Counters::default(),
-                        produce_calls: 0,
-                        produce_p50_us: None,
-                        produce_p99_us: None,
-                        error: Some("not run: the backend is unavailable".into()),
-                    })
-                    .collect();
-                report.settle_status();
-                report
-            }
-        }
+        crate::jobs::run_recorded(self, options).await
+    }
+
+    /// The report of a run whose backend could not be reached.
+    pub fn backend_unavailable(
+        &self,
+        error: &anyhow::Error,
+        options: &RunOptions,
+        took: Duration,
+    ) -> Report {
+        let mut report = Report::skipped("");
+        report.error = Some(format!("{error:#}"));
+        report.strategy = options.strategy.clone();
+        report.duration_ms = took.as_millis() as u64;
+        report.plugins = self
+            .config
+            .enabled_plugins()
+            .map(|p| crate::report::PluginReport {
+                name: p.name.clone(),
+                counters: Counters::default(),
+                produce_calls: 0,
+                produce_p50_us: None,
+                produce_p99_us: None,
+                error: Some("not run: the backend is unavailable".into()),
+            })
+            .collect();
+        report.settle_status();
+        report
     }
 
     /// Runs every enabled plugin against an already connected backend.
     pub async fn run_with_backend(&self, backend: Backend, options: RunOptions) -> Report {
         let started = Instant::now();
         let started_at = SystemTime::now();
-        let run_id = format!(
-            "{:x}-{:06x}",
-            started_at
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs(),
-            rand::rng().random_range(0..0xffffff)
-        );
+        let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
         let configs: Vec<PluginConfig> = self.config.enabled_plugins().cloned().collect();
         let tally = Tally::new(
             configs.iter().map(|c| c.name.clone()).collect(),
             options.trace,
         );
+        let sources = SourceSet::connect(&self.config.sources).await;
         let mut slots = Vec::with_capacity(configs.len());
         for (i, config) in configs.into_iter().enumerate() {
-            let plugin = match self.load_plugin(&config, backend.clone()).await {
+            let plugin = match self.load_plugin(&config, backend.clone(), &sources).await {
                 Ok(p) => Some(p),
                 Err(e) => {
                     tally.plugin_error(i, format!("{e:#}"));
@@ -266,6 +285,7 @@ impl Warmer {
             deadline_hit: deadline_hit.load(Ordering::SeqCst),
             backend: backend.describe(),
             error: None,
+            history_error: None,
             totals,
             plugins,
             errors,

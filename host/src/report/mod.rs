@@ -99,6 +99,20 @@ pub struct PluginReport {
     pub error: Option<String>,
 }
 
+impl PluginReport {
+    /// How this plugin's part of the run ended.
+    pub fn status(&self) -> RunStatus {
+        let c = &self.counters;
+        let problems = c.failed + c.invalid + c.abandoned > 0 || self.error.is_some();
+        let progress = c.written + c.skipped_fresh + c.skipped_by_plugin > 0;
+        match (problems, progress) {
+            (false, _) => RunStatus::Completed,
+            (true, true) => RunStatus::Partial,
+            (true, false) => RunStatus::Failed,
+        }
+    }
+}
+
 /// One key that went wrong.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyError {
@@ -163,6 +177,8 @@ pub struct Report {
     pub backend: String,
     /// Why the run failed as a whole, or was skipped.
     pub error: Option<String>,
+    /// Set when the job history could not be written (the run itself went on).
+    pub history_error: Option<String>,
     /// Sum over plugins.
     pub totals: Counters,
     /// Per plugin, in config order.
@@ -191,6 +207,7 @@ impl Report {
             deadline_hit: false,
             backend: String::new(),
             error: Some(reason.to_string()),
+            history_error: None,
             totals: Counters::default(),
             plugins: vec![],
             errors: vec![],

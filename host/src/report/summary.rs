@@ -27,6 +27,9 @@ pub fn render_summary(report: &Report) -> String {
     if let Some(e) = &report.error {
         let _ = writeln!(out, "  error: {e}");
     }
+    if let Some(e) = &report.history_error {
+        let _ = writeln!(out, "  history: {e}");
+    }
     for p in &report.plugins {
         let c = &p.counters;
         let _ = writeln!(

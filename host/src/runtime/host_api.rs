@@ -2,7 +2,7 @@
 
 use super::bindings::preheat::plugin::{host, types};
 use super::sandbox::HostState;
-use types::Level;
+use types::{Level, Rows, SqlValue};
 
 impl types::Host for HostState {}
 
@@ -30,5 +30,21 @@ impl host::Host for HostState {
             .get(&key)
             .await
             .map_err(|e| format!("cache-get {key:?}: {e:#}"))
+    }
+
+    async fn query(
+        &mut self,
+        source: String,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> Result<Rows, String> {
+        let Some(granted) = self.services.sources.get(&source) else {
+            let names: Vec<&String> = self.services.sources.keys().collect();
+            return Err(format!(
+                "source `{source}` is not granted to this plugin (granted: {names:?}); add it to the plugin's `sources` in the config"
+            ));
+        };
+        let cancel = self.guard.cancel.clone();
+        granted.query(&sql, &params, &cancel).await
     }
 }

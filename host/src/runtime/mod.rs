@@ -16,7 +16,7 @@ mod plugin;
 mod sandbox;
 
 pub use bindings::preheat::plugin::types::{
-    Entry, KeySpec, Level, Page, Priority, RunContext, WarmError,
+    Entry, KeySpec, Level, Page, Priority, Rows, RunContext, SqlValue, WarmError,
 };
 pub use compile_cache::CacheOutcome;
 pub use engine::{Runtime, INTERFACE_VERSION};

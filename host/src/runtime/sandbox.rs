@@ -40,7 +40,7 @@ impl Cancel {
 }
 
 /// Host capabilities a plugin's imports reach: its name, the backend it reads with
-/// `cache-get`, and the key prefixes it is granted.
+/// `cache-get`, the key prefixes and the SQL sources it is granted.
 pub struct HostServices {
     /// The plugin's name, tagging its log lines.
     pub plugin: Arc<str>,
@@ -48,6 +48,8 @@ pub struct HostServices {
     pub backend: Backend,
     /// Keys the plugin may read and write start with one of these.
     pub key_prefixes: Vec<String>,
+    /// The SQL sources the plugin may query, by name.
+    pub sources: std::collections::BTreeMap<String, Arc<crate::sources::Source>>,
 }
 
 impl HostServices {

@@ -1,0 +1,23 @@
+-- Job history (the seed applications' cache_warming_jobs) and the run lock.
+CREATE TABLE IF NOT EXISTS cache_warming_jobs (
+    id BIGSERIAL PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    job_type TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'partial', 'failed', 'skipped')),
+    metadata JSONB NOT NULL DEFAULT '{}',
+    error_message TEXT,
+    started_at TIMESTAMPTZ,
+    completed_at TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cache_warming_jobs_run_id ON cache_warming_jobs (run_id);
+CREATE INDEX IF NOT EXISTS cache_warming_jobs_created_at ON cache_warming_jobs (created_at);
+
+CREATE TABLE IF NOT EXISTS preheat_run_locks (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    acquired_at TIMESTAMPTZ NOT NULL,
+    expires_at BIGINT NOT NULL
+);

@@ -1,0 +1,278 @@
+//! The `sql` backend: a cache table in SQLite or PostgreSQL, laid out like
+//! Laravel's database cache store (`key` unique, `value`, `expiration` in unix
+//! seconds), optionally with `created_at`/`updated_at` (detected). Each batch is
+//! one multi-row `INSERT … ON CONFLICT … DO UPDATE … WHERE <policy> RETURNING key`,
+//! so the policy is applied atomically per key and the returned keys are the written ones.
+
+use super::{BackendError, Outcome, Write};
+use crate::config::{BackendConfig, WritePolicy};
+use crate::db::{Arg, Db, DbOptions};
+use anyhow::{bail, Context, Result};
+use sqlx::{AssertSqlSafe, Column, Row, TypeInfo};
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Expiry written for values without a TTL (Laravel's `forever` is ten years).
+const FOREVER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A connected cache table.
+#[derive(Clone)]
+pub struct SqlBackend {
+    db: Db,
+    table: String,
+    key_prefix: String,
+    address: String,
+    /// `created_at`/`updated_at` columns exist.
+    timestamps: bool,
+    /// The `value` column holds bytes (BLOB/BYTEA) rather than text.
+    binary_values: bool,
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64
+}
+
+impl SqlBackend {
+    /// Connects, creates the table when asked, and inspects its columns.
+    pub async fn connect(config: &BackendConfig) -> Result<SqlBackend> {
+        let url = config
+            .url
+            .as_deref()
+            .context("[backend] url is required for kind = \"sql\"")?;
+        let address = super::redact_url(url);
+        let options = DbOptions {
+            read_only: false,
+            create_if_missing: config.create_table,
+            max_connections: 8,
+            connect_timeout: config.connect_timeout,
+        };
+        let db = Db::connect(url, options).await.with_context(|| {
+            format!("cannot reach the SQL cache database {address}: check [backend] url")
+        })?;
+        let table = config.table.clone();
+        if config.create_table {
+            let (value_type, expiration_type) = match db {
+                Db::Sqlite(_) => ("BLOB", "INTEGER"),
+                Db::Postgres(_) => ("BYTEA", "BIGINT"),
+            };
+            let ddl = format!(
+                "CREATE TABLE IF NOT EXISTS {table} (\"key\" VARCHAR(255) PRIMARY KEY, \"value\" {value_type} NOT NULL, \"expiration\" {expiration_type} NOT NULL)"
+            );
+            db.execute(&ddl)
+                .await
+                .with_context(|| format!("creating cache table `{table}` in {address}"))?;
+        }
+        let columns = describe(&db, &table).await.with_context(|| {
+            format!("cache table `{table}` not found in {address}: create it (Laravel: `php artisan cache:table`) or set [backend] create_table = true")
+        })?;
+        let find = |name: &str| {
+            columns
+                .iter()
+                .find(|(c, _)| c == name)
+                .map(|(_, t)| t.as_str())
+        };
+        for required in ["key", "value", "expiration"] {
+            if find(required).is_none() {
+                bail!("cache table `{table}` in {address} has no `{required}` column (found {columns:?}); it needs key, value and expiration");
+            }
+        }
+        let binary_values = matches!(find("value"), Some(t) if t.eq_ignore_ascii_case("BLOB") || t.eq_ignore_ascii_case("BYTEA"));
+        let timestamps = find("created_at").is_some() && find("updated_at").is_some();
+        Ok(SqlBackend {
+            db,
+            table,
+            key_prefix: config.key_prefix.clone(),
+            address,
+            timestamps,
+            binary_values,
+        })
+    }
+
+    /// The database address without credentials, and the table.
+    pub fn describe(&self) -> String {
+        format!("{} table {}", self.address, self.table)
+    }
+
+    /// Writes a batch in one statement; per-key outcomes from `RETURNING`.
+    pub async fn write_batch(
+        &self,
+        policy: WritePolicy,
+        writes: &[Write],
+    ) -> Result<Vec<Outcome>, BackendError> {
+        let now = now_secs();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; writes.len()];
+        let mut rows: Vec<(String, Value, i64)> = Vec::with_capacity(writes.len());
+        for (i, w) in writes.iter().enumerate() {
+            let value = if self.binary_values {
+                Value::Bytes(w.value.clone())
+            } else {
+                match String::from_utf8(w.value.clone()) {
+                    Ok(text) => Value::Text(text),
+                    Err(_) => {
+                        outcomes[i] = Some(Outcome::Rejected(format!(
+                            "value is not UTF-8 text, but the `value` column of `{}` is text; use a BLOB/BYTEA column or produce text",
+                            self.table
+                        )));
+                        continue;
+                    }
+                }
+            };
+            let expiration = now + w.ttl.unwrap_or(FOREVER).as_secs().max(1) as i64;
+            rows.push((format!("{}{}", self.key_prefix, w.key), value, expiration));
+        }
+        let written: HashSet<String> = if rows.is_empty() {
+            HashSet::new()
+        } else {
+            let sql = self.upsert_sql(policy, rows.len(), now);
+            self.run_upsert(&sql, rows)
+                .await
+                .map_err(|e| BackendError {
+                    transient: crate::db::is_transient(&e),
+                    message: format!("SQL cache {} write failed: {e}", self.describe()),
+                })?
+        };
+        Ok(writes
+            .iter()
+            .zip(outcomes)
+            .map(|(w, decided)| {
+                decided.unwrap_or_else(|| {
+                    if written.contains(&format!("{}{}", self.key_prefix, w.key)) {
+                        Outcome::Written
+                    } else {
+                        Outcome::Fresh
+                    }
+                })
+            })
+            .collect())
+    }
+
+    /// `INSERT … ON CONFLICT ("key") DO UPDATE … WHERE <policy> RETURNING "key"`.
+    fn upsert_sql(&self, policy: WritePolicy, n: usize, now: i64) -> String {
+        let t = &self.table;
+        let mut columns = String::from("\"key\", \"value\", \"expiration\"");
+        let stamps = if self.timestamps {
+            columns.push_str(", \"created_at\", \"updated_at\"");
+            ", CURRENT_TIMESTAMP, CURRENT_TIMESTAMP"
+        } else {
+            ""
+        };
+        let values: Vec<String> = (0..n)
+            .map(|i| {
+                let p = |k: usize| self.db.placeholder(3 * i + k);
+                format!("({}, {}, {}{stamps})", p(1), p(2), p(3))
+            })
+            .collect();
+        let mut set = String::from(
+            "\"value\" = excluded.\"value\", \"expiration\" = excluded.\"expiration\"",
+        );
+        if self.timestamps {
+            set.push_str(", \"updated_at\" = excluded.\"updated_at\"");
+        }
+        let condition = match policy {
+            WritePolicy::Always => String::new(),
+            WritePolicy::IfMissing => format!(" WHERE {t}.\"expiration\" <= {now}"),
+            WritePolicy::RefreshIfTtlBelow(threshold) => {
+                format!(
+                    " WHERE {t}.\"expiration\" < {}",
+                    now + threshold.as_secs() as i64
+                )
+            }
+        };
+        format!(
+            "INSERT INTO {t} ({columns}) VALUES {} ON CONFLICT (\"key\") DO UPDATE SET {set}{condition} RETURNING \"key\"",
+            values.join(", ")
+        )
+    }
+
+    async fn run_upsert(
+        &self,
+        sql: &str,
+        rows: Vec<(String, Value, i64)>,
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        let mut args = Vec::with_capacity(rows.len() * 3);
+        for (key, value, expiration) in rows {
+            args.push(Arg::Text(key));
+            args.push(match value {
+                Value::Text(t) => Arg::Text(t),
+                Value::Bytes(b) => Arg::Bytes(b),
+            });
+            args.push(Arg::Int(expiration));
+        }
+        let returned = self.db.fetch_text(sql, args).await?;
+        Ok(returned
+            .into_iter()
+            .filter_map(|mut r| r.pop().flatten())
+            .collect())
+    }
+
+    /// The live value of a key.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        let sql = format!(
+            "SELECT \"value\" FROM {} WHERE \"key\" = {} AND \"expiration\" > {}",
+            self.table,
+            self.db.placeholder(1),
+            now_secs()
+        );
+        let key = format!("{}{key}", self.key_prefix);
+        macro_rules! fetch {
+            ($pool:expr) => {{
+                let row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(key)
+                    .fetch_optional($pool)
+                    .await;
+                row.and_then(|r| match r {
+                    None => Ok(None),
+                    Some(r) if self.binary_values => r.try_get::<Vec<u8>, _>(0).map(Some),
+                    Some(r) => r.try_get::<String, _>(0).map(|s| Some(s.into_bytes())),
+                })
+            }};
+        }
+        let result = match &self.db {
+            Db::Sqlite(pool) => fetch!(pool),
+            Db::Postgres(pool) => fetch!(pool),
+        };
+        result.map_err(|e| BackendError {
+            transient: crate::db::is_transient(&e),
+            message: format!("SQL cache {} read failed: {e}", self.describe()),
+        })
+    }
+}
+
+/// A value as bound to the `value` column.
+enum Value {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// Column names and declared types of `table` (an error when it does not exist).
+async fn describe(db: &Db, table: &str) -> Result<Vec<(String, String)>> {
+    let sql = format!("SELECT * FROM {table} WHERE 1 = 0");
+    let columns = match db {
+        Db::Sqlite(pool) => {
+            let d = sqlx::Executor::describe(
+                pool,
+                sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.clone())),
+            )
+            .await?;
+            d.columns()
+                .iter()
+                .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
+                .collect()
+        }
+        Db::Postgres(pool) => {
+            let d = sqlx::Executor::describe(
+                pool,
+                sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.clone())),
+            )
+            .await?;
+            d.columns()
+                .iter()
+                .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
+                .collect()
+        }
+    };
+    Ok(columns)
+}

@@ -1,0 +1,175 @@
+//! Database connections shared by the SQL parts of preheat (plugin sources,
+//! the `sql` cache backend, the job store): one pool type over SQLite and
+//! PostgreSQL, chosen by URL scheme.
+
+use anyhow::{bail, Context, Result};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A connection pool to SQLite or PostgreSQL.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// A SQLite database file.
+    Sqlite(SqlitePool),
+    /// A PostgreSQL server.
+    Postgres(PgPool),
+}
+
+/// How to open a [`Db`].
+#[derive(Clone, Copy, Debug)]
+pub struct DbOptions {
+    /// Open read-only (SQLite: read-only file; PostgreSQL: read-only transactions by default).
+    pub read_only: bool,
+    /// Create a missing SQLite file.
+    pub create_if_missing: bool,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long to wait for a connection.
+    pub connect_timeout: Duration,
+}
+
+impl Db {
+    /// Opens a pool for `url` (`sqlite://…` or `postgres://…`) and checks it with a round trip.
+    pub async fn connect(url: &str, options: DbOptions) -> Result<Db> {
+        let shown = crate::backend::redact_url(url);
+        let db = if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("invalid SQLite URL {shown}"))?
+                .read_only(options.read_only)
+                .create_if_missing(options.create_if_missing && !options.read_only)
+                .busy_timeout(Duration::from_secs(5));
+            let connect = if options.read_only {
+                connect
+            } else {
+                connect.journal_mode(SqliteJournalMode::Wal)
+            };
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.connect_timeout)
+                .connect_with(connect)
+                .await?;
+            Db::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let mut connect = PgConnectOptions::from_str(url)
+                .with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
+            if options.read_only {
+                connect = connect.options([("default_transaction_read_only", "on")]);
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.connect_timeout)
+                .connect_with(connect)
+                .await?;
+            Db::Postgres(pool)
+        } else {
+            bail!("unsupported database URL {shown}: use sqlite://path.db or postgres://user@host:port/db");
+        };
+        db.execute("SELECT 1").await?;
+        Ok(db)
+    }
+
+    /// Runs one statement without parameters.
+    pub async fn execute(&self, sql: &str) -> Result<(), sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match self {
+            Db::Sqlite(p) => sqlx::query(sql).execute(p).await.map(drop),
+            Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop),
+        }
+    }
+
+    /// Runs a statement with parameters; returns the number of rows affected.
+    pub async fn execute_with(&self, sql: &str, args: Vec<Arg>) -> Result<u64, sqlx::Error> {
+        macro_rules! run {
+            ($pool:expr) => {{
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+                for a in args {
+                    q = match a {
+                        Arg::Null => q.bind(None::<String>),
+                        Arg::Int(i) => q.bind(i),
+                        Arg::Text(t) => q.bind(t),
+                        Arg::Bytes(b) => q.bind(b),
+                    };
+                }
+                q.execute($pool).await.map(|r| r.rows_affected())
+            }};
+        }
+        match self {
+            Db::Sqlite(p) => run!(p),
+            Db::Postgres(p) => run!(p),
+        }
+    }
+
+    /// Runs a query with parameters and returns every column as text (cast
+    /// non-text columns in the SQL); NULL is `None`.
+    pub async fn fetch_text(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<Vec<Option<String>>>, sqlx::Error> {
+        use sqlx::Row;
+        macro_rules! run {
+            ($pool:expr) => {{
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+                for a in args {
+                    q = match a {
+                        Arg::Null => q.bind(None::<String>),
+                        Arg::Int(i) => q.bind(i),
+                        Arg::Text(t) => q.bind(t),
+                        Arg::Bytes(b) => q.bind(b),
+                    };
+                }
+                let rows = q.fetch_all($pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| r.try_get::<Option<String>, _>(i))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .collect()
+            }};
+        }
+        match self {
+            Db::Sqlite(p) => run!(p),
+            Db::Postgres(p) => run!(p),
+        }
+    }
+
+    /// The `n`th (1-based) bind placeholder in this dialect.
+    pub fn placeholder(&self, n: usize) -> String {
+        match self {
+            Db::Sqlite(_) => format!("?{n}"),
+            Db::Postgres(_) => format!("${n}"),
+        }
+    }
+}
+
+/// A bind parameter of [`Db::execute_with`] and [`Db::fetch_text`].
+#[derive(Debug, Clone)]
+pub enum Arg {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+}
+
+/// Whether an error may go away on retry: connection lost, pool exhausted,
+/// server shutting down, SQLite busy.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exception; 57P: operator intervention; SQLite 5/6: busy/locked.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6"),
+        _ => false,
+    }
+}

@@ -1,0 +1,413 @@
+//! Job history and the run lock, kept in a SQL job store (SQLite by default,
+//! PostgreSQL for teams).
+//!
+//! Every run writes one `cache_warming_jobs` row with `job_type = "run"` and
+//! one row per plugin (`job_type` = the plugin's name), sharing a `run_id`;
+//! `metadata` holds the report's counters (and live progress while running).
+//! The run lock is a leased row in `preheat_run_locks`: taken atomically with
+//! an upsert that only succeeds over an expired lease, renewed by a heartbeat,
+//! so a crashed run frees it after the lease runs out.
+
+mod recorded;
+
+pub use recorded::run_recorded;
+
+use crate::config::Config;
+use crate::db::{Arg, Db, DbOptions};
+use crate::report::{Report, RunStatus};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a lock lease lasts without a heartbeat.
+pub const LOCK_LEASE: Duration = Duration::from_secs(30);
+/// How often a running job renews its lease and records progress.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// `job_type` of the row that stands for a whole run.
+pub const RUN_JOB: &str = "run";
+
+/// A connected job store.
+#[derive(Clone)]
+pub struct JobStore {
+    db: Db,
+    address: String,
+}
+
+/// The rows one run owns.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// The run's id (also in the report).
+    pub run_id: String,
+}
+
+/// One row of `cache_warming_jobs`, as `history` and `status` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    /// Row id.
+    pub id: i64,
+    /// The run it belongs to.
+    pub run_id: String,
+    /// `run`, or the plugin's name.
+    pub job_type: String,
+    /// Strategy name.
+    pub strategy: String,
+    /// pending | running | completed | partial | failed | skipped.
+    pub status: String,
+    /// Counters (and progress while running).
+    pub metadata: serde_json::Value,
+    /// Why it failed or was skipped.
+    pub error_message: Option<String>,
+    /// Start, RFC 3339.
+    pub started_at: Option<String>,
+    /// End, RFC 3339.
+    pub completed_at: Option<String>,
+    /// Last update, RFC 3339.
+    pub updated_at: String,
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64
+}
+
+/// Who holds a lock: host, process and run.
+pub fn holder_id(run_id: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}:{run_id}", std::process::id())
+}
+
+impl JobStore {
+    /// Opens the configured job store (creating the default SQLite file) and migrates it.
+    pub async fn open(config: &Config) -> Result<JobStore> {
+        let url = match &config.jobs.url {
+            Some(url) => url.clone(),
+            None => {
+                let dir = config.state_dir();
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating state directory {}", dir.display()))?;
+                format!("sqlite://{}", dir.join("preheat.db").display())
+            }
+        };
+        let address = crate::backend::redact_url(&url);
+        let options = DbOptions {
+            read_only: false,
+            create_if_missing: true,
+            max_connections: 2,
+            connect_timeout: Duration::from_secs(3),
+        };
+        let db = Db::connect(&url, options)
+            .await
+            .with_context(|| format!("job store {address} is unreachable"))?;
+        let migrated = match &db {
+            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        };
+        migrated.with_context(|| format!("migrating the job store {address}"))?;
+        Ok(JobStore { db, address })
+    }
+
+    /// The store's address without credentials.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn p(&self, n: usize) -> String {
+        self.db.placeholder(n)
+    }
+
+    /// A placeholder for a timestamp given as RFC 3339 text.
+    fn ts(&self, n: usize) -> String {
+        match self.db {
+            Db::Sqlite(_) => self.p(n),
+            Db::Postgres(_) => format!("CAST({} AS TIMESTAMPTZ)", self.p(n)),
+        }
+    }
+
+    /// A placeholder for JSON given as text.
+    fn json(&self, n: usize) -> String {
+        match self.db {
+            Db::Sqlite(_) => self.p(n),
+            Db::Postgres(_) => format!("CAST({} AS JSONB)", self.p(n)),
+        }
+    }
+
+    async fn insert(
+        &self,
+        run_id: &str,
+        job_type: &str,
+        strategy: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let now = now_rfc3339();
+        let sql = format!(
+            "INSERT INTO cache_warming_jobs (run_id, job_type, strategy, status, metadata, error_message, started_at, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
+            self.p(1), self.p(2), self.p(3), self.p(4), self.json(5), self.p(6), self.ts(7), self.ts(8), self.ts(9)
+        );
+        let error = error.map(|e| Arg::Text(e.to_string())).unwrap_or(Arg::Null);
+        let args = vec![
+            Arg::Text(run_id.into()),
+            Arg::Text(job_type.into()),
+            Arg::Text(strategy.into()),
+            Arg::Text(status.into()),
+            Arg::Text("{}".into()),
+            error,
+            Arg::Text(now.clone()),
+            Arg::Text(now.clone()),
+            Arg::Text(now),
+        ];
+        self.db.execute_with(&sql, args).await?;
+        Ok(())
+    }
+
+    /// Records the start of a run: one `running` row for the run and one per plugin.
+    pub async fn start_run(
+        &self,
+        run_id: &str,
+        strategy: &str,
+        plugins: &[String],
+    ) -> Result<RunRecord> {
+        self.insert(run_id, RUN_JOB, strategy, "running", None)
+            .await?;
+        for plugin in plugins {
+            self.insert(run_id, plugin, strategy, "running", None)
+                .await?;
+        }
+        Ok(RunRecord {
+            run_id: run_id.to_string(),
+        })
+    }
+
+    /// Records a run that did not happen (lock held, skipped, failed before start).
+    pub async fn record_unstarted(&self, report: &Report) -> Result<()> {
+        let status = status_name(report.status);
+        let run_id = if report.run_id.is_empty() {
+            format!("unstarted-{}", unix_now())
+        } else {
+            report.run_id.clone()
+        };
+        self.insert(
+            &run_id,
+            RUN_JOB,
+            &report.strategy,
+            status,
+            report.error.as_deref(),
+        )
+        .await?;
+        self.finish_row(
+            &run_id,
+            RUN_JOB,
+            status,
+            &serde_json::to_value(&report.totals)?,
+            report.error.as_deref(),
+        )
+        .await
+    }
+
+    /// Stores live progress in the run row.
+    pub async fn progress(&self, record: &RunRecord, progress: &serde_json::Value) -> Result<()> {
+        let sql = format!(
+            "UPDATE cache_warming_jobs SET metadata = {}, updated_at = {} WHERE run_id = {} AND job_type = {}",
+            self.json(1),
+            self.ts(2),
+            self.p(3),
+            self.p(4)
+        );
+        let args = vec![
+            Arg::Text(progress.to_string()),
+            Arg::Text(now_rfc3339()),
+            Arg::Text(record.run_id.clone()),
+            Arg::Text(RUN_JOB.into()),
+        ];
+        self.db.execute_with(&sql, args).await?;
+        Ok(())
+    }
+
+    async fn finish_row(
+        &self,
+        run_id: &str,
+        job_type: &str,
+        status: &str,
+        metadata: &serde_json::Value,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let now = now_rfc3339();
+        let sql = format!(
+            "UPDATE cache_warming_jobs SET status = {}, metadata = {}, error_message = {}, completed_at = {}, updated_at = {} WHERE run_id = {} AND job_type = {}",
+            self.p(1), self.json(2), self.p(3), self.ts(4), self.ts(5), self.p(6), self.p(7)
+        );
+        let args = vec![
+            Arg::Text(status.into()),
+            Arg::Text(metadata.to_string()),
+            error.map(|e| Arg::Text(e.into())).unwrap_or(Arg::Null),
+            Arg::Text(now.clone()),
+            Arg::Text(now),
+            Arg::Text(run_id.into()),
+            Arg::Text(job_type.into()),
+        ];
+        self.db.execute_with(&sql, args).await?;
+        Ok(())
+    }
+
+    /// Records the outcome of every plugin and of the run.
+    pub async fn finish_run(&self, record: &RunRecord, report: &Report) -> Result<()> {
+        for p in &report.plugins {
+            let mut metadata = serde_json::to_value(&p.counters)?;
+            metadata["produce_p50_us"] = p.produce_p50_us.into();
+            metadata["produce_p99_us"] = p.produce_p99_us.into();
+            self.finish_row(
+                &record.run_id,
+                &p.name,
+                status_name(p.status()),
+                &metadata,
+                p.error.as_deref(),
+            )
+            .await?;
+        }
+        let mut metadata = serde_json::to_value(&report.totals)?;
+        metadata["duration_ms"] = report.duration_ms.into();
+        metadata["deadline_hit"] = report.deadline_hit.into();
+        metadata["backend"] = report.backend.clone().into();
+        self.finish_row(
+            &record.run_id,
+            RUN_JOB,
+            status_name(report.status),
+            &metadata,
+            report.error.as_deref(),
+        )
+        .await
+    }
+
+    /// The latest runs (run rows only), newest first.
+    pub async fn history(&self, limit: usize) -> Result<Vec<JobRow>> {
+        self.rows(
+            &format!(
+                "WHERE job_type = {} ORDER BY id DESC LIMIT {limit}",
+                self.p(1)
+            ),
+            vec![Arg::Text(RUN_JOB.into())],
+        )
+        .await
+    }
+
+    /// Runs still marked running, with their plugin rows.
+    pub async fn running(&self) -> Result<Vec<JobRow>> {
+        let sql = format!(
+            "WHERE run_id IN (SELECT run_id FROM cache_warming_jobs WHERE job_type = {} AND status = 'running') ORDER BY id",
+            self.p(1)
+        );
+        self.rows(&sql, vec![Arg::Text(RUN_JOB.into())]).await
+    }
+
+    async fn rows(&self, tail: &str, args: Vec<Arg>) -> Result<Vec<JobRow>> {
+        let sql = format!(
+            "SELECT CAST(id AS TEXT), run_id, job_type, strategy, status, CAST(metadata AS TEXT), error_message, CAST(started_at AS TEXT), CAST(completed_at AS TEXT), CAST(updated_at AS TEXT) FROM cache_warming_jobs {tail}"
+        );
+        let rows = self.db.fetch_text(&sql, args).await?;
+        Ok(rows
+            .into_iter()
+            .map(|mut r| {
+                let mut take = |i: usize| r[i].take();
+                JobRow {
+                    id: take(0).and_then(|s| s.parse().ok()).unwrap_or_default(),
+                    run_id: take(1).unwrap_or_default(),
+                    job_type: take(2).unwrap_or_default(),
+                    strategy: take(3).unwrap_or_default(),
+                    status: take(4).unwrap_or_default(),
+                    metadata: take(5)
+                        .and_then(|m| serde_json::from_str(&m).ok())
+                        .unwrap_or_default(),
+                    error_message: take(6),
+                    started_at: take(7),
+                    completed_at: take(8),
+                    updated_at: take(9).unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    /// Takes the lock `name` for `holder` when it is free or its lease expired.
+    pub async fn try_lock(&self, name: &str, holder: &str) -> Result<bool> {
+        let now = unix_now();
+        let sql = format!(
+            "INSERT INTO preheat_run_locks (name, holder, acquired_at, expires_at) VALUES ({}, {}, {}, {}) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at \
+             WHERE preheat_run_locks.expires_at < {}",
+            self.p(1), self.p(2), self.ts(3), self.p(4), self.p(5)
+        );
+        let args = vec![
+            Arg::Text(name.into()),
+            Arg::Text(holder.into()),
+            Arg::Text(now_rfc3339()),
+            Arg::Int(now + LOCK_LEASE.as_secs() as i64),
+            Arg::Int(now),
+        ];
+        Ok(self.db.execute_with(&sql, args).await? == 1)
+    }
+
+    /// Extends the lease; `false` when the lock was lost.
+    pub async fn renew_lock(&self, name: &str, holder: &str) -> Result<bool> {
+        let sql = format!(
+            "UPDATE preheat_run_locks SET expires_at = {} WHERE name = {} AND holder = {}",
+            self.p(1),
+            self.p(2),
+            self.p(3)
+        );
+        let args = vec![
+            Arg::Int(unix_now() + LOCK_LEASE.as_secs() as i64),
+            Arg::Text(name.into()),
+            Arg::Text(holder.into()),
+        ];
+        Ok(self.db.execute_with(&sql, args).await? == 1)
+    }
+
+    /// Releases the lock if `holder` still holds it.
+    pub async fn unlock(&self, name: &str, holder: &str) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM preheat_run_locks WHERE name = {} AND holder = {}",
+            self.p(1),
+            self.p(2)
+        );
+        self.db
+            .execute_with(&sql, vec![Arg::Text(name.into()), Arg::Text(holder.into())])
+            .await?;
+        Ok(())
+    }
+
+    /// Who holds the lock `name` (and since when), if anyone does with a live lease.
+    pub async fn lock_holder(&self, name: &str) -> Result<Option<(String, String)>> {
+        let sql = format!(
+            "SELECT holder, CAST(acquired_at AS TEXT) FROM preheat_run_locks WHERE name = {} AND expires_at >= {}",
+            self.p(1),
+            self.p(2)
+        );
+        let mut rows = self
+            .db
+            .fetch_text(&sql, vec![Arg::Text(name.into()), Arg::Int(unix_now())])
+            .await?;
+        Ok(rows.pop().map(|mut r| {
+            (
+                r[0].take().unwrap_or_default(),
+                r[1].take().unwrap_or_default(),
+            )
+        }))
+    }
+}
+
+/// The lower-case status name stored in the table.
+pub fn status_name(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Completed => "completed",
+        RunStatus::Partial => "partial",
+        RunStatus::Failed => "failed",
+        RunStatus::Skipped => "skipped",
+    }
+}

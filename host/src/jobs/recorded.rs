@@ -1,0 +1,182 @@
+//! A run as `run` and `deploy` do it: connect the backend, take the run lock,
+//! record the run in the job history, keep the lease alive, record the outcome.
+//! The job store being unreachable never stops warming: the report says so.
+
+use super::{holder_id, JobStore, RunRecord, HEARTBEAT};
+use crate::backend::Backend;
+use crate::config::LockPolicy;
+use crate::exec::{new_run_id, RunOptions, Warmer};
+use crate::report::Report;
+use std::time::{Duration, Instant};
+
+/// How often a waiting run retries the lock.
+const LOCK_POLL: Duration = Duration::from_millis(250);
+
+/// Runs `warmer` with history and locking.
+pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
+    let started = Instant::now();
+    let config = warmer.config();
+    let mut history_error = None;
+    let store = if config.jobs.enabled {
+        match JobStore::open(config).await {
+            Ok(store) => Some(store),
+            Err(e) => {
+                let msg = format!("job history could not be written: {e:#}");
+                tracing::warn!("{msg}; warming goes on without history and without the run lock");
+                history_error = Some(msg);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut note = |e: anyhow::Error, what: &str| {
+        let msg = format!("job history could not be written ({what}): {e:#}");
+        tracing::warn!("{msg}");
+        history_error.get_or_insert(msg);
+    };
+
+    let backend = match Backend::connect(&config.backend).await {
+        Ok(backend) => backend,
+        Err(e) => {
+            let mut report = warmer.backend_unavailable(&e, &options, started.elapsed());
+            if let Some(store) = &store {
+                if let Err(e) = store.record_unstarted(&report).await {
+                    note(e, "recording the failed run");
+                }
+            }
+            report.history_error = history_error;
+            return report;
+        }
+    };
+
+    let run_id = new_run_id();
+    options.run_id = Some(run_id.clone());
+    let holder = holder_id(&run_id);
+    // The memory backend lives in this process: there is nothing to share, so no lock.
+    let lock_name = match &backend {
+        Backend::Memory(_) => None,
+        other => Some(format!("target {}", other.describe())),
+    };
+    if let (Some(store), Some(name)) = (&store, &lock_name) {
+        match acquire(
+            store,
+            name,
+            &holder,
+            config.jobs.lock,
+            config.jobs.lock_wait,
+        )
+        .await
+        {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
+                tracing::warn!("{reason}");
+                let mut report = Report::skipped(&reason);
+                report.run_id = run_id;
+                report.strategy = options.strategy.clone();
+                report.backend = backend.describe();
+                report.duration_ms = started.elapsed().as_millis() as u64;
+                if let Err(e) = store.record_unstarted(&report).await {
+                    note(e, "recording the skipped run");
+                }
+                report.history_error = history_error;
+                return report;
+            }
+            Err(e) => note(e, "taking the run lock"),
+        }
+    }
+
+    let plugins: Vec<String> = config.enabled_plugins().map(|p| p.name.clone()).collect();
+    let record = match &store {
+        Some(store) => match store.start_run(&run_id, &options.strategy, &plugins).await {
+            Ok(record) => Some(record),
+            Err(e) => {
+                note(e, "recording the start of the run");
+                None
+            }
+        },
+        None => None,
+    };
+    let heartbeat = store.clone().map(|store| {
+        let progress = options.progress.clone();
+        let record = record.clone();
+        let lock = lock_name.clone().map(|name| (name, holder.clone()));
+        tokio::spawn(async move { beat(store, record, lock, progress).await })
+    });
+
+    let mut report = warmer.run_with_backend(backend, options).await;
+
+    if let Some(heartbeat) = heartbeat {
+        heartbeat.abort();
+    }
+    if let Some(store) = &store {
+        if let Some(record) = &record {
+            if let Err(e) = store.finish_run(record, &report).await {
+                note(e, "recording the outcome");
+            }
+        }
+        if let Some(name) = &lock_name {
+            if let Err(e) = store.unlock(name, &holder).await {
+                note(e, "releasing the run lock");
+            }
+        }
+    }
+    report.history_error = history_error;
+    report
+}
+
+/// Takes the lock; `Ok(Some(reason))` when the run must be skipped.
+async fn acquire(
+    store: &JobStore,
+    name: &str,
+    holder: &str,
+    policy: LockPolicy,
+    wait: Duration,
+) -> anyhow::Result<Option<String>> {
+    let started = Instant::now();
+    loop {
+        if store.try_lock(name, holder).await? {
+            return Ok(None);
+        }
+        if policy == LockPolicy::Skip || started.elapsed() >= wait {
+            let (other, since) = store.lock_holder(name).await?.unwrap_or_default();
+            return Ok(Some(format!(
+                "another preheat run ({other}, since {since}) holds the run lock for {name}; skipped after waiting {:.1}s (lock = {}, lock_wait = {:?} in [jobs])",
+                started.elapsed().as_secs_f64(),
+                if policy == LockPolicy::Skip { "skip" } else { "wait" },
+                wait
+            )));
+        }
+        tokio::time::sleep(LOCK_POLL).await;
+    }
+}
+
+/// Renews the lease and stores live progress until aborted.
+async fn beat(
+    store: JobStore,
+    record: Option<RunRecord>,
+    lock: Option<(String, String)>,
+    progress: std::sync::Arc<crate::exec::Progress>,
+) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        if let Some((name, holder)) = &lock {
+            match store.renew_lock(name, holder).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(lock = %name, "the run lock was lost (lease expired); another run may start")
+                }
+                Err(e) => {
+                    tracing::warn!(lock = %name, error = %format!("{e:#}"), "could not renew the run lock")
+                }
+            }
+        }
+        if let Some(record) = &record {
+            let s = progress.snapshot();
+            let json = serde_json::json!({ "progress": { "enumerated": s.enumerated, "finished": s.finished, "written": s.written, "enumeration_done": s.enumeration_done } });
+            if let Err(e) = store.progress(record, &json).await {
+                tracing::warn!(error = %format!("{e:#}"), "could not record progress in the job history");
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+// `__NAME__`: a preheat cache warming plugin, in JavaScript.
+//
+// Warms `__NAME__:item:{n}` for n in 1..=count, each a small JSON document.
+// Replace the key listing and the values with your own; keep the shape:
+// `enumerate` lists keys a page at a time, `produce` builds one value per key.
+//
+// Settings (the `[plugins.settings]` table of the config, or
+// `preheat plugin test --setting name=value`), all strings:
+//
+//   count      how many keys (default 10)
+//   page_size  keys per `enumerate` page (default 100, at least 1)
+//   ttl        time to live in seconds of every key (default: the host's)
+//
+// Build: ./build.sh          (componentize-js; writes target/__SNAKE__.wasm)
+// Test:  preheat plugin test target/__SNAKE__.wasm
+//
+// WIT types in JavaScript: records are objects with camelCase fields, enums
+// are lowercase strings, `option<T>` is the value or `undefined`,
+// `list<u8>` is a Uint8Array, variants and results are `{ tag, val }`, and a
+// function returning `result<T, E>` returns T or throws E.
+
+import { log } from 'preheat:plugin/host@0.1.0';
+
+// Every key starts with this; grant it with `key_prefixes` in the config.
+const PREFIX = '__NAME__:item:';
+
+/** The raw value of a setting; the last one wins when a name repeats. */
+function setting(ctx, name) {
+  for (let i = ctx.settings.length - 1; i >= 0; i--) {
+    if (ctx.settings[i][0] === name) return ctx.settings[i][1];
+  }
+  return undefined;
+}
+
+function settingInt(ctx, name, fallback) {
+  const raw = setting(ctx, name);
+  if (raw === undefined) return fallback;
+  if (!/^[0-9]+$/.test(raw.trim())) {
+    throw `invalid value ${JSON.stringify(raw)} for setting "${name}": expected a non-negative integer`;
+  }
+  return Number(raw.trim());
+}
+
+function enumerate(ctx, cursor) {
+  const count = settingInt(ctx, 'count', 10);
+  const pageSize = settingInt(ctx, 'page_size', 100);
+  if (pageSize === 0) throw 'setting "page_size" must be at least 1, got 0';
+  const ttl = settingInt(ctx, 'ttl', undefined);
+  // The cursor is the offset of the next key; undefined on the first call.
+  let start = 0;
+  if (cursor !== undefined) {
+    if (!/^[0-9]+$/.test(cursor)) throw `invalid cursor ${JSON.stringify(cursor)}: expected a key offset`;
+    start = Number(cursor);
+  }
+  if (start === 0) log('debug', `enumerating ${count} keys, ${pageSize} per page`);
+  const end = Math.min(count, start + pageSize);
+  const keys = [];
+  for (let offset = start; offset < end; offset++) {
+    const n = offset + 1;
+    keys.push({
+      key: `${PREFIX}${n}`,
+      priority: n === 1 ? 'high' : 'normal',
+      ttlSeconds: ttl,
+      tags: ['items'],
+      arg: String(n),
+    });
+  }
+  return { keys, cursor: end < count ? String(end) : undefined };
+}
+
+const encoder = new TextEncoder();
+
+function produce(_ctx, keys) {
+  return keys.map((spec) => {
+    if (spec.arg === undefined || !/^[0-9]+$/.test(spec.arg)) {
+      return { tag: 'err', val: { tag: 'fail', val: `${spec.key}: no item number in arg` } };
+    }
+    const n = Number(spec.arg);
+    // Keys in sorted order: byte-identical to serde_json's output.
+    const value = encoder.encode(JSON.stringify({ id: n, title: `Item ${n}` }));
+    return { tag: 'ok', val: { value, ttlSeconds: undefined } };
+  });
+}
+
+/** The `preheat:plugin/warmer` export. */
+export const warmer = { enumerate, produce };

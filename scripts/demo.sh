@@ -3,6 +3,6 @@
 # memory backend (no server needed), printing the deploy summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PREHEAT_SETUP_REDIS=0 source scripts/setup.sh
+PREHEAT_SETUP_REDIS=0 PREHEAT_SETUP_POSTGRES=0 source scripts/setup.sh
 build_wasm plugins/Cargo.toml
 cargo run --quiet -p preheat -- deploy --config config/demo.toml "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing preheat needs, when it is missing:
-# the wasm32-wasip2 Rust target and Debian's redis-server.
+# the wasm32-wasip2 Rust target, Debian's redis-server and postgresql.
 # Sourced by demo.sh and test.sh.
 set -euo pipefail
 
@@ -20,6 +20,12 @@ if [ "${PREHEAT_SETUP_REDIS:-1}" = 1 ] && ! command -v redis-server >/dev/null 2
   echo "preheat setup: installing redis-server (Debian package)" >&2
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+fi
+
+if [ "${PREHEAT_SETUP_POSTGRES:-1}" = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "preheat setup: installing postgresql (Debian package; tests start their own servers)" >&2
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
 fi
 
 build_wasm() {

@@ -52,8 +52,8 @@ impl Db {
                 .await?;
             Db::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let mut connect = PgConnectOptions::from_str(url)
-                .with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
+            let mut connect =
+                PgConnectOptions::from_str(url).with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
             if options.read_only {
                 connect = connect.options([("default_transaction_read_only", "on")]);
             }
@@ -103,11 +103,7 @@ impl Db {
 
     /// Runs a query with parameters and returns every column as text (cast
     /// non-text columns in the SQL); NULL is `None`.
-    pub async fn fetch_text(
-        &self,
-        sql: &str,
-        args: Vec<Arg>,
-    ) -> Result<Vec<Vec<Option<String>>>, sqlx::Error> {
+    pub async fn fetch_text(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Vec<Option<String>>>, sqlx::Error> {
         use sqlx::Row;
         macro_rules! run {
             ($pool:expr) => {{
@@ -162,10 +158,7 @@ pub enum Arg {
 /// server shutting down, SQLite busy.
 pub fn is_transient(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
         // Class 08: connection exception; 57P: operator intervention; SQLite 5/6: busy/locked.
         sqlx::Error::Database(db) => db
             .code()

@@ -50,20 +50,13 @@ fn a_malformed_config_is_reported_with_line_and_column_and_never_breaks_a_deploy
     let out = preheat_plain(&["run", "--config", config.to_str().unwrap()]);
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("preheat.toml") && err.contains("line 3"),
-        "{err}"
-    );
+    assert!(err.contains("preheat.toml") && err.contains("line 3"), "{err}");
 
     let deploy = preheat(&ws, &["deploy", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(deploy.code(), 0);
     assert_eq!(deploy.report["status"], "failed");
     assert!(deploy.report["error"].as_str().unwrap().contains("line 3"));
-    let strict = preheat(
-        &ws,
-        &["deploy", "--strict", "--config", config.to_str().unwrap()],
-        &[],
-    );
+    let strict = preheat(&ws, &["deploy", "--strict", "--config", config.to_str().unwrap()], &[]);
     assert_ne!(strict.code(), 0);
 }
 
@@ -72,24 +65,15 @@ fn check_validates_config_and_loads_every_plugin() {
     let ws = Workspace::new();
     let config = demo_config(&ws, "");
     let out = preheat_plain(&["check", "--config", config.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 plugin(s) checked, 0 problem(s)"));
 
-    let missing = ws.config(
-        "[[plugins]]\nname = \"ghost\"\npath = \"nowhere/ghost.wasm\"\nkey_prefixes = [\"g.\"]\n",
-    );
+    let missing = ws.config("[[plugins]]\nname = \"ghost\"\npath = \"nowhere/ghost.wasm\"\nkey_prefixes = [\"g.\"]\n");
     let out = preheat_plain(&["check", "--config", missing.to_str().unwrap()]);
     assert_ne!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("ghost")
-            && stdout.contains("nowhere/ghost.wasm")
-            && stdout.contains("wasm32-wasip2"),
+        stdout.contains("ghost") && stdout.contains("nowhere/ghost.wasm") && stdout.contains("wasm32-wasip2"),
         "{stdout}"
     );
 }
@@ -106,12 +90,7 @@ fn plugin_test_prints_keys_sizes_fuel_and_time() {
         "--setting",
         "ttl=120",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "KEY",
@@ -145,13 +124,7 @@ fn plugin_test_prints_keys_sizes_fuel_and_time() {
     assert_eq!(report["keys"].as_array().unwrap().len(), 10);
     assert!(report["calls"][0]["fuel"].as_u64().unwrap() > 0);
 
-    let bad = preheat_plain(&[
-        "plugin",
-        "test",
-        path.to_str().unwrap(),
-        "--setting",
-        "user_ids=1-x",
-    ]);
+    let bad = preheat_plain(&["plugin", "test", path.to_str().unwrap(), "--setting", "user_ids=1-x"]);
     assert_ne!(bad.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&bad.stdout).contains("user_ids"),

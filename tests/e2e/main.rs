@@ -3,6 +3,7 @@
 //! free loopback ports.
 
 mod cli;
+mod data;
 mod sandbox;
 mod support;
 mod warming;

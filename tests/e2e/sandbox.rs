@@ -54,20 +54,12 @@ fn misbehaving_plugins_fail_alone_with_messages_naming_plugin_call_and_limit() {
     assert_eq!(run.count("critical-keys", "written"), 4);
     assert_eq!(run.count("critical-keys", "failed"), 0);
     assert!(run.plugin("critical-keys")["error"].is_null());
-    assert_eq!(
-        redis.get("system.settings").map(|v| v.starts_with('{')),
-        Some(true)
-    );
+    assert_eq!(redis.get("system.settings").map(|v| v.starts_with('{')), Some(true));
 
     let expectations: [(&str, &[&str]); 5] = [
         (
             "loop-timeout",
-            &[
-                "plugin `loop-timeout`",
-                "produce",
-                "timed out after 300ms",
-                "timeout",
-            ],
+            &["plugin `loop-timeout`", "produce", "timed out after 300ms", "timeout"],
         ),
         (
             "loop-fuel",
@@ -105,17 +97,10 @@ fn misbehaving_plugins_fail_alone_with_messages_naming_plugin_call_and_limit() {
         assert_eq!(run.count(name, "written"), 0, "{name}");
         let errors = run.errors_of(name);
         for needle in needles {
-            assert!(
-                errors.contains(needle),
-                "{name}: expected {needle:?} in:\n{errors}"
-            );
+            assert!(errors.contains(needle), "{name}: expected {needle:?} in:\n{errors}");
         }
     }
-    assert_eq!(
-        redis.dbsize(),
-        4,
-        "nothing from a failing plugin reached redis"
-    );
+    assert_eq!(redis.dbsize(), 4, "nothing from a failing plugin reached redis");
 }
 
 #[test]
@@ -185,18 +170,13 @@ fn a_plugin_built_for_another_interface_version_is_refused_naming_both_versions(
     let out = String::from_utf8_lossy(&check.stdout);
     assert!(out.contains("✓ critical-keys"), "{out}");
     assert!(
-        out.contains("wrong-version")
-            && out.contains("preheat:plugin@0.2.0")
-            && out.contains("preheat:plugin@0.1.0"),
+        out.contains("wrong-version") && out.contains("preheat:plugin@0.2.0") && out.contains("preheat:plugin@0.1.0"),
         "{out}"
     );
 
     let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(run.count("critical-keys", "written"), 4);
-    assert!(run.plugin("wrong-version")["error"]
-        .as_str()
-        .unwrap()
-        .contains("0.2.0"));
+    assert!(run.plugin("wrong-version")["error"].as_str().unwrap().contains("0.2.0"));
 }
 
 #[test]
@@ -205,17 +185,12 @@ fn the_compile_cache_is_reused_and_a_corrupt_entry_is_replaced() {
     let cache = ws.dir.path().join("cache");
     let config = ws.config_with_cache(&critical_keys_block(), &cache);
     let config = config.to_str().unwrap();
-    let first =
-        String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
+    let first = String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
     assert!(first.contains("compiled now"), "{first}");
-    let second =
-        String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
+    let second = String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
     assert!(second.contains("compiled from cache"), "{second}");
 
-    let entries: Vec<_> = std::fs::read_dir(&cache)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     std::fs::write(&entries[0], b"not a compiled component").unwrap();
     let third = preheat_plain(&["check", "--config", config]);
@@ -231,8 +206,7 @@ fn the_compile_cache_is_reused_and_a_corrupt_entry_is_replaced() {
         b"not a compiled component",
         "the corrupt entry is replaced"
     );
-    let fourth =
-        String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
+    let fourth = String::from_utf8_lossy(&preheat_plain(&["check", "--config", config]).stdout).into_owned();
     assert!(fourth.contains("compiled from cache"), "{fourth}");
 }
 

@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// Builds plugins/ and tests/fixtures/ for wasm32-wasip2 once per test process.
@@ -41,18 +38,12 @@ pub fn plugin(name: &str) -> PathBuf {
 
 /// Path of a test fixture from tests/fixtures/ (e.g. "loop_forever").
 pub fn fixture(name: &str) -> PathBuf {
-    build_wasm().join(format!(
-        "tests/fixtures/target/wasm32-wasip2/release/{name}.wasm"
-    ))
+    build_wasm().join(format!("tests/fixtures/target/wasm32-wasip2/release/{name}.wasm"))
 }
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A redis-server of our own on a loopback port, stopped on drop.
@@ -235,11 +226,7 @@ impl Run {
                 + n("invalid")
                 + n("failed")
                 + n("abandoned");
-            assert_eq!(
-                n("enumerated"),
-                outcomes,
-                "accounting invariant broken in {p}"
-            );
+            assert_eq!(n("enumerated"), outcomes, "accounting invariant broken in {p}");
         }
     }
 
@@ -268,7 +255,10 @@ pub fn preheat(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
         .arg("--report")
         .arg(&report)
         .env_remove("PREHEAT_REDIS_URL")
-        .env_remove("PREHEAT_SKIP");
+        .env_remove("PREHEAT_SKIP")
+        .env_remove("PREHEAT_DATABASE_URL")
+        // Each workspace keeps its own job history.
+        .env("XDG_STATE_HOME", ws.dir.path());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -292,4 +282,172 @@ pub fn preheat_plain(args: &[&str]) -> Output {
         .env_remove("PREHEAT_REDIS_URL")
         .output()
         .expect("running preheat")
+}
+
+/// A PostgreSQL server of our own: initdb into a temp dir, a free loopback
+/// port, trust auth; run as the `postgres` user when we are root. Stopped on drop.
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+    running: bool,
+}
+
+fn pg_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is not installed (apt-get install postgresql)")
+        .map(|e| e.unwrap().path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().expect("no /usr/lib/postgresql/*/bin/initdb")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
+}
+
+impl PgServer {
+    /// Creates a cluster and starts it on a free port.
+    pub fn start() -> PgServer {
+        let dir = tempfile::Builder::new().prefix("preheat-pg").tempdir().unwrap();
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let server = PgServer {
+            dir,
+            bin: pg_bin(),
+            port: free_port(),
+            running: false,
+        };
+        let data = server.dir.path().join("data");
+        server.pg(&[
+            "initdb",
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
+        let mut server = server;
+        server.start_again();
+        server.pg(&[
+            "createdb",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "postgres",
+            "app",
+        ]);
+        server
+    }
+
+    /// Starts the (stopped) server again on the same port and data.
+    pub fn start_again(&mut self) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.pg(&[
+            "pg_ctl",
+            "-D",
+            data.to_str().unwrap(),
+            "-o",
+            &opts,
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "-t",
+            "30",
+            "start",
+        ]);
+        self.running = true;
+    }
+
+    /// Stops the server at once (connections are cut).
+    pub fn stop(&mut self) {
+        if self.running {
+            let data = self.dir.path().join("data");
+            self.pg(&["pg_ctl", "-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"]);
+            self.running = false;
+        }
+    }
+
+    /// Runs a PostgreSQL program from the server's bin directory (as `postgres` when root).
+    fn pg(&self, args: &[&str]) {
+        let program = self.bin.join(args[0]);
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        let out = cmd
+            .args(&args[1..])
+            .current_dir(self.dir.path())
+            .output()
+            .expect("running a PostgreSQL program");
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// URL of the `app` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/app", self.port)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if self.running {
+            let data = self.dir.path().join("data");
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.pg(&["pg_ctl", "-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"])
+            }));
+        }
+    }
+}
+
+/// Runs SQL statements against a database URL (sqlite:// or postgres://) with sqlx.
+pub fn sql(url: &str, statements: &[&str]) -> Vec<Vec<Option<String>>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let options = preheat::db::DbOptions {
+            read_only: false,
+            create_if_missing: true,
+            max_connections: 1,
+            connect_timeout: Duration::from_secs(5),
+        };
+        let db = preheat::db::Db::connect(url, options).await.unwrap();
+        let mut last = Vec::new();
+        for s in statements {
+            last = db.fetch_text(s, vec![]).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+        last
+    })
 }

@@ -35,11 +35,9 @@ fn keys_and_ttls_land_in_redis_and_a_second_run_writes_nothing() {
     assert_eq!(run.count("critical-keys", "enumerated"), 54);
     assert_eq!(run.count("critical-keys", "written"), 54);
     assert_eq!(redis.dbsize(), 54);
-    let settings: serde_json::Value =
-        serde_json::from_str(&redis.get("system.settings").unwrap()).unwrap();
+    let settings: serde_json::Value = serde_json::from_str(&redis.get("system.settings").unwrap()).unwrap();
     assert!(settings.is_object());
-    let profile: serde_json::Value =
-        serde_json::from_str(&redis.get("user.profile.7").unwrap()).unwrap();
+    let profile: serde_json::Value = serde_json::from_str(&redis.get("user.profile.7").unwrap()).unwrap();
     assert_eq!(profile["id"], 7);
     let ttl = redis.pttl("user.profile.7");
     assert!(
@@ -47,9 +45,7 @@ fn keys_and_ttls_land_in_redis_and_a_second_run_writes_nothing() {
         "TTL should be the 10m default, got {ttl} ms"
     );
     assert!(run.count("critical-keys", "bytes_written") > 0);
-    assert!(run.plugin("critical-keys")["produce_p50_us"]
-        .as_u64()
-        .is_some());
+    assert!(run.plugin("critical-keys")["produce_p50_us"].as_u64().is_some());
 
     let again = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(again.code(), 0, "{}", again.stderr());
@@ -84,10 +80,7 @@ fn if_missing_leaves_an_existing_value_and_ttl_untouched() {
     assert_eq!(run.code(), 0, "{}", run.stderr());
     assert_eq!(redis.get("system.settings").unwrap(), "hand-written");
     let ttl = redis.pttl("system.settings");
-    assert!(
-        ttl > 0 && ttl <= 42_000,
-        "TTL must stay at most 42s, got {ttl} ms"
-    );
+    assert!(ttl > 0 && ttl <= 42_000, "TTL must stay at most 42s, got {ttl} ms");
     assert_eq!(redis.get("navigation.menu").unwrap(), "no-expiry");
     assert_eq!(redis.pttl("navigation.menu"), -1);
     assert_eq!(run.count("critical-keys", "skipped_fresh"), 2);
@@ -171,9 +164,7 @@ keys = "20000"
     assert_eq!(redis.dbsize(), written);
 
     // The deploy hook reports the same, but never fails the deploy.
-    redis::cmd("FLUSHALL")
-        .query::<()>(&mut redis.conn())
-        .unwrap();
+    redis::cmd("FLUSHALL").query::<()>(&mut redis.conn()).unwrap();
     let deploy = preheat(&ws, &["deploy", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(deploy.code(), 0, "{}", deploy.stderr());
     assert_eq!(deploy.report["deadline_hit"], true);
@@ -198,12 +189,7 @@ key_prefixes = ["system.", "products.", "navigation.", "featured.", "user.profil
     ));
     let config = config.to_str().unwrap();
     let deploy = preheat(&ws, &["deploy", "--config", config], &[]);
-    assert_eq!(
-        deploy.code(),
-        0,
-        "deploy must not fail the deploy: {}",
-        deploy.stderr()
-    );
+    assert_eq!(deploy.code(), 0, "deploy must not fail the deploy: {}", deploy.stderr());
     assert_eq!(deploy.report["status"], "failed");
     let error = deploy.report["error"].as_str().unwrap();
     assert!(
@@ -274,9 +260,7 @@ keys = "30000"
     first.assert_balanced();
     assert!(first.count("synthetic", "failed") > 0, "{}", first.report);
     assert!(
-        first
-            .errors_of("synthetic")
-            .contains(&format!("127.0.0.1:{port}")),
+        first.errors_of("synthetic").contains(&format!("127.0.0.1:{port}")),
         "{}",
         first.errors_of("synthetic")
     );
@@ -305,11 +289,7 @@ fn a_password_and_a_database_number_in_the_url_are_honoured_and_never_printed() 
             plugin("synthetic").display().to_string()
         ))
     };
-    let ok = preheat(
-        &ws,
-        &["run", "--config", config("s3cret-pw").to_str().unwrap()],
-        &[],
-    );
+    let ok = preheat(&ws, &["run", "--config", config("s3cret-pw").to_str().unwrap()], &[]);
     assert_eq!(ok.code(), 0, "{}", ok.stderr());
     let mut c = redis::Client::open(format!("redis://:s3cret-pw@127.0.0.1:{}/3", redis.port))
         .unwrap()
@@ -322,11 +302,7 @@ fn a_password_and_a_database_number_in_the_url_are_honoured_and_never_printed() 
     );
     assert!(!ok.report.to_string().contains("s3cret-pw"));
 
-    let denied = preheat(
-        &ws,
-        &["deploy", "--config", config("wrong-pw").to_str().unwrap()],
-        &[],
-    );
+    let denied = preheat(&ws, &["deploy", "--config", config("wrong-pw").to_str().unwrap()], &[]);
     assert_eq!(denied.code(), 0);
     assert_eq!(denied.report["status"], "failed");
     let text = format!("{}{}", denied.report, denied.stderr());

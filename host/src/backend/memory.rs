@@ -182,12 +182,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            vec![
-                Outcome::Written,
-                Outcome::Fresh,
-                Outcome::Fresh,
-                Outcome::Written
-            ]
+            vec![Outcome::Written, Outcome::Fresh, Outcome::Fresh, Outcome::Written]
         );
         assert_eq!(m.get("near").unwrap(), b"new");
         assert_eq!(m.get("far").unwrap(), b"old");
@@ -197,10 +192,7 @@ mod tests {
     #[test]
     fn a_full_cache_rejects_with_the_fix() {
         let m = MemoryBackend::new(10);
-        let out = m.write_batch(
-            WritePolicy::Always,
-            &[w("k1", "12345", None), w("k2", "12345", None)],
-        );
+        let out = m.write_batch(WritePolicy::Always, &[w("k1", "12345", None), w("k2", "12345", None)]);
         assert_eq!(out[0], Outcome::Written);
         assert!(matches!(&out[1], Outcome::Rejected(msg) if msg.contains("max_bytes")));
         // Overwriting a key frees its old size first.

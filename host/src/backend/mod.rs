@@ -65,19 +65,13 @@ impl Backend {
     pub async fn connect(config: &BackendConfig) -> Result<Backend> {
         match config.kind {
             BackendKind::Redis => Ok(Backend::Redis(RedisBackend::connect(config).await?)),
-            BackendKind::Memory => Ok(Backend::Memory(Arc::new(MemoryBackend::new(
-                config.max_bytes.0,
-            )))),
+            BackendKind::Memory => Ok(Backend::Memory(Arc::new(MemoryBackend::new(config.max_bytes.0)))),
             BackendKind::Sql => Ok(Backend::Sql(SqlBackend::connect(config).await?)),
         }
     }
 
     /// Writes a batch under `policy`: one outcome per write, in order.
-    pub async fn write_batch(
-        &self,
-        policy: WritePolicy,
-        writes: &[Write],
-    ) -> Result<Vec<Outcome>, BackendError> {
+    pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
         match self {
             Backend::Redis(r) => r.write_batch(policy, writes).await,
             Backend::Memory(m) => Ok(m.write_batch(policy, writes)),
@@ -132,17 +126,8 @@ mod tests {
 
     #[test]
     fn credentials_never_reach_messages() {
-        assert_eq!(
-            redact_url("redis://:hunter2@db:6379/0"),
-            "redis://:***@db:6379/0"
-        );
-        assert_eq!(
-            redact_url("postgres://app:pw@db/app"),
-            "postgres://app:***@db/app"
-        );
-        assert_eq!(
-            redact_url("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
+        assert_eq!(redact_url("redis://:hunter2@db:6379/0"), "redis://:***@db:6379/0");
+        assert_eq!(redact_url("postgres://app:pw@db/app"), "postgres://app:***@db/app");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

@@ -39,8 +39,9 @@ impl RedisBackend {
             .as_deref()
             .context("[backend] url is required for kind = \"redis\"")?;
         let address = super::redact_url(url);
-        let client = redis::Client::open(url)
-            .with_context(|| format!("invalid redis URL {address}: expected redis://[:password@]host:port/db or rediss://…"))?;
+        let client = redis::Client::open(url).with_context(|| {
+            format!("invalid redis URL {address}: expected redis://[:password@]host:port/db or rediss://…")
+        })?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
@@ -73,11 +74,7 @@ impl RedisBackend {
     }
 
     /// Writes a batch in one pipeline.
-    pub async fn write_batch(
-        &self,
-        policy: WritePolicy,
-        writes: &[Write],
-    ) -> Result<Vec<Outcome>, BackendError> {
+    pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
         let mut pipe = redis::pipe();
         if let WritePolicy::RefreshIfTtlBelow(_) = policy {
             // Loading per batch is one cheap round-trip command and survives a server restart.
@@ -107,10 +104,7 @@ impl RedisBackend {
             }
         }
         let mut conn = self.conn.clone();
-        let replies: Vec<Value> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error("write", e))?;
+        let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| self.error("write", e))?;
         Ok(replies.iter().map(outcome_of).collect())
     }
 
@@ -125,8 +119,7 @@ impl RedisBackend {
     }
 
     fn error(&self, what: &str, e: redis::RedisError) -> BackendError {
-        let transient =
-            !matches!(e.retry_method(), RetryMethod::NoRetry) || e.is_timeout() || e.is_io_error();
+        let transient = !matches!(e.retry_method(), RetryMethod::NoRetry) || e.is_timeout() || e.is_io_error();
         BackendError {
             transient,
             message: format!("redis {} {what} failed: {e}", self.address),

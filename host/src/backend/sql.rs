@@ -49,9 +49,9 @@ impl SqlBackend {
             max_connections: 8,
             connect_timeout: config.connect_timeout,
         };
-        let db = Db::connect(url, options).await.with_context(|| {
-            format!("cannot reach the SQL cache database {address}: check [backend] url")
-        })?;
+        let db = Db::connect(url, options)
+            .await
+            .with_context(|| format!("cannot reach the SQL cache database {address}: check [backend] url"))?;
         let table = config.table.clone();
         if config.create_table {
             let (value_type, expiration_type) = match db {
@@ -68,18 +68,14 @@ impl SqlBackend {
         let columns = describe(&db, &table).await.with_context(|| {
             format!("cache table `{table}` not found in {address}: create it (Laravel: `php artisan cache:table`) or set [backend] create_table = true")
         })?;
-        let find = |name: &str| {
-            columns
-                .iter()
-                .find(|(c, _)| c == name)
-                .map(|(_, t)| t.as_str())
-        };
+        let find = |name: &str| columns.iter().find(|(c, _)| c == name).map(|(_, t)| t.as_str());
         for required in ["key", "value", "expiration"] {
             if find(required).is_none() {
                 bail!("cache table `{table}` in {address} has no `{required}` column (found {columns:?}); it needs key, value and expiration");
             }
         }
-        let binary_values = matches!(find("value"), Some(t) if t.eq_ignore_ascii_case("BLOB") || t.eq_ignore_ascii_case("BYTEA"));
+        let binary_values =
+            matches!(find("value"), Some(t) if t.eq_ignore_ascii_case("BLOB") || t.eq_ignore_ascii_case("BYTEA"));
         let timestamps = find("created_at").is_some() && find("updated_at").is_some();
         Ok(SqlBackend {
             db,
@@ -97,11 +93,7 @@ impl SqlBackend {
     }
 
     /// Writes a batch in one statement; per-key outcomes from `RETURNING`.
-    pub async fn write_batch(
-        &self,
-        policy: WritePolicy,
-        writes: &[Write],
-    ) -> Result<Vec<Outcome>, BackendError> {
+    pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
         let now = now_secs();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; writes.len()];
         let mut rows: Vec<(String, Value, i64)> = Vec::with_capacity(writes.len());
@@ -127,12 +119,10 @@ impl SqlBackend {
             HashSet::new()
         } else {
             let sql = self.upsert_sql(policy, rows.len(), now);
-            self.run_upsert(&sql, rows)
-                .await
-                .map_err(|e| BackendError {
-                    transient: crate::db::is_transient(&e),
-                    message: format!("SQL cache {} write failed: {e}", self.describe()),
-                })?
+            self.run_upsert(&sql, rows).await.map_err(|e| BackendError {
+                transient: crate::db::is_transient(&e),
+                message: format!("SQL cache {} write failed: {e}", self.describe()),
+            })?
         };
         Ok(writes
             .iter()
@@ -165,9 +155,7 @@ impl SqlBackend {
                 format!("({}, {}, {}{stamps})", p(1), p(2), p(3))
             })
             .collect();
-        let mut set = String::from(
-            "\"value\" = excluded.\"value\", \"expiration\" = excluded.\"expiration\"",
-        );
+        let mut set = String::from("\"value\" = excluded.\"value\", \"expiration\" = excluded.\"expiration\"");
         if self.timestamps {
             set.push_str(", \"updated_at\" = excluded.\"updated_at\"");
         }
@@ -175,10 +163,7 @@ impl SqlBackend {
             WritePolicy::Always => String::new(),
             WritePolicy::IfMissing => format!(" WHERE {t}.\"expiration\" <= {now}"),
             WritePolicy::RefreshIfTtlBelow(threshold) => {
-                format!(
-                    " WHERE {t}.\"expiration\" < {}",
-                    now + threshold.as_secs() as i64
-                )
+                format!(" WHERE {t}.\"expiration\" < {}", now + threshold.as_secs() as i64)
             }
         };
         format!(
@@ -187,11 +172,7 @@ impl SqlBackend {
         )
     }
 
-    async fn run_upsert(
-        &self,
-        sql: &str,
-        rows: Vec<(String, Value, i64)>,
-    ) -> Result<HashSet<String>, sqlx::Error> {
+    async fn run_upsert(&self, sql: &str, rows: Vec<(String, Value, i64)>) -> Result<HashSet<String>, sqlx::Error> {
         let mut args = Vec::with_capacity(rows.len() * 3);
         for (key, value, expiration) in rows {
             args.push(Arg::Text(key));
@@ -202,10 +183,7 @@ impl SqlBackend {
             args.push(Arg::Int(expiration));
         }
         let returned = self.db.fetch_text(sql, args).await?;
-        Ok(returned
-            .into_iter()
-            .filter_map(|mut r| r.pop().flatten())
-            .collect())
+        Ok(returned.into_iter().filter_map(|mut r| r.pop().flatten()).collect())
     }
 
     /// The live value of a key.
@@ -252,22 +230,14 @@ async fn describe(db: &Db, table: &str) -> Result<Vec<(String, String)>> {
     let sql = format!("SELECT * FROM {table} WHERE 1 = 0");
     let columns = match db {
         Db::Sqlite(pool) => {
-            let d = sqlx::Executor::describe(
-                pool,
-                sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.clone())),
-            )
-            .await?;
+            let d = sqlx::Executor::describe(pool, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.clone()))).await?;
             d.columns()
                 .iter()
                 .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
                 .collect()
         }
         Db::Postgres(pool) => {
-            let d = sqlx::Executor::describe(
-                pool,
-                sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.clone())),
-            )
-            .await?;
+            let d = sqlx::Executor::describe(pool, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.clone()))).await?;
             d.columns()
                 .iter()
                 .map(|c| (c.name().to_string(), c.type_info().name().to_string()))

@@ -31,15 +31,7 @@ pub async fn history(config: &Path, limit: usize, json: bool) -> Result<ExitCode
     let _ = writeln!(
         out,
         "{:<18} {:<10} {:<24} {:>9} {:>10} {:>9} {:>8} {:>8} {:>9}  ERROR",
-        "RUN",
-        "STATUS",
-        "STARTED",
-        "DURATION",
-        "ENUMERATED",
-        "WRITTEN",
-        "FRESH",
-        "FAILED",
-        "ABANDONED"
+        "RUN", "STATUS", "STARTED", "DURATION", "ENUMERATED", "WRITTEN", "FRESH", "FAILED", "ABANDONED"
     );
     for row in &rows {
         let duration = row
@@ -116,10 +108,7 @@ pub async fn status(config: &Path, json: bool) -> Result<ExitCode> {
             p["enumerated"].as_u64().unwrap_or(0),
             p["written"].as_u64().unwrap_or(0),
         );
-        for plugin in rows
-            .iter()
-            .filter(|r| r.run_id == run.run_id && r.job_type != RUN_JOB)
-        {
+        for plugin in rows.iter().filter(|r| r.run_id == run.run_id && r.job_type != RUN_JOB) {
             println!("  {:<20} {}", plugin.job_type, plugin.status);
         }
     }

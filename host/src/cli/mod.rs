@@ -1,5 +1,6 @@
 //! The `preheat` command line: `run`, `deploy`, `check` and `plugin test`.
 
+mod demo;
 mod history;
 mod plugin_test;
 mod progress;
@@ -75,6 +76,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create the demo application database (SQLite by default, or PostgreSQL).
+    Demo(demo::DemoArgs),
     /// Plugin author tools.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -103,10 +106,7 @@ enum PluginCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("preheat: cannot start the async runtime: {e}");
@@ -148,12 +148,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Deploy { run, strict } => deploy(run, strict, cli.quiet).await,
         Command::Check { config } => check(&config).await,
-        Command::History {
-            config,
-            limit,
-            json,
-        } => history::history(&config, limit, json).await,
+        Command::History { config, limit, json } => history::history(&config, limit, json).await,
         Command::Status { config, json } => history::status(&config, json).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args, cli.quiet).await,
     }
 }
@@ -176,8 +173,7 @@ fn finish(report: &Report, path: Option<&Path>) -> Result<()> {
     eprint!("{}", render_summary(report));
     if let Some(path) = path {
         let json = serde_json::to_vec_pretty(report).expect("reports serialize");
-        std::fs::write(path, json)
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        std::fs::write(path, json).with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
     Ok(())
 }
@@ -193,10 +189,7 @@ fn exit_for(report: &Report) -> ExitCode {
 async fn deploy(args: RunArgs, strict: bool, quiet: bool) -> Result<ExitCode> {
     if std::env::var("PREHEAT_SKIP").is_ok_and(|v| !v.is_empty() && v != "0") {
         tracing::info!("PREHEAT_SKIP is set: skipping cache warming");
-        finish(
-            &Report::skipped("PREHEAT_SKIP is set"),
-            args.report.as_deref(),
-        )?;
+        finish(&Report::skipped("PREHEAT_SKIP is set"), args.report.as_deref())?;
         return Ok(ExitCode::SUCCESS);
     }
     let report = match Config::load(&args.config) {
@@ -233,8 +226,7 @@ fn failed_before_start(args: &RunArgs, e: anyhow::Error) -> Result<Report> {
 /// Validates the config and loads (compiles, version-checks, instantiates) every plugin.
 async fn check(path: &Path) -> Result<ExitCode> {
     let config = Config::load(path)?;
-    let backend =
-        crate::backend::Backend::Memory(Arc::new(crate::backend::MemoryBackend::new(1 << 20)));
+    let backend = crate::backend::Backend::Memory(Arc::new(crate::backend::MemoryBackend::new(1 << 20)));
     let warmer = Warmer::new(config)?;
     let sources = crate::sources::SourceSet::connect(&warmer.config().sources).await;
     let mut problems = 0;

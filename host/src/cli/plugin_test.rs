@@ -49,7 +49,10 @@ fn parse_setting(text: &str) -> Result<(String, String), String> {
 /// Runs the test and prints the table (or JSON).
 pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
     if !args.path.exists() {
-        bail!("{} does not exist; build the plugin with `cargo build --release --target wasm32-wasip2`", args.path.display());
+        bail!(
+            "{} does not exist; build the plugin with `cargo build --release --target wasm32-wasip2`",
+            args.path.display()
+        );
     }
     let name = args
         .path
@@ -93,14 +96,9 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
         key_limit: args.limit,
         ..RunOptions::default()
     };
-    let report = warmer
-        .run_with_backend(Backend::Memory(memory), options)
-        .await;
+    let report = warmer.run_with_backend(Backend::Memory(memory), options).await;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("reports serialize")
-        );
+        println!("{}", serde_json::to_string_pretty(&report).expect("reports serialize"));
     } else {
         print!("{}", render_table(&report));
     }
@@ -120,38 +118,22 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
 fn render_table(report: &Report) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let width = report
-        .keys
-        .iter()
-        .map(|k| k.key.len())
-        .max()
-        .unwrap_or(3)
-        .clamp(3, 60);
+    let width = report.keys.iter().map(|k| k.key.len()).max().unwrap_or(3).clamp(3, 60);
     let _ = writeln!(
         out,
         "{:<width$}  {:<8}  {:>10}  {:>8}  OUTCOME",
         "KEY", "PRIORITY", "BYTES", "TTL"
     );
     for k in &report.keys {
-        let bytes = k
-            .value_bytes
-            .map(|b| b.to_string())
-            .unwrap_or_else(|| "-".into());
-        let ttl = k
-            .ttl_seconds
-            .map(|t| format!("{t}s"))
-            .unwrap_or_else(|| "-".into());
+        let bytes = k.value_bytes.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
+        let ttl = k.ttl_seconds.map(|t| format!("{t}s")).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
             "{:<width$}  {:<8}  {bytes:>10}  {ttl:>8}  {}",
             k.key, k.priority, k.outcome
         );
     }
-    let _ = writeln!(
-        out,
-        "\n{:<9}  {:>6}  {:>14}  {:>10}",
-        "CALL", "KEYS", "FUEL", "TIME"
-    );
+    let _ = writeln!(out, "\n{:<9}  {:>6}  {:>14}  {:>10}", "CALL", "KEYS", "FUEL", "TIME");
     for c in &report.calls {
         let _ = writeln!(
             out,

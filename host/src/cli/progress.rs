@@ -21,8 +21,10 @@ impl ProgressDisplay {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} keys {per_sec} ETA {eta} {msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} keys {per_sec} ETA {eta} {msg}",
+                )
+                .expect("valid template"),
             );
             bar
         });
@@ -37,11 +39,7 @@ impl ProgressDisplay {
                     if let Some(bar) = &bar {
                         bar.set_length(s.enumerated);
                         bar.set_position(s.finished);
-                        bar.set_message(if s.enumeration_done {
-                            ""
-                        } else {
-                            "(listing…)"
-                        });
+                        bar.set_message(if s.enumeration_done { "" } else { "(listing…)" });
                     } else if !quiet && last_line.elapsed() >= LINE_EVERY {
                         last_line = Instant::now();
                         let secs = started.elapsed().as_secs_f64().max(0.001);

@@ -318,8 +318,8 @@ impl PluginConfig {
 impl Config {
     /// Reads, parses, applies environment overrides and validates a config file.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         let mut config = Config::parse(&text, path)?;
         config.apply_env(|k| std::env::var(k).ok())?;
         config.validate()?;
@@ -328,8 +328,8 @@ impl Config {
 
     /// Parses TOML text; `path` names the file in errors and anchors relative plugin paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let mut config: Config = toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for plugin in &mut config.plugins {
             if plugin.path.is_relative() {
@@ -364,9 +364,8 @@ impl Config {
             self.backend.url = Some(url);
         }
         if let Some(deadline) = var("PREHEAT_DEADLINE") {
-            self.run.deadline = humantime::parse_duration(&deadline).with_context(|| {
-                format!("PREHEAT_DEADLINE={deadline:?} is not a duration (try \"90s\" or \"5m\")")
-            })?;
+            self.run.deadline = humantime::parse_duration(&deadline)
+                .with_context(|| format!("PREHEAT_DEADLINE={deadline:?} is not a duration (try \"90s\" or \"5m\")"))?;
         }
         if let Some(url) = var("PREHEAT_DATABASE_URL") {
             self.jobs.url = Some(url);
@@ -422,12 +421,10 @@ impl Config {
             if plugin.fuel_per_call == 0 {
                 bail!("{at}: fuel_per_call must be above 0");
             }
-            if let Some(unknown) = plugin
-                .sources
-                .iter()
-                .find(|s| !self.sources.contains_key(*s))
-            {
-                bail!("{at}: sources = [{unknown:?}] names no [sources.{unknown}] table; define it or remove the grant");
+            if let Some(unknown) = plugin.sources.iter().find(|s| !self.sources.contains_key(*s)) {
+                bail!(
+                    "{at}: sources = [{unknown:?}] names no [sources.{unknown}] table; define it or remove the grant"
+                );
             }
         }
         Ok(())
@@ -508,10 +505,7 @@ page_size = 50
         assert_eq!(p.write_policy, WritePolicy::IfMissing);
         assert_eq!(
             p.settings_as_strings(),
-            vec![
-                ("page_size".into(), "50".into()),
-                ("user_ids".into(), "1-100".into())
-            ]
+            vec![("page_size".into(), "50".into()), ("user_ids".into(), "1-100".into())]
         );
     }
 
@@ -527,36 +521,23 @@ page_size = 50
 
     #[test]
     fn bad_values_are_rejected_where_they_are() {
-        let err = parse("[run]\ndeadline = \"soon\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse("[run]\ndeadline = \"soon\"\n").unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
         let err = parse("[run]\nconcurrency = 0\n").unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("nonzero"), "{err}");
-        let err =
-            parse(&MINIMAL.replace("key_prefixes", "write_policy = \"sometimes\"\nkey_prefixes"))
-                .unwrap_err()
-                .to_string();
-        assert!(
-            err.contains("sometimes") && err.contains("if-missing"),
-            "{err}"
-        );
+        let err = parse(&MINIMAL.replace("key_prefixes", "write_policy = \"sometimes\"\nkey_prefixes"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sometimes") && err.contains("if-missing"), "{err}");
     }
 
     #[test]
     fn validation_names_the_plugin_and_the_fix() {
         let c = parse(&MINIMAL.replace("[\"system.\", \"user.profile.\"]", "[]")).unwrap();
         let err = c.validate().unwrap_err().to_string();
-        assert!(
-            err.contains("critical-keys") && err.contains("key_prefixes"),
-            "{err}"
-        );
+        assert!(err.contains("critical-keys") && err.contains("key_prefixes"), "{err}");
         let c = parse("[backend]\nkind = \"redis\"\n").unwrap();
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("PREHEAT_REDIS_URL"));
+        assert!(c.validate().unwrap_err().to_string().contains("PREHEAT_REDIS_URL"));
     }
 
     #[test]
@@ -568,10 +549,7 @@ page_size = 50
         c.validate().unwrap();
         assert_eq!(c.sources["app"].url, "sqlite:///etc/preheat/data/app.db");
         assert_eq!(c.sources["pg"].url, "postgres://u@db/app");
-        assert_eq!(
-            c.backend.url.as_deref(),
-            Some("sqlite:///etc/preheat/cache.db")
-        );
+        assert_eq!(c.backend.url.as_deref(), Some("sqlite:///etc/preheat/cache.db"));
         assert_eq!(c.sources["app"].max_rows, 10_000);
         let err = parse(&MINIMAL.replace("key_prefixes", "sources = [\"nope\"]\nkey_prefixes"))
             .unwrap()

@@ -43,9 +43,7 @@ impl ByteSize {
     /// Parses `"64MiB"`, `"1.5GiB"`, `"100MB"`, `"4096"`.
     pub fn parse(text: &str) -> Result<ByteSize, String> {
         let t = text.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let num: f64 = num
             .parse()
@@ -206,18 +204,13 @@ mod tests {
         assert_eq!(ByteSize::parse("1.5 KiB").unwrap(), ByteSize(1536));
         assert_eq!(ByteSize::parse("100MB").unwrap(), ByteSize(100_000_000));
         assert_eq!(ByteSize::parse("4096").unwrap(), ByteSize(4096));
-        assert!(ByteSize::parse("64 parsecs")
-            .unwrap_err()
-            .contains("parsecs"));
+        assert!(ByteSize::parse("64 parsecs").unwrap_err().contains("parsecs"));
         assert!(ByteSize::parse("lots").is_err());
     }
 
     #[test]
     fn memory_budgets_parse() {
-        assert_eq!(
-            MemoryBudget::parse("50%").unwrap(),
-            MemoryBudget::Percent(50.0)
-        );
+        assert_eq!(MemoryBudget::parse("50%").unwrap(), MemoryBudget::Percent(50.0));
         assert_eq!(
             MemoryBudget::parse("1GiB").unwrap(),
             MemoryBudget::Bytes(ByteSize(1 << 30))
@@ -227,18 +220,13 @@ mod tests {
 
     #[test]
     fn write_policies_parse() {
-        assert_eq!(
-            WritePolicy::parse("if-missing").unwrap(),
-            WritePolicy::IfMissing
-        );
+        assert_eq!(WritePolicy::parse("if-missing").unwrap(), WritePolicy::IfMissing);
         assert_eq!(WritePolicy::parse("always").unwrap(), WritePolicy::Always);
         assert_eq!(
             WritePolicy::parse("refresh-if-ttl-below=5m").unwrap(),
             WritePolicy::RefreshIfTtlBelow(Duration::from_secs(300))
         );
         assert!(WritePolicy::parse("refresh-if-ttl-below=soon").is_err());
-        assert!(WritePolicy::parse("overwrite")
-            .unwrap_err()
-            .contains("if-missing"));
+        assert!(WritePolicy::parse("overwrite").unwrap_err().contains("if-missing"));
     }
 }

@@ -27,11 +27,7 @@ pub fn available_memory() -> Option<u64> {
         .or_else(|| {
             read("/sys/fs/cgroup/memory/memory.limit_in_bytes")
                 .filter(|&l| l < 1 << 60)
-                .map(|l| {
-                    l.saturating_sub(
-                        read("/sys/fs/cgroup/memory/memory.usage_in_bytes").unwrap_or(0),
-                    )
-                })
+                .map(|l| l.saturating_sub(read("/sys/fs/cgroup/memory/memory.usage_in_bytes").unwrap_or(0)))
         });
     match (available, cgroup) {
         (Some(a), Some(c)) => Some(a.min(c)),
@@ -43,9 +39,7 @@ pub fn available_memory() -> Option<u64> {
 pub fn budget_bytes(budget: MemoryBudget) -> u64 {
     let bytes = match budget {
         MemoryBudget::Bytes(b) => b.0,
-        MemoryBudget::Percent(p) => {
-            (available_memory().unwrap_or(1 << 30) as f64 * p / 100.0) as u64
-        }
+        MemoryBudget::Percent(p) => (available_memory().unwrap_or(1 << 30) as f64 * p / 100.0) as u64,
     };
     bytes.max(16 << 20)
 }
@@ -83,10 +77,7 @@ mod tests {
 
     #[test]
     fn budgets_resolve_to_bytes() {
-        assert_eq!(
-            budget_bytes(MemoryBudget::Bytes(ByteSize(64 << 20))),
-            64 << 20
-        );
+        assert_eq!(budget_bytes(MemoryBudget::Bytes(ByteSize(64 << 20))), 64 << 20);
         assert_eq!(budget_bytes(MemoryBudget::Bytes(ByteSize(1))), 16 << 20);
         let half = budget_bytes(MemoryBudget::Percent(50.0));
         assert!(half >= 16 << 20);

@@ -21,8 +21,7 @@ use crate::config::{Config, PluginConfig};
 use crate::plan::{KeyRules, WarmItem, WorkQueue};
 use crate::report::{Counters, Report};
 use crate::runtime::{
-    CallError, Cancel, Entry, HostServices, KeySpec, LoadedPlugin, PluginLimits, RunContext,
-    Runtime, WarmError,
+    CallError, Cancel, Entry, HostServices, KeySpec, LoadedPlugin, PluginLimits, RunContext, Runtime, WarmError,
 };
 use crate::sources::SourceSet;
 use anyhow::Result;
@@ -145,10 +144,8 @@ impl Warmer {
             sources: granted,
         });
         let path = config.path.clone();
-        let plugin = tokio::task::spawn_blocking(move || {
-            LoadedPlugin::load(&runtime, &path, limits, services)
-        })
-        .await??;
+        let plugin =
+            tokio::task::spawn_blocking(move || LoadedPlugin::load(&runtime, &path, limits, services)).await??;
         Ok(Arc::new(plugin))
     }
 
@@ -159,12 +156,7 @@ impl Warmer {
     }
 
     /// The report of a run whose backend could not be reached.
-    pub fn backend_unavailable(
-        &self,
-        error: &anyhow::Error,
-        options: &RunOptions,
-        took: Duration,
-    ) -> Report {
+    pub fn backend_unavailable(&self, error: &anyhow::Error, options: &RunOptions, took: Duration) -> Report {
         let mut report = Report::skipped("");
         report.error = Some(format!("{error:#}"));
         report.strategy = options.strategy.clone();
@@ -191,10 +183,7 @@ impl Warmer {
         let started_at = SystemTime::now();
         let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
         let configs: Vec<PluginConfig> = self.config.enabled_plugins().cloned().collect();
-        let tally = Tally::new(
-            configs.iter().map(|c| c.name.clone()).collect(),
-            options.trace,
-        );
+        let tally = Tally::new(configs.iter().map(|c| c.name.clone()).collect(), options.trace);
         let sources = SourceSet::connect(&self.config.sources).await;
         let mut slots = Vec::with_capacity(configs.len());
         for (i, config) in configs.into_iter().enumerate() {
@@ -208,10 +197,7 @@ impl Warmer {
             slots.push(Slot::new(config, plugin, &run_id, &options.strategy));
         }
         let run = &self.config.run;
-        let batch_limits = slots
-            .iter()
-            .map(|s| s.batch_limit(run.batch_size.get()))
-            .collect();
+        let batch_limits = slots.iter().map(|s| s.batch_limit(run.batch_size.get())).collect();
         let capacity = (4 * run.concurrency.get() * run.batch_size.get()).max(1024);
         let shared = Arc::new(Shared {
             config: self.config.clone(),
@@ -236,12 +222,7 @@ impl Warmer {
                 deadline_hit.store(true, Ordering::SeqCst);
                 shared.cancel.cancel();
                 for item in shared.queue.close() {
-                    shared.finish(
-                        item.plugin,
-                        &item.spec,
-                        KeyOutcome::Abandoned,
-                        KeyDetail::default(),
-                    );
+                    shared.finish(item.plugin, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
                 }
             }
         });
@@ -302,14 +283,8 @@ impl Warmer {
 }
 
 impl Slot {
-    fn new(
-        config: PluginConfig,
-        plugin: Option<Arc<LoadedPlugin>>,
-        run_id: &str,
-        strategy: &str,
-    ) -> Slot {
-        let limiter = NonZeroU32::new(config.rate_limit)
-            .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
+    fn new(config: PluginConfig, plugin: Option<Arc<LoadedPlugin>>, run_id: &str, strategy: &str) -> Slot {
+        let limiter = NonZeroU32::new(config.rate_limit).map(|rate| RateLimiter::direct(Quota::per_second(rate)));
         Slot {
             rules: KeyRules::for_plugin(&config),
             ctx: RunContext {
@@ -355,18 +330,10 @@ impl Shared {
     /// Records a key's final outcome in the tally and the progress counters.
     fn finish(&self, plugin: usize, spec: &KeySpec, outcome: KeyOutcome, detail: KeyDetail) {
         self.tally.outcome(plugin, spec, outcome, detail);
-        self.progress
-            .add_finished(1, u64::from(outcome == KeyOutcome::Written));
+        self.progress.add_finished(1, u64::from(outcome == KeyOutcome::Written));
     }
 
-    fn finish_all(
-        &self,
-        plugin: usize,
-        specs: &[KeySpec],
-        attempts: &[u32],
-        outcome: KeyOutcome,
-        error: &str,
-    ) {
+    fn finish_all(&self, plugin: usize, specs: &[KeySpec], attempts: &[u32], outcome: KeyOutcome, error: &str) {
         for (spec, &a) in specs.iter().zip(attempts) {
             let detail = if error.is_empty() {
                 KeyDetail::default()
@@ -382,8 +349,7 @@ impl Shared {
         let slot = &self.slots[plugin];
         let in_a_row = slot.failed_calls_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
         if in_a_row >= MAX_CONSECUTIVE_FAILED_CALLS && !slot.disabled.swap(true, Ordering::SeqCst) {
-            let msg =
-                format!("disabled after {in_a_row} failed calls in a row; last error: {error}");
+            let msg = format!("disabled after {in_a_row} failed calls in a row; last error: {error}");
             self.tally.plugin_error(plugin, msg.clone());
             let pending = self.queue.remove_plugin(plugin);
             for item in pending {
@@ -401,19 +367,13 @@ impl Shared {
 /// Pages through one plugin's `enumerate`, feeding valid, new keys to the queue.
 async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
     let slot = &shared.slots[p];
-    let plugin = slot
-        .plugin
-        .as_ref()
-        .expect("only loaded plugins are enumerated");
+    let plugin = slot.plugin.as_ref().expect("only loaded plugins are enumerated");
     let hasher = std::collections::hash_map::RandomState::new();
     let mut seen: HashSet<u64> = HashSet::new();
     let mut cursor: Option<String> = None;
     let mut listed: u64 = 0;
     'pages: while !shared.cancel.is_cancelled() && !slot.disabled.load(Ordering::SeqCst) {
-        let page = match plugin
-            .enumerate(&slot.ctx, cursor.as_deref(), &shared.cancel)
-            .await
-        {
+        let page = match plugin.enumerate(&slot.ctx, cursor.as_deref(), &shared.cancel).await {
             Err(CallError::Cancelled(_)) => break,
             Err(CallError::Failed(msg)) => {
                 shared.tally.plugin_error(p, msg);
@@ -421,22 +381,15 @@ async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
             }
             Ok((result, stats)) => {
                 let n = result.as_ref().map(|page| page.keys.len()).unwrap_or(0);
-                shared.tally.call(
-                    p,
-                    "enumerate",
-                    n,
-                    stats.fuel,
-                    stats.elapsed.as_micros() as u64,
-                );
+                shared
+                    .tally
+                    .call(p, "enumerate", n, stats.fuel, stats.elapsed.as_micros() as u64);
                 match result {
                     Ok(page) => page,
                     Err(msg) => {
                         shared.tally.plugin_error(
                             p,
-                            format!(
-                                "plugin `{}`: enumerate returned an error: {msg}",
-                                plugin.name()
-                            ),
+                            format!("plugin `{}`: enumerate returned an error: {msg}", plugin.name()),
                         );
                         break;
                     }
@@ -495,8 +448,7 @@ async fn worker(shared: Arc<Shared>) {
 /// Produces and writes one batch of one plugin, recording every key's outcome.
 async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
     let slot = &shared.slots[p];
-    let (specs, attempts): (Vec<KeySpec>, Vec<u32>) =
-        batch.into_iter().map(|i| (i.spec, i.attempts + 1)).unzip();
+    let (specs, attempts): (Vec<KeySpec>, Vec<u32>) = batch.into_iter().map(|i| (i.spec, i.attempts + 1)).unzip();
     if slot.disabled.load(Ordering::SeqCst) {
         return shared.finish_all(
             p,
@@ -506,10 +458,7 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
             "not attempted: the plugin was disabled after repeated failures",
         );
     }
-    let plugin = slot
-        .plugin
-        .as_ref()
-        .expect("only loaded plugins have queued keys");
+    let plugin = slot.plugin.as_ref().expect("only loaded plugins have queued keys");
     let estimate = specs.len() as u64 * slot.avg_value_bytes.load(Ordering::Relaxed);
     let permit = tokio::select! {
         permit = async {
@@ -524,22 +473,16 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
 
     let (results, stats) = match plugin.produce(&slot.ctx, &specs, &shared.cancel).await {
         Ok(ok) => ok,
-        Err(CallError::Cancelled(_)) => {
-            return shared.finish_all(p, &specs, &attempts, KeyOutcome::Abandoned, "")
-        }
+        Err(CallError::Cancelled(_)) => return shared.finish_all(p, &specs, &attempts, KeyOutcome::Abandoned, ""),
         Err(CallError::Failed(msg)) => {
             shared.finish_all(p, &specs, &attempts, KeyOutcome::Failed, &msg);
             return shared.call_failed(p, &msg);
         }
     };
     slot.failed_calls_in_a_row.store(0, Ordering::SeqCst);
-    shared.tally.call(
-        p,
-        "produce",
-        specs.len(),
-        stats.fuel,
-        stats.elapsed.as_micros() as u64,
-    );
+    shared
+        .tally
+        .call(p, "produce", specs.len(), stats.fuel, stats.elapsed.as_micros() as u64);
 
     let max_value = slot.config.max_value_bytes.0;
     let mut writes = Vec::with_capacity(specs.len());
@@ -701,23 +644,14 @@ mod tests {
     #[test]
     fn ttl_prefers_entry_then_key_spec_then_default_and_is_capped() {
         let s = slot(|c| c.max_ttl = Some(Duration::from_secs(600)));
-        assert_eq!(
-            s.ttl(&entry(Some(60)), &spec(Some(120))),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(
-            s.ttl(&entry(None), &spec(Some(120))),
-            Some(Duration::from_secs(120))
-        );
+        assert_eq!(s.ttl(&entry(Some(60)), &spec(Some(120))), Some(Duration::from_secs(60)));
+        assert_eq!(s.ttl(&entry(None), &spec(Some(120))), Some(Duration::from_secs(120)));
         assert_eq!(
             s.ttl(&entry(None), &spec(None)),
             Some(Duration::from_secs(600)),
             "1h default capped at 10m"
         );
-        assert_eq!(
-            s.ttl(&entry(Some(86_400)), &spec(None)),
-            Some(Duration::from_secs(600))
-        );
+        assert_eq!(s.ttl(&entry(Some(86_400)), &spec(None)), Some(Duration::from_secs(600)));
         let no_default = slot(|c| c.default_ttl = None);
         assert_eq!(no_default.ttl(&entry(None), &spec(None)), None);
     }
@@ -731,10 +665,7 @@ mod tests {
         assert!(ttls
             .iter()
             .all(|t| *t >= Duration::from_secs(900) && *t <= Duration::from_secs(1100)));
-        assert!(
-            ttls.iter().any(|t| *t != ttls[0]),
-            "jitter must vary the TTL"
-        );
+        assert!(ttls.iter().any(|t| *t != ttls[0]), "jitter must vary the TTL");
     }
 
     #[test]

@@ -24,10 +24,7 @@ mod tests {
         for attempt in 1..=5 {
             let d = backoff(base, attempt);
             let nominal = base * (1 << (attempt - 1));
-            assert!(
-                d >= nominal / 2 && d < nominal * 3 / 2,
-                "attempt {attempt}: {d:?}"
-            );
+            assert!(d >= nominal / 2 && d < nominal * 3 / 2, "attempt {attempt}: {d:?}");
         }
         assert!(backoff(Duration::from_secs(10), 20) <= MAX_DELAY);
     }

@@ -69,13 +69,7 @@ impl Tally {
     }
 
     /// Records a key's final outcome (and, for problems, its error).
-    pub(crate) fn outcome(
-        &self,
-        plugin: usize,
-        spec: &KeySpec,
-        outcome: KeyOutcome,
-        detail: KeyDetail,
-    ) {
+    pub(crate) fn outcome(&self, plugin: usize, spec: &KeySpec, outcome: KeyOutcome, detail: KeyDetail) {
         {
             let mut t = self.plugins[plugin].lock().unwrap();
             let c = &mut t.counters;
@@ -123,14 +117,7 @@ impl Tally {
     }
 
     /// Records a call's cost.
-    pub(crate) fn call(
-        &self,
-        plugin: usize,
-        call: &'static str,
-        keys: usize,
-        fuel: u64,
-        time_us: u64,
-    ) {
+    pub(crate) fn call(&self, plugin: usize, call: &'static str, keys: usize, fuel: u64, time_us: u64) {
         {
             let mut t = self.plugins[plugin].lock().unwrap();
             t.counters.fuel_consumed += fuel;
@@ -152,23 +139,11 @@ impl Tally {
     /// Marks the plugin as failed as a whole (the first error wins).
     pub(crate) fn plugin_error(&self, plugin: usize, error: String) {
         tracing::error!(plugin = %self.names[plugin], "{error}");
-        self.plugins[plugin]
-            .lock()
-            .unwrap()
-            .error
-            .get_or_insert(error);
+        self.plugins[plugin].lock().unwrap().error.get_or_insert(error);
     }
 
     /// Takes the per-plugin reports, the error list and the traces out of the tally.
-    pub(crate) fn finish(
-        &self,
-    ) -> (
-        Vec<PluginReport>,
-        Vec<KeyError>,
-        u64,
-        Vec<KeyTrace>,
-        Vec<CallTrace>,
-    ) {
+    pub(crate) fn finish(&self) -> (Vec<PluginReport>, Vec<KeyError>, u64, Vec<KeyTrace>, Vec<CallTrace>) {
         let reports = self
             .names
             .iter()

@@ -91,8 +91,7 @@ impl JobStore {
             Some(url) => url.clone(),
             None => {
                 let dir = config.state_dir();
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("creating state directory {}", dir.display()))?;
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating state directory {}", dir.display()))?;
                 format!("sqlite://{}", dir.join("preheat.db").display())
             }
         };
@@ -169,17 +168,10 @@ impl JobStore {
     }
 
     /// Records the start of a run: one `running` row for the run and one per plugin.
-    pub async fn start_run(
-        &self,
-        run_id: &str,
-        strategy: &str,
-        plugins: &[String],
-    ) -> Result<RunRecord> {
-        self.insert(run_id, RUN_JOB, strategy, "running", None)
-            .await?;
+    pub async fn start_run(&self, run_id: &str, strategy: &str, plugins: &[String]) -> Result<RunRecord> {
+        self.insert(run_id, RUN_JOB, strategy, "running", None).await?;
         for plugin in plugins {
-            self.insert(run_id, plugin, strategy, "running", None)
-                .await?;
+            self.insert(run_id, plugin, strategy, "running", None).await?;
         }
         Ok(RunRecord {
             run_id: run_id.to_string(),
@@ -194,14 +186,8 @@ impl JobStore {
         } else {
             report.run_id.clone()
         };
-        self.insert(
-            &run_id,
-            RUN_JOB,
-            &report.strategy,
-            status,
-            report.error.as_deref(),
-        )
-        .await?;
+        self.insert(&run_id, RUN_JOB, &report.strategy, status, report.error.as_deref())
+            .await?;
         self.finish_row(
             &run_id,
             RUN_JOB,
@@ -263,14 +249,11 @@ impl JobStore {
             let mut metadata = serde_json::to_value(&p.counters)?;
             metadata["produce_p50_us"] = p.produce_p50_us.into();
             metadata["produce_p99_us"] = p.produce_p99_us.into();
-            self.finish_row(
-                &record.run_id,
-                &p.name,
-                status_name(p.status()),
-                &metadata,
-                p.error.as_deref(),
-            )
-            .await?;
+            // The plugin's own failure, else its first key error, says what went wrong.
+            let first_key_error = report.errors.iter().find(|e| e.plugin == p.name);
+            let error = p.error.as_deref().or(first_key_error.map(|e| e.error.as_str()));
+            self.finish_row(&record.run_id, &p.name, status_name(p.status()), &metadata, error)
+                .await?;
         }
         let mut metadata = serde_json::to_value(&report.totals)?;
         metadata["duration_ms"] = report.duration_ms.into();
@@ -289,10 +272,7 @@ impl JobStore {
     /// The latest runs (run rows only), newest first.
     pub async fn history(&self, limit: usize) -> Result<Vec<JobRow>> {
         self.rows(
-            &format!(
-                "WHERE job_type = {} ORDER BY id DESC LIMIT {limit}",
-                self.p(1)
-            ),
+            &format!("WHERE job_type = {} ORDER BY id DESC LIMIT {limit}", self.p(1)),
             vec![Arg::Text(RUN_JOB.into())],
         )
         .await
@@ -322,9 +302,7 @@ impl JobStore {
                     job_type: take(2).unwrap_or_default(),
                     strategy: take(3).unwrap_or_default(),
                     status: take(4).unwrap_or_default(),
-                    metadata: take(5)
-                        .and_then(|m| serde_json::from_str(&m).ok())
-                        .unwrap_or_default(),
+                    metadata: take(5).and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_default(),
                     error_message: take(6),
                     started_at: take(7),
                     completed_at: take(8),
@@ -393,12 +371,9 @@ impl JobStore {
             .db
             .fetch_text(&sql, vec![Arg::Text(name.into()), Arg::Int(unix_now())])
             .await?;
-        Ok(rows.pop().map(|mut r| {
-            (
-                r[0].take().unwrap_or_default(),
-                r[1].take().unwrap_or_default(),
-            )
-        }))
+        Ok(rows
+            .pop()
+            .map(|mut r| (r[0].take().unwrap_or_default(), r[1].take().unwrap_or_default())))
     }
 }
 

@@ -59,15 +59,7 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
         other => Some(format!("target {}", other.describe())),
     };
     if let (Some(store), Some(name)) = (&store, &lock_name) {
-        match acquire(
-            store,
-            name,
-            &holder,
-            config.jobs.lock,
-            config.jobs.lock_wait,
-        )
-        .await
-        {
+        match acquire(store, name, &holder, config.jobs.lock, config.jobs.lock_wait).await {
             Ok(None) => {}
             Ok(Some(reason)) => {
                 tracing::warn!("{reason}");

@@ -173,11 +173,7 @@ impl WorkQueue {
     /// Removes and returns everything queued for one plugin (it was disabled).
     pub fn remove_plugin(&self, plugin: usize) -> Vec<WarmItem> {
         let mut s = self.state.lock().unwrap();
-        let drained: Vec<WarmItem> = s
-            .levels
-            .iter_mut()
-            .flat_map(|l| l[plugin].drain(..))
-            .collect();
+        let drained: Vec<WarmItem> = s.levels.iter_mut().flat_map(|l| l[plugin].drain(..)).collect();
         s.queued -= drained.len();
         drop(s);
         self.changed.notify_waiters();

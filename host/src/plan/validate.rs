@@ -33,19 +33,13 @@ impl KeyRules {
                 self.max_bytes
             ));
         }
-        if let Some((i, c)) = key
-            .char_indices()
-            .find(|(_, c)| c.is_whitespace() || c.is_control())
-        {
+        if let Some((i, c)) = key.char_indices().find(|(_, c)| c.is_whitespace() || c.is_control()) {
             return Err(format!(
                 "key contains whitespace or a control character ({c:?} at byte {i})"
             ));
         }
         if !self.prefixes.iter().any(|p| key.starts_with(p.as_str())) {
-            return Err(format!(
-                "key is outside the plugin's key_prefixes {:?}",
-                self.prefixes
-            ));
+            return Err(format!("key is outside the plugin's key_prefixes {:?}", self.prefixes));
         }
         if let Some(re) = &self.regex {
             if !re.is_match(key) {
@@ -82,10 +76,7 @@ mod tests {
             .check("user.a very long key here")
             .unwrap_err()
             .contains("max_key_bytes = 20"));
-        assert!(r
-            .check("user.has space")
-            .unwrap_err()
-            .contains("whitespace"));
+        assert!(r.check("user.has space").unwrap_err().contains("whitespace"));
         assert!(r.check("user.bell\u{7}").unwrap_err().contains("control"));
         assert!(r.check("orders.1").unwrap_err().contains("key_prefixes"));
         assert!(r.check("user.UPPER").unwrap_err().contains("key_regex"));

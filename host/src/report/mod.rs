@@ -52,12 +52,7 @@ pub struct Counters {
 impl Counters {
     /// Keys with a final outcome.
     pub fn finished(&self) -> u64 {
-        self.written
-            + self.skipped_fresh
-            + self.skipped_by_plugin
-            + self.invalid
-            + self.failed
-            + self.abandoned
+        self.written + self.skipped_fresh + self.skipped_by_plugin + self.invalid + self.failed + self.abandoned
     }
 
     /// Whether every enumerated key has exactly one outcome.

@@ -42,17 +42,11 @@ impl CompileCache {
     fn entry_path(&self, wasm: &[u8]) -> PathBuf {
         let digest = Sha256::digest(wasm);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        self.dir
-            .join(format!("{hex}-{:016x}.cwasm", self.engine_hash))
+        self.dir.join(format!("{hex}-{:016x}.cwasm", self.engine_hash))
     }
 
     /// Loads the compiled form of `wasm`, compiling and storing it on a miss.
-    pub(crate) fn load(
-        &self,
-        engine: &Engine,
-        wasm: &[u8],
-        origin: &Path,
-    ) -> Result<(Component, CacheOutcome)> {
+    pub(crate) fn load(&self, engine: &Engine, wasm: &[u8], origin: &Path) -> Result<(Component, CacheOutcome)> {
         let path = self.entry_path(wasm);
         if path.exists() {
             // SAFETY: the file was written by `Component::serialize` of an engine
@@ -68,9 +62,7 @@ impl CompileCache {
         }
         let component = Component::new(engine, wasm)
             .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!("{} is not a valid WebAssembly component", origin.display())
-            })?;
+            .with_context(|| format!("{} is not a valid WebAssembly component", origin.display()))?;
         if let Err(e) = self.store(&path, &component) {
             tracing::warn!(dir = %self.dir.display(), error = %format!("{e:#}"), "could not write the compiled component cache; next start compiles again");
         }
@@ -78,8 +70,7 @@ impl CompileCache {
     }
 
     fn store(&self, path: &Path, component: &Component) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
         let bytes = component.serialize().map_err(anyhow::Error::from)?;
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;

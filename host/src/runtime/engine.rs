@@ -31,15 +31,10 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(anyhow::Error::from)?;
+        Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(anyhow::Error::from)?;
         spawn_epoch_ticker(&engine);
         let cache = CompileCache::new(cache_dir, &engine);
-        Ok(Runtime {
-            engine,
-            linker,
-            cache,
-        })
+        Ok(Runtime { engine, linker, cache })
     }
 }
 

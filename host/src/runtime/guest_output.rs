@@ -45,10 +45,7 @@ impl GuestOutput {
     /// The stderr lines written since the last [`GuestOutput::clear_tail`], joined.
     pub(crate) fn tail(&self) -> String {
         let tail = self.stderr_tail.lock().unwrap();
-        tail.iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join("\n")
+        tail.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
     }
 
     fn emit(&self, stream: &'static str, line: &str) {
@@ -106,11 +103,7 @@ impl LineWriter {
 }
 
 impl AsyncWrite for LineWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         for &b in buf {
             if b == b'\n' {
                 self.flush_line();

@@ -32,12 +32,7 @@ impl host::Host for HostState {
             .map_err(|e| format!("cache-get {key:?}: {e:#}"))
     }
 
-    async fn query(
-        &mut self,
-        source: String,
-        sql: String,
-        params: Vec<SqlValue>,
-    ) -> Result<Rows, String> {
+    async fn query(&mut self, source: String, sql: String, params: Vec<SqlValue>) -> Result<Rows, String> {
         let Some(granted) = self.services.sources.get(&source) else {
             let names: Vec<&String> = self.services.sources.keys().collect();
             return Err(format!(

@@ -77,8 +77,7 @@ impl LoadedPlugin {
         let wasm = std::fs::read(path).with_context(|| {
             format!("plugin `{name}`: cannot read {}: check `path` in the config, and build the plugin with `cargo build --release --target wasm32-wasip2`", path.display())
         })?;
-        check_component_header(&wasm)
-            .with_context(|| format!("plugin `{name}`: {}", path.display()))?;
+        check_component_header(&wasm).with_context(|| format!("plugin `{name}`: {}", path.display()))?;
         let (component, cache_outcome) = runtime
             .cache
             .load(&runtime.engine, &wasm, path)
@@ -178,20 +177,13 @@ impl LoadedPlugin {
     /// Takes an idle instance, or instantiates a new one.
     async fn checkout(&self, cancel: &Cancel) -> Result<Instance, CallError> {
         if cancel.is_cancelled() {
-            return Err(CallError::Cancelled(
-                "run stopped before the call started".into(),
-            ));
+            return Err(CallError::Cancelled("run stopped before the call started".into()));
         }
         if let Some(inst) = self.idle.lock().unwrap().pop() {
             return Ok(inst);
         }
         let output = GuestOutput::new(self.name.clone());
-        let mut store = HostState::new_store(
-            &self.engine,
-            self.services.clone(),
-            self.limits.memory_limit,
-            output,
-        );
+        let mut store = HostState::new_store(&self.engine, self.services.clone(), self.limits.memory_limit, output);
         let started = self.arm_store(&mut store, cancel);
         match self.pre.instantiate_async(&mut store).await {
             Ok(bindings) => Ok(Instance { store, bindings }),
@@ -250,9 +242,7 @@ impl LoadedPlugin {
     ) -> CallError {
         let name = &self.name;
         if let Some(Interrupted::Cancelled) = e.downcast_ref::<Interrupted>() {
-            return CallError::Cancelled(format!(
-                "plugin `{name}`: {what} interrupted: the run was stopped"
-            ));
+            return CallError::Cancelled(format!("plugin `{name}`: {what} interrupted: the run was stopped"));
         }
         let reason = if let Some(i) = e.downcast_ref::<Interrupted>() {
             format!("{i}; raise `timeout` for this plugin or do less work per call")
@@ -278,9 +268,7 @@ impl LoadedPlugin {
             if let Some(bt) = e.downcast_ref::<WasmBacktrace>() {
                 // Display starts with its own header line; keep just the frames.
                 let frames = bt.to_string();
-                let frames = frames
-                    .split_once('\n')
-                    .map_or(frames.as_str(), |(_, rest)| rest);
+                let frames = frames.split_once('\n').map_or(frames.as_str(), |(_, rest)| rest);
                 msg.push_str(&format!("\nwasm backtrace:\n{frames}"));
             }
             msg
@@ -299,9 +287,7 @@ fn rust_panic(stderr: &str) -> Option<String> {
         .nth(1)?
         .trim_end_matches(':')
         .to_string();
-    let message: Vec<&str> = lines
-        .take_while(|l| !l.starts_with("note: run with"))
-        .collect();
+    let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note: run with")).collect();
     Some(format!("{} (at {location})", message.join(" ")))
 }
 
@@ -310,11 +296,7 @@ fn describe_batch(keys: &[KeySpec]) -> String {
     match keys {
         [] => "produce (empty batch)".to_string(),
         [one] => format!("produce (key {:?})", one.key),
-        [first, ..] => format!(
-            "produce (batch of {} keys starting at {:?})",
-            keys.len(),
-            first.key
-        ),
+        [first, ..] => format!("produce (batch of {} keys starting at {:?})", keys.len(), first.key),
     }
 }
 
@@ -345,15 +327,10 @@ fn compatible(a: &str, b: &str) -> bool {
 }
 
 /// Refuses a component that does not export a compatible `preheat:plugin/warmer`.
-fn check_interface_version(
-    component: &wasmtime::component::Component,
-    engine: &Engine,
-) -> Result<()> {
+fn check_interface_version(component: &wasmtime::component::Component, engine: &Engine) -> Result<()> {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    let warmer = exports
-        .iter()
-        .find(|n| n.starts_with("preheat:plugin/warmer"));
+    let warmer = exports.iter().find(|n| n.starts_with("preheat:plugin/warmer"));
     let Some(warmer) = warmer else {
         bail!(
             "does not export the preheat:plugin/warmer interface (it exports {exports:?}); is it a preheat plugin built with preheat-guest?"
@@ -391,13 +368,9 @@ mod tests {
 
     #[test]
     fn non_components_are_refused_with_the_fix() {
-        let err = check_component_header(b"hello world")
-            .unwrap_err()
-            .to_string();
+        let err = check_component_header(b"hello world").unwrap_err().to_string();
         assert!(err.contains("not a WebAssembly file"), "{err}");
-        let err = check_component_header(b"\0asm\x01\0\0\0")
-            .unwrap_err()
-            .to_string();
+        let err = check_component_header(b"\0asm\x01\0\0\0").unwrap_err().to_string();
         assert!(err.contains("wasm32-wasip2"), "{err}");
         assert!(check_component_header(b"\0asm\x0d\0\x01\0").is_ok());
     }

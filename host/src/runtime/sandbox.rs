@@ -55,9 +55,7 @@ pub struct HostServices {
 impl HostServices {
     /// Whether `key` is under one of the granted prefixes.
     pub fn is_granted(&self, key: &str) -> bool {
-        self.key_prefixes
-            .iter()
-            .any(|p| key.starts_with(p.as_str()))
+        self.key_prefixes.iter().any(|p| key.starts_with(p.as_str()))
     }
 }
 
@@ -88,12 +86,7 @@ pub(crate) struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.limit {
             return Err(wasmtime::Error::new(MemoryCapExceeded {
                 requested: desired,
@@ -103,12 +96,7 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -159,9 +147,7 @@ impl HostState {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryCap {
-                limit: memory_limit,
-            },
+            limiter: MemoryCap { limit: memory_limit },
             guard: CallGuard {
                 started: Instant::now(),
                 timeout: Duration::from_secs(10),

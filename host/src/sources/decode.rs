@@ -22,10 +22,7 @@ pub(super) fn bind_sqlite<'q>(
 }
 
 /// Binds one parameter to a PostgreSQL query.
-pub(super) fn bind_postgres<'q>(
-    q: Query<'q, Postgres, PgArguments>,
-    v: &SqlValue,
-) -> Query<'q, Postgres, PgArguments> {
+pub(super) fn bind_postgres<'q>(q: Query<'q, Postgres, PgArguments>, v: &SqlValue) -> Query<'q, Postgres, PgArguments> {
     match v.clone() {
         SqlValue::Null => q.bind(None::<String>),
         SqlValue::Int(i) => q.bind(i),
@@ -51,26 +48,13 @@ pub(super) fn sqlite_row(row: &SqliteRow) -> Result<Vec<SqlValue>, String> {
             }
             let ty = raw.type_info().name().to_ascii_uppercase();
             Ok(match ty.as_str() {
-                "INTEGER" | "INT8" | "BIGINT" => SqlValue::Int(
-                    row.try_get_unchecked::<i64, _>(i)
-                        .map_err(|e| err(name, e))?,
-                ),
-                "BOOLEAN" => SqlValue::Boolean(
-                    row.try_get_unchecked::<bool, _>(i)
-                        .map_err(|e| err(name, e))?,
-                ),
-                "REAL" | "NUMERIC" => SqlValue::Float(
-                    row.try_get_unchecked::<f64, _>(i)
-                        .map_err(|e| err(name, e))?,
-                ),
-                "BLOB" => SqlValue::Bytes(
-                    row.try_get_unchecked::<Vec<u8>, _>(i)
-                        .map_err(|e| err(name, e))?,
-                ),
-                _ => SqlValue::Text(
-                    row.try_get_unchecked::<String, _>(i)
-                        .map_err(|e| err(name, e))?,
-                ),
+                "INTEGER" | "INT8" | "BIGINT" => {
+                    SqlValue::Int(row.try_get_unchecked::<i64, _>(i).map_err(|e| err(name, e))?)
+                }
+                "BOOLEAN" => SqlValue::Boolean(row.try_get_unchecked::<bool, _>(i).map_err(|e| err(name, e))?),
+                "REAL" | "NUMERIC" => SqlValue::Float(row.try_get_unchecked::<f64, _>(i).map_err(|e| err(name, e))?),
+                "BLOB" => SqlValue::Bytes(row.try_get_unchecked::<Vec<u8>, _>(i).map_err(|e| err(name, e))?),
+                _ => SqlValue::Text(row.try_get_unchecked::<String, _>(i).map_err(|e| err(name, e))?),
             })
         })
         .collect()

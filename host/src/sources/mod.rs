@@ -34,9 +34,9 @@ pub struct SourceSet {
 impl SourceSet {
     /// Connects every source in the config, concurrently.
     pub async fn connect(sources: &BTreeMap<String, SourceConfig>) -> SourceSet {
-        let attempts = sources.iter().map(|(name, config)| async move {
-            (name.clone(), Source::connect(name, config).await)
-        });
+        let attempts = sources
+            .iter()
+            .map(|(name, config)| async move { (name.clone(), Source::connect(name, config).await) });
         let mut set = SourceSet::default();
         for (name, result) in futures_util::future::join_all(attempts).await {
             match result {
@@ -57,13 +57,11 @@ impl SourceSet {
     pub fn grant(&self, names: &[String]) -> Result<BTreeMap<String, Arc<Source>>, String> {
         names
             .iter()
-            .map(
-                |name| match (self.connected.get(name), self.unreachable.get(name)) {
-                    (Some(source), _) => Ok((name.clone(), source.clone())),
-                    (None, Some(error)) => Err(error.clone()),
-                    (None, None) => Err(format!("source `{name}` is not defined in [sources]")),
-                },
-            )
+            .map(|name| match (self.connected.get(name), self.unreachable.get(name)) {
+                (Some(source), _) => Ok((name.clone(), source.clone())),
+                (None, Some(error)) => Err(error.clone()),
+                (None, None) => Err(format!("source `{name}` is not defined in [sources]")),
+            })
             .collect()
     }
 }
@@ -103,12 +101,7 @@ impl Source {
     }
 
     /// Runs a read-only query, retrying lost connections; errors are messages for the plugin.
-    pub async fn query(
-        &self,
-        sql: &str,
-        params: &[SqlValue],
-        cancel: &Cancel,
-    ) -> Result<Rows, String> {
+    pub async fn query(&self, sql: &str, params: &[SqlValue], cancel: &Cancel) -> Result<Rows, String> {
         let mut attempt = 1;
         loop {
             let outcome = tokio::select! {
@@ -147,12 +140,7 @@ impl Source {
         }
     }
 
-    async fn run_sqlite(
-        &self,
-        pool: &SqlitePool,
-        sql: &str,
-        params: &[SqlValue],
-    ) -> Result<Rows, QueryError> {
+    async fn run_sqlite(&self, pool: &SqlitePool, sql: &str, params: &[SqlValue]) -> Result<Rows, QueryError> {
         let mut conn = pool.acquire().await.map_err(QueryError::from)?;
         let deadline = Instant::now() + self.config.query_timeout;
         conn.lock_handle()
@@ -163,33 +151,21 @@ impl Source {
         for p in params {
             query = decode::bind_sqlite(query, p);
         }
-        let result = self
-            .collect(query.fetch(&mut *conn), decode::sqlite_row)
-            .await;
+        let result = self.collect(query.fetch(&mut *conn), decode::sqlite_row).await;
         conn.lock_handle()
             .await
             .map_err(QueryError::from)?
             .remove_progress_handler();
         match result {
-            Err(QueryError::Permanent(e))
-                if e.contains("interrupted") && Instant::now() >= deadline =>
-            {
+            Err(QueryError::Permanent(e)) if e.contains("interrupted") && Instant::now() >= deadline => {
                 Err(QueryError::Permanent(self.timed_out()))
             }
             other => other,
         }
     }
 
-    async fn run_postgres(
-        &self,
-        pool: &PgPool,
-        sql: &str,
-        params: &[SqlValue],
-    ) -> Result<Rows, QueryError> {
-        let mut tx = pool
-            .begin_with("BEGIN READ ONLY")
-            .await
-            .map_err(QueryError::from)?;
+    async fn run_postgres(&self, pool: &PgPool, sql: &str, params: &[SqlValue]) -> Result<Rows, QueryError> {
+        let mut tx = pool.begin_with("BEGIN READ ONLY").await.map_err(QueryError::from)?;
         let timeout = format!(
             "SET LOCAL statement_timeout = {}",
             self.config.query_timeout.as_millis().max(1)
@@ -202,9 +178,7 @@ impl Source {
         for p in params {
             query = decode::bind_postgres(query, p);
         }
-        let rows = self
-            .collect(query.fetch(&mut *tx), decode::postgres_row)
-            .await;
+        let rows = self.collect(query.fetch(&mut *tx), decode::postgres_row).await;
         // Nothing a plugin runs is ever committed.
         let _ = tx.rollback().await;
         rows

@@ -72,7 +72,9 @@ impl Plugin for Starter {
                     .arg
                     .as_deref()
                     .and_then(|a| a.parse().ok())
-                    .ok_or_else(|| WarmError::fail(format!("{}: no item number in arg", key.key)))?;
+                    .ok_or_else(|| {
+                        WarmError::fail(format!("{}: no item number in arg", key.key))
+                    })?;
                 Entry::json(&json!({ "id": n, "title": format!("Item {n}") }))
             })
             .collect()
@@ -120,6 +122,8 @@ mod tests {
     #[test]
     fn bad_settings_name_the_setting() {
         let ctx = Context::new("run", "test", [("count", "many")]);
-        assert!(Starter::enumerate(&ctx, None).unwrap_err().contains("count"));
+        assert!(Starter::enumerate(&ctx, None)
+            .unwrap_err()
+            .contains("count"));
     }
 }

@@ -44,15 +44,27 @@ pub fn statements(script: &str) -> Vec<String> {
 /// Creates (or refills) the demo database.
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     if let Some(path) = args.database.strip_prefix("sqlite://") {
-        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    let options = DbOptions { read_only: false, create_if_missing: true, max_connections: 1, connect_timeout: Duration::from_secs(5) };
+    let options = DbOptions {
+        read_only: false,
+        create_if_missing: true,
+        max_connections: 1,
+        connect_timeout: Duration::from_secs(5),
+    };
     let shown = crate::backend::redact_url(&args.database);
-    let db = Db::connect(&args.database, options).await.with_context(|| format!("opening the demo database {shown}"))?;
+    let db = Db::connect(&args.database, options)
+        .await
+        .with_context(|| format!("opening the demo database {shown}"))?;
     for statement in statements(SCHEMA).iter().chain(&statements(SEED)) {
-        db.execute(statement).await.with_context(|| format!("demo SQL failed on {shown}:\n{statement}"))?;
+        db.execute(statement)
+            .await
+            .with_context(|| format!("demo SQL failed on {shown}:\n{statement}"))?;
     }
     let counts = db
         .fetch_text(
@@ -61,7 +73,12 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         )
         .await?;
     let c = |i: usize| counts[0][i].clone().unwrap_or_default();
-    println!("demo database ready at {shown}: {} categories, {} products, {} users", c(0), c(1), c(2));
+    println!(
+        "demo database ready at {shown}: {} categories, {} products, {} users",
+        c(0),
+        c(1),
+        c(2)
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -50,6 +50,9 @@ const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
 /// jco version a JavaScript scaffold installs (the same as plugins/js-critical-keys).
 const JCO_VERSION: &str = "1.35.0";
+/// preview2-shim version a JavaScript scaffold installs: componentize-js imports it
+/// at build time without declaring it (the same as plugins/js-critical-keys).
+const PREVIEW2_SHIM_VERSION: &str = "0.25.0";
 
 /// The plugin interface this binary implements.
 const WIT: &str = include_str!("../../../wit/preheat.wit");
@@ -195,6 +198,7 @@ fn scaffold(name: &str, lang: Lang, sdk: &GuestSdk) -> Vec<File> {
             .replace("__COMPONENTIZE_PY_VERSION__", COMPONENTIZE_PY_VERSION)
             .replace("__COMPONENTIZE_JS_VERSION__", COMPONENTIZE_JS_VERSION)
             .replace("__JCO_VERSION__", JCO_VERSION)
+            .replace("__PREVIEW2_SHIM_VERSION__", PREVIEW2_SHIM_VERSION)
     };
     let file = |path, text: &str| File {
         path,
@@ -410,5 +414,6 @@ mod tests {
         let dev = &package["devDependencies"];
         assert_eq!(dev["@bytecodealliance/componentize-js"], COMPONENTIZE_JS_VERSION);
         assert_eq!(dev["@bytecodealliance/jco"], JCO_VERSION);
+        assert_eq!(dev["@bytecodealliance/preview2-shim"], PREVIEW2_SHIM_VERSION);
     }
 }

@@ -39,7 +39,15 @@ impl host::Host for HostState {
                 "source `{source}` is not granted to this plugin (granted: {names:?}); add it to the plugin's `sources` in the config"
             ));
         };
+        // A host call must not outlive the plugin's per-call timeout: cut it
+        // short; the guest then traps with the timeout at its next epoch check.
+        let remaining = self.guard.timeout.saturating_sub(self.guard.started.elapsed());
         let cancel = self.guard.cancel.clone();
-        granted.query(&sql, &params, &cancel).await
+        match tokio::time::timeout(remaining, granted.query(&sql, &params, &cancel)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "query on source `{source}` cut short: the call's timeout ran out"
+            )),
+        }
     }
 }

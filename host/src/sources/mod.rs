@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 const QUERY_ATTEMPTS: u32 = 3;
 /// First delay between attempts.
 const RETRY_BASE: Duration = Duration::from_millis(100);
+/// After a query gave up on a lost connection, others fail at once for this long.
+const OUTAGE_MEMORY: Duration = Duration::from_secs(2);
 
 /// The sources of a config, connected once per run; a source that is down
 /// fails only the plugins granted it.
@@ -72,6 +74,8 @@ pub struct Source {
     address: String,
     config: SourceConfig,
     db: Db,
+    /// When and why the last query gave up on a lost connection.
+    outage: std::sync::Mutex<Option<(Instant, String)>>,
 }
 
 impl Source {
@@ -92,6 +96,7 @@ impl Source {
             address,
             config: config.clone(),
             db,
+            outage: Default::default(),
         })
     }
 
@@ -102,6 +107,11 @@ impl Source {
 
     /// Runs a read-only query, retrying lost connections; errors are messages for the plugin.
     pub async fn query(&self, sql: &str, params: &[SqlValue], cancel: &Cancel) -> Result<Rows, String> {
+        // While the source is known to be down, fail at once instead of
+        // retrying every query of a batch.
+        if let Some(error) = self.recent_outage() {
+            return Err(error);
+        }
         let mut attempt = 1;
         loop {
             let outcome = tokio::select! {
@@ -115,6 +125,14 @@ impl Source {
                     tokio::time::sleep(crate::exec::backoff(RETRY_BASE, attempt)).await;
                     attempt += 1;
                 }
+                Ok(Err(QueryError::Transient(e))) => {
+                    let error = format!(
+                        "query on source `{}` ({}) failed after {attempt} attempts, the connection is lost: {e}",
+                        self.name, self.address
+                    );
+                    *self.outage.lock().unwrap() = Some((Instant::now(), error.clone()));
+                    return Err(error);
+                }
                 Ok(Err(e)) => {
                     return Err(format!(
                         "query on source `{}` ({}) failed: {e}",
@@ -124,6 +142,15 @@ impl Source {
                 Err(_) => return Err(self.timed_out()),
             }
         }
+    }
+
+    /// The last connection failure, while it is recent enough to skip retrying.
+    fn recent_outage(&self) -> Option<String> {
+        let outage = self.outage.lock().unwrap();
+        outage
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < OUTAGE_MEMORY)
+            .map(|(_, error)| error.clone())
     }
 
     fn timed_out(&self) -> String {

@@ -16,6 +16,7 @@ pub mod plan;
 pub mod report;
 pub mod runtime;
 pub mod sources;
+pub mod watch;
 
 pub use config::Config;
 pub use exec::{RunOptions, Warmer};

@@ -7,3 +7,4 @@ mod data;
 mod sandbox;
 mod support;
 mod warming;
+mod watch;

@@ -55,6 +55,12 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Warm, then watch the config and every plugin's .wasm: reload on change and re-run.
+    Watch {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Recent runs from the job history.
     History {
         /// The config file (names the job store).
@@ -132,6 +138,7 @@ fn init_logging(format: LogFormat, quiet: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
@@ -151,6 +158,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::History { config, limit, json } => history::history(&config, limit, json).await,
         Command::Status { config, json } => history::status(&config, json).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Watch { config } => crate::watch::watch(&config).await.map(|()| ExitCode::SUCCESS),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args, cli.quiet).await,
     }
 }

@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub key_limit: Option<u64>,
     /// Run id to use (generated when absent).
     pub run_id: Option<String>,
+    /// Run only these plugins (all enabled plugins when absent).
+    pub only: Option<Vec<String>>,
 }
 
 /// A fresh run id: unix seconds in hex and a random suffix.
@@ -73,6 +75,7 @@ impl Default for RunOptions {
             trace: false,
             key_limit: None,
             run_id: None,
+            only: None,
         }
     }
 }
@@ -81,6 +84,8 @@ impl Default for RunOptions {
 pub struct Warmer {
     config: Config,
     runtime: Runtime,
+    /// Plugins loaded ahead of runs (hot reload keeps the last good version here).
+    preloaded: std::sync::Mutex<std::collections::HashMap<String, Arc<LoadedPlugin>>>,
 }
 
 /// One plugin's place in a run.
@@ -112,7 +117,23 @@ impl Warmer {
     /// Builds the runtime (engine, linker, compile cache) for a validated config.
     pub fn new(config: Config) -> Result<Warmer> {
         let runtime = Runtime::new(config.component_cache_dir())?;
-        Ok(Warmer { config, runtime })
+        Ok(Warmer {
+            config,
+            runtime,
+            preloaded: Default::default(),
+        })
+    }
+
+    /// Makes runs use `plugin` for its name instead of loading it from disk
+    /// (the swap of a hot reload: runs in flight keep the version they have).
+    pub fn install(&self, plugin: Arc<LoadedPlugin>) {
+        self.preloaded.lock().unwrap().insert(plugin.name().to_string(), plugin);
+    }
+
+    /// The installed version of a plugin, if it was loaded from `path`.
+    pub fn installed(&self, name: &str, path: &std::path::Path) -> Option<Arc<LoadedPlugin>> {
+        let config = self.config.plugins.iter().find(|p| p.name == name && p.path == path)?;
+        self.preloaded.lock().unwrap().get(&config.name).cloned()
     }
 
     /// The config this warmer runs.
@@ -182,12 +203,18 @@ impl Warmer {
         let started = Instant::now();
         let started_at = SystemTime::now();
         let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
-        let configs: Vec<PluginConfig> = self.config.enabled_plugins().cloned().collect();
+        let wanted = |p: &&PluginConfig| options.only.as_ref().is_none_or(|only| only.contains(&p.name));
+        let configs: Vec<PluginConfig> = self.config.enabled_plugins().filter(wanted).cloned().collect();
         let tally = Tally::new(configs.iter().map(|c| c.name.clone()).collect(), options.trace);
         let sources = SourceSet::connect(&self.config.sources).await;
         let mut slots = Vec::with_capacity(configs.len());
         for (i, config) in configs.into_iter().enumerate() {
-            let plugin = match self.load_plugin(&config, backend.clone(), &sources).await {
+            let preloaded = self.preloaded.lock().unwrap().get(&config.name).cloned();
+            let loaded = match preloaded {
+                Some(plugin) => Ok(plugin),
+                None => self.load_plugin(&config, backend.clone(), &sources).await,
+            };
+            let plugin = match loaded {
                 Ok(p) => Some(p),
                 Err(e) => {
                     tally.plugin_error(i, format!("{e:#}"));

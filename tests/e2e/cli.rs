@@ -132,3 +132,44 @@ fn plugin_test_prints_keys_sizes_fuel_and_time() {
         String::from_utf8_lossy(&bad.stdout)
     );
 }
+
+#[test]
+fn plugin_inspect_shows_the_interface_and_checks_the_limits() {
+    let path = plugin("critical_keys");
+    let out = preheat_plain(&["plugin", "inspect", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "interface: preheat:plugin@0.1.0",
+        "preheat:plugin/host@0.1.0",
+        "preheat:plugin/warmer@0.1.0",
+        "bytes",
+        "ok: loads and starts",
+    ] {
+        assert!(stdout.contains(needle), "expected {needle:?} in:\n{stdout}");
+    }
+
+    let tiny = preheat_plain(&[
+        "plugin",
+        "inspect",
+        path.to_str().unwrap(),
+        "--memory-limit",
+        "64KiB",
+        "--json",
+    ]);
+    assert_ne!(tiny.status.code(), Some(0));
+    let found: serde_json::Value = serde_json::from_slice(&tiny.stdout).unwrap();
+    let problems = found["problems"].to_string();
+    assert!(
+        problems.contains("memory limit exceeded") && problems.contains("memory_limit"),
+        "{problems}"
+    );
+
+    let wrong = preheat_plain(&["plugin", "inspect", fixture("wrong_version").to_str().unwrap()]);
+    assert_ne!(wrong.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&wrong.stdout);
+    assert!(
+        stdout.contains("interface: preheat:plugin@0.2.0 (this host: 0.1.0)") && stdout.contains("problem:"),
+        "{stdout}"
+    );
+}

@@ -2,6 +2,7 @@
 
 mod demo;
 mod history;
+mod plugin_inspect;
 mod plugin_test;
 mod progress;
 
@@ -106,6 +107,8 @@ struct RunArgs {
 enum PluginCommand {
     /// Run one plugin against the in-memory backend and show its keys, sizes, fuel and time.
     Test(plugin_test::TestArgs),
+    /// Show a component's interface version, imports, exports and size, and check it loads under limits.
+    Inspect(plugin_inspect::InspectArgs),
 }
 
 /// Entry point of the binary.
@@ -160,6 +163,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo::run(args).await,
         Command::Watch { config } => crate::watch::watch(&config).await.map(|()| ExitCode::SUCCESS),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args, cli.quiet).await,
+        Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::run(args).await,
     }
 }
 

@@ -12,6 +12,7 @@ mod compile_cache;
 mod engine;
 mod guest_output;
 mod host_api;
+mod inspect;
 mod plugin;
 mod sandbox;
 
@@ -20,5 +21,6 @@ pub use bindings::preheat::plugin::types::{
 };
 pub use compile_cache::CacheOutcome;
 pub use engine::{Runtime, INTERFACE_VERSION};
+pub use inspect::{inspect, Inspection};
 pub use plugin::{CallError, CallStats, LoadedPlugin, PluginLimits};
 pub use sandbox::{Cancel, HostServices};

@@ -312,7 +312,7 @@ fn check_component_header(wasm: &[u8]) -> Result<()> {
 }
 
 /// The version in an interface name such as `preheat:plugin/warmer@0.1.0`.
-fn version_of(name: &str) -> Option<&str> {
+pub(crate) fn version_of(name: &str) -> Option<&str> {
     name.split_once('@').map(|(_, v)| v)
 }
 

@@ -84,7 +84,9 @@ fn misbehaving_plugins_fail_alone_with_messages_naming_plugin_call_and_limit() {
             &[
                 "plugin `panicker`",
                 "produce",
-                "fixture panic: produce exploded on purpose",
+                "panicked: fixture panic: produce exploded on purpose (at panicker/src/lib.rs",
+                "wasm backtrace:",
+                "preheat:plugin/warmer@0.1.0#produce",
             ],
         ),
         (

@@ -28,6 +28,8 @@ impl Runtime {
     pub fn new(cache_dir: PathBuf) -> Result<Runtime> {
         let mut config = Config::new();
         config.consume_fuel(true).epoch_interruption(true);
+        // File and line in trap backtraces when a plugin was built with debug info.
+        config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;

@@ -6,9 +6,10 @@
 --                Inactive: root 10 "Grocery" with its 5 subcategories, and
 --                subcategories 17, 34 and 51 (9 in all, 51 active).
 --   products   3000: 50 per category (category_id = 1 + (n * 7) % 60).
---                Inactive: n % 20 = 7 (150, 5%). Featured: n % 97 = 0 (30,
---                one of them, product 1067, inactive). Prices in cents,
---                ending in 99.
+--                Inactive: (n + n / 60) % 20 = 7 (150, 5%, 2 or 3 in every
+--                category). Featured: n % 97 = 0 (30: product 873 is
+--                inactive and 5 more are in inactive categories, so 24
+--                can show). Prices in cents, ending in 99.
 --   users      2000: inactive when n % 10 = 3 (200, 10%), preferences as a
 --                JSON document in text.
 --
@@ -20,12 +21,13 @@
 DELETE FROM products;
 DELETE FROM categories;
 DELETE FROM users;
-DROP TABLE IF EXISTS seed_clock;
 
-CREATE TABLE seed_clock (
+CREATE TABLE IF NOT EXISTS seed_clock (
     n INTEGER PRIMARY KEY,
     ts TIMESTAMP NOT NULL
 );
+
+DELETE FROM seed_clock;
 
 INSERT INTO seed_clock (n, ts) VALUES
     (0, '2023-01-08 08:00:00'),
@@ -200,7 +202,7 @@ SELECT
     ((p.n * 37) % 500 + 5) * 100 - 1,
     1 + (p.n * 7) % 60,
     p.n % 97 = 0,
-    p.n % 20 <> 7,
+    (p.n + p.n / 60) % 20 <> 7,
     created.ts,
     updated.ts
 FROM named p

@@ -38,10 +38,7 @@ impl Context {
             raw: RunContext {
                 run_id: run_id.into(),
                 strategy: strategy.into(),
-                settings: settings
-                    .into_iter()
-                    .map(|(k, v)| (k.into(), v.into()))
-                    .collect(),
+                settings: settings.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
             },
         }
     }
@@ -113,10 +110,7 @@ impl Context {
 
     /// All settings, in the order the host passed them.
     pub fn settings(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.raw
-            .settings
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+        self.raw.settings.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// The raw run context as the host passed it.

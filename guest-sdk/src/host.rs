@@ -23,9 +23,6 @@ mod tests {
     #[test]
     fn cache_get_outside_the_host_is_an_error() {
         let err = super::cache_get("k").unwrap_err();
-        assert!(
-            err.contains("only reachable inside the preheat host"),
-            "{err}"
-        );
+        assert!(err.contains("only reachable inside the preheat host"), "{err}");
     }
 }

@@ -74,21 +74,73 @@
 //! * [`log`]: lines in the host log, tagged with the plugin's name
 //!   (`log::info("...")` or `log::info!("{}", x)`).
 //! * [`cache_get`]: the current value of a key in the target backend.
+//! * [`query`] and [`query_as`]: read-only SQL against the sources the
+//!   plugin is granted (`[sources.NAME]` in the config, `sources = ["NAME"]`
+//!   on the plugin), with typed [`Row::get`] accessors and
+//!   [`Rows::into_structs`] for serde structs.
 //!
 //! The host functions only exist inside the host. On a native target (unit
 //! tests, doctests) the [`log`] functions write to standard error and
-//! [`cache_get`] returns an error, so a plugin's [`Plugin`] methods can be
-//! unit-tested natively with a [`Context`] built by [`Context::new`].
+//! [`cache_get`] and [`query`] return an error, so a plugin's [`Plugin`]
+//! methods can be unit-tested natively with a [`Context`] built by
+//! [`Context::new`] (and its row-shaping logic with [`Rows::new`]).
+//!
+//! ## Reading a database
+//!
+//! Write SQL that both SQLite and PostgreSQL accept: parameters as
+//! `$1, $2, …`, booleans compared as `active = TRUE`, no `::` casts. See
+//! [`query`](query#portable-sql) for what comes back. The derives below need
+//! `serde = { version = "1", features = ["derive"] }` in the plugin's
+//! dependencies.
+//!
+//! ```no_run
+//! use preheat_guest::{params, query, query_as, Context, Entry, KeySpec, WarmError};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize, Serialize)]
+//! struct Product { id: i64, name: String, price_cents: i64 }
+//!
+//! /// Lists `products/category/{slug}` for every active category.
+//! fn category_keys(ctx: &Context) -> Result<Vec<KeySpec>, String> {
+//!     let source = ctx.setting("source").unwrap_or("app");
+//!     let rows = query(
+//!         source,
+//!         "SELECT id, slug FROM categories WHERE active = TRUE ORDER BY id",
+//!         &[],
+//!     )?;
+//!     rows.iter()
+//!         .map(|row| {
+//!             let slug: String = row.get("slug")?;
+//!             Ok(KeySpec::new(format!("products/category/{slug}")).arg(slug))
+//!         })
+//!         .collect()
+//! }
+//!
+//! /// Builds the value of one of those keys.
+//! fn category_value(source: &str, slug: &str) -> Result<Entry, WarmError> {
+//!     let products: Vec<Product> = query_as(
+//!         source,
+//!         "SELECT p.id, p.name, p.price_cents FROM products p \
+//!          JOIN categories c ON c.id = p.category_id \
+//!          WHERE c.slug = $1 AND p.active = TRUE ORDER BY p.name",
+//!         &params![slug],
+//!     )
+//!     .map_err(WarmError::retry)?;
+//!     Entry::json(&products)
+//! }
+//! ```
 
 #![warn(missing_docs)]
 
 mod context;
 mod host;
 pub mod log;
+mod query;
 mod types;
 
 pub use context::Context;
 pub use host::cache_get;
+pub use query::{query, query_as, FromSql, RawRows, Row, Rows, SqlValue};
 pub use types::UnknownName;
 
 /// The generated component-model bindings for `preheat:plugin@0.1.0`.

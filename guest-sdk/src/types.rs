@@ -193,19 +193,14 @@ impl FromStr for Priority {
     /// so a plugin can read a priority from a setting with
     /// [`Context::setting_or`](crate::Context::setting_or).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Priority::Critical,
-            Priority::High,
-            Priority::Normal,
-            Priority::Low,
-        ]
-        .into_iter()
-        .find(|p| p.as_str().eq_ignore_ascii_case(s))
-        .ok_or_else(|| UnknownName {
-            what: "priority",
-            name: s.to_string(),
-            expected: "critical, high, normal, low",
-        })
+        [Priority::Critical, Priority::High, Priority::Normal, Priority::Low]
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownName {
+                what: "priority",
+                name: s.to_string(),
+                expected: "critical, high, normal, low",
+            })
     }
 }
 
@@ -227,20 +222,14 @@ impl FromStr for Level {
 
     /// Parses `trace`, `debug`, `info`, `warn` or `error` (ASCII case-insensitive).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Level::Trace,
-            Level::Debug,
-            Level::Info,
-            Level::Warn,
-            Level::Error,
-        ]
-        .into_iter()
-        .find(|l| l.as_str().eq_ignore_ascii_case(s))
-        .ok_or_else(|| UnknownName {
-            what: "log level",
-            name: s.to_string(),
-            expected: "trace, debug, info, warn, error",
-        })
+        [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error]
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownName {
+                what: "log level",
+                name: s.to_string(),
+                expected: "trace, debug, info, warn, error",
+            })
     }
 }
 
@@ -311,9 +300,6 @@ mod tests {
         assert_eq!("HIGH".parse::<Priority>(), Ok(Priority::High));
         assert_eq!("warn".parse::<Level>(), Ok(Level::Warn));
         let err = "urgent".parse::<Priority>().unwrap_err().to_string();
-        assert!(
-            err.contains("\"urgent\"") && err.contains("critical"),
-            "{err}"
-        );
+        assert!(err.contains("\"urgent\"") && err.contains("critical"), "{err}");
     }
 }

@@ -135,7 +135,7 @@ fn init_logging(format: LogFormat, quiet: bool) {
     let default = if quiet {
         "warn"
     } else {
-        "info,wasmtime=warn,cranelift_codegen=warn"
+        "info,wasmtime=warn,cranelift_codegen=warn,sqlx=warn"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PREHEAT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -10,22 +10,40 @@
 //! | `featured.products`    | critical | `critical`, `catalog`      | featured product ids + titles |
 //! | `user.profile.{id}`    | normal   | `users` (arg = the id)     | `{id, name, email, preferences}` |
 //!
-//! Every value is a small JSON document, the same on every run.
+//! Every value is a small JSON document. The four critical values are fixed;
+//! the user profiles come from one of two places:
+//!
+//! * **generated** (no `users_source`): the ids listed in `user_ids`, with a
+//!   name, e-mail and preferences derived from the id, the same on every run;
+//! * **a database** (`users_source` set): every active user of the `users`
+//!   table of that SQL source, and their values read from it.
 //!
 //! Settings (all optional):
 //!
-//! * `user_ids`: which user profiles to warm: ranges and single ids separated
-//!   by commas, e.g. `1-100`, `1,5,9`, `1-10,20`. Overlaps are merged; ids are
-//!   warmed in ascending order. Absent or empty: no user keys.
+//! * `users_source`: the SQL source (a `[sources.NAME]` of the host config,
+//!   granted to the plugin) to read user profiles from. Keys: one per row of
+//!   `SELECT id FROM users WHERE active = TRUE`, by id. Values: the columns
+//!   `id` (integer), `name` (text), `email` (text) and `preferences` (a JSON
+//!   document in text, NULL reading as `{}`) of that row. A user deleted or
+//!   deactivated after `enumerate` is skipped, not failed. Overrides
+//!   `user_ids`.
+//! * `user_ids`: without `users_source`, which generated user profiles to
+//!   warm: ranges and single ids separated by commas, e.g. `1-100`, `1,5,9`,
+//!   `1-10,20`. Overlaps are merged; ids are warmed in ascending order.
+//!   Absent or empty: no user keys.
 //! * `page_size`: keys per `enumerate` page (default 500, at least 1).
 //! * `ttl`: time to live in seconds applied to every key (default: the host's).
 //!
-//! The cursor is the offset of the next key in the list above.
+//! The cursor is the offset of the next key in the list above; with
+//! `users_source`, once past the critical keys, it is `users` (the first
+//! user) or `users:{id}` (the users after that id: keyset pagination, so
+//! pages stay cheap however many users there are).
 
+use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
 use preheat_guest::{
-    export_plugin, log, Context, Entry, KeySpec, Page, Plugin, Priority, WarmError,
+    export_plugin, log, params, query, Context, Entry, KeySpec, Page, Plugin, Priority, Row, Rows, WarmError,
 };
 use serde_json::{json, Value};
 
@@ -39,69 +57,324 @@ const CRITICAL: [(&str, &str); 4] = [
 
 const USER_PREFIX: &str = "user.profile.";
 
+/// One page of active user ids after the id `$1`, at most `$2` rows.
+pub const SQL_USER_PAGE: &str = "\
+SELECT id FROM users \
+WHERE active = TRUE AND id > $1 \
+ORDER BY id \
+LIMIT $2";
+
+/// The profiles of the active users with ids in `$1..=$2`.
+pub const SQL_USER_PROFILES: &str = "\
+SELECT id, name, email, preferences FROM users \
+WHERE active = TRUE AND id >= $1 AND id <= $2 \
+ORDER BY id";
+
+/// `produce` reads the users of a batch with one range query per run of ids
+/// spanning at most this many ids (so it never reads more rows than this).
+const USER_SPAN: i64 = 500;
+
+/// The cursor of the first page of users (with `users_source`).
+const USERS_CURSOR: &str = "users";
+
 /// The plugin.
 pub struct CriticalKeys;
 
 impl Plugin for CriticalKeys {
     fn enumerate(ctx: &Context, cursor: Option<String>) -> Result<Page, String> {
         let settings = Settings::from_context(ctx)?;
-        let start: u64 = match cursor.as_deref() {
-            None => 0,
-            Some(c) => c
-                .parse()
-                .map_err(|_| format!("invalid cursor {c:?}: expected a key offset"))?,
-        };
-        let total = (CRITICAL.len() as u64).saturating_add(settings.users.len());
-        if start == 0 {
-            log::debug!(
-                "enumerating {} critical keys and {} user profiles",
-                CRITICAL.len(),
-                settings.users.len()
-            );
+        match &settings.users {
+            Users::Ids(ids) => enumerate_ids(&settings, ids, cursor),
+            Users::Source(source) => enumerate_source(&settings, source, cursor),
         }
-        let end = total.min(start.saturating_add(settings.page_size));
-        let mut keys = Vec::with_capacity(end.saturating_sub(start).min(4096) as usize);
-        for offset in start..end {
-            let spec = match CRITICAL.get(offset as usize) {
-                Some((key, tag)) => KeySpec::new(*key)
-                    .priority(Priority::Critical)
-                    .tag("critical")
-                    .tag(*tag),
-                None => {
-                    let id = settings.users.nth(offset - CRITICAL.len() as u64);
-                    KeySpec::new(format!("{USER_PREFIX}{id}"))
-                        .tag("users")
-                        .arg(id.to_string())
-                }
-            };
-            keys.push(spec.maybe_ttl(settings.ttl));
-        }
-        Ok(if end < total {
-            Page::more(keys, end.to_string())
-        } else {
-            Page::last(keys)
-        })
     }
 
-    fn produce(_ctx: &Context, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>> {
-        keys.iter().map(produce_one).collect()
+    fn produce(ctx: &Context, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>> {
+        match ctx.setting("users_source").map(str::trim) {
+            Some(source) if !source.is_empty() => produce_with_source(source, &keys),
+            _ => keys.iter().map(produce_one).collect(),
+        }
     }
 }
 
 export_plugin!(CriticalKeys);
 
+/// The key spec of critical key number `offset` (< 4).
+fn critical_spec(offset: usize) -> KeySpec {
+    let (key, tag) = CRITICAL[offset];
+    KeySpec::new(key).priority(Priority::Critical).tag("critical").tag(tag)
+}
+
+/// The key spec of the profile of user `id`.
+fn user_spec(id: impl ToString) -> KeySpec {
+    let id = id.to_string();
+    KeySpec::new(format!("{USER_PREFIX}{id}")).tag("users").arg(id)
+}
+
+/// Enumerates the critical keys, then the generated users of `user_ids`.
+fn enumerate_ids(settings: &Settings, users: &UserIds, cursor: Option<String>) -> Result<Page, String> {
+    let start: u64 = match cursor.as_deref() {
+        None => 0,
+        Some(c) => c
+            .parse()
+            .map_err(|_| format!("invalid cursor {c:?}: expected a key offset"))?,
+    };
+    let total = (CRITICAL.len() as u64).saturating_add(users.len());
+    if start == 0 {
+        log::debug!(
+            "enumerating {} critical keys and {} user profiles",
+            CRITICAL.len(),
+            users.len()
+        );
+    }
+    let end = total.min(start.saturating_add(settings.page_size));
+    let mut keys = Vec::with_capacity(end.saturating_sub(start).min(4096) as usize);
+    for offset in start..end {
+        let spec = if offset < CRITICAL.len() as u64 {
+            critical_spec(offset as usize)
+        } else {
+            user_spec(users.nth(offset - CRITICAL.len() as u64))
+        };
+        keys.push(spec.maybe_ttl(settings.ttl));
+    }
+    Ok(if end < total {
+        Page::more(keys, end.to_string())
+    } else {
+        Page::last(keys)
+    })
+}
+
+/// Where an `enumerate` with `users_source` resumes.
+#[derive(Debug, PartialEq)]
+enum SourceCursor {
+    /// At this offset in the critical keys.
+    Critical(u64),
+    /// At the first user after this id (`None`: the first user).
+    UsersAfter(Option<i64>),
+}
+
+impl SourceCursor {
+    fn parse(cursor: Option<&str>) -> Result<Self, String> {
+        let bad = |c: &str| {
+            format!(
+                "invalid cursor {c:?}: expected a key offset below {}, \
+                 \"{USERS_CURSOR}\" or \"{USERS_CURSOR}:{{id}}\"",
+                CRITICAL.len()
+            )
+        };
+        match cursor {
+            None => Ok(SourceCursor::Critical(0)),
+            Some(USERS_CURSOR) => Ok(SourceCursor::UsersAfter(None)),
+            Some(c) => match c.strip_prefix(USERS_CURSOR).and_then(|r| r.strip_prefix(':')) {
+                Some(id) => id
+                    .parse()
+                    .map(|id| SourceCursor::UsersAfter(Some(id)))
+                    .map_err(|_| bad(c)),
+                None => match c.parse::<u64>() {
+                    Ok(n) if n < CRITICAL.len() as u64 => Ok(SourceCursor::Critical(n)),
+                    _ => Err(bad(c)),
+                },
+            },
+        }
+    }
+}
+
+/// Enumerates the critical keys, then the active users of `source`.
+fn enumerate_source(settings: &Settings, source: &str, cursor: Option<String>) -> Result<Page, String> {
+    let mut keys = Vec::new();
+    let after = match SourceCursor::parse(cursor.as_deref())? {
+        SourceCursor::Critical(start) => {
+            if start == 0 {
+                log::debug!(
+                    "enumerating {} critical keys and the active users of source {source:?}",
+                    CRITICAL.len()
+                );
+                if settings.user_ids_ignored {
+                    log::warn!(
+                        "settings \"user_ids\" and \"users_source\" are both set: \
+                         user profiles come from source {source:?}, \"user_ids\" is ignored"
+                    );
+                }
+            }
+            let end = (CRITICAL.len() as u64).min(start.saturating_add(settings.page_size));
+            keys.extend((start..end).map(|o| critical_spec(o as usize).maybe_ttl(settings.ttl)));
+            if end < CRITICAL.len() as u64 {
+                return Ok(Page::more(keys, end.to_string()));
+            }
+            if keys.len() as u64 == settings.page_size {
+                return Ok(Page::more(keys, USERS_CURSOR));
+            }
+            None
+        }
+        SourceCursor::UsersAfter(after) => after,
+    };
+    let room = settings.page_size - keys.len() as u64;
+    let limit = i64::try_from(room.saturating_add(1)).unwrap_or(i64::MAX);
+    let rows = query(source, SQL_USER_PAGE, &params![after.unwrap_or(i64::MIN), limit])
+        .map_err(|e| format!("listing users in source {source:?}: {e}"))?;
+    let (ids, more) = user_page(&rows, room)?;
+    keys.extend(ids.iter().map(|id| user_spec(id).maybe_ttl(settings.ttl)));
+    Ok(match ids.last() {
+        Some(last) if more => Page::more(keys, format!("{USERS_CURSOR}:{last}")),
+        _ => Page::last(keys),
+    })
+}
+
+/// The ids of a page of [`SQL_USER_PAGE`] (asked for `room + 1` rows), and
+/// whether there are more.
+fn user_page(rows: &Rows, room: u64) -> Result<(Vec<i64>, bool), String> {
+    let mut ids = rows
+        .iter()
+        .map(|row| row.get::<i64>("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = ids.len() as u64 > room;
+    ids.truncate(room as usize);
+    Ok((ids, more))
+}
+
+/// Produces a batch with user profiles read from `source`: the critical keys
+/// as usual, the users with one range query per run of nearby ids.
+fn produce_with_source(source: &str, keys: &[KeySpec]) -> Vec<Result<Entry, WarmError>> {
+    let mut out: Vec<Option<Result<Entry, WarmError>>> = Vec::with_capacity(keys.len());
+    let mut wanted: Vec<(usize, i64)> = Vec::new();
+    for (i, spec) in keys.iter().enumerate() {
+        match spec.key.strip_prefix(USER_PREFIX) {
+            Some(rest) => {
+                let raw = spec.arg.as_deref().unwrap_or(rest);
+                match raw.parse::<i64>() {
+                    Ok(id) => {
+                        wanted.push((i, id));
+                        out.push(None);
+                    }
+                    Err(_) => out.push(Some(Err(WarmError::fail(format!(
+                        "{}: {raw:?} is not a user id",
+                        spec.key
+                    ))))),
+                }
+            }
+            None => out.push(Some(produce_one(spec))),
+        }
+    }
+    let mut ids: Vec<i64> = wanted.iter().map(|&(_, id)| id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut found: HashMap<i64, Result<Value, String>> = HashMap::new();
+    let mut failed: HashMap<i64, WarmError> = HashMap::new();
+    for (lo, hi) in id_runs(&ids, USER_SPAN) {
+        match query(source, SQL_USER_PROFILES, &params![lo, hi]) {
+            Ok(rows) => {
+                for row in rows.iter() {
+                    match row.get::<i64>("id") {
+                        Ok(id) => {
+                            found.insert(id, profile_from_row(&row));
+                        }
+                        Err(e) => {
+                            for &id in ids.iter().filter(|&&id| (lo..=hi).contains(&id)) {
+                                failed.entry(id).or_insert_with(|| WarmError::fail(e.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                for &id in ids.iter().filter(|&&id| (lo..=hi).contains(&id)) {
+                    failed.insert(id, query_failure(source, &e));
+                }
+            }
+        }
+    }
+    for (i, id) in wanted {
+        let key = &keys[i].key;
+        out[i] = Some(if let Some(err) = failed.get(&id) {
+            Err(prefixed(key, err))
+        } else {
+            match found.get(&id) {
+                Some(Ok(doc)) => Entry::json(doc),
+                Some(Err(e)) => Err(WarmError::fail(format!("{key}: {e}"))),
+                None => Err(WarmError::skip(format!(
+                    "{key}: no active user {id} in source {source:?}"
+                ))),
+            }
+        });
+    }
+    out.into_iter().map(|r| r.expect("every key has a result")).collect()
+}
+
+/// Splits sorted, distinct ids into inclusive ranges spanning at most `span`
+/// ids each.
+fn id_runs(ids: &[i64], span: i64) -> Vec<(i64, i64)> {
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &id in ids {
+        match runs.last_mut() {
+            Some((lo, hi)) if id.saturating_sub(*lo) < span => *hi = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    runs
+}
+
+/// `{id, name, email, preferences}` from a row of [`SQL_USER_PROFILES`].
+fn profile_from_row(row: &Row<'_>) -> Result<Value, String> {
+    let id: i64 = row.get("id")?;
+    let name: String = row.get("name")?;
+    let email: String = row.get("email")?;
+    let preferences = row
+        .get_json::<Option<Value>>("preferences")?
+        .unwrap_or_else(|| json!({}));
+    Ok(json!({ "id": id, "name": name, "email": email, "preferences": preferences }))
+}
+
+/// A failed query: retried when the host's message looks transient (a
+/// timeout, a lost connection), failed otherwise (an ungranted source, a
+/// missing table or column will not fix themselves).
+fn query_failure(source: &str, message: &str) -> WarmError {
+    let lower = message.to_ascii_lowercase();
+    let transient = ["timeout", "timed out", "connection", "pool"]
+        .iter()
+        .any(|w| lower.contains(w));
+    let reason = format!("query on source {source:?} failed: {message}");
+    if transient {
+        WarmError::retry(reason)
+    } else {
+        WarmError::fail(reason)
+    }
+}
+
+/// The same error, with the key in front of its reason.
+fn prefixed(key: &str, err: &WarmError) -> WarmError {
+    let reason = format!("{key}: {}", err.reason());
+    match err {
+        WarmError::Skip(_) => WarmError::skip(reason),
+        WarmError::Retry(_) => WarmError::retry(reason),
+        WarmError::Fail(_) => WarmError::fail(reason),
+    }
+}
+
+/// Where user profiles come from.
+enum Users {
+    /// Generated, for these ids (`user_ids`).
+    Ids(UserIds),
+    /// The `users` table of this SQL source (`users_source`).
+    Source(String),
+}
+
 /// The parsed settings.
 struct Settings {
-    users: UserIds,
+    users: Users,
+    /// `user_ids` is set but `users_source` overrides it.
+    user_ids_ignored: bool,
     page_size: u64,
     ttl: Option<u32>,
 }
 
 impl Settings {
     fn from_context(ctx: &Context) -> Result<Self, String> {
-        let users = match ctx.setting("user_ids") {
-            Some(spec) => UserIds::parse(spec).map_err(|e| format!("setting \"user_ids\": {e}"))?,
-            None => UserIds::default(),
+        let source = ctx.setting("users_source").map(str::trim).filter(|s| !s.is_empty());
+        let user_ids_ignored = source.is_some() && ctx.setting("user_ids").is_some();
+        let users = match (source, ctx.setting("user_ids")) {
+            (Some(source), _) => Users::Source(source.to_string()),
+            (None, Some(spec)) => Users::Ids(UserIds::parse(spec).map_err(|e| format!("setting \"user_ids\": {e}"))?),
+            (None, None) => Users::Ids(UserIds::default()),
         };
         let page_size: u64 = ctx.setting_or("page_size", 500)?;
         if page_size == 0 {
@@ -109,6 +382,7 @@ impl Settings {
         }
         Ok(Settings {
             users,
+            user_ids_ignored,
             page_size,
             ttl: ctx.setting_parse("ttl")?,
         })
@@ -130,7 +404,10 @@ impl UserIds {
         }
         for part in spec.split(',') {
             let bad = |why: &str| {
-                format!("bad part {:?} in {spec:?}: {why} (expected ids like \"1-100\", \"1,5,9\" or \"1-10,20\")", part.trim())
+                format!(
+                    "bad part {:?} in {spec:?}: {why} (expected ids like \"1-100\", \"1,5,9\" or \"1-10,20\")",
+                    part.trim()
+                )
             };
             let id = |s: &str| {
                 s.trim()
@@ -220,24 +497,10 @@ fn system_settings() -> Value {
 
 /// (id, sku, name, price in cents, category, stock)
 const PRODUCTS: [(u32, &str, &str, u32, &str, u32); 6] = [
-    (
-        101,
-        "KB-001",
-        "Mechanical Keyboard",
-        8999,
-        "peripherals",
-        42,
-    ),
+    (101, "KB-001", "Mechanical Keyboard", 8999, "peripherals", 42),
     (102, "MS-002", "Wireless Mouse", 2999, "peripherals", 120),
     (103, "MN-003", "27\" Monitor", 24999, "displays", 15),
-    (
-        104,
-        "HS-004",
-        "Noise-Cancelling Headset",
-        14999,
-        "audio",
-        33,
-    ),
+    (104, "HS-004", "Noise-Cancelling Headset", 14999, "audio", 33),
     (105, "DK-005", "USB-C Dock", 11999, "accessories", 0),
     (106, "CM-006", "4K Webcam", 9999, "video", 27),
 ];
@@ -283,16 +546,12 @@ fn featured_products() -> Value {
     let featured: Vec<Value> = PRODUCTS
         .iter()
         .filter(|p| [101, 103, 104].contains(&p.0))
-        .map(|&(id, _, name, price_cents, _, _)| {
-            json!({ "id": id, "name": name, "price_cents": price_cents })
-        })
+        .map(|&(id, _, name, price_cents, _, _)| json!({ "id": id, "name": name, "price_cents": price_cents }))
         .collect();
     json!({ "title": "Featured this week", "products": featured })
 }
 
-const FIRST_NAMES: [&str; 8] = [
-    "Ada", "Grace", "Alan", "Linus", "Barbara", "Ken", "Margaret", "Dennis",
-];
+const FIRST_NAMES: [&str; 8] = ["Ada", "Grace", "Alan", "Linus", "Barbara", "Ken", "Margaret", "Dennis"];
 const LAST_NAMES: [&str; 8] = [
     "Lovelace", "Hopper", "Turing", "Torvalds", "Liskov", "Thompson", "Hamilton", "Ritchie",
 ];
@@ -349,9 +608,7 @@ mod tests {
             ]
         );
         assert!(keys.iter().all(|k| k.priority == Priority::Critical));
-        assert!(keys
-            .iter()
-            .all(|k| k.tags.contains(&"critical".to_string())));
+        assert!(keys.iter().all(|k| k.tags.contains(&"critical".to_string())));
     }
 
     #[test]
@@ -421,5 +678,136 @@ mod tests {
     fn unknown_key_fails() {
         let out = CriticalKeys::produce(&ctx(&[]), vec![KeySpec::new("nope")]);
         assert!(matches!(&out[0], Err(WarmError::Fail(m)) if m.contains("nope")));
+    }
+
+    // --- users_source mode -------------------------------------------------
+
+    use preheat_guest::{Rows, SqlValue};
+
+    #[test]
+    fn source_cursor_forms() {
+        assert_eq!(SourceCursor::parse(None), Ok(SourceCursor::Critical(0)));
+        assert_eq!(SourceCursor::parse(Some("3")), Ok(SourceCursor::Critical(3)));
+        assert_eq!(SourceCursor::parse(Some("users")), Ok(SourceCursor::UsersAfter(None)));
+        assert_eq!(
+            SourceCursor::parse(Some("users:42")),
+            Ok(SourceCursor::UsersAfter(Some(42)))
+        );
+        assert_eq!(
+            SourceCursor::parse(Some("users:-7")),
+            Ok(SourceCursor::UsersAfter(Some(-7)))
+        );
+        for bad in ["4", "x", "users:", "users:x", "users42"] {
+            let err = SourceCursor::parse(Some(bad)).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn source_mode_lists_critical_keys_before_asking_the_database() {
+        let c = ctx(&[("users_source", "app"), ("page_size", "2"), ("ttl", "60")]);
+        let first = CriticalKeys::enumerate(&c, None).unwrap();
+        assert_eq!(first.keys.len(), 2);
+        assert_eq!(first.cursor.as_deref(), Some("2"));
+        let second = CriticalKeys::enumerate(&c, first.cursor).unwrap();
+        assert_eq!(second.keys[1].key, "featured.products");
+        assert!(second.keys.iter().all(|k| k.ttl_seconds == Some(60)));
+        assert_eq!(second.cursor.as_deref(), Some("users"));
+        // The users come from the host: natively, the query is refused.
+        let err = CriticalKeys::enumerate(&c, second.cursor).unwrap_err();
+        assert!(err.contains("listing users in source \"app\""), "{err}");
+        let err = CriticalKeys::enumerate(&ctx(&[("users_source", "app")]), None).unwrap_err();
+        assert!(err.contains("preheat host"), "{err}");
+    }
+
+    #[test]
+    fn users_source_overrides_user_ids_and_empty_means_absent() {
+        let s = Settings::from_context(&ctx(&[("user_ids", "1-3"), ("users_source", " db ")])).unwrap();
+        assert!(matches!(&s.users, Users::Source(name) if name == "db"));
+        assert!(s.user_ids_ignored);
+        let s = Settings::from_context(&ctx(&[("user_ids", "1-3"), ("users_source", "")])).unwrap();
+        assert!(matches!(&s.users, Users::Ids(ids) if ids.len() == 3));
+    }
+
+    #[test]
+    fn user_pages_keep_room_rows_and_report_more() {
+        let rows = |ids: &[i64]| Rows::new(["id"], ids.iter().map(|&i| vec![SqlValue::Int(i)]).collect());
+        assert_eq!(user_page(&rows(&[1, 2, 5]), 2), Ok((vec![1, 2], true)));
+        assert_eq!(user_page(&rows(&[1, 2]), 2), Ok((vec![1, 2], false)));
+        assert_eq!(user_page(&rows(&[]), 2), Ok((vec![], false)));
+        let bad = Rows::new(["id"], vec![vec![SqlValue::Text("x".into())]]);
+        assert!(user_page(&bad, 2).unwrap_err().contains("\"id\""));
+    }
+
+    #[test]
+    fn id_runs_bound_the_rows_read() {
+        assert_eq!(id_runs(&[], 500), vec![]);
+        assert_eq!(id_runs(&[1, 2, 3, 499, 500, 501], 500), vec![(1, 500), (501, 501)]);
+        assert_eq!(id_runs(&[5, 10_000, 10_001], 500), vec![(5, 5), (10_000, 10_001)]);
+    }
+
+    fn profile_rows(preferences: SqlValue) -> Rows {
+        Rows::new(
+            ["id", "name", "email", "preferences"],
+            vec![vec![
+                SqlValue::Int(7),
+                SqlValue::Text("Ada Lovelace".into()),
+                SqlValue::Text("ada@example.com".into()),
+                preferences,
+            ]],
+        )
+    }
+
+    #[test]
+    fn profile_from_a_row() {
+        let rows = profile_rows(SqlValue::Text(r#"{"theme":"dark","newsletter":true}"#.into()));
+        let doc = profile_from_row(&rows.first().unwrap()).unwrap();
+        assert_eq!(
+            doc,
+            json!({
+                "id": 7, "name": "Ada Lovelace", "email": "ada@example.com",
+                "preferences": {"theme": "dark", "newsletter": true}
+            })
+        );
+        let rows = profile_rows(SqlValue::Null);
+        assert_eq!(
+            profile_from_row(&rows.first().unwrap()).unwrap()["preferences"],
+            json!({})
+        );
+        let rows = profile_rows(SqlValue::Text("{oops".into()));
+        let err = profile_from_row(&rows.first().unwrap()).unwrap_err();
+        assert!(err.contains("\"preferences\"") && err.contains("invalid JSON"), "{err}");
+    }
+
+    #[test]
+    fn source_mode_produces_critical_keys_and_fails_users_outside_the_host() {
+        let c = ctx(&[("users_source", "app")]);
+        let keys = vec![
+            KeySpec::new("system.settings"),
+            KeySpec::new("user.profile.5"),
+            KeySpec::new("user.profile.x"),
+            KeySpec::new("nope"),
+        ];
+        let out = CriticalKeys::produce(&c, keys);
+        assert_eq!(out.len(), 4);
+        assert!(out[0].is_ok());
+        assert!(
+            matches!(&out[1], Err(WarmError::Fail(m)) if m.starts_with("user.profile.5: query on source \"app\"")),
+            "{:?}",
+            out[1]
+        );
+        assert!(matches!(&out[2], Err(WarmError::Fail(m)) if m.contains("not a user id")));
+        assert!(matches!(&out[3], Err(WarmError::Fail(m)) if m.contains("nope")));
+    }
+
+    #[test]
+    fn transient_query_errors_are_retried() {
+        assert!(matches!(query_failure("app", "statement timeout"), WarmError::Retry(_)));
+        assert!(matches!(
+            query_failure("app", "source \"app\" is not granted"),
+            WarmError::Fail(_)
+        ));
+        let e = prefixed("k", &WarmError::retry("r"));
+        assert_eq!(e, WarmError::retry("k: r"));
     }
 }

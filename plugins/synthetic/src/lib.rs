@@ -159,12 +159,7 @@ mod tests {
 
     #[test]
     fn pages_follow_the_cursor() {
-        let c = ctx(&[
-            ("keys", "25"),
-            ("page_size", "10"),
-            ("prefix", "b:"),
-            ("ttl", "9"),
-        ]);
+        let c = ctx(&[("keys", "25"), ("page_size", "10"), ("prefix", "b:"), ("ttl", "9")]);
         let p1 = Synthetic::enumerate(&c, None).unwrap();
         assert_eq!(p1.cursor.as_deref(), Some("10"));
         let p3 = Synthetic::enumerate(&c, Some("20".into())).unwrap();
@@ -202,14 +197,8 @@ mod tests {
     #[test]
     fn bad_settings_are_reported() {
         let err = Synthetic::enumerate(&ctx(&[("keys", "many")]), None).unwrap_err();
-        assert!(
-            err.contains("\"keys\"") && err.contains("\"many\""),
-            "{err}"
-        );
-        let out = Synthetic::produce(
-            &ctx(&[("value_size", "-1")]),
-            vec![KeySpec::new("synthetic:1")],
-        );
+        assert!(err.contains("\"keys\"") && err.contains("\"many\""), "{err}");
+        let out = Synthetic::produce(&ctx(&[("value_size", "-1")]), vec![KeySpec::new("synthetic:1")]);
         assert!(matches!(&out[0], Err(WarmError::Fail(m)) if m.contains("value_size")));
     }
 }

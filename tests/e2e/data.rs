@@ -428,3 +428,127 @@ fn two_runs_at_once_do_not_both_warm() {
     );
     assert_eq!(redis.dbsize(), 15000);
 }
+
+/// Seeds the demo database at `url`, warms catalog + critical-keys from it into
+/// a fresh redis, checks the values against SQL on the same data, and returns
+/// every key and value written.
+fn catalog_on_demo_data(url: &str) -> std::collections::BTreeMap<String, String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_preheat"))
+        .args(["demo", "--database", url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let redis = RedisServer::start();
+    let ws = Workspace::new();
+    let config = ws.config(&format!(
+        "[sources.app]\nurl = {url:?}\n[backend]\nkind = \"redis\"\nurl = \"{}\"\n[[plugins]]\nname = \"catalog\"\npath = {:?}\nkey_prefixes = [\"products/\", \"categories/\"]\nsources = [\"app\"]\n{}sources = [\"app\"]\n[plugins.settings]\nusers_source = \"app\"\n",
+        redis.url(),
+        plugin("catalog").display().to_string(),
+        critical_keys_block(),
+    ));
+    let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    run.assert_balanced();
+    let q = |s: &str| sql(url, &[s]);
+    let col = |s: &str| q(s).into_iter().map(|r| r[0].clone().unwrap()).collect::<Vec<_>>();
+    let json = |key: &str| -> serde_json::Value {
+        serde_json::from_str(&redis.get(key).unwrap_or_else(|| panic!("{key} was not warmed"))).unwrap()
+    };
+    let ttl = |key: &str| redis.pttl(key) / 1000;
+
+    // One navigation key, one featured key, two keys per active category.
+    let active = col("SELECT slug FROM categories WHERE active ORDER BY id");
+    assert_eq!(run.count("catalog", "written") as usize, 2 + 2 * active.len());
+
+    // categories/navigation: active roots by position, name, with active children.
+    let roots = col("SELECT slug FROM categories WHERE parent_id IS NULL AND active ORDER BY position, name");
+    let nav = json("categories/navigation");
+    let nav_roots: Vec<&str> = nav["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(nav_roots, roots);
+    let first_children = col(&format!(
+        "SELECT s.slug FROM categories s JOIN categories r ON s.parent_id = r.id WHERE r.slug = '{}' AND s.active ORDER BY s.position, s.name",
+        roots[0]
+    ));
+    let nav_children: Vec<&str> = nav["categories"][0]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(nav_children, first_children);
+    assert!((7100..=7200).contains(&ttl("categories/navigation")));
+
+    // products/homepage_featured: featured active products of active categories, at most 8.
+    let featured = col("SELECT CAST(p.id AS TEXT) FROM products p JOIN categories c ON c.id = p.category_id WHERE p.featured AND p.active AND c.active ORDER BY p.id LIMIT 8");
+    let warmed: Vec<String> = json("products/homepage_featured")["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].to_string())
+        .collect();
+    assert_eq!(warmed, featured);
+    assert!(json("products/homepage_featured")["products"][0]["category"]["slug"].is_string());
+    assert!((3500..=3600).contains(&ttl("products/homepage_featured")));
+
+    // products/category/{slug}: the category's active products by name.
+    let slug = &active[3];
+    let names = col(&format!("SELECT p.name FROM products p JOIN categories c ON c.id = p.category_id WHERE c.slug = '{slug}' AND p.active ORDER BY p.name, p.id"));
+    let page = json(&format!("products/category/{slug}"));
+    let warmed: Vec<&str> = page["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(warmed, names);
+    assert!((1700..=1800).contains(&ttl(&format!("products/category/{slug}"))));
+
+    // categories/{id}/product_count.
+    let (id, count) = {
+        let r = q("SELECT CAST(c.id AS TEXT), CAST(COUNT(p.id) AS TEXT) FROM categories c LEFT JOIN products p ON p.category_id = c.id AND p.active WHERE c.active GROUP BY c.id ORDER BY c.id LIMIT 1");
+        (r[0][0].clone().unwrap(), r[0][1].clone().unwrap())
+    };
+    assert_eq!(
+        json(&format!("categories/{id}/product_count"))["product_count"].to_string(),
+        count
+    );
+    let inactive = col("SELECT CAST(id AS TEXT) FROM categories WHERE NOT active ORDER BY id LIMIT 1");
+    assert!(
+        redis
+            .get(&format!("categories/{}/product_count", inactive[0]))
+            .is_none(),
+        "inactive categories are not warmed"
+    );
+
+    // critical-keys: one profile per active user, none for inactive ones.
+    let active_users: u64 = col("SELECT CAST(count(*) AS TEXT) FROM users WHERE active")[0]
+        .parse()
+        .unwrap();
+    assert_eq!(run.count("critical-keys", "written"), 4 + active_users);
+    let inactive_user = col("SELECT CAST(id AS TEXT) FROM users WHERE NOT active ORDER BY id LIMIT 1");
+    assert!(redis.get(&format!("user.profile.{}", inactive_user[0])).is_none());
+
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis.conn()).unwrap();
+    keys.into_iter().map(|k| (k.clone(), redis.get(&k).unwrap())).collect()
+}
+
+#[test]
+fn the_catalog_plugin_warms_the_seed_keys_identically_from_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_sqlite = catalog_on_demo_data(&format!("sqlite://{}", dir.path().join("app.db").display()));
+    let pg = PgServer::start();
+    let from_postgres = catalog_on_demo_data(&pg.url());
+    assert_eq!(from_sqlite.len(), from_postgres.len());
+    for (key, value) in &from_sqlite {
+        assert_eq!(
+            Some(value),
+            from_postgres.get(key),
+            "{key} differs between SQLite and PostgreSQL"
+        );
+    }
+}

@@ -10,7 +10,8 @@
 # Tools:
 #   componentize-py (PyPI), in a virtualenv at target/guest-tools/venv
 #   @bytecodealliance/componentize-js and jco (npm), in
-#   plugins/js-critical-keys/node_modules, from its committed package-lock.json
+#   plugins/js-critical-keys/node_modules, at the versions of its committed
+#   package-lock.json
 #
 # A component is rebuilt only when its sources, the WIT, the lock file or this
 # script changed since the last build (PREHEAT_GUESTS_FORCE=1 rebuilds anyway).
@@ -84,10 +85,13 @@ build_python() {
 ensure_js_tools() {
   local dir=$ROOT/plugins/js-critical-keys
   command -v node >/dev/null || die "node (20 or newer) and npm are needed to build the JavaScript plugin"
-  # npm ci writes node_modules/.package-lock.json; reinstall when the lock file is newer.
+  # npm writes node_modules/.package-lock.json; reinstall when the lock file is newer.
+  # `npm install` (which installs the versions in package-lock.json), not `npm ci`:
+  # jco-node-fs 0.3.2 lists optional per-platform packages that were never
+  # published, which npm install skips but npm ci reports as "Missing: ... from lock file".
   if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    log "installing componentize-js and jco into $dir/node_modules (npm ci)"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    log "installing componentize-js and jco into $dir/node_modules (npm install, from package-lock.json)"
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
   fi
 }
 

@@ -4,6 +4,7 @@
 
 mod cli;
 mod data;
+mod guests;
 mod sandbox;
 mod support;
 mod warming;

@@ -50,6 +50,7 @@ pub fn free_port() -> u16 {
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
+    tls: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -61,20 +62,60 @@ impl RedisServer {
 
     /// Starts a server on `port`, with no persistence, and waits until it answers.
     pub fn start_on(port: u16) -> RedisServer {
+        RedisServer::launch(port, false)
+    }
+
+    /// Starts a TLS-only server (self-signed certificate made with openssl) on a free port.
+    pub fn start_tls() -> RedisServer {
+        RedisServer::launch(free_port(), true)
+    }
+
+    fn launch(port: u16, tls: bool) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args([
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path());
+        if tls {
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let made = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-keyout",
+                ])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .expect("running openssl");
+            assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+            cmd.args([
                 "--port",
+                "0",
+                "--tls-port",
                 &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
+                "--tls-auth-clients",
                 "no",
             ])
-            .arg("--dir")
-            .arg(dir.path())
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .arg("--tls-ca-cert-file")
+            .arg(&cert);
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        } else {
+            cmd.args(["--port", &port.to_string()]);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -82,6 +123,7 @@ impl RedisServer {
         let server = RedisServer {
             child: Some(child),
             port,
+            tls,
             _dir: dir,
         };
         let started = Instant::now();
@@ -99,9 +141,13 @@ impl RedisServer {
         }
     }
 
-    /// The server's URL.
+    /// The server's URL (`rediss://…#insecure` for TLS: the certificate is self-signed).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        if self.tls {
+            format!("rediss://127.0.0.1:{}/0#insecure", self.port)
+        } else {
+            format!("redis://127.0.0.1:{}/0", self.port)
+        }
     }
 
     fn try_conn(&self) -> redis::RedisResult<redis::Connection> {

@@ -39,6 +39,10 @@ impl RedisBackend {
             .as_deref()
             .context("[backend] url is required for kind = \"redis\"")?;
         let address = super::redact_url(url);
+        if url.starts_with("rediss://") {
+            // rustls needs a process-wide crypto provider; a second install is a no-op.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let client = redis::Client::open(url).with_context(|| {
             format!("invalid redis URL {address}: expected redis://[:password@]host:port/db or rediss://…")
         })?;

@@ -3,6 +3,7 @@
 mod demo;
 mod history;
 mod plugin_inspect;
+mod plugin_new;
 mod plugin_test;
 mod progress;
 
@@ -107,6 +108,8 @@ struct RunArgs {
 enum PluginCommand {
     /// Run one plugin against the in-memory backend and show its keys, sizes, fuel and time.
     Test(plugin_test::TestArgs),
+    /// Scaffold a plugin project (Rust, Python or JavaScript) that builds and passes `plugin test`.
+    New(plugin_new::NewArgs),
     /// Show a component's interface version, imports, exports and size, and check it loads under limits.
     Inspect(plugin_inspect::InspectArgs),
 }
@@ -164,6 +167,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Watch { config } => crate::watch::watch(&config).await.map(|()| ExitCode::SUCCESS),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args, cli.quiet).await,
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::run(args).await,
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::run(args),
     }
 }
 

@@ -60,8 +60,7 @@ const WIT: &str = include_str!("../../../wit/preheat.wit");
 mod template {
     pub const README: &str = include_str!("../../templates/plugin-new/common/README.md");
     pub const CONFIG: &str = include_str!("../../templates/plugin-new/common/preheat.toml");
-    pub const RUST_CARGO_TOML: &str =
-        include_str!("../../templates/plugin-new/rust/Cargo.toml.tmpl");
+    pub const RUST_CARGO_TOML: &str = include_str!("../../templates/plugin-new/rust/Cargo.toml.tmpl");
     pub const RUST_LIB: &str = include_str!("../../templates/plugin-new/rust/src/lib.rs");
     pub const RUST_GITIGNORE: &str = include_str!("../../templates/plugin-new/rust/gitignore");
     pub const PYTHON_APP: &str = include_str!("../../templates/plugin-new/python/app.py");
@@ -92,8 +91,7 @@ enum GuestSdk {
 /// Creates the project and prints what to do next.
 pub fn run(args: NewArgs) -> Result<ExitCode> {
     check_name(&args.name)?;
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
     let parent = args
         .dir
         .canonicalize()
@@ -284,9 +282,7 @@ fn find_guest_sdk(project: &Path) -> GuestSdk {
         .or_else(|| cwd.as_deref().and_then(checkout_above))
         .or_else(|| built_from.as_deref().and_then(checkout_above));
     match checkout.and_then(|c| c.canonicalize().ok()) {
-        Some(root) if project.starts_with(&root) => {
-            GuestSdk::Path(relative_path(project, &root.join("guest-sdk")))
-        }
+        Some(root) if project.starts_with(&root) => GuestSdk::Path(relative_path(project, &root.join("guest-sdk"))),
         Some(root) => GuestSdk::Path(root.join("guest-sdk")),
         None => GuestSdk::Registry,
     }
@@ -323,15 +319,29 @@ mod tests {
         assert!(check_name("a_b").unwrap_err().to_string().contains("'_'"));
     }
 
+    /// `__UPPER_CASE__` markers left in a text (Python's `__pycache__` is not one).
+    fn placeholders(text: &str) -> Vec<String> {
+        text.match_indices("__")
+            .filter_map(|(i, _)| {
+                let name: String = text[i + 2..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                (name.len() > 2 && name.ends_with("__")).then(|| format!("__{name}"))
+            })
+            .collect()
+    }
+
     #[test]
     fn every_placeholder_is_filled_in_every_language() {
         for lang in [Lang::Rust, Lang::Python, Lang::Js] {
             for sdk in [GuestSdk::Registry, GuestSdk::Path("../guest-sdk".into())] {
                 for f in scaffold("demo-plugin", lang, &sdk) {
-                    assert!(!f.text.contains("__"), "{lang:?} {}: a placeholder is left:\n{}", f.path, f.text);
+                    assert_eq!(placeholders(&f.text), Vec::<String>::new(), "{lang:?} {}", f.path);
                 }
             }
         }
+        assert_eq!(placeholders("x __NAME__ y __pycache__ __init__"), ["__NAME__"]);
         let files = scaffold("demo-plugin", Lang::Python, &GuestSdk::Registry);
         let build = files.iter().find(|f| f.path == "build.sh").unwrap();
         assert!(build.executable);
@@ -366,7 +376,10 @@ mod tests {
             relative_path(Path::new("/r/plugins/demo"), Path::new("/r/guest-sdk")),
             PathBuf::from("../../guest-sdk")
         );
-        assert_eq!(relative_path(Path::new("/r"), Path::new("/r/guest-sdk")), PathBuf::from("guest-sdk"));
+        assert_eq!(
+            relative_path(Path::new("/r"), Path::new("/r/guest-sdk")),
+            PathBuf::from("guest-sdk")
+        );
     }
 
     #[test]
@@ -374,7 +387,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().canonicalize().unwrap();
         std::fs::create_dir_all(root.join("guest-sdk")).unwrap();
-        std::fs::write(root.join("guest-sdk/Cargo.toml"), "[package]\nname = \"preheat-guest\"\n").unwrap();
+        std::fs::write(
+            root.join("guest-sdk/Cargo.toml"),
+            "[package]\nname = \"preheat-guest\"\n",
+        )
+        .unwrap();
         assert_eq!(checkout_above(&root.join("plugins/demo")), Some(root.clone()));
         assert_eq!(
             find_guest_sdk(&root.join("plugins/demo")),
@@ -384,7 +401,11 @@ mod tests {
         // tests run in host/), as an absolute path.
         let elsewhere = tempfile::tempdir().unwrap();
         let found = find_guest_sdk(&elsewhere.path().canonicalize().unwrap().join("demo"));
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().canonicalize().unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .canonicalize()
+            .unwrap();
         assert_eq!(found, GuestSdk::Path(repo.join("guest-sdk")));
     }
 
@@ -401,7 +422,10 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("not empty"), "{err}");
-        assert_eq!(std::fs::read_to_string(tmp.path().join("demo/keep.txt")).unwrap(), "mine");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("demo/keep.txt")).unwrap(),
+            "mine"
+        );
     }
 
     #[test]

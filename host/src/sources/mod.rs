@@ -212,7 +212,7 @@ impl Source {
     }
 
     /// Collects rows up to the cap, decoding each with `decode`.
-    async fn collect<'a, R: Row>(
+    async fn collect<R: Row>(
         &self,
         mut stream: impl futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
         decode: impl Fn(&R) -> Result<Vec<SqlValue>, String>,

@@ -8,6 +8,22 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use std::str::FromStr;
 use std::time::Duration;
 
+/// `sqlx::query(sql)` with every [`Arg`] bound, for either driver.
+macro_rules! bound_query {
+    ($sql:expr, $args:expr) => {{
+        let mut q = sqlx::query(sqlx::AssertSqlSafe($sql.to_string()));
+        for a in $args {
+            q = match a {
+                Arg::Null => q.bind(None::<String>),
+                Arg::Int(i) => q.bind(i),
+                Arg::Text(t) => q.bind(t),
+                Arg::Bytes(b) => q.bind(b),
+            };
+        }
+        q
+    }};
+}
+
 /// A connection pool to SQLite or PostgreSQL.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -83,15 +99,7 @@ impl Db {
     pub async fn execute_with(&self, sql: &str, args: Vec<Arg>) -> Result<u64, sqlx::Error> {
         macro_rules! run {
             ($pool:expr) => {{
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-                for a in args {
-                    q = match a {
-                        Arg::Null => q.bind(None::<String>),
-                        Arg::Int(i) => q.bind(i),
-                        Arg::Text(t) => q.bind(t),
-                        Arg::Bytes(b) => q.bind(b),
-                    };
-                }
+                let q = bound_query!(sql, args);
                 q.execute($pool).await.map(|r| r.rows_affected())
             }};
         }
@@ -107,15 +115,7 @@ impl Db {
         use sqlx::Row;
         macro_rules! run {
             ($pool:expr) => {{
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-                for a in args {
-                    q = match a {
-                        Arg::Null => q.bind(None::<String>),
-                        Arg::Int(i) => q.bind(i),
-                        Arg::Text(t) => q.bind(t),
-                        Arg::Bytes(b) => q.bind(b),
-                    };
-                }
+                let q = bound_query!(sql, args);
                 let rows = q.fetch_all($pool).await?;
                 rows.iter()
                     .map(|r| {

@@ -114,6 +114,20 @@ enum PluginCommand {
     Inspect(plugin_inspect::InspectArgs),
 }
 
+/// Sandbox limits for one plugin given on the command line (`plugin test`, `plugin inspect`).
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Fuel per call.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    fuel: u64,
+    /// Wall-clock limit per call (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// Linear memory cap (e.g. 64MiB).
+    #[arg(long, default_value = "64MiB", value_parser = crate::config::ByteSize::parse)]
+    memory_limit: crate::config::ByteSize,
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -9,7 +9,6 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Arguments of `preheat plugin inspect`.
 #[derive(Debug, Args)]
@@ -19,15 +18,9 @@ pub struct InspectArgs {
     /// Take the limits of the plugin whose `path` is this file from this config.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Fuel per call (without --config).
-    #[arg(long, default_value_t = 1_000_000_000)]
-    fuel: u64,
-    /// Wall-clock limit per call (without --config).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-    /// Linear memory cap (without --config).
-    #[arg(long, default_value = "64MiB", value_parser = ByteSize::parse)]
-    memory_limit: ByteSize,
+    /// Limits used without --config.
+    #[command(flatten)]
+    limits: super::LimitArgs,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -36,9 +29,9 @@ pub struct InspectArgs {
 /// Prints the inspection; exits non-zero when the component would not run.
 pub async fn run(args: InspectArgs) -> Result<ExitCode> {
     let mut limits = PluginLimits {
-        fuel_per_call: args.fuel,
-        timeout: args.timeout,
-        memory_limit: args.memory_limit.0 as usize,
+        fuel_per_call: args.limits.fuel,
+        timeout: args.limits.timeout,
+        memory_limit: args.limits.memory_limit.0 as usize,
     };
     let mut cache_dir = None;
     let mut key_prefixes = vec![String::new()];

@@ -2,7 +2,7 @@
 //! what it listed and produced, with fuel and time per call.
 
 use crate::backend::{Backend, MemoryBackend};
-use crate::config::{BackendConfig, ByteSize, Config, JobsConfig, PluginConfig, RunConfig};
+use crate::config::{BackendConfig, Config, JobsConfig, PluginConfig, RunConfig};
 use crate::exec::{RunOptions, Warmer};
 use crate::report::{Report, RunStatus};
 use anyhow::{bail, Result};
@@ -26,15 +26,8 @@ pub struct TestArgs {
     /// Key prefixes to grant (repeatable); by default every key is allowed.
     #[arg(long = "prefix")]
     prefixes: Vec<String>,
-    /// Fuel per call.
-    #[arg(long, default_value_t = 1_000_000_000)]
-    fuel: u64,
-    /// Wall-clock limit per call (e.g. 10s, 500ms).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-    /// Linear memory cap (e.g. 64MiB).
-    #[arg(long, default_value = "64MiB", value_parser = ByteSize::parse)]
-    memory_limit: ByteSize,
+    #[command(flatten)]
+    limits: super::LimitArgs,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -65,9 +58,9 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
         args.prefixes.clone()
     };
     let mut plugin = PluginConfig::for_path(&name, args.path.clone(), prefixes);
-    plugin.fuel_per_call = args.fuel;
-    plugin.timeout = args.timeout;
-    plugin.memory_limit = args.memory_limit;
+    plugin.fuel_per_call = args.limits.fuel;
+    plugin.timeout = args.limits.timeout;
+    plugin.memory_limit = args.limits.memory_limit;
     plugin.settings = args
         .settings
         .iter()

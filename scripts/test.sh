@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, and end-to-end tests
-# against real redis-servers and real WebAssembly plugins. Installs the
-# wasm32-wasip2 target and redis-server when they are missing.
+# against real redis-servers, real PostgreSQL servers and real WebAssembly
+# plugins. Installs the wasm32-wasip2 target, redis-server and postgresql when
+# they are missing. Ends with one line: "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -15,8 +16,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 for ws in plugins tests/fixtures; do
   cargo clippy --manifest-path "$ws/Cargo.toml" --release --target wasm32-wasip2 -- -D warnings
 done
-cargo test --workspace
-# The plugins' and fixtures' own unit tests run natively.
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# The plugins' and fixtures' own unit tests run natively; then the host and SDK.
 for ws in plugins tests/fixtures; do
-  cargo test --manifest-path "$ws/Cargo.toml"
+  cargo test --manifest-path "$ws/Cargo.toml" 2>&1 | tee -a "$log"
 done
+cargo test --workspace 2>&1 | tee -a "$log"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"

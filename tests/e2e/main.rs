@@ -2,6 +2,7 @@
 //! built from plugins/ and tests/fixtures/, and redis-servers started here on
 //! free loopback ports.
 
+mod bench_smoke;
 mod cli;
 mod data;
 mod guests;

@@ -22,6 +22,9 @@ impl Stored {
 struct State {
     map: HashMap<String, Stored>,
     bytes: u64,
+    /// No entry expires before this (`None`: none expires), so a full cache
+    /// scans for expired entries only when one may have expired, not on every write.
+    next_expiry: Option<Instant>,
 }
 
 impl State {
@@ -32,6 +35,9 @@ impl State {
     }
 
     fn purge_expired(&mut self, now: Instant) {
+        if self.next_expiry.is_none_or(|e| e > now) {
+            return;
+        }
         let expired: Vec<String> = self
             .map
             .iter()
@@ -41,6 +47,14 @@ impl State {
         for key in expired {
             self.remove(&key);
         }
+        self.next_expiry = self.map.values().filter_map(|v| v.expires).min();
+    }
+
+    fn insert(&mut self, key: String, stored: Stored) {
+        if let Some(e) = stored.expires {
+            self.next_expiry = Some(self.next_expiry.map_or(e, |n| n.min(e)));
+        }
+        self.map.insert(key, stored);
     }
 }
 
@@ -90,7 +104,7 @@ impl MemoryBackend {
                     }
                 }
                 state.bytes += size;
-                state.map.insert(w.key.clone(), Stored { value: w.value.clone(), expires: w.ttl.map(|t| now + t) });
+                state.insert(w.key.clone(), Stored { value: w.value.clone(), expires: w.ttl.map(|t| now + t) });
                 Outcome::Written
             })
             .collect()
@@ -200,5 +214,33 @@ mod tests {
             m.write_batch(WritePolicy::Always, &[w("k1", "abcdefgh", None)]),
             vec![Outcome::Written]
         );
+    }
+
+    #[test]
+    fn a_full_cache_makes_room_from_expired_entries() {
+        let m = MemoryBackend::new(22);
+        let out = m.write_batch(
+            WritePolicy::Always,
+            &[
+                Write {
+                    key: "old".into(),
+                    value: b"0123456".to_vec(),
+                    ttl: Some(Duration::from_millis(1)),
+                },
+                w("live", "0123456", Some(3600)),
+            ],
+        );
+        assert_eq!(out, vec![Outcome::Written, Outcome::Written]);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            m.write_batch(WritePolicy::Always, &[w("new", "0123456", None)]),
+            vec![Outcome::Written],
+            "the expired entry made room"
+        );
+        assert!(matches!(
+            &m.write_batch(WritePolicy::Always, &[w("more", "0123456", None)])[0],
+            Outcome::Rejected(_)
+        ));
+        assert_eq!(m.keys(), ["live", "new"]);
     }
 }

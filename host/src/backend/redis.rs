@@ -79,16 +79,18 @@ impl RedisBackend {
 
     /// Writes a batch in one pipeline.
     pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
-        let mut pipe = redis::pipe();
+        let mut pipe = redis::Pipeline::with_capacity(writes.len() + 1);
         if let WritePolicy::RefreshIfTtlBelow(_) = policy {
             // Loading per batch is one cheap round-trip command and survives a server restart.
             pipe.load_script(&self.refresh).ignore();
         }
         for w in writes {
             let ttl_ms = w.ttl.map(|t| t.as_millis().max(1) as u64);
+            // Sized up front: one allocation per command instead of one per growth step.
+            let mut cmd = redis::Cmd::with_capacity(7, w.key.len() + w.value.len() + 64);
             match policy {
                 WritePolicy::IfMissing | WritePolicy::Always => {
-                    let cmd = pipe.cmd("SET").arg(&w.key).arg(&w.value);
+                    cmd.arg("SET").arg(&w.key).arg(&w.value);
                     if policy == WritePolicy::IfMissing {
                         cmd.arg("NX");
                     }
@@ -97,7 +99,7 @@ impl RedisBackend {
                     }
                 }
                 WritePolicy::RefreshIfTtlBelow(threshold) => {
-                    pipe.cmd("EVALSHA")
+                    cmd.arg("EVALSHA")
                         .arg(self.refresh.get_hash())
                         .arg(1)
                         .arg(&w.key)
@@ -106,6 +108,7 @@ impl RedisBackend {
                         .arg(threshold.as_millis() as u64);
                 }
             }
+            pipe.add_command(cmd);
         }
         let mut conn = self.conn.clone();
         let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| self.error("write", e))?;

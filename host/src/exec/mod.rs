@@ -3,16 +3,25 @@
 //! retries, deadline, memory budget), and accounts for every key.
 //!
 //! Data flow: enumerator tasks (one per plugin) page through `enumerate`,
-//! validate and de-duplicate keys and push them into the [`WorkQueue`];
-//! `concurrency` worker tasks pop per-plugin batches in priority order, call
-//! `produce`, apply sizes and TTLs, and write the batch in one backend round trip.
+//! validate and de-duplicate keys (within a bounded window, see `dedup`) and
+//! push them into the [`WorkQueue`] a page at a time; `concurrency` worker
+//! tasks pop per-plugin batches in priority order, call `produce`, apply sizes
+//! and TTLs, and write the batch in one backend round trip. Plugins are called
+//! through the [`Producer`] trait (a [`LoadedPlugin`] in every real run).
+//!
+//! Hot path: nothing is locked or counted per key where a page or a batch will
+//! do (counters, progress, the queue), and keys move from the plugin's page to
+//! the backend write without being copied.
 
 mod budget;
+mod dedup;
+mod producer;
 mod progress;
 mod retry;
 mod tally;
 
 pub use budget::{available_memory, budget_bytes};
+pub use producer::{CallResult, Producer};
 pub use progress::{Progress, ProgressSnapshot};
 pub use retry::backoff;
 
@@ -21,15 +30,15 @@ use crate::config::{Config, PluginConfig};
 use crate::plan::{KeyRules, WarmItem, WorkQueue};
 use crate::report::{Counters, Report};
 use crate::runtime::{
-    CallError, Cancel, Entry, HostServices, KeySpec, LoadedPlugin, PluginLimits, RunContext, Runtime, WarmError,
+    CallError, Cancel, Entry, HostServices, KeySpec, LoadedPlugin, PluginLimits, Priority, RunContext, Runtime,
+    WarmError,
 };
 use crate::sources::SourceSet;
 use anyhow::Result;
 use budget::ByteBudget;
+use dedup::RecentKeys;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
-use std::collections::HashSet;
-use std::hash::BuildHasher;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -86,12 +95,14 @@ pub struct Warmer {
     runtime: Runtime,
     /// Plugins loaded ahead of runs (hot reload keeps the last good version here).
     preloaded: std::sync::Mutex<std::collections::HashMap<String, Arc<LoadedPlugin>>>,
+    /// Native producers standing in for plugins by name (benchmarks only).
+    native: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn Producer>>>,
 }
 
 /// One plugin's place in a run.
 struct Slot {
     config: PluginConfig,
-    plugin: Option<Arc<LoadedPlugin>>,
+    plugin: Option<Arc<dyn Producer>>,
     rules: KeyRules,
     ctx: RunContext,
     limiter: Option<DefaultDirectRateLimiter>,
@@ -121,7 +132,19 @@ impl Warmer {
             config,
             runtime,
             preloaded: Default::default(),
+            native: Default::default(),
         })
+    }
+
+    /// Makes runs call `producer` for the plugin of that name instead of its
+    /// component: the benchmarks use it to run a native Rust producer behind
+    /// this same executor and so measure what WebAssembly costs. Not a plugin API.
+    #[doc(hidden)]
+    pub fn install_producer(&self, producer: Arc<dyn Producer>) {
+        self.native
+            .lock()
+            .unwrap()
+            .insert(producer.name().to_string(), producer);
     }
 
     /// Makes runs use `plugin` for its name instead of loading it from disk
@@ -209,10 +232,15 @@ impl Warmer {
         let sources = SourceSet::connect(&self.config.sources).await;
         let mut slots = Vec::with_capacity(configs.len());
         for (i, config) in configs.into_iter().enumerate() {
+            let native = self.native.lock().unwrap().get(&config.name).cloned();
             let preloaded = self.preloaded.lock().unwrap().get(&config.name).cloned();
-            let loaded = match preloaded {
-                Some(plugin) => Ok(plugin),
-                None => self.load_plugin(&config, backend.clone(), &sources).await,
+            let loaded = match (native, preloaded) {
+                (Some(producer), _) => Ok(producer),
+                (None, Some(plugin)) => Ok(plugin as Arc<dyn Producer>),
+                (None, None) => self
+                    .load_plugin(&config, backend.clone(), &sources)
+                    .await
+                    .map(|p| p as Arc<dyn Producer>),
             };
             let plugin = match loaded {
                 Ok(p) => Some(p),
@@ -310,7 +338,7 @@ impl Warmer {
 }
 
 impl Slot {
-    fn new(config: PluginConfig, plugin: Option<Arc<LoadedPlugin>>, run_id: &str, strategy: &str) -> Slot {
+    fn new(config: PluginConfig, plugin: Option<Arc<dyn Producer>>, run_id: &str, strategy: &str) -> Slot {
         let limiter = NonZeroU32::new(config.rate_limit).map(|rate| RateLimiter::direct(Quota::per_second(rate)));
         Slot {
             rules: KeyRules::for_plugin(&config),
@@ -356,7 +384,12 @@ impl Slot {
 impl Shared {
     /// Records a key's final outcome in the tally and the progress counters.
     fn finish(&self, plugin: usize, spec: &KeySpec, outcome: KeyOutcome, detail: KeyDetail) {
-        self.tally.outcome(plugin, spec, outcome, detail);
+        self.finish_key(plugin, &spec.key, spec.priority, outcome, detail);
+    }
+
+    /// [`Shared::finish`] for a key whose spec was taken apart.
+    fn finish_key(&self, plugin: usize, key: &str, priority: Priority, outcome: KeyOutcome, detail: KeyDetail) {
+        self.tally.key_outcome(plugin, key, priority, outcome, detail);
         self.progress.add_finished(1, u64::from(outcome == KeyOutcome::Written));
     }
 
@@ -391,15 +424,16 @@ impl Shared {
     }
 }
 
-/// Pages through one plugin's `enumerate`, feeding valid, new keys to the queue.
+/// Pages through one plugin's `enumerate`, feeding valid, new keys to the queue
+/// a page at a time (counters and the queue are touched once per page, not per key).
 async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
     let slot = &shared.slots[p];
     let plugin = slot.plugin.as_ref().expect("only loaded plugins are enumerated");
-    let hasher = std::collections::hash_map::RandomState::new();
-    let mut seen: HashSet<u64> = HashSet::new();
+    let mut seen = RecentKeys::new();
     let mut cursor: Option<String> = None;
     let mut listed: u64 = 0;
-    'pages: while !shared.cancel.is_cancelled() && !slot.disabled.load(Ordering::SeqCst) {
+    let mut limit_reached = false;
+    while !limit_reached && !shared.cancel.is_cancelled() && !slot.disabled.load(Ordering::SeqCst) {
         let page = match plugin.enumerate(&slot.ctx, cursor.as_deref(), &shared.cancel).await {
             Err(CallError::Cancelled(_)) => break,
             Err(CallError::Failed(msg)) => {
@@ -423,34 +457,43 @@ async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
                 }
             }
         };
+        let (mut new, mut duplicates) = (0u64, 0u64);
+        let mut items = Vec::with_capacity(page.keys.len());
+        let mut invalid = Vec::new();
         for spec in page.keys {
             if shared.key_limit.is_some_and(|limit| listed >= limit) {
-                break 'pages;
+                limit_reached = true;
+                break;
             }
-            if !seen.insert(hasher.hash_one(&spec.key)) {
-                shared.tally.add(p, |c| c.duplicates += 1);
+            if !seen.insert(&spec.key) {
+                duplicates += 1;
                 continue;
             }
             listed += 1;
-            shared.tally.add(p, |c| c.enumerated += 1);
-            shared.progress.add_enumerated(1);
-            if let Err(reason) = slot.rules.check(&spec.key) {
-                shared.finish(
-                    p,
-                    &spec,
-                    KeyOutcome::Invalid,
-                    KeyDetail::error(format!("invalid key: {reason}"), 0),
-                );
-                continue;
+            new += 1;
+            match slot.rules.check(&spec.key) {
+                Ok(()) => items.push(WarmItem {
+                    plugin: p,
+                    spec,
+                    attempts: 0,
+                }),
+                Err(reason) => invalid.push((spec, reason)),
             }
-            let item = WarmItem {
-                plugin: p,
-                spec,
-                attempts: 0,
-            };
-            if !shared.queue.push(item.clone()).await {
-                shared.finish(p, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
-            }
+        }
+        shared.tally.add(p, |c| {
+            c.enumerated += new;
+            c.duplicates += duplicates;
+        });
+        shared.progress.add_enumerated(new);
+        for (spec, reason) in invalid {
+            let detail = KeyDetail::error(format!("invalid key: {reason}"), 0);
+            shared.finish(p, &spec, KeyOutcome::Invalid, detail);
+        }
+        for item in shared.queue.push_all(items).await {
+            shared.finish(p, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
+        }
+        if limit_reached {
+            break;
         }
         match page.cursor {
             None => break,
@@ -513,7 +556,7 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
 
     let max_value = slot.config.max_value_bytes.0;
     let mut writes = Vec::with_capacity(specs.len());
-    let mut written_specs = Vec::with_capacity(specs.len());
+    let mut written_meta = Vec::with_capacity(specs.len());
     let mut produced_bytes = 0u64;
     for ((spec, attempt), result) in specs.into_iter().zip(attempts).zip(results) {
         match result {
@@ -524,12 +567,13 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
             Ok(entry) => {
                 produced_bytes += entry.value.len() as u64;
                 let ttl = slot.ttl(&entry, &spec);
+                written_meta.push((spec.priority, attempt));
+                // The key moves into the write; the rest of the spec is not needed any more.
                 writes.push(Write {
-                    key: spec.key.clone(),
+                    key: spec.key,
                     value: entry.value,
                     ttl,
                 });
-                written_specs.push((spec, attempt));
             }
             Err(WarmError::Skip(reason)) => shared.finish(
                 p,
@@ -553,7 +597,7 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
     if !writes.is_empty() {
         let avg = produced_bytes / writes.len() as u64;
         slot.avg_value_bytes.store(avg.max(64), Ordering::Relaxed);
-        write_batch(shared, p, writes, written_specs).await;
+        write_batch(shared, p, writes, written_meta).await;
     }
     drop(permit);
 }
@@ -587,7 +631,8 @@ fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec, attempt: u32, r
 }
 
 /// Writes produced values, retrying transient backend errors with backoff.
-async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, specs: Vec<(KeySpec, u32)>) {
+/// `meta` holds each write's key priority and attempt number.
+async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, meta: Vec<(Priority, u32)>) {
     let policy = shared.slots[p].config.write_policy;
     let max = shared.config.run.max_attempts.get() as u32;
     let mut attempt = 1;
@@ -610,34 +655,52 @@ async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, specs: Vec<(
                     KeyOutcome::Failed
                 };
                 let msg = format!("{e} (after {attempt} write attempts)");
-                for (spec, a) in &specs {
-                    shared.finish(p, spec, outcome, KeyDetail::error(msg.clone(), *a));
+                for (write, &(priority, a)) in writes.iter().zip(&meta) {
+                    shared.finish_key(p, &write.key, priority, outcome, KeyDetail::error(msg.clone(), a));
                 }
                 return;
             }
         }
     };
-    for ((outcome, write), (spec, a)) in outcomes.into_iter().zip(&writes).zip(&specs) {
-        let detail = KeyDetail {
-            value_bytes: Some(write.value.len()),
-            ttl_seconds: write.ttl.map(|t| t.as_secs()),
-            attempts: *a,
-            error: None,
-        };
+    if shared.tally.tracing() {
+        for ((outcome, write), &(priority, a)) in outcomes.into_iter().zip(&writes).zip(&meta) {
+            let detail = KeyDetail {
+                value_bytes: Some(write.value.len()),
+                ttl_seconds: write.ttl.map(|t| t.as_secs()),
+                attempts: a,
+                error: None,
+            };
+            let (outcome, detail) = match outcome {
+                Outcome::Written => (KeyOutcome::Written, detail),
+                Outcome::Fresh => (KeyOutcome::Fresh, detail),
+                Outcome::Rejected(msg) => (
+                    KeyOutcome::Failed,
+                    KeyDetail {
+                        error: Some(msg),
+                        ..detail
+                    },
+                ),
+            };
+            shared.finish_key(p, &write.key, priority, outcome, detail);
+        }
+        return;
+    }
+    // The common case, counted in bulk: one lock per batch, not per key.
+    let (mut written, mut bytes, mut fresh) = (0u64, 0u64, 0u64);
+    for ((outcome, write), &(priority, a)) in outcomes.into_iter().zip(&writes).zip(&meta) {
         match outcome {
-            Outcome::Written => shared.finish(p, spec, KeyOutcome::Written, detail),
-            Outcome::Fresh => shared.finish(p, spec, KeyOutcome::Fresh, detail),
-            Outcome::Rejected(msg) => shared.finish(
-                p,
-                spec,
-                KeyOutcome::Failed,
-                KeyDetail {
-                    error: Some(msg),
-                    ..detail
-                },
-            ),
+            Outcome::Written => {
+                written += 1;
+                bytes += write.value.len() as u64;
+            }
+            Outcome::Fresh => fresh += 1,
+            Outcome::Rejected(msg) => {
+                shared.finish_key(p, &write.key, priority, KeyOutcome::Failed, KeyDetail::error(msg, a))
+            }
         }
     }
+    shared.tally.settled(p, written, bytes, fresh);
+    shared.progress.add_finished(written + fresh, written);
 }
 
 #[cfg(test)]

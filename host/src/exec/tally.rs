@@ -2,7 +2,7 @@
 
 use crate::plan::priority_name;
 use crate::report::{percentile, CallTrace, Counters, KeyError, KeyTrace, PluginReport};
-use crate::runtime::KeySpec;
+use crate::runtime::Priority;
 use std::sync::Mutex;
 
 /// Errors kept in the report; the rest are counted.
@@ -68,8 +68,30 @@ impl Tally {
         f(&mut self.plugins[plugin].lock().unwrap().counters);
     }
 
+    /// Whether every key and call is recorded (`plugin test`).
+    pub(crate) fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    /// Records keys written or found fresh, in bulk (only when not [`Tally::tracing`],
+    /// where every key is recorded one by one).
+    pub(crate) fn settled(&self, plugin: usize, written: u64, bytes_written: u64, fresh: u64) {
+        debug_assert!(!self.tracing());
+        let mut t = self.plugins[plugin].lock().unwrap();
+        t.counters.written += written;
+        t.counters.bytes_written += bytes_written;
+        t.counters.skipped_fresh += fresh;
+    }
+
     /// Records a key's final outcome (and, for problems, its error).
-    pub(crate) fn outcome(&self, plugin: usize, spec: &KeySpec, outcome: KeyOutcome, detail: KeyDetail) {
+    pub(crate) fn key_outcome(
+        &self,
+        plugin: usize,
+        key: &str,
+        priority: Priority,
+        outcome: KeyOutcome,
+        detail: KeyDetail,
+    ) {
         {
             let mut t = self.plugins[plugin].lock().unwrap();
             let c = &mut t.counters;
@@ -93,7 +115,7 @@ impl Tally {
             if errors.0.len() < MAX_ERRORS {
                 errors.0.push(KeyError {
                     plugin: self.names[plugin].clone(),
-                    key: spec.key.clone(),
+                    key: key.to_string(),
                     error,
                     attempts: detail.attempts,
                 });
@@ -106,8 +128,8 @@ impl Tally {
             if trace.0.len() < MAX_TRACED_KEYS {
                 trace.0.push(KeyTrace {
                     plugin: self.names[plugin].clone(),
-                    key: spec.key.clone(),
-                    priority: priority_name(spec.priority),
+                    key: key.to_string(),
+                    priority: priority_name(priority),
                     value_bytes: detail.value_bytes,
                     ttl_seconds: detail.ttl_seconds,
                     outcome: outcome.name(),

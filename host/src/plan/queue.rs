@@ -93,6 +93,35 @@ impl WorkQueue {
         }
     }
 
+    /// Queues items in order, waiting whenever the queue is at capacity: one lock
+    /// and one wake-up per run of items that fit, not per item. Returns the items
+    /// left unqueued because the queue was closed.
+    pub async fn push_all(&self, items: Vec<WarmItem>) -> Vec<WarmItem> {
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut s = self.state.lock().unwrap();
+                if s.closed {
+                    return items.collect();
+                }
+                let room = self.capacity.saturating_sub(s.queued);
+                if room > 0 {
+                    for item in items.by_ref().take(room) {
+                        Self::insert(&mut s, item);
+                    }
+                    drop(s);
+                    self.changed.notify_waiters();
+                    continue;
+                }
+            }
+            notified.await;
+        }
+        Vec::new()
+    }
+
     /// Queues an item now, ignoring capacity (retries must not deadlock). Returns `false` once closed.
     pub fn push_now(&self, item: WarmItem) -> bool {
         let mut s = self.state.lock().unwrap();
@@ -237,6 +266,27 @@ mod tests {
         retry.await.unwrap();
         q.producer_done();
         assert!(q.pop_batch().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn push_all_waits_for_room_and_returns_what_a_closed_queue_refused() {
+        let q = std::sync::Arc::new(WorkQueue::new(vec![2], 3));
+        q.add_producer();
+        let items = (0..5).map(|i| item(0, &format!("k{i}"), Priority::Normal)).collect();
+        let q2 = q.clone();
+        let pusher = tokio::spawn(async move { q2.push_all(items).await });
+        let mut keys = vec![];
+        for _ in 0..2 {
+            let (_, batch) = q.pop_batch().await.unwrap();
+            keys.extend(batch.into_iter().map(|i| i.spec.key));
+            q.producer_done();
+        }
+        assert!(pusher.await.unwrap().is_empty(), "everything fit once room was made");
+        let left = q.close();
+        keys.extend(left.into_iter().map(|i| i.spec.key));
+        assert_eq!(keys, ["k0", "k1", "k2", "k3", "k4"]);
+        let refused = q.push_all(vec![item(0, "late", Priority::Normal)]).await;
+        assert_eq!(refused.len(), 1);
     }
 
     #[tokio::test]

@@ -21,22 +21,43 @@ pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
     pub(crate) cache: CompileCache,
+    /// Fuel and epoch interruption are on (always, except to benchmark what they cost).
+    pub(crate) metered: bool,
 }
 
 impl Runtime {
     /// Builds an engine with fuel and epoch interruption on, and starts its epoch ticker.
     pub fn new(cache_dir: PathBuf) -> Result<Runtime> {
+        Runtime::build(cache_dir, true)
+    }
+
+    /// An engine **without** fuel metering and epoch interruption: calls have no
+    /// fuel or time limit. Only for the benchmark that measures what those limits
+    /// cost (`host/benches`); never used to run plugins.
+    #[doc(hidden)]
+    pub fn new_unmetered(cache_dir: PathBuf) -> Result<Runtime> {
+        Runtime::build(cache_dir, false)
+    }
+
+    fn build(cache_dir: PathBuf, metered: bool) -> Result<Runtime> {
         let mut config = Config::new();
-        config.consume_fuel(true).epoch_interruption(true);
+        config.consume_fuel(metered).epoch_interruption(metered);
         // File and line in trap backtraces when a plugin was built with debug info.
         config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(anyhow::Error::from)?;
-        spawn_epoch_ticker(&engine);
+        if metered {
+            spawn_epoch_ticker(&engine);
+        }
         let cache = CompileCache::new(cache_dir, &engine);
-        Ok(Runtime { engine, linker, cache })
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            metered,
+        })
     }
 }
 

@@ -56,6 +56,8 @@ pub struct LoadedPlugin {
     engine: Engine,
     pre: PluginPre<HostState>,
     limits: PluginLimits,
+    /// Fuel and epochs are on (see [`Runtime::new_unmetered`]).
+    metered: bool,
     services: Arc<HostServices>,
     idle: Mutex<Vec<Instance>>,
     /// Whether the compiled component came from the on-disk cache.
@@ -102,6 +104,7 @@ impl LoadedPlugin {
             engine: runtime.engine.clone(),
             pre,
             limits,
+            metered: runtime.metered,
             services,
             idle: Mutex::new(Vec::new()),
             cache_outcome,
@@ -197,10 +200,12 @@ impl LoadedPlugin {
 
     /// Refills fuel and restarts the call clock.
     fn arm_store(&self, store: &mut Store<HostState>, cancel: &Cancel) -> Instant {
-        store
-            .set_fuel(self.limits.fuel_per_call)
-            .expect("fuel is enabled on the engine");
-        store.set_epoch_deadline(1);
+        if self.metered {
+            store
+                .set_fuel(self.limits.fuel_per_call)
+                .expect("fuel is enabled on the engine");
+            store.set_epoch_deadline(1);
+        }
         let started = Instant::now();
         let state = store.data_mut();
         state.guard.started = started;
@@ -220,9 +225,16 @@ impl LoadedPlugin {
     ) -> Result<(R, CallStats), CallError> {
         match result {
             Ok(value) => {
-                let left = inst.store.get_fuel().unwrap_or(0);
+                // Only when metered: asking an unmetered store builds an error (with a backtrace).
+                let fuel = if self.metered {
+                    self.limits
+                        .fuel_per_call
+                        .saturating_sub(inst.store.get_fuel().unwrap_or(0))
+                } else {
+                    0
+                };
                 let stats = CallStats {
-                    fuel: self.limits.fuel_per_call.saturating_sub(left),
+                    fuel,
                     elapsed: started.elapsed(),
                 };
                 self.idle.lock().unwrap().push(inst);

@@ -99,31 +99,9 @@ impl Producer for NativeSynthetic {
     }
 }
 
-/// 64 printable characters; filler bytes index into it with 6 bits.
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// The value of key `index`, byte for byte as `plugins/synthetic` builds it:
+/// the same source file, compiled natively.
+#[path = "../../../plugins/synthetic/src/value.rs"]
+mod synthetic_value;
 
-/// The value of key `index`, byte for byte as `plugins/synthetic` builds it.
-pub fn value(index: u64, size: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(size);
-    let digits = index.to_string();
-    out.extend_from_slice(&digits.as_bytes()[..digits.len().min(size)]);
-    if out.len() < size {
-        out.push(b':');
-    }
-    let mut state = index ^ 0x5EED_CAFE_F00D_D00D;
-    while out.len() < size {
-        let word = splitmix64(&mut state).to_le_bytes();
-        let chunk = word.map(|b| ALPHABET[usize::from(b & 63)]);
-        let take = (size - out.len()).min(chunk.len());
-        out.extend_from_slice(&chunk[..take]);
-    }
-    out
-}
-
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use synthetic_value::value;

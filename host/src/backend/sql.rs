@@ -96,13 +96,13 @@ impl SqlBackend {
     pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
         let now = now_secs();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; writes.len()];
-        let mut rows: Vec<(String, Value, i64)> = Vec::with_capacity(writes.len());
+        let mut rows: Vec<(String, Arg, i64)> = Vec::with_capacity(writes.len());
         for (i, w) in writes.iter().enumerate() {
             let value = if self.binary_values {
-                Value::Bytes(w.value.clone())
+                Arg::Bytes(w.value.clone())
             } else {
                 match String::from_utf8(w.value.clone()) {
-                    Ok(text) => Value::Text(text),
+                    Ok(text) => Arg::Text(text),
                     Err(_) => {
                         outcomes[i] = Some(Outcome::Rejected(format!(
                             "value is not UTF-8 text, but the `value` column of `{}` is text; use a BLOB/BYTEA column or produce text",
@@ -172,14 +172,11 @@ impl SqlBackend {
         )
     }
 
-    async fn run_upsert(&self, sql: &str, rows: Vec<(String, Value, i64)>) -> Result<HashSet<String>, sqlx::Error> {
+    async fn run_upsert(&self, sql: &str, rows: Vec<(String, Arg, i64)>) -> Result<HashSet<String>, sqlx::Error> {
         let mut args = Vec::with_capacity(rows.len() * 3);
         for (key, value, expiration) in rows {
             args.push(Arg::Text(key));
-            args.push(match value {
-                Value::Text(t) => Arg::Text(t),
-                Value::Bytes(b) => Arg::Bytes(b),
-            });
+            args.push(value);
             args.push(Arg::Int(expiration));
         }
         let returned = self.db.fetch_text(sql, args).await?;
@@ -219,30 +216,23 @@ impl SqlBackend {
     }
 }
 
-/// A value as bound to the `value` column.
-enum Value {
-    Text(String),
-    Bytes(Vec<u8>),
-}
-
 /// Column names and declared types of `table` (an error when it does not exist).
 async fn describe(db: &Db, table: &str) -> Result<Vec<(String, String)>> {
     let sql = format!("SELECT * FROM {table} WHERE 1 = 0");
+    let sql = sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql));
+    macro_rules! columns {
+        ($pool:expr) => {{
+            let described = sqlx::Executor::describe($pool, sql).await?;
+            described
+                .columns()
+                .iter()
+                .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
+                .collect()
+        }};
+    }
     let columns = match db {
-        Db::Sqlite(pool) => {
-            let d = sqlx::Executor::describe(pool, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.clone()))).await?;
-            d.columns()
-                .iter()
-                .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
-                .collect()
-        }
-        Db::Postgres(pool) => {
-            let d = sqlx::Executor::describe(pool, sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.clone()))).await?;
-            d.columns()
-                .iter()
-                .map(|c| (c.name().to_string(), c.type_info().name().to_string()))
-                .collect()
-        }
+        Db::Sqlite(pool) => columns!(pool),
+        Db::Postgres(pool) => columns!(pool),
     };
     Ok(columns)
 }

@@ -246,9 +246,7 @@ async fn deploy(args: RunArgs, strict: bool, quiet: bool) -> Result<ExitCode> {
 
 fn failed_before_start(args: &RunArgs, e: anyhow::Error) -> Result<Report> {
     tracing::error!("cache warming could not start: {e:#}");
-    let mut report = Report::skipped("");
-    report.error = Some(format!("{e:#}"));
-    report.status = RunStatus::Failed;
+    let report = Report::failed(&e);
     finish(&report, args.report.as_deref())?;
     Ok(report)
 }

@@ -201,8 +201,7 @@ impl Warmer {
 
     /// The report of a run whose backend could not be reached.
     pub fn backend_unavailable(&self, error: &anyhow::Error, options: &RunOptions, took: Duration) -> Report {
-        let mut report = Report::skipped("");
-        report.error = Some(format!("{error:#}"));
+        let mut report = Report::failed(error);
         report.strategy = options.strategy.clone();
         report.duration_ms = took.as_millis() as u64;
         report.plugins = self

@@ -191,6 +191,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report for a run that could not start: `failed`, with the reason.
+    pub fn failed(error: &anyhow::Error) -> Report {
+        Report {
+            status: RunStatus::Failed,
+            ..Report::skipped(&format!("{error:#}"))
+        }
+    }
+
     /// A report for a run that did not happen.
     pub fn skipped(reason: &str) -> Report {
         Report {

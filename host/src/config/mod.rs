@@ -5,7 +5,7 @@
 
 mod values;
 
-pub use values::{ByteSize, KeyRegex, MemoryBudget, WritePolicy};
+pub use values::{ByteSize, CronSchedule, KeyRegex, MemoryBudget, WritePolicy};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -33,6 +33,9 @@ pub struct Config {
     /// Job history and the run lock (`[jobs]`).
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// The long-lived service (`preheat serve`, `[serve]`).
+    #[serde(default)]
+    pub serve: ServeConfig,
     /// The plugins, in config order.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
@@ -149,6 +152,41 @@ impl Default for JobsConfig {
     }
 }
 
+/// What `serve` does about scheduled runs whose time passed while it was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MissedRuns {
+    /// Run once at start-up for all fire times missed (not once per missed time).
+    RunOnce,
+    /// Forget them; wait for the next fire time.
+    Skip,
+}
+
+/// `[serve]`: the HTTP API, schedules and dashboard of `preheat serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address to listen on; non-loopback addresses need `token`.
+    pub listen: std::net::SocketAddr,
+    /// Bearer token required by mutating endpoints (or `PREHEAT_API_TOKEN`).
+    pub token: Option<String>,
+    /// Largest request body accepted.
+    pub max_body: ByteSize,
+    /// Scheduled runs missed while the service was down: `run-once` or `skip`.
+    pub missed_runs: MissedRuns,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 7878)),
+            token: None,
+            max_body: ByteSize(1 << 20),
+            missed_runs: MissedRuns::RunOnce,
+        }
+    }
+}
+
 /// Which backend kind to write to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -252,6 +290,16 @@ pub struct PluginConfig {
     /// Free-form settings handed to the plugin as strings.
     #[serde(default)]
     pub settings: BTreeMap<String, toml::Value>,
+    /// When `serve` runs this plugin on its own (cron expression); none = on demand only.
+    #[serde(default)]
+    pub schedule: Option<CronSchedule>,
+    /// A random delay of up to this much before each scheduled run (spreads load across instances).
+    #[serde(default, with = "humantime_serde")]
+    pub schedule_jitter: Option<Duration>,
+    /// Glob patterns (`*` = any run of characters) of keys this plugin can `produce` when
+    /// asked for one it did not list (hot keys found in traffic); default: its key prefixes + `*`.
+    #[serde(default)]
+    pub key_patterns: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -311,6 +359,9 @@ impl PluginConfig {
             rate_limit: 0,
             sources: Vec::new(),
             settings: BTreeMap::new(),
+            schedule: None,
+            schedule_jitter: None,
+            key_patterns: Vec::new(),
         }
     }
 }
@@ -369,6 +420,9 @@ impl Config {
         }
         if let Some(url) = var("PREHEAT_DATABASE_URL") {
             self.jobs.url = Some(url);
+        }
+        if let Some(token) = var("PREHEAT_API_TOKEN").filter(|t| !t.is_empty()) {
+            self.serve.token = Some(token);
         }
         if let Some(dir) = var("PREHEAT_CACHE_DIR") {
             self.run.cache_dir = Some(PathBuf::from(dir));

@@ -194,6 +194,34 @@ impl<'de> Deserialize<'de> for KeyRegex {
     }
 }
 
+/// A cron expression (5 fields, or 6 with seconds first; `@hourly` and friends too).
+#[derive(Debug, Clone)]
+pub struct CronSchedule(pub croner::Cron);
+
+impl CronSchedule {
+    /// Parses a cron expression, saying what is wrong with it.
+    pub fn parse(s: &str) -> Result<CronSchedule, String> {
+        croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build()
+            .parse(s)
+            .map(CronSchedule)
+            .map_err(|e| format!("invalid cron expression {s:?}: {e} (use 5 fields `min hour day month weekday`, e.g. \"*/15 * * * *\", or 6 with seconds first)"))
+    }
+
+    /// The expression as written.
+    pub fn pattern(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl<'de> Deserialize<'de> for CronSchedule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        CronSchedule::parse(&s).map_err(de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +256,13 @@ mod tests {
         );
         assert!(WritePolicy::parse("refresh-if-ttl-below=soon").is_err());
         assert!(WritePolicy::parse("overwrite").unwrap_err().contains("if-missing"));
+    }
+
+    #[test]
+    fn cron_schedules_parse() {
+        assert_eq!(CronSchedule::parse("*/15 * * * *").unwrap().pattern(), "*/15 * * * *");
+        assert!(CronSchedule::parse("*/5 * * * * *").is_ok());
+        assert!(CronSchedule::parse("@hourly").is_ok());
+        assert!(CronSchedule::parse("61 * * * *").unwrap_err().contains("invalid cron expression"));
     }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing preheat needs, when it is missing:
-# the wasm32-wasip2 Rust target, Debian's redis-server and postgresql.
+# the wasm32-wasip2 Rust target, Debian's redis-server, postgresql and chromium.
 # Sourced by demo.sh and test.sh.
 set -euo pipefail
 
@@ -26,6 +26,14 @@ if [ "${PREHEAT_SETUP_POSTGRES:-1}" = 1 ] && ! ls /usr/lib/postgresql/*/bin/init
   echo "preheat setup: installing postgresql (Debian package; tests start their own servers)" >&2
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
+fi
+
+# The dashboard test (tests/e2e/dashboard.rs) drives Debian's headless Chromium
+# from Node (tests/browser/, playwright-core from npm, no browser download).
+if [ "${PREHEAT_SETUP_BROWSER:-1}" = 1 ] && ! [ -x /usr/bin/chromium ]; then
+  echo "preheat setup: installing chromium (Debian package; the dashboard test drives it headless)" >&2
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
 fi
 
 build_wasm() {

@@ -138,7 +138,7 @@ function viewOfRun(run) {
     runId: run.run_id,
     state: run.status === 'stopping' ? 'stopping' : 'running',
     title: `run ${shortId(run.run_id)} · ${(run.plugins || []).join(', ')} · ${run.strategy || ''} · started ${clock(run.started_at)}`,
-    percent: typeof p.percentage === 'number' ? p.percentage : 0,
+    percent: runPercent(run),
     completed: p.completed,
     total: p.total_items,
     totalKnown: p.total_known !== false,
@@ -172,6 +172,9 @@ function viewOfFinished(f) {
     batch: '–',
     eta: `finished ${clock(finishedAt(f))}`,
     perPlugin: plugins,
+    problem: [f.error, ...(f.plugins || []).filter((p) => p.error).map((p) => `${p.name}: ${p.error}`)]
+      .filter(Boolean)
+      .join(' · '),
     errors: (f.errors || []).map((e) => ({
       plugin: e.plugin,
       key: e.key,
@@ -179,6 +182,13 @@ function viewOfFinished(f) {
       retries: Math.max(0, (Number(e.attempts) || 0) - 1),
     })),
   };
+}
+
+// A run's percentage from its counts (the server's is rounded: 99.96 would read 100).
+function runPercent(run) {
+  const p = run.progress || {};
+  if (p.total_items > 0 && typeof p.completed === 'number') return (p.completed / p.total_items) * 100;
+  return typeof p.percentage === 'number' ? p.percentage : 0;
 }
 
 // Active runs, most recently started first.
@@ -201,7 +211,7 @@ function renderStatus() {
   let text;
   if (runs.length) {
     status = runs.every((r) => r.status === 'stopping') ? 'stopping' : 'running';
-    const what = runs.map((r) => `${(r.plugins || []).join(', ')} ${percentText(r.progress?.percentage)}`);
+    const what = runs.map((r) => `${(r.plugins || []).join(', ')} ${percentText(runPercent(r))}`);
     text = `${status} — ${runs.length === 1 ? '1 run' : `${runs.length} runs`}: ${what.join(' · ')}`;
   } else if (state.lastRun) {
     status = 'idle';
@@ -217,7 +227,7 @@ function renderStatus() {
   const node = $('#status');
   node.textContent = text;
   node.dataset.status = status;
-  document.title = runs.length ? `preheat · ${status} ${percentText(runs[0].progress?.percentage)}` : 'preheat · idle';
+  document.title = runs.length ? `preheat · ${status} ${percentText(runPercent(runs[0]))}` : 'preheat · idle';
 }
 
 // ---------------------------------------------------------------------------
@@ -246,6 +256,8 @@ function renderProgress() {
   $('#progress-rate').textContent = typeof view.rate === 'number' ? view.rate.toFixed(1) : '–';
   $('#progress-batch').textContent = view.batch;
   $('#progress-eta').textContent = view.eta;
+  $('#progress-problem').hidden = !view.problem;
+  $('#progress-problem').textContent = view.problem || '';
 
   // Further active runs (different plugins run side by side): one line each.
   const others = activeRuns().slice(1);
@@ -255,7 +267,7 @@ function renderProgress() {
         'li',
         { 'data-run-id': r.run_id },
         `run ${shortId(r.run_id)} · ${(r.plugins || []).join(', ')} · ${r.status} · `,
-        el('strong', {}, percentText(r.progress?.percentage)),
+        el('strong', {}, percentText(runPercent(r))),
         ` (${num(r.progress?.completed)} / ${num(r.progress?.total_items)})`,
       ),
     ),
@@ -401,6 +413,11 @@ async function refreshSchedule() {
     fillTable('#schedule', [], `could not load the schedules: ${error.message}`);
     return;
   }
+  renderSchedule(body);
+}
+
+// Draws GET schedule's answer, or a `schedules` event's data (sent when they change).
+function renderSchedule(body) {
   const rows = (body.schedules || []).map((s) => {
     const cron = s.cron
       ? [el('code', {}, s.cron), s.jitter ? el('small', {}, ` +≤${s.jitter}`) : '']
@@ -421,8 +438,9 @@ async function refreshSchedule() {
     );
   });
   fillTable('#schedule', rows, 'no plugins');
+  if (!body.suggestions) return; // a `schedules` event carries no suggestions: keep the last ones
   $('#schedule-suggestions').replaceChildren(
-    ...(body.suggestions || []).map((s) =>
+    ...body.suggestions.map((s) =>
       el('li', {}, 'suggestion: ', typeof s === 'string' ? s : [s.plugin, s.cron, s.reason].filter(Boolean).join(' · ') || JSON.stringify(s)),
     ),
   );
@@ -468,7 +486,8 @@ function refreshAll() {
 
 // ---------------------------------------------------------------------------
 // Live updates: the SSE stream. `hello` carries the whole status (on every
-// connect and reconnect), `progress` one active run, `run_finished` its end.
+// connect and reconnect), `progress` one active run, `run_finished` its end,
+// `schedules` the schedules after they changed.
 // ---------------------------------------------------------------------------
 function applyStatus(status) {
   let runs = Array.isArray(status.runs) ? status.runs : [];
@@ -538,6 +557,7 @@ function connect() {
   );
   source.addEventListener('progress', handler(onProgress));
   source.addEventListener('run_finished', handler(onFinished));
+  source.addEventListener('schedules', handler(renderSchedule));
 }
 
 // ---------------------------------------------------------------------------

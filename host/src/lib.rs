@@ -4,7 +4,8 @@
 //! [`config`] → [`runtime`] (sandboxed plugins) → [`plan`] (validated,
 //! prioritised keys) → [`exec`] (batches, retries, deadline, budget) →
 //! [`backend`] (write policy, Redis or memory) → [`report`]. [`cli`] is the
-//! `preheat` binary on top.
+//! `preheat` binary on top; [`serve`] is the long-lived service (API, schedules,
+//! metrics, dashboard) and [`watch`] the hot reload.
 
 pub mod backend;
 pub mod cli;
@@ -15,6 +16,8 @@ pub mod jobs;
 pub mod plan;
 pub mod report;
 pub mod runtime;
+pub mod schedule;
+pub mod serve;
 pub mod sources;
 pub mod watch;
 

@@ -63,6 +63,18 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// The long-lived service: HTTP API, schedules, Prometheus metrics and a live dashboard.
+    Serve {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Address to listen on (default: [serve] listen, else 127.0.0.1:7878).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Also hot-reload plugins and the config on change, and re-run what changed.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Recent runs from the job history.
     History {
         /// The config file (names the job store).
@@ -178,6 +190,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::History { config, limit, json } => history::history(&config, limit, json).await,
         Command::Status { config, json } => history::status(&config, json).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Serve { config, listen, watch } => crate::serve::serve(&config, listen, watch)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Watch { config } => crate::watch::watch(&config).await.map(|()| ExitCode::SUCCESS),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args, cli.quiet).await,
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::run(args).await,
@@ -211,7 +226,7 @@ fn finish(report: &Report, path: Option<&Path>) -> Result<()> {
 fn exit_for(report: &Report) -> ExitCode {
     match report.status {
         RunStatus::Completed | RunStatus::Skipped => ExitCode::SUCCESS,
-        RunStatus::Partial | RunStatus::Failed => ExitCode::FAILURE,
+        RunStatus::Partial | RunStatus::Failed | RunStatus::Stopped => ExitCode::FAILURE,
     }
 }
 

@@ -78,6 +78,7 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
             enabled: false,
             ..JobsConfig::default()
         },
+        serve: Default::default(),
         plugins: vec![plugin],
         source: None,
     };

@@ -263,6 +263,8 @@ mod tests {
         assert_eq!(CronSchedule::parse("*/15 * * * *").unwrap().pattern(), "*/15 * * * *");
         assert!(CronSchedule::parse("*/5 * * * * *").is_ok());
         assert!(CronSchedule::parse("@hourly").is_ok());
-        assert!(CronSchedule::parse("61 * * * *").unwrap_err().contains("invalid cron expression"));
+        assert!(CronSchedule::parse("61 * * * *")
+            .unwrap_err()
+            .contains("invalid cron expression"));
     }
 }

@@ -22,12 +22,12 @@ mod tally;
 
 pub use budget::{available_memory, budget_bytes};
 pub use producer::{CallResult, Producer};
-pub use progress::{Progress, ProgressSnapshot};
+pub use progress::{BatchProgress, LiveProgress, Progress, ProgressSnapshot};
 pub use retry::backoff;
 
 use crate::backend::{Backend, Outcome, Write};
 use crate::config::{Config, PluginConfig};
-use crate::plan::{KeyRules, WarmItem, WorkQueue};
+use crate::plan::{KeyFilter, KeyRules, WarmItem, WorkQueue};
 use crate::report::{Counters, Report};
 use crate::runtime::{
     CallError, Cancel, Entry, HostServices, KeySpec, LoadedPlugin, PluginLimits, Priority, RunContext, Runtime,
@@ -65,6 +65,21 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// Run only these plugins (all enabled plugins when absent).
     pub only: Option<Vec<String>>,
+    /// Keep only the enumerated keys this accepts (`warm-pattern`, API filters).
+    pub filter: KeyFilter,
+    /// Warm exactly these keys, as (plugin name, key spec), instead of enumerating
+    /// (`warm-key`, usage-driven warming); only the plugins named here run.
+    pub keys: Option<Vec<(String, KeySpec)>>,
+    /// Cancel to stop the run gracefully: batches in flight finish, the rest is abandoned.
+    pub stop: Cancel,
+    /// Sees calls as they happen (`serve`'s metrics).
+    pub observer: Option<Arc<dyn RunObserver>>,
+}
+
+/// Watches a run's plugin calls as they happen.
+pub trait RunObserver: Send + Sync {
+    /// A `produce` call of `plugin` returned for `keys` keys after `elapsed`.
+    fn produce_call(&self, plugin: &str, keys: usize, elapsed: Duration);
 }
 
 /// A fresh run id: unix seconds in hex and a random suffix.
@@ -85,6 +100,10 @@ impl Default for RunOptions {
             key_limit: None,
             run_id: None,
             only: None,
+            filter: KeyFilter::default(),
+            keys: None,
+            stop: Cancel::default(),
+            observer: None,
         }
     }
 }
@@ -116,8 +135,13 @@ struct Shared {
     config: Config,
     slots: Vec<Slot>,
     queue: WorkQueue,
-    tally: Tally,
+    tally: Arc<Tally>,
+    /// Hard stop (deadline): calls in flight are interrupted.
     cancel: Cancel,
+    /// Graceful stop (on request): calls in flight finish.
+    stop: Cancel,
+    filter: KeyFilter,
+    observer: Option<Arc<dyn RunObserver>>,
     budget: ByteBudget,
     backend: Backend,
     progress: Arc<Progress>,
@@ -213,6 +237,7 @@ impl Warmer {
                 produce_calls: 0,
                 produce_p50_us: None,
                 produce_p99_us: None,
+                produce_total_us: 0,
                 error: Some("not run: the backend is unavailable".into()),
             })
             .collect();
@@ -221,13 +246,25 @@ impl Warmer {
     }
 
     /// Runs every enabled plugin against an already connected backend.
-    pub async fn run_with_backend(&self, backend: Backend, options: RunOptions) -> Report {
+    pub async fn run_with_backend(&self, backend: Backend, mut options: RunOptions) -> Report {
         let started = Instant::now();
         let started_at = SystemTime::now();
         let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
-        let wanted = |p: &&PluginConfig| options.only.as_ref().is_none_or(|only| only.contains(&p.name));
+        let given_keys = options.keys.take();
+        let given_mode = given_keys.is_some();
+        let given = &given_keys;
+        let wanted = |p: &&PluginConfig| {
+            options.only.as_ref().is_none_or(|only| only.contains(&p.name))
+                && given
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|(name, _)| *name == p.name))
+        };
         let configs: Vec<PluginConfig> = self.config.enabled_plugins().filter(wanted).cloned().collect();
-        let tally = Tally::new(configs.iter().map(|c| c.name.clone()).collect(), options.trace);
+        let tally = Arc::new(Tally::new(
+            configs.iter().map(|c| c.name.clone()).collect(),
+            options.trace,
+        ));
+        options.progress.attach(tally.clone());
         let sources = SourceSet::connect(&self.config.sources).await;
         let mut slots = Vec::with_capacity(configs.len());
         for (i, config) in configs.into_iter().enumerate() {
@@ -259,6 +296,9 @@ impl Warmer {
             slots,
             tally,
             cancel: Cancel::default(),
+            stop: options.stop.clone(),
+            filter: options.filter.clone(),
+            observer: options.observer.clone(),
             budget: ByteBudget::new(budget_bytes(run.memory_budget)),
             backend: backend.clone(),
             progress: options.progress.clone(),
@@ -281,13 +321,36 @@ impl Warmer {
             }
         });
 
+        let stopped = Arc::new(AtomicBool::new(false));
+        let stopper = tokio::spawn({
+            let shared = shared.clone();
+            let stopped = stopped.clone();
+            async move {
+                shared.stop.cancelled().await;
+                tracing::warn!("stop requested: batches in flight finish, the rest is abandoned");
+                stopped.store(true, Ordering::SeqCst);
+                for item in shared.queue.close() {
+                    shared.finish(item.plugin, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
+                }
+            }
+        });
+
+        let mut given: Vec<Vec<KeySpec>> = shared.slots.iter().map(|_| Vec::new()).collect();
+        for (name, spec) in given_keys.into_iter().flatten() {
+            if let Some(i) = shared.slots.iter().position(|s| s.config.name == name) {
+                given[i].push(spec);
+            }
+        }
         let mut tasks = Vec::new();
-        let enumerators: Vec<usize> = (0..shared.slots.len())
-            .filter(|&i| shared.slots[i].plugin.is_some())
-            .collect();
-        for &i in &enumerators {
+        for (i, keys) in given.into_iter().enumerate() {
+            if shared.slots[i].plugin.is_none() {
+                continue;
+            }
             shared.queue.add_producer();
-            tasks.push(tokio::spawn(enumerate_plugin(shared.clone(), i)));
+            tasks.push(match given_mode {
+                true => tokio::spawn(feed_keys(shared.clone(), i, keys)),
+                false => tokio::spawn(enumerate_plugin(shared.clone(), i)),
+            });
         }
         let enumeration = async {
             for t in tasks {
@@ -305,6 +368,7 @@ impl Warmer {
             }
         }
         watchdog.abort();
+        stopper.abort();
 
         let (plugins, errors, errors_omitted, keys, calls) = shared.tally.finish();
         let mut totals = Counters::default();
@@ -318,6 +382,7 @@ impl Warmer {
             started_at: humantime::format_rfc3339_millis(started_at).to_string(),
             duration_ms: started.elapsed().as_millis() as u64,
             deadline_hit: deadline_hit.load(Ordering::SeqCst),
+            stopped: stopped.load(Ordering::SeqCst),
             backend: backend.describe(),
             error: None,
             history_error: None,
@@ -381,6 +446,19 @@ impl Slot {
 }
 
 impl Shared {
+    /// Whether the run was stopped (deadline or request): nothing new starts.
+    fn halted(&self) -> bool {
+        self.cancel.is_cancelled() || self.stop.is_cancelled()
+    }
+
+    /// Completes once the run is stopped (deadline or request).
+    async fn halt(&self) {
+        tokio::select! {
+            _ = self.cancel.cancelled() => {}
+            _ = self.stop.cancelled() => {}
+        }
+    }
+
     /// Records a key's final outcome in the tally and the progress counters.
     fn finish(&self, plugin: usize, spec: &KeySpec, outcome: KeyOutcome, detail: KeyDetail) {
         self.finish_key(plugin, &spec.key, spec.priority, outcome, detail);
@@ -423,6 +501,12 @@ impl Shared {
     }
 }
 
+/// Queues the keys a run was given for one plugin (instead of enumerating it).
+async fn feed_keys(shared: Arc<Shared>, p: usize, keys: Vec<KeySpec>) {
+    queue_keys(&shared, p, keys, &mut RecentKeys::new(), &mut 0).await;
+    shared.queue.producer_done();
+}
+
 /// Pages through one plugin's `enumerate`, feeding valid, new keys to the queue
 /// a page at a time (counters and the queue are touched once per page, not per key).
 async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
@@ -431,8 +515,7 @@ async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
     let mut seen = RecentKeys::new();
     let mut cursor: Option<String> = None;
     let mut listed: u64 = 0;
-    let mut limit_reached = false;
-    while !limit_reached && !shared.cancel.is_cancelled() && !slot.disabled.load(Ordering::SeqCst) {
+    while !shared.halted() && !slot.disabled.load(Ordering::SeqCst) {
         let page = match plugin.enumerate(&slot.ctx, cursor.as_deref(), &shared.cancel).await {
             Err(CallError::Cancelled(_)) => break,
             Err(CallError::Failed(msg)) => {
@@ -456,42 +539,7 @@ async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
                 }
             }
         };
-        let (mut new, mut duplicates) = (0u64, 0u64);
-        let mut items = Vec::with_capacity(page.keys.len());
-        let mut invalid = Vec::new();
-        for spec in page.keys {
-            if shared.key_limit.is_some_and(|limit| listed >= limit) {
-                limit_reached = true;
-                break;
-            }
-            if !seen.insert(&spec.key) {
-                duplicates += 1;
-                continue;
-            }
-            listed += 1;
-            new += 1;
-            match slot.rules.check(&spec.key) {
-                Ok(()) => items.push(WarmItem {
-                    plugin: p,
-                    spec,
-                    attempts: 0,
-                }),
-                Err(reason) => invalid.push((spec, reason)),
-            }
-        }
-        shared.tally.add(p, |c| {
-            c.enumerated += new;
-            c.duplicates += duplicates;
-        });
-        shared.progress.add_enumerated(new);
-        for (spec, reason) in invalid {
-            let detail = KeyDetail::error(format!("invalid key: {reason}"), 0);
-            shared.finish(p, &spec, KeyOutcome::Invalid, detail);
-        }
-        for item in shared.queue.push_all(items).await {
-            shared.finish(p, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
-        }
-        if limit_reached {
+        if queue_keys(&shared, p, page.keys, &mut seen, &mut listed).await {
             break;
         }
         match page.cursor {
@@ -504,6 +552,51 @@ async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
         }
     }
     shared.queue.producer_done();
+}
+
+/// Counts, filters, de-duplicates, validates and queues one page of a plugin's
+/// keys; `listed` counts the plugin's keys so far. Returns whether the key limit was reached.
+async fn queue_keys(shared: &Shared, p: usize, keys: Vec<KeySpec>, seen: &mut RecentKeys, listed: &mut u64) -> bool {
+    let slot = &shared.slots[p];
+    let (mut new, mut duplicates, mut limit_reached) = (0u64, 0u64, false);
+    let mut items = Vec::with_capacity(keys.len());
+    let mut invalid = Vec::new();
+    for spec in keys {
+        if shared.key_limit.is_some_and(|limit| *listed >= limit) {
+            limit_reached = true;
+            break;
+        }
+        if !shared.filter.accepts(&spec) {
+            continue;
+        }
+        if !seen.insert(&spec.key) {
+            duplicates += 1;
+            continue;
+        }
+        *listed += 1;
+        new += 1;
+        match slot.rules.check(&spec.key) {
+            Ok(()) => items.push(WarmItem {
+                plugin: p,
+                spec,
+                attempts: 0,
+            }),
+            Err(reason) => invalid.push((spec, reason)),
+        }
+    }
+    shared.tally.add(p, |c| {
+        c.enumerated += new;
+        c.duplicates += duplicates;
+    });
+    shared.progress.add_enumerated(new);
+    for (spec, reason) in invalid {
+        let detail = KeyDetail::error(format!("invalid key: {reason}"), 0);
+        shared.finish(p, &spec, KeyOutcome::Invalid, detail);
+    }
+    for item in shared.queue.push_all(items).await {
+        shared.finish(p, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
+    }
+    limit_reached
 }
 
 /// Takes batches until the run is over.
@@ -537,8 +630,9 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
             }
             shared.budget.reserve(estimate).await
         } => permit,
-        _ = shared.cancel.cancelled() => return shared.finish_all(p, &specs, &attempts, KeyOutcome::Abandoned, ""),
+        _ = shared.halt() => return shared.finish_all(p, &specs, &attempts, KeyOutcome::Abandoned, ""),
     };
+    let _batch = shared.progress.batch_started(specs.len());
 
     let (results, stats) = match plugin.produce(&slot.ctx, &specs, &shared.cancel).await {
         Ok(ok) => ok,
@@ -552,6 +646,9 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
     shared
         .tally
         .call(p, "produce", specs.len(), stats.fuel, stats.elapsed.as_micros() as u64);
+    if let Some(observer) = &shared.observer {
+        observer.produce_call(&slot.config.name, specs.len(), stats.elapsed);
+    }
 
     let max_value = slot.config.max_value_bytes.0;
     let mut writes = Vec::with_capacity(specs.len());
@@ -620,7 +717,7 @@ fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec, attempt: u32, r
         };
         let requeued = tokio::select! {
             _ = tokio::time::sleep(delay) => shared.queue.push_now(item.clone()),
-            _ = shared.cancel.cancelled() => false,
+            _ = shared.halt() => false,
         };
         if !requeued {
             shared.finish(p, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());

@@ -3,10 +3,13 @@
 use crate::plan::priority_name;
 use crate::report::{percentile, CallTrace, Counters, KeyError, KeyTrace, PluginReport};
 use crate::runtime::Priority;
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
 /// Errors kept in the report; the rest are counted.
 const MAX_ERRORS: usize = 100;
+/// Latest errors kept for live views.
+const RECENT_ERRORS: usize = 20;
 /// Keys kept when tracing (`plugin test`).
 const MAX_TRACED_KEYS: usize = 100_000;
 
@@ -46,6 +49,7 @@ pub(crate) struct Tally {
     names: Vec<String>,
     plugins: Vec<Mutex<PluginTally>>,
     errors: Mutex<(Vec<KeyError>, u64)>,
+    recent_errors: Mutex<VecDeque<KeyError>>,
     trace: Option<Mutex<(Vec<KeyTrace>, Vec<CallTrace>)>>,
 }
 
@@ -56,6 +60,7 @@ impl Tally {
             names,
             plugins,
             errors: Mutex::default(),
+            recent_errors: Mutex::default(),
             trace: trace.then(Mutex::default),
         }
     }
@@ -111,14 +116,22 @@ impl Tally {
             .error
             .filter(|_| matches!(outcome, KeyOutcome::Invalid | KeyOutcome::Failed))
         {
+            let error = KeyError {
+                plugin: self.names[plugin].clone(),
+                key: key.to_string(),
+                error,
+                attempts: detail.attempts,
+            };
+            {
+                let mut recent = self.recent_errors.lock().unwrap();
+                if recent.len() == RECENT_ERRORS {
+                    recent.pop_front();
+                }
+                recent.push_back(error.clone());
+            }
             let mut errors = self.errors.lock().unwrap();
             if errors.0.len() < MAX_ERRORS {
-                errors.0.push(KeyError {
-                    plugin: self.names[plugin].clone(),
-                    key: key.to_string(),
-                    error,
-                    attempts: detail.attempts,
-                });
+                errors.0.push(error);
             } else {
                 errors.1 += 1;
             }
@@ -164,6 +177,17 @@ impl Tally {
         self.plugins[plugin].lock().unwrap().error.get_or_insert(error);
     }
 
+    /// Per-plugin counters so far and the latest errors, for live views.
+    pub(crate) fn live(&self) -> (Vec<(String, Counters)>, Vec<KeyError>) {
+        let plugins = self
+            .names
+            .iter()
+            .zip(&self.plugins)
+            .map(|(name, t)| (name.clone(), t.lock().unwrap().counters.clone()))
+            .collect();
+        (plugins, self.recent_errors.lock().unwrap().iter().cloned().collect())
+    }
+
     /// Takes the per-plugin reports, the error list and the traces out of the tally.
     pub(crate) fn finish(&self) -> (Vec<PluginReport>, Vec<KeyError>, u64, Vec<KeyTrace>, Vec<CallTrace>) {
         let reports = self
@@ -175,6 +199,7 @@ impl Tally {
                 PluginReport {
                     name: name.clone(),
                     produce_calls: t.produce_us.len() as u64,
+                    produce_total_us: t.produce_us.iter().sum(),
                     produce_p50_us: percentile(&mut t.produce_us, 0.5),
                     produce_p99_us: percentile(&mut t.produce_us, 0.99),
                     counters: t.counters,

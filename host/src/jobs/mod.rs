@@ -9,6 +9,7 @@
 //! so a crashed run frees it after the lease runs out.
 
 mod recorded;
+mod schedules;
 
 pub use recorded::run_recorded;
 
@@ -384,5 +385,6 @@ pub fn status_name(status: RunStatus) -> &'static str {
         RunStatus::Partial => "partial",
         RunStatus::Failed => "failed",
         RunStatus::Skipped => "skipped",
+        RunStatus::Stopped => "stopped",
     }
 }

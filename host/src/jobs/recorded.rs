@@ -50,16 +50,31 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
         }
     };
 
-    let run_id = new_run_id();
+    let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
     options.run_id = Some(run_id.clone());
     let holder = holder_id(&run_id);
+    let plugins: Vec<String> = config
+        .enabled_plugins()
+        .filter(|p| options.only.as_ref().is_none_or(|only| only.contains(&p.name)))
+        .filter(|p| {
+            options
+                .keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|(name, _)| *name == p.name))
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    // One lock per plugin and target, so runs of different plugins may overlap.
     // The memory backend lives in this process: there is nothing to share, so no lock.
-    let lock_name = match &backend {
-        Backend::Memory(_) => None,
-        other => Some(format!("target {}", other.describe())),
+    let lock_names: Vec<String> = match &backend {
+        Backend::Memory(_) => Vec::new(),
+        other => plugins
+            .iter()
+            .map(|p| format!("target {} plugin {p}", other.describe()))
+            .collect(),
     };
-    if let (Some(store), Some(name)) = (&store, &lock_name) {
-        match acquire(store, name, &holder, config.jobs.lock, config.jobs.lock_wait).await {
+    if let Some(store) = &store {
+        match acquire_all(store, &lock_names, &holder, config.jobs.lock, config.jobs.lock_wait).await {
             Ok(None) => {}
             Ok(Some(reason)) => {
                 tracing::warn!("{reason}");
@@ -78,7 +93,6 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
         }
     }
 
-    let plugins: Vec<String> = config.enabled_plugins().map(|p| p.name.clone()).collect();
     let record = match &store {
         Some(store) => match store.start_run(&run_id, &options.strategy, &plugins).await {
             Ok(record) => Some(record),
@@ -92,8 +106,9 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
     let heartbeat = store.clone().map(|store| {
         let progress = options.progress.clone();
         let record = record.clone();
-        let lock = lock_name.clone().map(|name| (name, holder.clone()));
-        tokio::spawn(async move { beat(store, record, lock, progress).await })
+        let locks = lock_names.clone();
+        let holder = holder.clone();
+        tokio::spawn(async move { beat(store, record, locks, holder, progress).await })
     });
 
     let mut report = warmer.run_with_backend(backend, options).await;
@@ -107,7 +122,7 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
                 note(e, "recording the outcome");
             }
         }
-        if let Some(name) = &lock_name {
+        for name in &lock_names {
             if let Err(e) = store.unlock(name, &holder).await {
                 note(e, "releasing the run lock");
             }
@@ -115,6 +130,29 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
     }
     report.history_error = history_error;
     report
+}
+
+/// Takes every lock in order; `Ok(Some(reason))` when the run must be skipped
+/// (the locks taken so far are released).
+async fn acquire_all(
+    store: &JobStore,
+    names: &[String],
+    holder: &str,
+    policy: LockPolicy,
+    wait: Duration,
+) -> anyhow::Result<Option<String>> {
+    let started = Instant::now();
+    for (i, name) in names.iter().enumerate() {
+        let left = wait.saturating_sub(started.elapsed());
+        let outcome = acquire(store, name, holder, policy, left).await;
+        if !matches!(outcome, Ok(None)) {
+            for taken in &names[..i] {
+                store.unlock(taken, holder).await?;
+            }
+            return outcome;
+        }
+    }
+    Ok(None)
 }
 
 /// Takes the lock; `Ok(Some(reason))` when the run must be skipped.
@@ -147,13 +185,14 @@ async fn acquire(
 async fn beat(
     store: JobStore,
     record: Option<RunRecord>,
-    lock: Option<(String, String)>,
+    locks: Vec<String>,
+    holder: String,
     progress: std::sync::Arc<crate::exec::Progress>,
 ) {
     loop {
         tokio::time::sleep(HEARTBEAT).await;
-        if let Some((name, holder)) = &lock {
-            match store.renew_lock(name, holder).await {
+        for name in &locks {
+            match store.renew_lock(name, &holder).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(lock = %name, "the run lock was lost (lease expired); another run may start")

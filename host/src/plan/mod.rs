@@ -1,11 +1,13 @@
 //! Planning: turning what plugins enumerate into a prioritised stream of work.
 //!
-//! Keys are validated ([`KeyRules`]), de-duplicated, and queued by priority in
+//! Keys are filtered to what the run asked for ([`KeyFilter`]), validated ([`KeyRules`]), de-duplicated, and queued by priority in
 //! the [`WorkQueue`], from which the executor takes per-plugin batches.
 
+mod filter;
 mod queue;
 mod validate;
 
+pub use filter::{parse_priority, KeyFilter, KeyGlob};
 pub use queue::{WarmItem, WorkQueue};
 pub use validate::KeyRules;
 

@@ -19,6 +19,8 @@ pub enum RunStatus {
     Failed,
     /// Warming was switched off (`PREHEAT_SKIP=1` or `enabled = false`).
     Skipped,
+    /// Stopped on request (API `stop`, SIGTERM): batches in flight finished, the rest abandoned.
+    Stopped,
 }
 
 /// Per-key outcome counters. Invariant, per plugin and in total:
@@ -90,6 +92,8 @@ pub struct PluginReport {
     pub produce_p50_us: Option<u64>,
     /// 99th percentile `produce` call time.
     pub produce_p99_us: Option<u64>,
+    /// Total wall time of produce calls, microseconds.
+    pub produce_total_us: u64,
     /// Set when the plugin failed as a whole (would not load, enumerate failed, disabled).
     pub error: Option<String>,
 }
@@ -168,6 +172,8 @@ pub struct Report {
     pub duration_ms: u64,
     /// Whether the global deadline stopped the run.
     pub deadline_hit: bool,
+    /// Whether the run was stopped on request.
+    pub stopped: bool,
     /// The backend written to.
     pub backend: String,
     /// Why the run failed as a whole, or was skipped.
@@ -208,6 +214,7 @@ impl Report {
             started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             duration_ms: 0,
             deadline_hit: false,
+            stopped: false,
             backend: String::new(),
             error: Some(reason.to_string()),
             history_error: None,
@@ -231,8 +238,10 @@ impl Report {
                 .all(|p| p.error.is_some() && p.counters.written + p.counters.skipped_fresh == 0);
         let problems = t.failed + t.invalid + t.abandoned > 0 || plugin_failed || self.deadline_hit;
         let progress = t.written + t.skipped_fresh + t.skipped_by_plugin > 0;
-        self.status = if self.error.is_some() || all_plugins_failed || (problems && !progress) {
+        self.status = if self.error.is_some() || all_plugins_failed || (problems && !progress && !self.stopped) {
             RunStatus::Failed
+        } else if self.stopped {
+            RunStatus::Stopped
         } else if problems {
             RunStatus::Partial
         } else {
@@ -278,6 +287,7 @@ mod tests {
             produce_calls: 0,
             produce_p50_us: None,
             produce_p99_us: None,
+            produce_total_us: 0,
             error: None,
         });
         r.totals = Counters {

@@ -2,7 +2,7 @@
 //! file; on a change (debounced) it compiles the new version off the hot path,
 //! swaps it in only when it loads, and re-runs what changed. A half-written or
 //! broken file never replaces the working version; an invalid config edit keeps
-//! the previous config.
+//! the previous config. `serve --watch` uses the same [`Session`] and [`Changes`].
 
 use crate::backend::Backend;
 use crate::config::Config;
@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use notify::{RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -20,7 +21,7 @@ use tokio::sync::mpsc;
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// An absolute path, without touching the file system beyond the current directory.
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -31,19 +32,19 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// The state of a watch session: the config, the engine and its backend.
-struct Session {
+pub(crate) struct Session {
     config_path: PathBuf,
-    warmer: Warmer,
+    warmer: Arc<Warmer>,
     backend: Backend,
 }
 
 impl Session {
     /// Loads the config, connects the backend and loads every plugin; `previous`
     /// supplies the last good version of a plugin whose file does not load now.
-    async fn start(config_path: &Path, previous: Option<&Session>) -> Result<Session> {
+    pub(crate) async fn start(config_path: &Path, previous: Option<&Session>) -> Result<Session> {
         let config = Config::load(config_path)?;
         let backend = Backend::connect(&config.backend).await?;
-        let warmer = Warmer::new(config)?;
+        let warmer = Arc::new(Warmer::new(config)?);
         let session = Session {
             config_path: absolute(config_path),
             warmer,
@@ -70,8 +71,13 @@ impl Session {
         }
     }
 
+    /// The engine, with the last good version of every plugin installed.
+    pub(crate) fn warmer(&self) -> Arc<Warmer> {
+        self.warmer.clone()
+    }
+
     /// Files to react to: the config and every enabled plugin's component.
-    fn watched_files(&self) -> BTreeSet<PathBuf> {
+    pub(crate) fn watched_files(&self) -> BTreeSet<PathBuf> {
         let mut files: BTreeSet<PathBuf> = self
             .warmer
             .config()
@@ -92,8 +98,9 @@ impl Session {
         eprint!("{}", render_summary(&report));
     }
 
-    /// Applies a batch of changed files; returns what to re-run (`None` = nothing).
-    async fn apply(&mut self, changed: &BTreeSet<PathBuf>, since: Instant) -> Option<Option<Vec<String>>> {
+    /// Applies a batch of changed files; returns what to re-run (`None` = nothing,
+    /// `Some(None)` = everything after a config change, `Some(Some(names))` = those plugins).
+    pub(crate) async fn apply(&mut self, changed: &BTreeSet<PathBuf>, since: Instant) -> Option<Option<Vec<String>>> {
         if changed.contains(&self.config_path) {
             return match Session::start(&self.config_path, Some(self)).await {
                 Ok(session) => {
@@ -137,58 +144,90 @@ impl Session {
     }
 }
 
-/// Watches the directories holding `files` (non-recursively).
-fn watch_dirs(watcher: &mut impl Watcher, files: &BTreeSet<PathBuf>) -> Result<()> {
-    let dirs: BTreeSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();
-    for dir in dirs {
-        watcher
-            .watch(dir, RecursiveMode::NonRecursive)
-            .with_context(|| format!("cannot watch {}", dir.display()))?;
+/// Debounced changes to a set of files.
+pub(crate) struct Changes {
+    watcher: notify::RecommendedWatcher,
+    rx: mpsc::UnboundedReceiver<PathBuf>,
+    files: BTreeSet<PathBuf>,
+}
+
+impl Changes {
+    /// Starts watching the directories holding `files` (non-recursively).
+    pub(crate) fn new(files: BTreeSet<PathBuf>) -> Result<Changes> {
+        let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                if !matches!(event.kind, notify::EventKind::Access(_)) {
+                    for path in event.paths {
+                        let _ = tx.send(path);
+                    }
+                }
+            }
+        })
+        .context("starting the file watcher")?;
+        let mut changes = Changes {
+            watcher,
+            rx,
+            files: BTreeSet::new(),
+        };
+        changes.set_files(files)?;
+        Ok(changes)
     }
-    Ok(())
+
+    /// Watches these files from now on.
+    pub(crate) fn set_files(&mut self, files: BTreeSet<PathBuf>) -> Result<()> {
+        if files == self.files {
+            return Ok(());
+        }
+        let dirs: BTreeSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+        for dir in dirs {
+            self.watcher
+                .watch(dir, RecursiveMode::NonRecursive)
+                .with_context(|| format!("cannot watch {}", dir.display()))?;
+        }
+        self.files = files;
+        Ok(())
+    }
+
+    /// How many files are watched.
+    pub(crate) fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Waits for the next burst of changes to watched files (debounced); returns
+    /// them with the time of the first event. `None` when the watcher stopped.
+    pub(crate) async fn next(&mut self) -> Option<(BTreeSet<PathBuf>, Instant)> {
+        loop {
+            let first = self.rx.recv().await?;
+            let since = Instant::now();
+            let mut changed = BTreeSet::from([first]);
+            while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, self.rx.recv()).await {
+                changed.insert(path);
+            }
+            changed.retain(|p| self.files.contains(p));
+            if !changed.is_empty() {
+                return Some((changed, since));
+            }
+        }
+    }
 }
 
 /// Runs everything once, then reloads and re-runs on every change until Ctrl-C.
 pub async fn watch(config_path: &Path) -> Result<()> {
     let mut session = Session::start(config_path, None).await?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            if !matches!(event.kind, notify::EventKind::Access(_)) {
-                for path in event.paths {
-                    let _ = tx.send(path);
-                }
-            }
-        }
-    })
-    .context("starting the file watcher")?;
-    let mut files = session.watched_files();
-    watch_dirs(&mut watcher, &files)?;
+    let mut changes = Changes::new(session.watched_files())?;
     session.run(None).await;
     tracing::info!(
-        files = files.len(),
+        files = changes.len(),
         "watching the config and plugins for changes (Ctrl-C to stop)"
     );
     loop {
-        let first = tokio::select! {
-            path = rx.recv() => match path { Some(p) => p, None => return Ok(()) },
+        let (changed, since) = tokio::select! {
+            change = changes.next() => match change { Some(c) => c, None => return Ok(()) },
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
-        let since = Instant::now();
-        let mut changed = BTreeSet::from([first]);
-        while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-            changed.insert(path);
-        }
-        changed.retain(|p| files.contains(p));
-        if changed.is_empty() {
-            continue;
-        }
         if let Some(only) = session.apply(&changed, since).await {
-            let now_watched = session.watched_files();
-            if now_watched != files {
-                files = now_watched;
-                watch_dirs(&mut watcher, &files)?;
-            }
+            changes.set_files(session.watched_files())?;
             session.run(only).await;
         }
     }

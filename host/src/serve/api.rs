@@ -1,0 +1,476 @@
+//! The HTTP routes of `serve`: `/cache/warming/*`, `/healthz`, `/metrics`,
+//! `/openapi.json` and the dashboard. Errors are JSON `{"error": "…"}` with a
+//! status that says whose fault it was; mutating routes need the bearer token
+//! when one is configured.
+
+use super::runs::{RunRequest, StartError};
+use super::{Event, Shared};
+use crate::plan::{parse_priority, KeyFilter, KeyGlob};
+use crate::runtime::{KeySpec, Priority};
+use crate::schedule::{ScheduleError, ScheduleUpdate};
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::wrappers::BroadcastStream;
+
+type AppState = State<Arc<Shared>>;
+
+/// An error answer: status + JSON `{"error": message}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> ApiError {
+        let status = match e {
+            StartError::UnknownPlugin(..) => StatusCode::NOT_FOUND,
+            StartError::Busy { .. } => StatusCode::CONFLICT,
+            StartError::NothingToRun => StatusCode::BAD_REQUEST,
+            StartError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+fn bad_request(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+/// Every route, with body limit, auth on mutating routes and request logs.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let max_body = shared.config().serve.max_body.0 as usize;
+    let mutating = Router::new()
+        .route("/cache/warming/start", post(start))
+        .route("/cache/warming/stop", post(stop))
+        .route("/cache/warming/warm-key", post(warm_key))
+        .route("/cache/warming/warm-pattern", post(warm_pattern))
+        .route("/cache/warming/schedule", post(update_schedule))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), require_token));
+    Router::new()
+        .route("/", get(dashboard_page))
+        .route("/dashboard/app.js", get(dashboard_script))
+        .route("/dashboard/style.css", get(dashboard_style))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/cache/warming/status", get(status))
+        .route("/cache/warming/progress", get(progress))
+        .route("/cache/warming/runs", get(runs))
+        .route("/cache/warming/events", get(events))
+        .route("/cache/warming/hot-data", get(hot_data))
+        .route("/cache/warming/stats", get(stats))
+        .route("/cache/warming/schedule", get(schedule))
+        .merge(mutating)
+        .fallback(not_found)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .with_state(shared)
+}
+
+/// Mutating routes need `Authorization: Bearer <token>` when a token is configured.
+async fn require_token(State(shared): AppState, request: Request, next: Next) -> Response {
+    let Some(token) = shared.config().serve.token else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => next.run(request).await,
+        Some(_) => ApiError(StatusCode::UNAUTHORIZED, "wrong bearer token".into()).into_response(),
+        None => ApiError(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint needs `Authorization: Bearer <token>` (the token of [serve] token or PREHEAT_API_TOKEN)"
+                .into(),
+        )
+        .into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parses a JSON body (an empty body is the default value), naming what was wrong.
+fn parse_body<T: DeserializeOwned + Default>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        if !ct.starts_with("application/json") {
+            return Err(ApiError(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content-type {ct:?} is not JSON; send `Content-Type: application/json`"),
+            ));
+        }
+    }
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+}
+
+async fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such endpoint; see GET /openapi.json".into())
+}
+
+async fn dashboard_page() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("dashboard/index.html"),
+    )
+}
+
+async fn dashboard_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("dashboard/app.js"),
+    )
+}
+
+async fn dashboard_style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("dashboard/style.css"),
+    )
+}
+
+async fn healthz(State(shared): AppState) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": shared.started.elapsed().as_secs(),
+        "active_runs": shared.runs.any_active(),
+        "job_store": shared.store.as_ref().map(|s| s.address().to_string()),
+    }))
+}
+
+async fn metrics(State(shared): AppState) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+}
+
+async fn openapi() -> Json<Value> {
+    Json(super::openapi::document())
+}
+
+fn batch_size(shared: &Shared) -> usize {
+    shared.config().run.batch_size.get()
+}
+
+async fn status(State(shared): AppState) -> Json<Value> {
+    Json(shared.runs.status(batch_size(&shared)))
+}
+
+async fn progress(State(shared): AppState) -> Json<Value> {
+    let status = shared.runs.status(batch_size(&shared));
+    let pick = |k: &str| status.get(k).cloned().unwrap_or(Value::Null);
+    Json(json!({
+        "status": pick("status"),
+        "run_id": pick("run_id"),
+        "progress": pick("progress"),
+        "current_batch": pick("current_batch"),
+        "performance": pick("performance"),
+    }))
+}
+
+/// Body of `POST /cache/warming/start`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    /// Plugins to run (default: all enabled).
+    #[serde(default)]
+    plugins: Vec<String>,
+    /// Strategy name (default `on-demand`).
+    strategy: Option<String>,
+    /// Only keys matching this glob.
+    pattern: Option<String>,
+    /// Only keys with one of these tags.
+    #[serde(default)]
+    tags: Vec<String>,
+    /// Only keys at least this urgent.
+    min_priority: Option<String>,
+}
+
+fn filter_of(pattern: Option<&str>, tags: Vec<String>, min_priority: Option<&str>) -> Result<KeyFilter, ApiError> {
+    Ok(KeyFilter {
+        pattern: pattern
+            .map(KeyGlob::new)
+            .transpose()
+            .map_err(|e| bad_request(format!("{e:#}")))?,
+        tags,
+        min_priority: min_priority
+            .map(parse_priority)
+            .transpose()
+            .map_err(|e| bad_request(format!("min_priority: {e:#}")))?,
+    })
+}
+
+async fn start(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let body: StartBody = parse_body(&headers, &body)?;
+    let request = RunRequest {
+        plugins: body.plugins,
+        strategy: body.strategy.unwrap_or_else(|| "on-demand".into()),
+        filter: filter_of(body.pattern.as_deref(), body.tags, body.min_priority.as_deref())?,
+        keys: None,
+    };
+    let (run_id, plugins) = shared.start_run(request)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"run_id": run_id, "plugins": plugins})),
+    )
+        .into_response())
+}
+
+/// Body of `POST /cache/warming/stop`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopBody {
+    /// The run to stop (default: every run).
+    run_id: Option<String>,
+    /// Answer once the runs have ended (default: at once).
+    #[serde(default)]
+    wait: bool,
+}
+
+async fn stop(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let body: StopBody = parse_body(&headers, &body)?;
+    let stopping = shared.runs.stop(body.run_id.as_deref());
+    if stopping.is_empty() {
+        let what = match &body.run_id {
+            Some(id) => format!("run {id} is not in progress"),
+            None => "no run is in progress".into(),
+        };
+        return Err(ApiError(StatusCode::CONFLICT, what));
+    }
+    if body.wait {
+        for id in &stopping {
+            shared.runs.wait(id).await;
+        }
+        let runs: Vec<Value> = stopping.iter().filter_map(|id| shared.runs.finished_run(id)).collect();
+        return Ok(Json(json!({"stopped": stopping, "runs": runs})).into_response());
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"stopping": stopping}))).into_response())
+}
+
+/// A TTL as seconds or a duration string (`"10m"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Ttl {
+    Seconds(u32),
+    Text(String),
+}
+
+/// Body of `POST /cache/warming/warm-key`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WarmKeyBody {
+    plugin: String,
+    key: String,
+    ttl: Option<Ttl>,
+    priority: Option<String>,
+    /// Handed to the plugin's `produce` as the key spec's `arg`.
+    arg: Option<String>,
+}
+
+async fn warm_key(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let body: WarmKeyBody = parse_body(&headers, &body)?;
+    if body.plugin.is_empty() || body.key.is_empty() {
+        return Err(bad_request(
+            "body needs {\"plugin\": \"<name>\", \"key\": \"<key>\"}; optional ttl (seconds or \"10m\"), priority, arg",
+        ));
+    }
+    let ttl_seconds = match body.ttl {
+        None => None,
+        Some(Ttl::Seconds(s)) => Some(s),
+        Some(Ttl::Text(t)) => Some(
+            humantime::parse_duration(&t)
+                .map_err(|e| {
+                    bad_request(format!(
+                        "ttl {t:?} is not a duration ({e}); use seconds or e.g. \"10m\""
+                    ))
+                })?
+                .as_secs()
+                .try_into()
+                .map_err(|_| bad_request(format!("ttl {t:?} is too long")))?,
+        ),
+    };
+    let priority = match body.priority.as_deref() {
+        None => Priority::High,
+        Some(p) => parse_priority(p).map_err(|e| bad_request(format!("priority: {e:#}")))?,
+    };
+    let spec = KeySpec {
+        key: body.key.clone(),
+        priority,
+        ttl_seconds,
+        tags: Vec::new(),
+        arg: body.arg,
+    };
+    let request = RunRequest {
+        plugins: vec![body.plugin.clone()],
+        strategy: "on-demand".into(),
+        filter: KeyFilter::default(),
+        keys: Some(vec![(body.plugin.clone(), spec)]),
+    };
+    let (run_id, _) = shared.start_run(request)?;
+    shared.runs.wait(&run_id).await;
+    let run = shared.runs.finished_run(&run_id).unwrap_or(Value::Null);
+    let totals = &run["totals"];
+    let outcome = [
+        "written",
+        "skipped_fresh",
+        "skipped_by_plugin",
+        "invalid",
+        "failed",
+        "abandoned",
+    ]
+    .into_iter()
+    .find(|k| totals[*k].as_u64().unwrap_or(0) > 0)
+    .unwrap_or("none");
+    let error = run["errors"].get(0).map(|e| e["error"].clone()).unwrap_or(Value::Null);
+    let status = match outcome {
+        "written" | "skipped_fresh" | "skipped_by_plugin" => StatusCode::OK,
+        "invalid" => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    let answer = json!({"run_id": run_id, "plugin": body.plugin, "key": body.key, "outcome": outcome, "error": error, "run": run});
+    Ok((status, Json(answer)).into_response())
+}
+
+/// Body of `POST /cache/warming/warm-pattern`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WarmPatternBody {
+    pattern: String,
+    #[serde(default)]
+    plugins: Vec<String>,
+}
+
+async fn warm_pattern(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let body: WarmPatternBody = parse_body(&headers, &body)?;
+    if body.pattern.is_empty() {
+        return Err(bad_request(
+            "body needs {\"pattern\": \"products/category/*\"}; optional plugins",
+        ));
+    }
+    let request = RunRequest {
+        plugins: body.plugins,
+        strategy: "selective".into(),
+        filter: filter_of(Some(&body.pattern), Vec::new(), None)?,
+        keys: None,
+    };
+    let (run_id, plugins) = shared.start_run(request)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"run_id": run_id, "plugins": plugins, "pattern": body.pattern})),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn runs(State(shared): AppState, Query(q): Query<Limit>) -> Result<Json<Value>, ApiError> {
+    let Some(store) = &shared.store else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no job history: [jobs] enabled = false, or the job store was unreachable at start (see the log)".into(),
+        ));
+    };
+    let rows = store
+        .history(q.limit.unwrap_or(50).min(1000))
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("job history: {e:#}")))?;
+    Ok(Json(json!({ "runs": rows })))
+}
+
+/// Server-Sent Events: `hello` (status) on connect, then `progress`, `run_finished`, `schedules`.
+async fn events(State(shared): AppState) -> impl IntoResponse {
+    let hello = axum::response::sse::Event::default()
+        .event("hello")
+        .json_data(shared.runs.status(batch_size(&shared)))
+        .expect("status serializes");
+    let updates = BroadcastStream::new(shared.events.subscribe()).filter_map(|event| async move {
+        let (name, data) = match event.ok()? {
+            Event::Progress(v) => ("progress", v),
+            Event::RunFinished(v) => ("run_finished", v),
+            Event::Schedules(v) => ("schedules", v),
+        };
+        axum::response::sse::Event::default().event(name).json_data(data).ok()
+    });
+    let shutdown = shared.shutdown.clone();
+    let stream = futures_util::stream::once(async { hello })
+        .chain(updates)
+        .map(Ok::<_, std::convert::Infallible>)
+        .take_until(async move { shutdown.cancelled().await });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+async fn hot_data() -> Json<Value> {
+    Json(json!({
+        "window": null,
+        "keys": [],
+        "reason": "no usage events received yet: send them to POST /cache/warming/events",
+    }))
+}
+
+async fn stats(State(shared): AppState) -> Json<Value> {
+    Json(json!({
+        "effectiveness": {"hit_rate_before": null, "hit_rate_after": null, "improvement": null},
+        "resource_usage": super::resource_usage(&shared),
+        "timing": shared.runs.timing(),
+        "cost_benefit": shared.runs.cost_benefit(),
+    }))
+}
+
+async fn schedule(State(shared): AppState) -> Json<Value> {
+    Json(json!({"schedules": shared.schedules.list(), "suggestions": []}))
+}
+
+async fn update_schedule(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad_request(
+            "body needs {\"plugin\": \"<name>\", \"cron\": \"*/15 * * * *\" | null, \"jitter\": \"30s\", \"enabled\": true}",
+        ));
+    }
+    let update: ScheduleUpdate = parse_body_required(&headers, &body)?;
+    match shared.schedules.update(update).await {
+        Ok(view) => {
+            shared.publish(Event::Schedules(json!({"schedules": shared.schedules.list()})));
+            Ok(Json(json!({ "schedule": view })).into_response())
+        }
+        Err(e @ ScheduleError::UnknownPlugin(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ ScheduleError::Invalid(_)) => Err(bad_request(e.to_string())),
+        Err(e @ ScheduleError::Store(_)) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+    }
+}
+
+/// [`parse_body`] for bodies without a default.
+fn parse_body_required<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+    parse_body::<Option<T>>(headers, body)?.ok_or_else(|| bad_request("the body must be a JSON object, not null"))
+}

@@ -1,0 +1,236 @@
+//! `preheat serve`: the long-lived service. An HTTP API (axum) to start, stop
+//! and watch runs, warm single keys or patterns, read and change schedules;
+//! Prometheus metrics; a live dashboard fed by Server-Sent Events; cron
+//! schedules; graceful shutdown on SIGTERM/SIGINT and config reload on SIGHUP
+//! (and, with `--watch`, hot reload of plugins and config).
+//!
+//! Data flow: requests and schedule fires → [`runs::Runs`] (one run per plugin at a time)
+//! → [`crate::jobs::run_recorded`] → the executor; live [`crate::exec::Progress`] →
+//! status/SSE; finished reports → metrics, history, `run_finished` events.
+
+mod api;
+mod metrics;
+mod openapi;
+mod reload;
+mod runs;
+
+use crate::config::Config;
+use crate::exec::Warmer;
+use crate::jobs::JobStore;
+use crate::runtime::Cancel;
+use crate::schedule::{Fire, Schedules};
+use anyhow::{bail, Context, Result};
+use metrics::Metrics;
+use runs::{RunRequest, Runs, StartError};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::broadcast;
+
+/// How often the SSE stream carries a progress event per active run.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// What the event stream carries.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Live state of one run.
+    Progress(Value),
+    /// A run ended (its report, without per-key traces).
+    RunFinished(Value),
+    /// Schedules changed (updated through the API, or the config was reloaded).
+    Schedules(Value),
+}
+
+/// What every request handler and background task of the service shares.
+pub struct Shared {
+    warmer: RwLock<Arc<Warmer>>,
+    config_path: PathBuf,
+    runs: Runs,
+    metrics: Arc<Metrics>,
+    schedules: Arc<Schedules>,
+    store: Option<JobStore>,
+    events: broadcast::Sender<Event>,
+    started: Instant,
+    shutdown: Cancel,
+}
+
+impl Shared {
+    /// The engine runs start with (replaced on config reload; runs keep theirs).
+    pub fn warmer(&self) -> Arc<Warmer> {
+        self.warmer.read().unwrap().clone()
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Config {
+        self.warmer().config().clone()
+    }
+
+    fn publish(&self, event: Event) {
+        // No subscribers is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Starts a run, logging where it came from.
+    pub fn start_run(self: &Arc<Self>, request: RunRequest) -> Result<(String, Vec<String>), StartError> {
+        self.runs.start(self, request)
+    }
+
+    /// Installs a new config (SIGHUP, `--watch`): later runs and schedules use it.
+    /// A config whose schedules are invalid is rejected and the old one kept.
+    fn install(&self, warmer: Arc<Warmer>) {
+        if let Err(e) = self.schedules.reload(warmer.config()) {
+            tracing::error!("config reload rejected, keeping the previous config: {e}");
+            return;
+        }
+        let listen = warmer.config().serve.listen;
+        if listen != self.config().serve.listen {
+            tracing::warn!(%listen, "[serve] listen changed; it takes effect at the next restart");
+        }
+        *self.warmer.write().unwrap() = warmer;
+        self.publish(Event::Schedules(
+            serde_json::json!({"schedules": self.schedules.list()}),
+        ));
+    }
+}
+
+/// The `resource_usage` section of `GET /cache/warming/stats`: this process's
+/// memory (from /proc) and the memory budget of runs.
+fn resource_usage(shared: &Shared) -> Value {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|k| k * 1024)
+    };
+    serde_json::json!({
+        "rss_bytes": kib("VmRSS:"),
+        "peak_rss_bytes": kib("VmHWM:"),
+        "run_memory_budget_bytes": crate::exec::budget_bytes(shared.config().run.memory_budget),
+        "active_runs": shared.runs.active_views(1).len(),
+        "uptime_seconds": shared.started.elapsed().as_secs(),
+    })
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Runs the service until SIGTERM/SIGINT.
+pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let listen = listen.unwrap_or(config.serve.listen);
+    if config.serve.token.is_none() && !listen.ip().is_loopback() {
+        bail!("refusing to listen on {listen} without an API token: mutating endpoints would be open to the network. Set [serve] token = \"…\" (or PREHEAT_API_TOKEN), or listen on 127.0.0.1");
+    }
+    let store = match config.jobs.enabled {
+        false => None,
+        true => match JobStore::open(&config).await {
+            Ok(store) => Some(store),
+            Err(e) => {
+                tracing::warn!(
+                    "job history unavailable: {e:#}; runs go on without history, schedules are not persisted"
+                );
+                None
+            }
+        },
+    };
+    let schedules = Arc::new(Schedules::load(&config, store.clone()).await?);
+    let metrics = Arc::new(Metrics::new());
+    let warmer = Arc::new(Warmer::new(config)?);
+    let (events, _) = broadcast::channel(256);
+    let shared = Arc::new(Shared {
+        warmer: RwLock::new(warmer),
+        config_path: config_path.to_path_buf(),
+        runs: Runs::new(metrics.clone()),
+        metrics,
+        schedules: schedules.clone(),
+        store,
+        events,
+        started: Instant::now(),
+        shutdown: Cancel::default(),
+    });
+
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen} (is another preheat serve running? pick another port with --listen)")
+    })?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, dashboard = %format!("http://{local}/"), "preheat serve listening");
+
+    let reloader = tokio::spawn(reload::reload_loop(shared.clone(), watch));
+    let ticker = tokio::spawn(progress_ticker(shared.clone()));
+    let scheduler = tokio::spawn(schedules.clone().run(
+        {
+            let shared = shared.clone();
+            move |plugin: String| {
+                let shared = shared.clone();
+                async move { fire(&shared, plugin) }
+            }
+        },
+        shared.shutdown.clone(),
+    ));
+    tokio::spawn(wait_for_shutdown_signal(shared.clone()));
+
+    let app = api::router(shared.clone());
+    let shutdown = shared.shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("HTTP server failed")?;
+    let _ = scheduler.await;
+    shared.runs.shut_down().await;
+    ticker.abort();
+    reloader.abort();
+    tracing::info!("preheat serve stopped");
+    Ok(())
+}
+
+/// A scheduled fire: a proactive run of one plugin, unless it is running already.
+fn fire(shared: &Arc<Shared>, plugin: String) -> Fire {
+    let request = RunRequest {
+        plugins: vec![plugin],
+        strategy: "proactive".into(),
+        ..RunRequest::default()
+    };
+    match shared.start_run(request) {
+        Ok(_) => Fire::Started,
+        Err(StartError::Busy { .. }) => Fire::Busy,
+        Err(e) => Fire::Failed(e.to_string()),
+    }
+}
+
+/// Sends every active run's live state to the event stream twice a second.
+async fn progress_ticker(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    loop {
+        tick.tick().await;
+        if shared.events.receiver_count() == 0 {
+            continue;
+        }
+        let batch_size = shared.config().run.batch_size.get();
+        for view in shared.runs.active_views(batch_size) {
+            shared.publish(Event::Progress(view));
+        }
+    }
+}
+
+/// SIGTERM or SIGINT: stop runs gracefully and end the server.
+async fn wait_for_shutdown_signal(shared: Arc<Shared>) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    shared.runs.shut_down().await;
+    shared.shutdown.cancel();
+}

@@ -24,6 +24,9 @@ const state = {
   latestHistoryRun: null, // newest whole-run row of GET runs (the last run of an earlier process)
 };
 
+// Extra history refreshes while the job store catches up with a finished run.
+let historyRetries = 0;
+
 // keys/s: keys completed per time bucket, and each run's last progress sample.
 const rate = {
   buckets: new Map(), // bucket index (time / RATE_BUCKET_MS) → keys completed in it
@@ -400,6 +403,15 @@ async function refreshHistory() {
   });
   fillTable('#history', tableRows, 'no runs recorded yet');
   renderStatus();
+  // The job store may record a run's end a moment after its run_finished
+  // event: look again shortly while a finished run still reads as running.
+  const lagging = runs.filter((row) => row.status === 'running' && state.finished.has(row.run_id));
+  if (lagging.length && historyRetries < 20) {
+    historyRetries += 1;
+    setTimeout(refreshHistory, 500);
+  } else if (!lagging.length) {
+    historyRetries = 0;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -563,7 +575,8 @@ function connect() {
 // ---------------------------------------------------------------------------
 // Start: the status once (the page is useful even before the stream opens),
 // the stream, a ticker for the chart and countdowns, and a slow refresh of
-// what changes without events (schedules fire, hot keys move).
+// what changes without events (schedules fire, hot keys move, other
+// processes record runs).
 // ---------------------------------------------------------------------------
 function tick() {
   drawChart();
@@ -578,8 +591,5 @@ document.addEventListener('DOMContentLoaded', () => {
   refreshAll();
   tick();
   setInterval(tick, 1000);
-  setInterval(() => {
-    refreshSchedule();
-    refreshHotData();
-  }, SLOW_REFRESH_MS);
+  setInterval(refreshAll, SLOW_REFRESH_MS);
 });

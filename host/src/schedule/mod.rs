@@ -215,12 +215,6 @@ struct Entry {
     due: Option<DateTime<Utc>>,
 }
 
-/// A validated change, persisted before it applies.
-enum Change {
-    Set(Setting),
-    Reset,
-}
-
 struct State {
     missed_runs: MissedRuns,
     /// The enabled plugins, config order.
@@ -355,8 +349,9 @@ impl State {
         Err(ScheduleError::UnknownPlugin(message))
     }
 
-    /// Validates `update` against the schedule in force.
-    fn plan(&self, update: &ScheduleUpdate, now: DateTime<Utc>) -> Result<Change, ScheduleError> {
+    /// Validates `update` against the schedule in force: the new override, or
+    /// `None` to drop it (`reset`).
+    fn plan(&self, update: &ScheduleUpdate, now: DateTime<Utc>) -> Result<Option<Setting>, ScheduleError> {
         let entry = self.entry(&update.plugin)?;
         let at = format!("schedule for plugin {:?}", update.plugin);
         let invalid = |why: String| ScheduleError::Invalid(format!("{at}: {why}"));
@@ -365,7 +360,7 @@ impl State {
             if !nothing_else {
                 return Err(invalid("`reset: true` drops the API override and goes back to the config's schedule; send it without `cron`, `jitter` and `enabled`".into()));
             }
-            return Ok(Change::Reset);
+            return Ok(None);
         }
         if nothing_else {
             return Err(invalid("nothing to change: give `cron` (a cron expression, or null to remove the schedule), `jitter`, `enabled`, or `reset: true`".into()));
@@ -391,18 +386,25 @@ impl State {
         if let Some(cron) = &cron {
             check_timing(cron, jitter, "jitter", now).map_err(invalid)?;
         }
-        Ok(Change::Set(Setting {
+        Ok(Some(Setting {
             cron,
             jitter,
             enabled: update.enabled.unwrap_or(base.enabled),
         }))
     }
 
-    /// Applies a planned change; `None` when the plugin left the config meanwhile.
-    fn apply(&mut self, plugin: &str, change: Change, now: DateTime<Utc>, rng: &mut impl Rng) -> Option<ScheduleView> {
+    /// Sets (or drops, with `None`) a plugin's override; `None` when the plugin
+    /// left the config meanwhile.
+    fn apply(
+        &mut self,
+        plugin: &str,
+        change: Option<Setting>,
+        now: DateTime<Utc>,
+        rng: &mut impl Rng,
+    ) -> Option<ScheduleView> {
         match change {
-            Change::Set(setting) => self.overrides.insert(plugin.to_string(), setting),
-            Change::Reset => self.overrides.remove(plugin),
+            Some(setting) => self.overrides.insert(plugin.to_string(), setting),
+            None => self.overrides.remove(plugin),
         };
         let index = self.entries.iter().position(|e| e.plugin == plugin)?;
         let due = effective(&self.overrides, &self.entries[index]).0.due(now, rng);
@@ -558,8 +560,8 @@ impl Schedules {
         let change = self.state().plan(&update, Utc::now())?;
         let plugin = update.plugin.as_str();
         match (&self.store, &change) {
-            (Some(store), Change::Set(setting)) => store.save_schedule(&setting.stored(plugin)).await,
-            (Some(store), Change::Reset) => {
+            (Some(store), Some(setting)) => store.save_schedule(&setting.stored(plugin)).await,
+            (Some(store), None) => {
                 let reset = StoredSchedule {
                     plugin: plugin.to_string(),
                     cron: None,

@@ -22,6 +22,7 @@ const state = {
   finished: new Set(), // run ids seen in run_finished: late progress events for them are ignored
   lastRun: null, // FINISHED of the most recent run, from the stream or the status
   latestHistoryRun: null, // newest whole-run row of GET runs (the last run of an earlier process)
+  pluginsOf: new Map(), // run_id → plugin names, from events (for history rows without per-plugin rows)
 };
 
 // Extra history refreshes while the job store catches up with a finished run.
@@ -76,8 +77,10 @@ function duration(ms) {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
   const s = Math.round(ms / 1000);
-  const h = Math.floor(s / 3600);
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
   const m = Math.floor((s % 3600) / 60);
+  if (d) return `${d}d ${h}h`;
   return h ? `${h}h ${pad(m)}m` : `${m}m ${pad(s % 60)}s`;
 }
 
@@ -86,7 +89,8 @@ function relative(iso) {
   const d = toDate(iso);
   if (!d) return '';
   const ms = d.getTime() - Date.now();
-  const text = duration(Math.abs(ms) < 1000 ? 0 : Math.abs(Math.round(ms / 1000) * 1000));
+  if (Math.abs(ms) < 1000) return 'now';
+  const text = duration(Math.abs(Math.round(ms / 1000) * 1000));
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
@@ -256,6 +260,7 @@ function renderProgress() {
   $('#progress-counts').textContent = `${num(view.completed)} / ${view.totalKnown ? '' : '≥'}${num(view.total)}`;
   $('#progress-success').textContent = num(view.success);
   $('#progress-failed').textContent = num(view.failed);
+  $('#progress-failed').classList.toggle('bad', view.failed > 0);
   $('#progress-rate').textContent = typeof view.rate === 'number' ? view.rate.toFixed(1) : '–';
   $('#progress-batch').textContent = view.batch;
   $('#progress-eta').textContent = view.eta;
@@ -372,11 +377,13 @@ async function refreshHistory() {
     fillTable('#history', [], `could not load the run history: ${error.message}`);
     return;
   }
+  // Plugin names: from per-plugin rows when the history has them, else from the events.
   const pluginsOf = new Map();
   for (const row of rows) {
     if (row.job_type === 'run') continue;
     pluginsOf.set(row.run_id, [...(pluginsOf.get(row.run_id) || []), row.job_type]);
   }
+  for (const [runId, names] of state.pluginsOf) if (!pluginsOf.has(runId)) pluginsOf.set(runId, names);
   const runs = rows.filter((row) => row.job_type === 'run').slice(0, MAX_HISTORY_RUNS);
   state.latestHistoryRun = runs.find((row) => row.completed_at) || null;
   const tableRows = runs.map((row) => {
@@ -398,7 +405,7 @@ async function refreshHistory() {
       el('td', { class: 'num' }, row.completed_at ? duration(took) : 'running…'),
       numCell(m.enumerated),
       numCell(m.written),
-      numCell(sumOf(m, ['failed', 'invalid']), true),
+      numCell('failed' in m || 'invalid' in m ? sumOf(m, ['failed', 'invalid']) : null, true),
     );
   });
   fillTable('#history', tableRows, 'no runs recorded yet');
@@ -436,9 +443,15 @@ function renderSchedule(body) {
       : [el('span', { class: 'muted' }, 'on demand')];
     return el(
       'tr',
-      { 'data-plugin': s.plugin, class: s.enabled === false ? 'disabled' : null, title: s.description },
+      { 'data-plugin': s.plugin, class: s.enabled === false ? 'disabled' : null },
       el('td', {}, s.plugin, s.source === 'api' ? el('small', { class: 'tag' }, 'api') : ''),
-      el('td', {}, ...cron, s.enabled === false ? el('small', {}, ' (disabled)') : ''),
+      el(
+        'td',
+        {},
+        ...cron,
+        s.enabled === false ? el('small', {}, ' (disabled)') : '',
+        s.description ? el('div', { class: 'muted small' }, s.description) : '',
+      ),
       el(
         'td',
         { class: 'next-fire', 'data-next-fire': s.next_fire },
@@ -506,6 +519,8 @@ function applyStatus(status) {
   if (!runs.length && status.run_id && status.status !== 'idle') runs = [status];
   state.active = new Map(runs.filter((r) => !state.finished.has(r.run_id)).map((r) => [r.run_id, r]));
   if (status.last_run && isLater(status.last_run, state.lastRun)) state.lastRun = status.last_run;
+  for (const run of runs) state.pluginsOf.set(run.run_id, run.plugins || []);
+  if (status.last_run) state.pluginsOf.set(status.last_run.run_id, (status.last_run.plugins || []).map((p) => p.name));
   for (const run of runs) recordCompleted(run.run_id, run.progress?.completed ?? 0);
   render();
 }
@@ -513,6 +528,7 @@ function applyStatus(status) {
 function onProgress(run) {
   if (!run || !run.run_id || state.finished.has(run.run_id)) return;
   const isNew = !state.active.has(run.run_id);
+  state.pluginsOf.set(run.run_id, run.plugins || []);
   recordCompleted(run.run_id, run.progress?.completed ?? 0);
   state.active.set(run.run_id, run);
   render();
@@ -523,6 +539,7 @@ function onProgress(run) {
 function onFinished(finished) {
   state.finished.add(finished.run_id);
   state.active.delete(finished.run_id);
+  state.pluginsOf.set(finished.run_id, (finished.plugins || []).map((p) => p.name));
   if (rate.last.has(finished.run_id)) recordCompleted(finished.run_id, sumOf(finished.totals, OUTCOMES));
   rate.last.delete(finished.run_id);
   state.lastRun = finished;

@@ -424,11 +424,12 @@ fn due_plugins_fire_in_turn_and_get_their_next_fire_time() {
 #[tokio::test]
 async fn overrides_and_fire_times_persist_in_a_sqlite_job_store() {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[jobs]\nurl = \"sqlite://{}\"\n{PLUGINS}",
-        dir.path().join("jobs.db").display()
-    );
-    let config = config(&text);
+    assert_persists(&format!("sqlite://{}", dir.path().join("jobs.db").display())).await;
+}
+
+/// Changes survive a restart over the job store at `url` (an empty one).
+async fn assert_persists(url: &str) {
+    let config = config(&format!("[jobs]\nurl = \"{url}\"\n{PLUGINS}"));
     let store = JobStore::open(&config).await.unwrap();
 
     let schedules = Schedules::load(&config, Some(store.clone())).await.unwrap();

@@ -11,92 +11,14 @@
 
 use crate::support::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 const TOKEN: &str = "dashboard-test-token";
 /// Keys of the run and the plugin's rate limit: the run lasts a few seconds,
 /// long enough for the page to show it in progress.
 const KEYS: u64 = 12_000;
 const RATE_LIMIT: u64 = 2_000;
-
-/// A `preheat serve` child process; killed on drop, also when the test panics.
-struct Serve {
-    child: Child,
-    log: PathBuf,
-    base: String,
-}
-
-impl Serve {
-    fn start(ws: &Workspace, config: &Path) -> Serve {
-        let port = free_port();
-        let log = ws.dir.path().join("serve.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_preheat"))
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env_remove("PREHEAT_REDIS_URL")
-            .env_remove("PREHEAT_DATABASE_URL")
-            .env_remove("PREHEAT_API_TOKEN")
-            .env("XDG_STATE_HOME", ws.dir.path())
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("starting preheat serve");
-        Serve {
-            child,
-            log,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// GET `path` as JSON, with the HTTP status.
-    fn get(&self, path: &str) -> Result<(u16, Value), String> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut response = agent
-            .get(format!("{}{path}", self.base))
-            .call()
-            .map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
-        Ok((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
-    }
-
-    /// Waits until `GET /healthz` answers 200.
-    fn wait_healthy(&mut self) {
-        let started = Instant::now();
-        loop {
-            if let Ok((200, _)) = self.get("/healthz") {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("preheat serve exited ({status}) before it was healthy:\n{}", self.log());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "preheat serve did not answer GET /healthz with 200 within 30 s:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `npm ci` in tests/browser, unless node_modules already matches package-lock.json.
 fn npm_ci(dir: &Path) {
@@ -150,8 +72,7 @@ value_size = "64"
         url = redis.url(),
         path = plugin("synthetic").display().to_string(),
     ));
-    let mut serve = Serve::start(&ws, &config);
-    serve.wait_healthy();
+    let serve = ServeProcess::start(&ws, &config, &[]);
 
     let browser = repo().join("tests/browser");
     npm_ci(&browser);
@@ -182,7 +103,7 @@ value_size = "64"
     // What the page showed is what happened: the run is in the job history as
     // completed, and every key is in Redis.
     let run_id = result["run_id"].as_str().unwrap();
-    let (status, runs) = serve.get("/cache/warming/runs?limit=20").unwrap();
+    let (status, runs) = serve.get("/cache/warming/runs?limit=20");
     assert_eq!(status, 200, "{runs}");
     let row = runs["runs"]
         .as_array()

@@ -4,9 +4,11 @@
 
 mod bench_smoke;
 mod cli;
+mod dashboard;
 mod data;
 mod guests;
 mod sandbox;
+mod serve;
 mod support;
 mod warming;
 mod watch;

@@ -321,6 +321,17 @@ pub fn preheat(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
     Run { output, report }
 }
 
+/// Runs `preheat <args>` without a report, with the workspace's job history.
+pub fn preheat_in(ws: &Workspace, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_preheat"))
+        .args(args)
+        .env_remove("PREHEAT_REDIS_URL")
+        .env_remove("PREHEAT_DATABASE_URL")
+        .env("XDG_STATE_HOME", ws.dir.path())
+        .output()
+        .expect("running preheat")
+}
+
 /// Runs `preheat <args>` without a report.
 pub fn preheat_plain(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_preheat"))
@@ -496,4 +507,161 @@ pub fn sql(url: &str, statements: &[&str]) -> Vec<Vec<Option<String>>> {
         }
         last
     })
+}
+
+/// Polls `ok` every 25 ms until it holds; panics naming `what` after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ok() {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A `preheat serve` child process on a free loopback port, killed on drop
+/// (also when the test panics).
+pub struct ServeProcess {
+    child: Child,
+    log: PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Bearer token sent with POSTs, when set.
+    pub token: Option<String>,
+}
+
+impl ServeProcess {
+    /// Starts `preheat serve --config CONFIG [extra args]` and waits until `/healthz` answers.
+    pub fn start(ws: &Workspace, config: &Path, extra: &[&str]) -> ServeProcess {
+        let port = free_port();
+        let log = ws.dir.path().join(format!("serve-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_preheat"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env_remove("PREHEAT_REDIS_URL")
+            .env_remove("PREHEAT_DATABASE_URL")
+            .env_remove("PREHEAT_API_TOKEN")
+            .env("XDG_STATE_HOME", ws.dir.path())
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting preheat serve");
+        let mut serve = ServeProcess {
+            child,
+            log,
+            base: format!("http://127.0.0.1:{port}"),
+            token: None,
+        };
+        serve.wait_healthy();
+        serve
+    }
+
+    /// Everything serve logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+
+    fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<(u16, Value), String> {
+        let mut response = result.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+        Ok((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
+    }
+
+    /// GET `path`: status and JSON body (a string when not JSON).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        Self::answer(Self::agent().get(format!("{}{path}", self.base)).call())
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log()))
+    }
+
+    /// GET `path` as text.
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let (status, body) = self.get(path);
+        match body {
+            Value::String(s) => (status, s),
+            other => (status, other.to_string()),
+        }
+    }
+
+    /// POST a raw body (JSON content type) with the bearer token when set.
+    pub fn post_raw(&self, path: &str, body: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = Self::agent()
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", &format!("Bearer {token}"));
+        }
+        Self::answer(request.send(body)).unwrap_or_else(|e| panic!("POST {path}: {e}\n{}", self.log()))
+    }
+
+    /// POST JSON with the configured token.
+    pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post_raw(path, &body.to_string(), self.token.as_deref())
+    }
+
+    /// Waits until no run is active and returns the status document.
+    pub fn wait_idle(&self) -> Value {
+        let mut status = Value::Null;
+        wait_for("serve to be idle", Duration::from_secs(60), || {
+            status = self.get("/cache/warming/status").1;
+            status["status"] == "idle"
+        });
+        status
+    }
+
+    fn wait_healthy(&mut self) {
+        let started = Instant::now();
+        loop {
+            if let Ok((200, _)) = Self::answer(Self::agent().get(format!("{}/healthz", self.base)).call()) {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("preheat serve exited ({status}) before it was healthy:\n{}", self.log());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "preheat serve did not answer GET /healthz within 60 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a signal (`TERM`, `HUP`, …) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let mut code = None;
+        wait_for("serve to exit", Duration::from_secs(60), || {
+            code = self.child.try_wait().unwrap().map(|s| s.code().unwrap_or(-1));
+            code.is_some()
+        });
+        code
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

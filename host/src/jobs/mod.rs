@@ -52,7 +52,7 @@ pub struct JobRow {
     pub job_type: String,
     /// Strategy name.
     pub strategy: String,
-    /// pending | running | completed | partial | failed | skipped.
+    /// pending | running | completed | partial | failed | skipped | stopped.
     pub status: String,
     /// Counters (and progress while running).
     pub metadata: serde_json::Value,

@@ -455,7 +455,7 @@ async fn schedule(State(shared): AppState) -> Json<Value> {
 async fn update_schedule(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(bad_request(
-            "body needs {\"plugin\": \"<name>\", \"cron\": \"*/15 * * * *\" | null, \"jitter\": \"30s\", \"enabled\": true}",
+            "body needs {\"plugin\": \"<name>\"} and any of \"cron\": \"*/15 * * * *\" (null removes), \"jitter\": \"30s\", \"enabled\": true, or \"reset\": true alone",
         ));
     }
     let update: ScheduleUpdate = parse_body_required(&headers, &body)?;

@@ -77,8 +77,8 @@ pub fn document() -> Value {
                 "post": op(
                     "Change a plugin's schedule at run time (validated, persisted in the job store)",
                     true,
-                    Some(obj(json!({"plugin": string, "cron": {"type": ["string", "null"]}, "jitter": {"type": ["string", "null"]}, "enabled": {"type": "boolean"}}), &["plugin"])),
-                    &[("200", "{schedule}"), ("404", "unknown plugin"), ("503", "the job store failed")],
+                    Some(obj(json!({"plugin": string, "cron": {"type": ["string", "null"], "description": "absent keeps, null removes"}, "jitter": {"type": ["string", "null"], "description": "absent keeps, null or \"0s\" removes"}, "enabled": {"type": "boolean"}, "reset": {"type": "boolean", "description": "drop the API override and go back to the config (sent alone)"}}), &["plugin"])),
+                    &[("200", "{schedule} (schedule.persisted = false when there is no job store)"), ("404", "unknown plugin"), ("503", "the job store failed")],
                 ),
             },
             "/cache/warming/stats": { "get": op("Effectiveness, resource usage, timing and cost-benefit; null where not measured", false, None, &[("200", "stats")]) },

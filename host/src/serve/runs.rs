@@ -317,7 +317,8 @@ impl ActiveRun {
                     0.0
                 }
             }
-            (_, total) => (c.finished as f64 * 1000.0 / total as f64).round() / 10.0,
+            // Floor, so a run still going never shows 100%.
+            (_, total) => (c.finished as f64 * 1000.0 / total as f64).floor() / 10.0,
         };
         let secs = live.elapsed.as_secs_f64();
         let rate = if secs > 0.0 { c.finished as f64 / secs } else { 0.0 };

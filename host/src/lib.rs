@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod serve;
 pub mod sources;
+pub mod usage;
 pub mod watch;
 
 pub use config::Config;

@@ -10,5 +10,6 @@ mod guests;
 mod sandbox;
 mod serve;
 mod support;
+mod usage_warming;
 mod warming;
 mod watch;

@@ -125,6 +125,22 @@ impl RedisBackend {
             .map_err(|e| self.error("read", e))
     }
 
+    /// The server's `keyspace_hits` and `keyspace_misses` (`INFO stats`).
+    pub async fn keyspace_stats(&self) -> Result<(u64, u64), BackendError> {
+        let mut conn = self.conn.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("INFO", e))?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((field("keyspace_hits"), field("keyspace_misses")))
+    }
+
     fn error(&self, what: &str, e: redis::RedisError) -> BackendError {
         let transient = !matches!(e.retry_method(), RetryMethod::NoRetry) || e.is_timeout() || e.is_io_error();
         BackendError {

@@ -6,6 +6,7 @@ mod plugin_inspect;
 mod plugin_new;
 mod plugin_test;
 mod progress;
+mod usage;
 
 use crate::config::Config;
 use crate::exec::{RunOptions, Warmer};
@@ -75,6 +76,10 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// The hottest keys and trends from the usage state `serve` saves.
+    HotData(usage::HotDataArgs),
+    /// Hit rate before/after runs and cost-benefit, from the usage state `serve` saves.
+    Stats(usage::StatsArgs),
     /// Recent runs from the job history.
     History {
         /// The config file (names the job store).
@@ -193,6 +198,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Serve { config, listen, watch } => crate::serve::serve(&config, listen, watch)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::HotData(args) => usage::hot_data(args),
+        Command::Stats(args) => usage::stats(args),
         Command::Watch { config } => crate::watch::watch(&config).await.map(|()| ExitCode::SUCCESS),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args, cli.quiet).await,
         Command::Plugin(PluginCommand::Inspect(args)) => plugin_inspect::run(args).await,

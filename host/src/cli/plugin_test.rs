@@ -79,6 +79,7 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
             ..JobsConfig::default()
         },
         serve: Default::default(),
+        usage: Default::default(),
         plugins: vec![plugin],
         source: None,
     };

@@ -3,8 +3,10 @@
 //! Every field is documented in `config/preheat.example.toml`. Unknown fields
 //! and bad values are rejected by the parser with the file, line and column.
 
+mod usage;
 mod values;
 
+pub use usage::{KeyspaceConfig, PredictiveConfig, ReactiveConfig, StreamConfig, UsageConfig};
 pub use values::{ByteSize, CronSchedule, KeyRegex, MemoryBudget, WritePolicy};
 
 use anyhow::{bail, Context, Result};
@@ -36,6 +38,9 @@ pub struct Config {
     /// The long-lived service (`preheat serve`, `[serve]`).
     #[serde(default)]
     pub serve: ServeConfig,
+    /// Usage intelligence (`[usage]`): access events, hot keys, reactive and predictive warming.
+    #[serde(default)]
+    pub usage: UsageConfig,
     /// The plugins, in config order.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
@@ -404,6 +409,11 @@ impl Config {
         if let Some(url) = &config.jobs.url {
             config.jobs.url = Some(anchor_sqlite_url(url, base));
         }
+        if let Some(file) = &mut config.usage.state_file {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
         config.source = Some(path.to_path_buf());
         Ok(config)
     }
@@ -454,6 +464,27 @@ impl Config {
                 self.backend.table
             );
         }
+        self.usage
+            .tracker
+            .validate()
+            .with_context(|| format!("{file}: [usage.tracker]"))?;
+        let reactive_window = self.usage.reactive.window.as_millis() as u64;
+        if self.usage.reactive.enabled
+            && !self
+                .usage
+                .tracker
+                .windows
+                .iter()
+                .any(|w| w.length_ms == reactive_window)
+        {
+            bail!("{file}: [usage.reactive] window = {:?} is not one of the tracker's windows ([usage.tracker] windows); use one of {:?} ms", self.usage.reactive.window, self.usage.tracker.windows.iter().map(|w| w.length_ms).collect::<Vec<_>>());
+        }
+        if self.usage.stream.as_ref().is_some_and(|s| s.url.is_none()) && self.backend.kind != BackendKind::Redis {
+            bail!("{file}: [usage.stream] needs `url = \"redis://…\"` when the backend is not Redis");
+        }
+        if self.usage.keyspace.enabled && self.backend.kind != BackendKind::Redis {
+            bail!("{file}: [usage.keyspace] enabled = true needs a Redis backend");
+        }
         let mut names = std::collections::HashSet::new();
         for (i, plugin) in self.plugins.iter().enumerate() {
             let at = format!("{file}: [[plugins]] #{} (`{}`)", i + 1, plugin.name);
@@ -474,6 +505,13 @@ impl Config {
             }
             if plugin.fuel_per_call == 0 {
                 bail!("{at}: fuel_per_call must be above 0");
+            }
+            if let Some(bad) = plugin
+                .key_patterns
+                .iter()
+                .find(|p| crate::plan::KeyGlob::new(p).is_err())
+            {
+                bail!("{at}: key_patterns: {:#}", crate::plan::KeyGlob::new(bad).unwrap_err());
             }
             if let Some(unknown) = plugin.sources.iter().find(|s| !self.sources.contains_key(*s)) {
                 bail!(

@@ -60,6 +60,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/cache/warming/warm-key", post(warm_key))
         .route("/cache/warming/warm-pattern", post(warm_pattern))
         .route("/cache/warming/schedule", post(update_schedule))
+        .route("/cache/warming/events", post(ingest_events))
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_token));
     Router::new()
         .route("/", get(dashboard_page))
@@ -431,25 +432,138 @@ async fn events(State(shared): AppState) -> impl IntoResponse {
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-async fn hot_data() -> Json<Value> {
-    Json(json!({
-        "window": null,
-        "keys": [],
-        "reason": "no usage events received yet: send them to POST /cache/warming/events",
-    }))
+/// One access event as posted: `ts_ms` defaults to now.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventIn {
+    key: String,
+    hit: Value,
+    ts_ms: Option<u64>,
+    latency_ms: Option<f64>,
+}
+
+/// `POST /cache/warming/events`: a JSON array of events, or `{"events": [...]}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum EventsBody {
+    List(Vec<EventIn>),
+    Wrapped { events: Vec<EventIn> },
+}
+
+impl Default for EventsBody {
+    fn default() -> Self {
+        EventsBody::List(Vec::new())
+    }
+}
+
+async fn ingest_events(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let Some(usage) = &shared.usage else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "usage tracking is off ([usage] enabled = false)".into(),
+        ));
+    };
+    let body: EventsBody = parse_body(&headers, &body).map_err(|ApiError(code, msg)| {
+        ApiError(code, format!("{msg}; expected [{{\"key\": \"…\", \"hit\": true|false|1|0, \"ts_ms\": 1700000000000, \"latency_ms\": 12.5}}, …] or {{\"events\": [...]}}"))
+    })?;
+    let (EventsBody::List(events) | EventsBody::Wrapped { events }) = body;
+    let now = crate::usage::now_ms();
+    let mut accepted = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        let hit = match &e.hit {
+            Value::Bool(b) => *b,
+            Value::Number(n) if n.as_u64() == Some(1) => true,
+            Value::Number(n) if n.as_u64() == Some(0) => false,
+            other => {
+                return Err(bad_request(format!(
+                    "events[{i}].hit must be true, false, 1 or 0, got {other}"
+                )))
+            }
+        };
+        if e.key.is_empty() || e.key.len() > 1024 {
+            return Err(bad_request(format!("events[{i}].key must be 1 to 1024 bytes long")));
+        }
+        accepted.push(preheat_usage::AccessEvent {
+            ts_ms: e.ts_ms.unwrap_or(now),
+            key: e.key,
+            hit,
+            latency_ms: e.latency_ms,
+        });
+    }
+    usage.ingest(&accepted);
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": accepted.len()}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct HotQuery {
+    window: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn hot_data(State(shared): AppState, Query(q): Query<HotQuery>) -> Result<Json<Value>, ApiError> {
+    let Some(usage) = &shared.usage else {
+        return Ok(Json(
+            json!({"window": null, "keys": [], "reason": "usage tracking is off ([usage] enabled = false)"}),
+        ));
+    };
+    let window = match q.window.as_deref() {
+        None => Duration::from_secs(3600),
+        Some(w) => humantime::parse_duration(w).map_err(|e| bad_request(format!("window {w:?}: {e} (e.g. \"1h\")")))?,
+    };
+    usage.tick();
+    Ok(Json(usage.hot_data(window, q.limit.unwrap_or(50).min(1000))))
 }
 
 async fn stats(State(shared): AppState) -> Json<Value> {
+    let mut cost_benefit = shared.runs.cost_benefit();
+    let effectiveness = match &shared.usage {
+        None => {
+            json!({"hit_rate_before": null, "hit_rate_after": null, "improvement": null, "reason": "usage tracking is off"})
+        }
+        Some(usage) => {
+            let coverage = coverage(&shared, usage).await;
+            let (effectiveness, measured) = usage.effectiveness(coverage);
+            if let (Some(cb), Some(m)) = (cost_benefit.as_object_mut(), measured.as_object()) {
+                cb.extend(m.clone());
+            }
+            effectiveness
+        }
+    };
     Json(json!({
-        "effectiveness": {"hit_rate_before": null, "hit_rate_after": null, "improvement": null},
+        "effectiveness": effectiveness,
         "resource_usage": super::resource_usage(&shared),
         "timing": shared.runs.timing(),
-        "cost_benefit": shared.runs.cost_benefit(),
+        "cost_benefit": cost_benefit,
     }))
 }
 
+/// How much of the hour's 50 hottest keys the backend holds now (null without traffic or backend).
+async fn coverage(shared: &Shared, usage: &crate::usage::Usage) -> Option<Value> {
+    let hot = usage
+        .hot(Duration::from_secs(3600), 50)
+        .ok()
+        .filter(|h| !h.entries.is_empty())?;
+    let backend = crate::backend::Backend::connect(&shared.config().backend).await.ok()?;
+    let mut present = std::collections::HashSet::new();
+    for e in &hot.entries {
+        if let Ok(Some(_)) = backend.get(&e.key).await {
+            present.insert(e.key.clone());
+        }
+    }
+    let c = preheat_usage::effect::coverage(hot.entries.iter().map(|e| e.key.as_str()), |k| present.contains(k));
+    Some(
+        json!({"hot_keys": c.hot, "cached": c.cached, "fraction": c.fraction, "missing": c.missing.iter().take(10).collect::<Vec<_>>()}),
+    )
+}
+
 async fn schedule(State(shared): AppState) -> Json<Value> {
-    Json(json!({"schedules": shared.schedules.list(), "suggestions": []}))
+    let lead = shared.config().usage.predictive.lead_time;
+    let suggestions = shared
+        .usage
+        .as_ref()
+        .map(|u| u.schedule_suggestions(lead))
+        .unwrap_or_default();
+    Json(json!({"schedules": shared.schedules.list(), "suggestions": suggestions}))
 }
 
 async fn update_schedule(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {

@@ -9,6 +9,7 @@
 //! status/SSE; finished reports → metrics, history, `run_finished` events.
 
 mod api;
+mod intel;
 mod metrics;
 mod openapi;
 mod reload;
@@ -51,6 +52,7 @@ pub struct Shared {
     metrics: Arc<Metrics>,
     schedules: Arc<Schedules>,
     store: Option<JobStore>,
+    usage: Option<Arc<crate::usage::Usage>>,
     events: broadcast::Sender<Event>,
     started: Instant,
     shutdown: Cancel,
@@ -83,6 +85,9 @@ impl Shared {
         if let Err(e) = self.schedules.reload(warmer.config()) {
             tracing::error!("config reload rejected, keeping the previous config: {e}");
             return;
+        }
+        if let Some(usage) = &self.usage {
+            usage.reload(warmer.config());
         }
         let listen = warmer.config().serve.listen;
         if listen != self.config().serve.listen {
@@ -140,6 +145,10 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
         },
     };
     let schedules = Arc::new(Schedules::load(&config, store.clone()).await?);
+    let usage = match config.usage.enabled {
+        true => Some(Arc::new(crate::usage::Usage::open(&config)?)),
+        false => None,
+    };
     let metrics = Arc::new(Metrics::new());
     let warmer = Arc::new(Warmer::new(config)?);
     let (events, _) = broadcast::channel(256);
@@ -150,6 +159,7 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
         metrics,
         schedules: schedules.clone(),
         store,
+        usage: usage.clone(),
         events,
         started: Instant::now(),
         shutdown: Cancel::default(),
@@ -174,6 +184,9 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
         shared.shutdown.clone(),
     ));
     tokio::spawn(wait_for_shutdown_signal(shared.clone()));
+    if let Some(usage) = &usage {
+        intel::start(&shared, usage);
+    }
 
     let app = api::router(shared.clone());
     let shutdown = shared.shutdown.clone();
@@ -183,6 +196,11 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
         .context("HTTP server failed")?;
     let _ = scheduler.await;
     shared.runs.shut_down().await;
+    if let Some(usage) = &shared.usage {
+        if let Err(e) = usage.save() {
+            tracing::warn!("usage state not saved: {e:#}");
+        }
+    }
     ticker.abort();
     reloader.abort();
     tracing::info!("preheat serve stopped");

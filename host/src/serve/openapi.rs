@@ -71,7 +71,11 @@ pub fn document() -> Value {
                 Some(obj(json!({"pattern": string, "plugins": strings}), &["pattern"])),
                 &[("202", "{run_id, plugins, pattern}"), ("404", "unknown plugin"), ("409", "a plugin is running")],
             ) },
-            "/cache/warming/hot-data": { "get": op("The hottest keys known from usage events, or an empty list with the reason", false, None, &[("200", "{window, keys, reason}")]) },
+            "/cache/warming/hot-data": { "get": {
+                "summary": "The hottest keys of a window (access and miss counts with error bounds, priority, owning plugin), rising and falling keys; an empty list with the reason when there is no traffic",
+                "parameters": [{"name": "window", "in": "query", "schema": {"type": "string"}, "description": "one of the tracker's windows, e.g. 1m, 1h, 1day (default 1h)"}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "{window, keys, rising, falling, reason}"}, "400": {"description": "bad window"}},
+            } },
             "/cache/warming/schedule": {
                 "get": op("Per-plugin cron schedules with next fire times, and suggestions", false, None, &[("200", "{schedules, suggestions}")]),
                 "post": op(
@@ -87,7 +91,15 @@ pub fn document() -> Value {
                 "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
                 "responses": {"200": {"description": "{runs}"}, "503": {"description": "no job store"}},
             } },
-            "/cache/warming/events": { "get": op("Server-Sent Events: hello (status), progress (every 500 ms per active run), run_finished, schedules", false, None, &[("200", "text/event-stream")]) },
+            "/cache/warming/events": {
+              "post": op(
+                "Access events in: a JSON array (or {\"events\": [...]}) of {key, hit, ts_ms (default now), latency_ms}",
+                true,
+                Some(json!({"type": "array", "items": obj(json!({"key": string, "hit": {"oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}]}, "ts_ms": {"type": "integer"}, "latency_ms": {"type": "number"}}), &["key", "hit"])})),
+                &[("202", "{accepted}"), ("409", "usage tracking is off")],
+              ),
+              "get": op("Server-Sent Events: hello (status), progress (every 500 ms per active run), run_finished, schedules", false, None, &[("200", "text/event-stream")]),
+            },
         }
     })
 }

@@ -293,6 +293,9 @@ async fn run_to_end(shared: Arc<Shared>, warmer: Arc<Warmer>, options: RunOption
         duration_ms = report.duration_ms,
         "run finished"
     );
+    if let Some(usage) = &shared.usage {
+        usage.run_finished(&report);
+    }
     let summary = shared.runs.finished(&run_id, &report);
     shared.publish(Event::RunFinished(summary));
 }

@@ -1,0 +1,147 @@
+//! Usage-driven warming in `serve`: the reactive and predictive loops (keys
+//! routed to their plugins and warmed through `produce` like `warm-key`), the
+//! event sources (Redis Stream, keyspace notifications), sampling the Redis
+//! server's hit counters, and saving the usage state.
+
+use super::runs::RunRequest;
+use super::Shared;
+use crate::backend::Backend;
+use crate::runtime::KeySpec;
+use crate::usage::{consume_stream, watch_keyspace, Candidate, Usage};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the Redis server's `INFO stats` is sampled.
+const REDIS_SAMPLE_EVERY: Duration = Duration::from_secs(30);
+
+/// Starts every usage task the config asks for.
+pub(super) fn start(shared: &Arc<Shared>, usage: &Arc<Usage>) {
+    let config = shared.config();
+    let shutdown = shared.shutdown.clone();
+    tokio::spawn(save_loop(usage.clone(), shutdown.clone()));
+    if let Some(stream) = config.usage.stream.clone() {
+        let url = stream.url.clone().or(config.backend.url.clone()).unwrap_or_default();
+        tokio::spawn(consume_stream(stream, url, usage.clone(), shutdown.clone()));
+    }
+    if config.usage.keyspace.enabled {
+        let url = config.backend.url.clone().unwrap_or_default();
+        tokio::spawn(watch_keyspace(
+            url,
+            config.usage.keyspace.configure,
+            usage.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if config.backend.kind == crate::config::BackendKind::Redis {
+        tokio::spawn(sample_redis(shared.clone(), usage.clone()));
+    }
+    if config.usage.reactive.enabled {
+        tokio::spawn(reactive_loop(shared.clone(), usage.clone()));
+    }
+    if config.usage.predictive.enabled {
+        tokio::spawn(predictive_loop(shared.clone(), usage.clone()));
+    }
+}
+
+/// Saves the usage state every `save_every`, and once more at shutdown.
+async fn save_loop(usage: Arc<Usage>, shutdown: crate::runtime::Cancel) {
+    let mut tick = tokio::time::interval(usage.config().save_every);
+    tick.tick().await;
+    loop {
+        let stop = tokio::select! {
+            _ = tick.tick() => false,
+            _ = shutdown.cancelled() => true,
+        };
+        usage.tick();
+        if let Err(e) = usage.save() {
+            tracing::warn!("usage state not saved: {e:#}");
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+/// Samples the Redis backend's keyspace hits and misses.
+async fn sample_redis(shared: Arc<Shared>, usage: Arc<Usage>) {
+    let mut backend = None;
+    let mut tick = tokio::time::interval(REDIS_SAMPLE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        if backend.is_none() {
+            backend = Backend::connect(&shared.config().backend).await.ok();
+        }
+        if let Some(Backend::Redis(redis)) = &backend {
+            match redis.keyspace_stats().await {
+                Ok((hits, misses)) => usage.redis_sample(hits, misses),
+                Err(e) => tracing::debug!("INFO stats: {e}"),
+            }
+        }
+    }
+}
+
+/// Warms candidates, one run per owning plugin; a plugin already running is
+/// skipped this round (its keys come back next round if still hot).
+fn warm(shared: &Arc<Shared>, strategy: &str, candidates: Vec<Candidate>) {
+    let mut by_plugin: std::collections::BTreeMap<String, Vec<(String, KeySpec)>> = Default::default();
+    for c in candidates {
+        let spec = KeySpec {
+            key: c.key,
+            priority: c.priority,
+            ttl_seconds: None,
+            tags: Vec::new(),
+            arg: None,
+        };
+        by_plugin.entry(c.plugin.clone()).or_default().push((c.plugin, spec));
+    }
+    for (plugin, keys) in by_plugin {
+        let n = keys.len();
+        let request = RunRequest {
+            plugins: vec![plugin.clone()],
+            strategy: strategy.into(),
+            keys: Some(keys),
+            ..RunRequest::default()
+        };
+        match shared.start_run(request) {
+            Ok((run_id, _)) => tracing::info!(%plugin, keys = n, %run_id, "{strategy} warming started"),
+            Err(e) => tracing::info!(%plugin, keys = n, "{strategy} warming skipped this round: {e}"),
+        }
+    }
+}
+
+/// Every interval (or at once when Redis reports a key expired): hot keys that miss.
+async fn reactive_loop(shared: Arc<Shared>, usage: Arc<Usage>) {
+    let mut tick = tokio::time::interval(usage.config().reactive.interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        usage.tick();
+        let candidates = usage.reactive_candidates();
+        if !candidates.is_empty() {
+            warm(&shared, "reactive", candidates);
+        }
+    }
+}
+
+/// Every interval: keys forecast hot in the step starting within the lead time, once per step.
+async fn predictive_loop(shared: Arc<Shared>, usage: Arc<Usage>) {
+    let mut tick = tokio::time::interval(usage.config().predictive.interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        usage.tick();
+        if let Some((step, candidates)) = usage.predictive_candidates() {
+            tracing::info!(step, keys = candidates.len(), "forecast for the next step");
+            if !candidates.is_empty() {
+                warm(&shared, "predictive", candidates);
+            }
+        }
+    }
+}

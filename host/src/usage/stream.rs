@@ -1,0 +1,180 @@
+//! Events from Redis: a Stream read with a consumer group (entries are
+//! acknowledged only once tracked, so a restart loses nothing: pending entries
+//! are read again first), and keyspace notifications of expired and evicted keys.
+
+use super::{now_ms, Usage};
+use crate::config::StreamConfig;
+use crate::runtime::Cancel;
+use futures_util::StreamExt;
+use preheat_usage::AccessEvent;
+use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
+use redis::AsyncCommands;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Wait after a Redis error before reconnecting.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// An event from a stream entry's fields (`key`, `hit` 1|0|true|false, optional `ts_ms`, `latency_ms`).
+fn event_of(entry: &StreamId) -> Result<AccessEvent, String> {
+    let key: String = entry.get("key").ok_or("no `key` field")?;
+    let hit: String = entry.get("hit").ok_or("no `hit` field")?;
+    let hit = match hit.as_str() {
+        "1" | "true" | "hit" => true,
+        "0" | "false" | "miss" => false,
+        other => return Err(format!("`hit` must be 1 or 0, got {other:?}")),
+    };
+    let ts_ms = match entry.get::<String>("ts_ms") {
+        None => entry
+            .id
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or_else(now_ms),
+        Some(t) => t
+            .parse()
+            .map_err(|_| format!("`ts_ms` must be milliseconds, got {t:?}"))?,
+    };
+    let latency_ms = match entry.get::<String>("latency_ms") {
+        None => None,
+        Some(l) => Some(
+            l.parse()
+                .map_err(|_| format!("`latency_ms` must be a number, got {l:?}"))?,
+        ),
+    };
+    Ok(AccessEvent {
+        ts_ms,
+        key,
+        hit,
+        latency_ms,
+    })
+}
+
+/// Reads the stream until shutdown, reconnecting after errors.
+pub async fn consume_stream(config: StreamConfig, url: String, usage: Arc<Usage>, shutdown: Cancel) {
+    let consumer = config.consumer.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "preheat".into())
+    });
+    let where_ = format!(
+        "stream {} (group {}, consumer {consumer}) at {}",
+        config.name,
+        config.group,
+        crate::backend::redact_url(&url)
+    );
+    loop {
+        tokio::select! {
+            result = read_stream(&config, &url, &consumer, &usage) => {
+                if let Err(e) = result {
+                    tracing::warn!("usage events: {where_}: {e:#}; reconnecting in {RECONNECT_DELAY:?}");
+                }
+            }
+            _ = shutdown.cancelled() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// One connection's worth of reading: pending entries first, then new ones.
+async fn read_stream(config: &StreamConfig, url: &str, consumer: &str, usage: &Usage) -> anyhow::Result<()> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let created: redis::RedisResult<()> = conn.xgroup_create_mkstream(&config.name, &config.group, "$").await;
+    if let Err(e) = created {
+        if e.code() != Some("BUSYGROUP") {
+            return Err(e.into());
+        }
+    }
+    tracing::info!(stream = %config.name, group = %config.group, consumer, "reading usage events");
+    // "0": this consumer's pending entries (read before a restart, never acknowledged); ">": new ones.
+    let mut from = "0";
+    loop {
+        let options = StreamReadOptions::default()
+            .group(&config.group, consumer)
+            .count(config.batch)
+            .block(1000);
+        let reply: StreamReadReply = conn.xread_options(&[&config.name], &[from], &options).await?;
+        let entries: Vec<StreamId> = reply.keys.into_iter().flat_map(|k| k.ids).collect();
+        if entries.is_empty() {
+            from = ">";
+            continue;
+        }
+        let mut events = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            match event_of(entry) {
+                Ok(event) => events.push(event),
+                Err(e) => {
+                    tracing::warn!(stream = %config.name, id = %entry.id, "skipping a malformed usage event: {e}")
+                }
+            }
+        }
+        usage.ingest(&events);
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        let _: u64 = conn.xack(&config.name, &config.group, &ids).await?;
+    }
+}
+
+/// Subscribes to the backend's expired/evicted keyspace events until shutdown;
+/// with `configure`, first adds `Exe` to the server's `notify-keyspace-events`.
+pub async fn watch_keyspace(url: String, configure: bool, usage: Arc<Usage>, shutdown: Cancel) {
+    loop {
+        tokio::select! {
+            result = keyspace_events(&url, configure, &usage) => {
+                if let Err(e) = result {
+                    tracing::warn!("keyspace notifications from {}: {e:#}; reconnecting in {RECONNECT_DELAY:?}", crate::backend::redact_url(&url));
+                }
+            }
+            _ = shutdown.cancelled() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn keyspace_events(url: &str, configure: bool, usage: &Usage) -> anyhow::Result<()> {
+    let client = redis::Client::open(url)?;
+    let db = client.get_connection_info().redis_settings().db();
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let (_, current): (String, String) = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(&mut conn)
+        .await?;
+    let has = |c: char| current.contains(c) || (current.contains('A') && c != 'E' && c != 'K');
+    if !(has('E') && has('x') && has('e')) {
+        if configure {
+            let mut wanted = current.clone();
+            for c in ['E', 'x', 'e'] {
+                if !has(c) {
+                    wanted.push(c);
+                }
+            }
+            let _: () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("notify-keyspace-events")
+                .arg(&wanted)
+                .query_async(&mut conn)
+                .await?;
+            tracing::info!(from = %current, to = %wanted, "notify-keyspace-events changed ([usage.keyspace] configure = true)");
+        } else {
+            tracing::warn!(notify_keyspace_events = %current, "the Redis server does not publish expired/evicted key events; set notify-keyspace-events to include \"Exe\" on the server, or [usage.keyspace] configure = true to let preheat do it");
+        }
+    }
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(format!("__keyevent@{db}__:expired")).await?;
+    pubsub.subscribe(format!("__keyevent@{db}__:evicted")).await?;
+    tracing::info!(db, "watching expired and evicted keys");
+    let mut messages = pubsub.on_message();
+    while let Some(message) = messages.next().await {
+        if let Ok(key) = message.get_payload::<String>() {
+            usage.note_expired(key);
+        }
+    }
+    anyhow::bail!("the subscription ended")
+}

@@ -1,0 +1,255 @@
+use super::*;
+
+/// 2024-01-01T00:00:00Z, a Monday.
+const T0: u64 = 1_704_067_200_000;
+
+fn tracker() -> UsageTracker {
+    UsageTracker::new(TrackerConfig::default()).unwrap()
+}
+
+#[test]
+fn hot_keys_come_with_counts_hit_rates_and_priorities() {
+    let mut t = tracker();
+    // key i gets 200 - i accesses within a minute; key:0 and key:20 miss half the time.
+    for i in 0..150u64 {
+        for j in 0..(200 - i) {
+            let miss = (i == 0 || i == 20) && j % 2 == 0;
+            t.observe(T0 + j * 100, &format!("key:{i}"), !miss);
+        }
+    }
+    let hot = t.hot(MINUTE_MS, 120).unwrap();
+    assert_eq!(hot.entries.len(), 120);
+    assert_eq!(hot.accesses, (51..=200).sum::<u64>());
+    let first = &hot.entries[0];
+    assert_eq!((first.key.as_str(), first.rank, first.accesses, first.error), ("key:0", 1, 200, 0));
+    assert_eq!((first.misses, first.hit_rate), (100, Some(0.5)));
+    assert_eq!(first.priority, Priority::Critical);
+    assert_eq!(hot.entries[1].priority, Priority::High);
+    assert_eq!(hot.entries[20].priority, Priority::High);
+    assert_eq!(hot.entries[21].priority, Priority::Normal);
+    assert_eq!(hot.entries[119].priority, Priority::Low);
+    assert!(t.hot(2 * MINUTE_MS, 1).unwrap_err().to_string().starts_with("no window of 120000 ms"));
+}
+
+#[test]
+fn windows_slide_and_forget() {
+    let mut t = tracker();
+    for i in 0..50 {
+        t.observe(T0 + i, "old", true);
+    }
+    t.observe(T0 + 30 * MINUTE_MS, "new", true);
+    assert_eq!(t.hot(MINUTE_MS, 5).unwrap().entries.len(), 1);
+    let hour = t.hot(HOUR_MS, 5).unwrap();
+    assert_eq!(hour.entries[0].key, "old");
+    assert_eq!(hour.accesses, 51);
+    t.advance(T0 + 2 * HOUR_MS);
+    assert_eq!(t.hot(HOUR_MS, 5).unwrap().accesses, 0);
+    assert_eq!(t.hot(DAY_MS, 5).unwrap().accesses, 51);
+    // Time does not go backwards: a late event counts now.
+    t.observe(T0, "late", true);
+    assert_eq!(t.hot(MINUTE_MS, 5).unwrap().entries[0].key, "late");
+}
+
+#[test]
+fn estimates_bound_keys_inside_and_outside_the_summary() {
+    let config = TrackerConfig {
+        summary_capacity: 10,
+        keys: TrackingRule {
+            top: 5,
+            max: 50,
+            evict_after_steps: 2,
+        },
+        prefixes: TrackingRule {
+            top: 5,
+            max: 50,
+            evict_after_steps: 2,
+        },
+        ..TrackerConfig::default()
+    };
+    let mut t = UsageTracker::new(config).unwrap();
+    for i in 0..1000u64 {
+        t.observe(T0 + i, if i % 2 == 0 { "heavy" } else { "light" }, true);
+        t.observe(T0 + i, &format!("once:{i}"), true);
+    }
+    let heavy = t.estimate(HOUR_MS, "heavy").unwrap();
+    assert!(heavy.low <= 500 && 500 <= heavy.high);
+    let once = t.estimate(HOUR_MS, "once:3").unwrap();
+    assert!(once.low == 0 && once.high >= 1 && once.high <= t.hot(HOUR_MS, 10).unwrap().accesses / 10);
+    assert_eq!(t.estimate(HOUR_MS, "never").unwrap().low, 0);
+}
+
+#[test]
+fn trends_report_rising_and_falling_keys_above_the_noise_floor() {
+    let mut t = tracker();
+    // Previous hour: "fading" busy, "steady" steady, "rare" rare. Current hour: "rising" appears, "fading" drops.
+    for minute in 0..120u64 {
+        let ts = T0 + minute * MINUTE_MS;
+        let current = minute >= 60;
+        for _ in 0..(if current { 1 } else { 5 }) {
+            t.observe(ts, "fading", true);
+        }
+        t.observe(ts, "steady", true);
+        if current {
+            for _ in 0..3 {
+                t.observe(ts, "rising", true);
+            }
+        }
+        if minute % 20 == 0 {
+            t.observe(ts, if current { "rare" } else { "rare-before" }, true);
+        }
+    }
+    t.advance(T0 + 120 * MINUTE_MS - 1);
+    let trends = t.trends(HOUR_MS, 10).unwrap();
+    let names = |list: &[Trend]| list.iter().map(|t| t.key.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&trends.rising), vec!["rising"]);
+    assert_eq!(names(&trends.falling), vec!["fading"]);
+    let rising = &trends.rising[0];
+    assert_eq!((rising.current, rising.previous, rising.ratio), (180, 0, None));
+    assert!((rising.current_per_minute - 3.0).abs() < 1e-9);
+    let fading = &trends.falling[0];
+    assert_eq!((fading.current, fading.previous), (60, 300));
+    assert!((fading.ratio.unwrap() - 0.2).abs() < 1e-9);
+
+    // Without a whole previous window seen, nothing is reported.
+    let mut young = tracker();
+    young.observe(T0 + 90 * MINUTE_MS, "a", true);
+    assert!(young.trends(HOUR_MS, 10).unwrap().rising.is_empty());
+}
+
+#[test]
+fn busy_keys_get_series_with_profiles_and_lose_them_when_cold() {
+    let config = TrackerConfig {
+        keys: TrackingRule {
+            top: 2,
+            max: 10,
+            evict_after_steps: 30,
+        },
+        ..TrackerConfig::default()
+    };
+    let mut t = UsageTracker::new(config).unwrap();
+    // Hour 0: "a" ×30, "b" ×20, "c" ×5 (only the top 2 get series).
+    for (key, n) in [("a", 30), ("b", 20), ("c", 5)] {
+        for i in 0..n {
+            t.observe(T0 + i * 1000, key, true);
+        }
+    }
+    t.advance(T0 + HOUR_MS);
+    let mut names: Vec<&str> = t.tracked_names(Tracking::Keys).collect();
+    names.sort_unstable();
+    assert_eq!(names, vec!["a", "b"]);
+    // "a" stays busy at 02:xx every day for three days; "b" goes quiet and is dropped after 30 steps.
+    for day in 0..3 {
+        for i in 0..40 {
+            t.observe(T0 + day * DAY_MS + 2 * HOUR_MS + i * 1000, "a", true);
+        }
+        t.advance(T0 + day * DAY_MS + 3 * HOUR_MS);
+        assert_eq!(t.series(Tracking::Keys, "b").is_some(), day < 2);
+    }
+    let a = t.series(Tracking::Keys, "a").unwrap();
+    assert_eq!(a.tracked_since_ms, T0);
+    assert_eq!(a.accesses, 30 + 3 * 40);
+    assert_eq!(a.per_minute.len(), 120);
+    // The last minute is 03:00; the 40 accesses at 02:00 are 60 minutes before.
+    assert_eq!((a.per_minute[59], a.per_minute.iter().sum::<u32>()), (40, 40));
+    // At 02:xx on three days: 40 accesses per hour; at 00:xx: 30 once in three days.
+    let hod = &a.profile.hour_of_day;
+    assert!((hod[2].unwrap() - 40.0).abs() < 1e-9, "{hod:?}");
+    assert!((hod[0].unwrap() - 10.0).abs() < 1e-9, "{hod:?}");
+    assert_eq!(hod[5], Some(0.0));
+    assert_eq!(a.profile.day_of_week[0], Some(70.0));
+    assert_eq!(a.profile.day_of_week[3], None);
+    assert!(t.series(Tracking::Keys, "c").is_none());
+    // Prefixes: "a", "b" and "c" have the empty prefix.
+    assert_eq!(t.tracked_names(Tracking::Prefixes).collect::<Vec<_>>(), vec![""]);
+}
+
+#[test]
+fn prefixes_end_at_the_last_separator() {
+    let t = tracker();
+    assert_eq!(t.prefix_of("user:42:cart"), "user:42");
+    assert_eq!(t.prefix_of("static/img/logo.png"), "static/img/logo");
+    assert_eq!(t.prefix_of("plain"), "");
+}
+
+#[test]
+fn memory_stays_bounded_with_millions_of_distinct_keys() {
+    let config = TrackerConfig {
+        summary_capacity: 64,
+        keys: TrackingRule {
+            top: 20,
+            max: 100,
+            evict_after_steps: 48,
+        },
+        prefixes: TrackingRule {
+            top: 20,
+            max: 100,
+            evict_after_steps: 48,
+        },
+        ..TrackerConfig::default()
+    };
+    let mut t = UsageTracker::new(config).unwrap();
+    let mut key = String::new();
+    let mut peak = 0;
+    // A million distinct keys and as many distinct prefixes, over four days.
+    let n = 1_000_000u64;
+    for i in 0..n {
+        use std::fmt::Write;
+        key.clear();
+        let _ = write!(key, "user:{i}:profile");
+        t.observe(T0 + i * (4 * DAY_MS / n), &key, i % 3 == 0);
+        if i % 100_000 == 0 {
+            peak = peak.max(t.memory_bytes());
+        }
+    }
+    peak = peak.max(t.memory_bytes());
+    assert_eq!(t.events(), n);
+    assert!(t.tracked_names(Tracking::Keys).count() <= 100);
+    assert!(t.tracked_names(Tracking::Prefixes).count() <= 100);
+    // 84 buckets of 64 counters and a 5×1360 sketch, two step summaries, 200 series.
+    assert!(peak < 8 << 20, "{peak} bytes");
+    let json = serde_json::to_vec(&t).unwrap();
+    assert!(json.len() < 16 << 20, "{} bytes serialized", json.len());
+}
+
+#[test]
+fn a_restored_tracker_continues_where_it_stopped() {
+    let mut t = tracker();
+    for i in 0..5000u64 {
+        t.observe(T0 + i * 2000, &format!("k{}", i % 37), i % 5 == 0);
+    }
+    let json = serde_json::to_string(&t).unwrap();
+    let mut back: UsageTracker = serde_json::from_str(&json).unwrap();
+    for tracker in [&mut t, &mut back] {
+        for i in 0..3000u64 {
+            tracker.observe(T0 + 10_000_000 + i * 2000, &format!("k{}", i % 41), i % 7 == 0);
+        }
+    }
+    assert_eq!(t.hot(HOUR_MS, 50).unwrap(), back.hot(HOUR_MS, 50).unwrap());
+    assert_eq!(t.trends(HOUR_MS, 10).unwrap(), back.trends(HOUR_MS, 10).unwrap());
+    assert_eq!(t.series(Tracking::Keys, "k3"), back.series(Tracking::Keys, "k3"));
+}
+
+#[test]
+fn invalid_configs_name_the_field() {
+    let mut config = TrackerConfig::default();
+    config.windows[1].buckets = 7;
+    assert_eq!(
+        UsageTracker::new(config).unwrap_err().to_string(),
+        "windows[1]: length_ms (3600000) must be a positive multiple of buckets (7)"
+    );
+    let config = TrackerConfig {
+        keys: TrackingRule {
+            top: 1000,
+            max: 2000,
+            evict_after_steps: 1,
+        },
+        ..TrackerConfig::default()
+    };
+    assert!(UsageTracker::new(config)
+        .unwrap_err()
+        .to_string()
+        .starts_with("keys.top (1000) must be between 1"));
+    let parsed: TrackerConfig = serde_json::from_str(r#"{"step_ms": 900000}"#).unwrap();
+    assert_eq!(parsed.step_ms, 900_000);
+    assert!(serde_json::from_str::<TrackerConfig>(r#"{"stepms": 1}"#).is_err());
+}

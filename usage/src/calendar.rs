@@ -94,6 +94,17 @@ mod tests {
         assert_eq!(observed[2], HOUR_MS);
         assert_eq!(observed.iter().sum::<u64>(), DAY_MS + 90 * MINUTE_MS);
         let week = Cycle::DayOfWeek.observed_ms(MONDAY, MONDAY + 15 * DAY_MS, 0);
-        assert_eq!(week, vec![3 * DAY_MS, 2 * DAY_MS, 2 * DAY_MS, 2 * DAY_MS, 2 * DAY_MS, 2 * DAY_MS, 2 * DAY_MS]);
+        assert_eq!(
+            week,
+            vec![
+                3 * DAY_MS,
+                2 * DAY_MS,
+                2 * DAY_MS,
+                2 * DAY_MS,
+                2 * DAY_MS,
+                2 * DAY_MS,
+                2 * DAY_MS
+            ]
+        );
     }
 }

@@ -133,7 +133,9 @@ impl<R: BufRead> TraceReader<R> {
         let format = match format {
             Some(format) => format,
             None => {
-                let start = input.fill_buf().with_context(|| format!("cannot read the trace {name}"))?;
+                let start = input
+                    .fill_buf()
+                    .with_context(|| format!("cannot read the trace {name}"))?;
                 match start.iter().find(|b| !b.is_ascii_whitespace()) {
                     Some(b'{') => TraceFormat::JsonLines,
                     _ => TraceFormat::Csv,
@@ -202,7 +204,9 @@ impl<R: BufRead> TraceReader<R> {
         }
         if let Some(latency) = event.latency_ms {
             if !(latency.is_finite() && latency >= 0.0) {
-                bail!(self.error(format_args!("latency_ms must be a number of milliseconds >= 0, got {latency}")));
+                bail!(self.error(format_args!(
+                    "latency_ms must be a number of milliseconds >= 0, got {latency}"
+                )));
             }
         }
         if self.sorted && event.ts_ms < self.last_ts {
@@ -401,11 +405,17 @@ mod tests {
             .collect();
         assert_eq!(events, vec![event(1, "a", true, None), event(2, "b:c", false, None)]);
 
-        let events: Vec<_> = read("ts_ms,key,hit,latency_ms\r\n1,a,1,\r\n2,\"x,\"\"y\"\"\",0,12.5\r\n", None)
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(events, vec![event(1, "a", true, None), event(2, "x,\"y\"", false, Some(12.5))]);
+        let events: Vec<_> = read(
+            "ts_ms,key,hit,latency_ms\r\n1,a,1,\r\n2,\"x,\"\"y\"\"\",0,12.5\r\n",
+            None,
+        )
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+        assert_eq!(
+            events,
+            vec![event(1, "a", true, None), event(2, "x,\"y\"", false, Some(12.5))]
+        );
     }
 
     #[test]
@@ -433,16 +443,27 @@ mod tests {
             ]
         );
         let header = read("time,key,hit\n", None);
-        assert!(header[0].as_ref().unwrap_err().to_string().starts_with("trace: line 1: expected the header"));
+        assert!(header[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .starts_with("trace: line 1: expected the header"));
 
-        let json = read("{\"ts_ms\":1,\"key\":\"a\",\"hit\":\"yes\"}\n", Some(TraceFormat::JsonLines));
+        let json = read(
+            "{\"ts_ms\":1,\"key\":\"a\",\"hit\":\"yes\"}\n",
+            Some(TraceFormat::JsonLines),
+        );
         let message = json[0].as_ref().unwrap_err().to_string();
         assert!(
             message.starts_with("trace: line 1: hit must be true, false, 0 or 1, got \"yes\""),
             "{message}"
         );
         let missing = read("{\"ts_ms\":1,\"hit\":true}\n", Some(TraceFormat::JsonLines));
-        assert!(missing[0].as_ref().unwrap_err().to_string().contains("missing field `key`"));
+        assert!(missing[0]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("missing field `key`"));
     }
 
     #[test]
@@ -482,7 +503,10 @@ mod tests {
     #[test]
     fn the_extension_names_the_format() {
         assert_eq!(TraceFormat::from_path(Path::new("a.CSV")), Some(TraceFormat::Csv));
-        assert_eq!(TraceFormat::from_path(Path::new("a.ndjson")), Some(TraceFormat::JsonLines));
+        assert_eq!(
+            TraceFormat::from_path(Path::new("a.ndjson")),
+            Some(TraceFormat::JsonLines)
+        );
         assert_eq!(TraceFormat::from_path(Path::new("a.txt")), None);
     }
 }

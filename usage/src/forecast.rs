@@ -55,9 +55,9 @@ pub struct HoltWintersParams {
 impl Default for HoltWintersParams {
     fn default() -> Self {
         HoltWintersParams {
-            alpha: 0.2,
-            beta: 0.01,
-            gamma: 0.3,
+            alpha: 0.05,
+            beta: 0.005,
+            gamma: 0.4,
             season: 24,
         }
     }
@@ -67,7 +67,10 @@ impl HoltWintersParams {
     /// Checks the factors are in `[0, 1]` and the season is at least one step.
     pub fn validate(&self) -> Result<()> {
         for (name, value) in [("alpha", self.alpha), ("beta", self.beta), ("gamma", self.gamma)] {
-            ensure!((0.0..=1.0).contains(&value), "{name} must be between 0 and 1, got {value}");
+            ensure!(
+                (0.0..=1.0).contains(&value),
+                "{name} must be between 0 and 1, got {value}"
+            );
         }
         ensure!(self.season >= 1, "the season must be at least one step");
         Ok(())
@@ -260,8 +263,10 @@ mod tests {
 
     fn params(season: usize) -> HoltWintersParams {
         HoltWintersParams {
+            alpha: 0.2,
+            beta: 0.05,
+            gamma: 0.3,
             season,
-            ..HoltWintersParams::default()
         }
     }
 
@@ -303,7 +308,10 @@ mod tests {
         }
         assert!(worst[6] < 1e-9, "a repeating series is forecast exactly: {worst:?}");
         assert!(worst[7] > 0.5, "the jump cannot be anticipated: {worst:?}");
-        assert!(worst[8..].windows(2).all(|w| w[1] < w[0]), "errors shrink day after day: {worst:?}");
+        assert!(
+            worst[8..].windows(2).all(|w| w[1] < w[0]),
+            "errors shrink day after day: {worst:?}"
+        );
         assert!(worst[12] < 0.1, "within 10% five days later: {worst:?}");
     }
 
@@ -331,6 +339,9 @@ mod tests {
             gamma: 1.5,
             ..HoltWintersParams::default()
         };
-        assert_eq!(bad.validate().unwrap_err().to_string(), "gamma must be between 0 and 1, got 1.5");
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "gamma must be between 0 and 1, got 1.5"
+        );
     }
 }

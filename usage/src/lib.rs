@@ -18,6 +18,8 @@
 //!
 //! `docs/USAGE.md` describes the model and the simulator's results.
 
+#![warn(missing_docs)]
+
 mod calendar;
 pub mod effect;
 pub mod event;

@@ -61,9 +61,9 @@ pub struct GeneratorConfig {
     pub start_ms: u64,
     /// Key families, each with its own peak hour and weekend factor (default 8).
     pub groups: usize,
-    /// Share of a key's traffic that follows its daily peak; the rest is flat (default 0.8).
+    /// Share of a key's traffic that follows its daily peak; the rest is flat (default 0.9).
     pub seasonal_share: f64,
-    /// Width (σ) of a key's daily peak, in hours (default 2).
+    /// Width (σ) of a key's daily peak, in hours (default 1.5).
     pub peak_width_hours: f64,
     /// Spread (σ) of a key's peak hour around its family's, in hours (default 3).
     pub peak_jitter_hours: f64,
@@ -95,8 +95,8 @@ impl Default for GeneratorConfig {
             seed: 1,
             start_ms: 1_704_067_200_000,
             groups: 8,
-            seasonal_share: 0.8,
-            peak_width_hours: 2.0,
+            seasonal_share: 0.9,
+            peak_width_hours: 1.5,
             peak_jitter_hours: 3.0,
             weekend_spread: 0.6,
             trending_share: 0.01,
@@ -113,7 +113,10 @@ impl Default for GeneratorConfig {
 impl GeneratorConfig {
     /// Checks the parameters; the message names the field.
     pub fn validate(&self) -> Result<()> {
-        ensure!(self.keys >= 1 && self.keys <= u32::MAX as usize, "keys must be between 1 and 2^32 − 1");
+        ensure!(
+            self.keys >= 1 && self.keys <= u32::MAX as usize,
+            "keys must be between 1 and 2^32 − 1"
+        );
         ensure!(self.days >= 1, "days must be at least 1");
         ensure!(self.groups >= 1, "groups must be at least 1");
         ensure!(self.zipf >= 0.0, "zipf must be at least 0");
@@ -123,7 +126,10 @@ impl GeneratorConfig {
             ("random_share", self.random_share),
             ("weekend_spread", self.weekend_spread),
         ] {
-            ensure!((0.0..=1.0).contains(&value), "{name} must be between 0 and 1, got {value}");
+            ensure!(
+                (0.0..=1.0).contains(&value),
+                "{name} must be between 0 and 1, got {value}"
+            );
         }
         ensure!(self.peak_width_hours > 0.0, "peak_width_hours must be positive");
         ensure!(self.peak_jitter_hours >= 0.0, "peak_jitter_hours must be at least 0");
@@ -135,7 +141,9 @@ impl GeneratorConfig {
     }
 
     fn group_name(g: usize) -> String {
-        GROUP_NAMES.get(g).map_or_else(|| format!("group{g}"), |name| name.to_string())
+        GROUP_NAMES
+            .get(g)
+            .map_or_else(|| format!("group{g}"), |name| name.to_string())
     }
 }
 
@@ -177,9 +185,10 @@ pub fn generate(config: &GeneratorConfig, mut sink: impl FnMut(&AccessEvent) -> 
         .enumerate()
         .map(|(k, &weight)| {
             let group = rng.random_range(0..config.groups);
-            let peak_hour = (group_peaks[group] + config.peak_jitter_hours * standard_normal(&mut rng)).rem_euclid(24.0);
-            let trend_from_day = (rng.random::<f64>() < config.trending_share)
-                .then(|| rng.random_range(0.0..f64::from(config.days)));
+            let peak_hour =
+                (group_peaks[group] + config.peak_jitter_hours * standard_normal(&mut rng)).rem_euclid(24.0);
+            let trend_from_day =
+                (rng.random::<f64>() < config.trending_share).then(|| rng.random_range(0.0..f64::from(config.days)));
             KeyModel {
                 name: format!("{}:{k}", GeneratorConfig::group_name(group)),
                 weight,

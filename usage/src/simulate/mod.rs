@@ -33,7 +33,7 @@
 //!   most requested first. An upper bound in practice (it is greedy, not a
 //!   proven optimum).
 //!
-//! Nothing is measured during the warm-up (`warmup_ms` from the first event,
+//! Nothing is measured during the warm-up (`warmup_ms` from the start of the first interval,
 //! default a day), which every strategy uses to learn; requests, hits and
 //! keys warmed are counted from the first interval that starts after it.
 //! The report gives each strategy's hit rate and the predictive strategy's
@@ -63,11 +63,11 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimConfig {
-    /// Keys the cache holds (LRU beyond) (default 5000).
+    /// Keys the cache holds (LRU beyond) (default 10 000).
     pub capacity: usize,
     /// Lifetime of an entry, in ms (default 1 h).
     pub ttl_ms: u64,
-    /// Keys each strategy may warm per interval (default 500).
+    /// Keys each strategy may warm per interval (default 1000).
     pub budget: usize,
     /// Warming interval, in ms (default 1 h); must divide `season_ms`.
     pub interval_ms: u64,
@@ -89,9 +89,9 @@ impl Default for SimConfig {
     fn default() -> Self {
         let model = HoltWintersParams::default();
         SimConfig {
-            capacity: 5000,
+            capacity: 10_000,
             ttl_ms: HOUR_MS,
-            budget: 500,
+            budget: 1000,
             interval_ms: HOUR_MS,
             warmup_ms: DAY_MS,
             min_benefit: 0.3,
@@ -110,12 +110,15 @@ impl SimConfig {
         ensure!(self.budget >= 1, "budget must be at least 1");
         ensure!(self.interval_ms >= 1, "interval_ms must be at least 1");
         ensure!(
-            self.season_ms >= self.interval_ms && self.season_ms % self.interval_ms == 0,
+            self.season_ms >= self.interval_ms && self.season_ms.is_multiple_of(self.interval_ms),
             "the interval ({} ms) must divide the season ({} ms)",
             self.interval_ms,
             self.season_ms
         );
-        ensure!((0.0..=1.0).contains(&self.min_benefit), "min_benefit must be between 0 and 1");
+        ensure!(
+            (0.0..=1.0).contains(&self.min_benefit),
+            "min_benefit must be between 0 and 1"
+        );
         self.tracker_config().validate()
     }
 
@@ -127,7 +130,7 @@ impl SimConfig {
         let season = (self.season_ms / self.interval_ms.max(1)) as usize;
         TrackerConfig {
             windows: Vec::new(),
-            summary_capacity: 4 * self.budget,
+            summary_capacity: (4 * self.budget).max(64),
             step_ms: self.interval_ms,
             keys: TrackingRule {
                 top: 2 * self.budget,
@@ -387,7 +390,7 @@ pub fn simulate(events: impl IntoIterator<Item = Result<AccessEvent>>, config: &
         Some(Err(_)) => return Err(events.next().and_then(Result::err).expect("peeked an error")),
         None => anyhow::bail!("the trace has no events"),
     };
-    let measure_from = first_ms + config.warmup_ms;
+    let measure_from = first_ms / config.interval_ms * config.interval_ms + config.warmup_ms;
     let intervals_per_learning = (config.warmup_ms as f64 / config.interval_ms as f64).max(1.0);
     let mut lanes: Vec<Lane> = Strategy::ALL
         .iter()
@@ -442,7 +445,15 @@ pub fn simulate(events: impl IntoIterator<Item = Result<AccessEvent>>, config: &
             intervals += 1;
             measured_intervals += u64::from(measured);
             for lane in &mut lanes {
-                replay(lane, &interval, start, start + config.interval_ms, measured, &keys, config);
+                replay(
+                    lane,
+                    &interval,
+                    start,
+                    start + config.interval_ms,
+                    measured,
+                    &keys,
+                    config,
+                );
             }
             interval.clear();
             match &next {

@@ -97,7 +97,10 @@ mod tests {
         let bound = n as u64 / k as u64;
         for counter in &merged.counters {
             let truth = exact[&counter.key];
-            assert!(counter.count >= truth && counter.count - truth <= counter.error, "{counter:?} vs {truth}");
+            assert!(
+                counter.count >= truth && counter.count - truth <= counter.error,
+                "{counter:?} vs {truth}"
+            );
             assert!(counter.error <= bound);
         }
         assert!(merged.floor <= bound);
@@ -135,7 +138,9 @@ mod tests {
             exact.len()
         );
         // Keys never seen are estimated within the same bound.
-        let unseen = (0..1000).filter(|i| sketch.estimate(&format!("absent:{i}")) > allowed).count();
+        let unseen = (0..1000)
+            .filter(|i| sketch.estimate(&format!("absent:{i}")) > allowed)
+            .count();
         assert!(unseen as f64 <= delta * 1000.0);
     }
 }

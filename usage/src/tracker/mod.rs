@@ -232,7 +232,7 @@ impl TrackerConfig {
     pub fn validate(&self) -> Result<()> {
         for (i, w) in self.windows.iter().enumerate() {
             ensure!(
-                w.buckets >= 1 && w.length_ms >= w.buckets as u64 && w.length_ms % w.buckets as u64 == 0,
+                w.buckets >= 1 && w.length_ms >= w.buckets as u64 && w.length_ms.is_multiple_of(w.buckets as u64),
                 "windows[{i}]: length_ms ({}) must be a positive multiple of buckets ({})",
                 w.length_ms,
                 w.buckets
@@ -245,7 +245,10 @@ impl TrackerConfig {
         }
         ensure!(self.summary_capacity >= 1, "summary_capacity must be at least 1");
         ensure!(
-            self.sketch_epsilon > 0.0 && self.sketch_epsilon < 1.0 && self.sketch_delta > 0.0 && self.sketch_delta < 1.0,
+            self.sketch_epsilon > 0.0
+                && self.sketch_epsilon < 1.0
+                && self.sketch_delta > 0.0
+                && self.sketch_delta < 1.0,
             "sketch_epsilon and sketch_delta must be between 0 and 1 (exclusive)"
         );
         ensure!(self.step_ms >= 1, "step_ms must be at least 1");
@@ -258,7 +261,10 @@ impl TrackerConfig {
                 rule.max,
                 self.summary_capacity
             );
-            ensure!(rule.evict_after_steps >= 1, "{name}.evict_after_steps must be at least 1");
+            ensure!(
+                rule.evict_after_steps >= 1,
+                "{name}.evict_after_steps must be at least 1"
+            );
         }
         self.model.validate()?;
         ensure!(
@@ -480,7 +486,12 @@ impl UsageTracker {
         }
         if step > self.step {
             let settings = self.config.series_settings();
-            let replay = self.config.keys.evict_after_steps.max(self.config.prefixes.evict_after_steps) + 1;
+            let replay = self
+                .config
+                .keys
+                .evict_after_steps
+                .max(self.config.prefixes.evict_after_steps)
+                + 1;
             for closing in self.step..step.min(self.step + replay) {
                 self.keys.close_step(closing, &settings);
                 self.prefixes.close_step(closing, &settings);
@@ -498,7 +509,11 @@ impl UsageTracker {
         match self.windows.iter().find(|w| w.config.length_ms == window_ms) {
             Some(window) => Ok(window),
             None => {
-                let known: Vec<String> = self.windows.iter().map(|w| format!("{} ms", w.config.length_ms)).collect();
+                let known: Vec<String> = self
+                    .windows
+                    .iter()
+                    .map(|w| format!("{} ms", w.config.length_ms))
+                    .collect();
                 bail!("no window of {window_ms} ms; the windows are: {}", known.join(", "))
             }
         }
@@ -562,7 +577,10 @@ impl UsageTracker {
             rising: Vec::new(),
             falling: Vec::new(),
         };
-        if self.first_ms.is_none_or(|first| first > window.start_ms(Span::Previous)) {
+        if self
+            .first_ms
+            .is_none_or(|first| first > window.start_ms(Span::Previous))
+        {
             return Ok(trends);
         }
         let capacity = self.config.summary_capacity;
@@ -571,7 +589,12 @@ impl UsageTracker {
         let minutes = |span| window.covered_ms(span, self.clock_ms) as f64 / MINUTE_MS as f64;
         let (current_minutes, previous_minutes) = (minutes(Span::Current), minutes(Span::Previous));
         let rule = self.config.trend;
-        let mut keys: Vec<&str> = current.counts.keys().chain(previous.counts.keys()).map(String::as_str).collect();
+        let mut keys: Vec<&str> = current
+            .counts
+            .keys()
+            .chain(previous.counts.keys())
+            .map(String::as_str)
+            .collect();
         keys.sort_unstable();
         keys.dedup();
         for key in keys {
@@ -616,7 +639,10 @@ impl UsageTracker {
 
     /// Every tracked name's forecasting model (updated up to the end of the previous step).
     pub fn models(&self, kind: Tracking) -> impl Iterator<Item = (&str, &HoltWinters)> {
-        self.tracked(kind).series.iter().map(|(name, s)| (name.as_str(), &s.model))
+        self.tracked(kind)
+            .series
+            .iter()
+            .map(|(name, s)| (name.as_str(), &s.model))
     }
 
     /// The history of a tracked key or prefix.

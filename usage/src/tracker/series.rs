@@ -118,8 +118,11 @@ impl Tracked {
         self.series.retain(|_, s| step - s.last_hot_step < evict_after);
         if self.series.len() > self.rule.max {
             // The coldest: the lowest typical demand per step, whatever the time of day.
-            let mut order: Vec<(f64, String)> =
-                self.series.iter().map(|(name, s)| (s.model.baseline(), name.clone())).collect();
+            let mut order: Vec<(f64, String)> = self
+                .series
+                .iter()
+                .map(|(name, s)| (s.model.baseline(), name.clone()))
+                .collect();
             order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
             for (_, name) in order.into_iter().take(self.series.len() - self.rule.max) {
                 self.series.remove(&name);

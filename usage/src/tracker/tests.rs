@@ -21,14 +21,21 @@ fn hot_keys_come_with_counts_hit_rates_and_priorities() {
     assert_eq!(hot.entries.len(), 120);
     assert_eq!(hot.accesses, (51..=200).sum::<u64>());
     let first = &hot.entries[0];
-    assert_eq!((first.key.as_str(), first.rank, first.accesses, first.error), ("key:0", 1, 200, 0));
+    assert_eq!(
+        (first.key.as_str(), first.rank, first.accesses, first.error),
+        ("key:0", 1, 200, 0)
+    );
     assert_eq!((first.misses, first.hit_rate), (100, Some(0.5)));
     assert_eq!(first.priority, Priority::Critical);
     assert_eq!(hot.entries[1].priority, Priority::High);
     assert_eq!(hot.entries[20].priority, Priority::High);
     assert_eq!(hot.entries[21].priority, Priority::Normal);
     assert_eq!(hot.entries[119].priority, Priority::Low);
-    assert!(t.hot(2 * MINUTE_MS, 1).unwrap_err().to_string().starts_with("no window of 120000 ms"));
+    assert!(t
+        .hot(2 * MINUTE_MS, 1)
+        .unwrap_err()
+        .to_string()
+        .starts_with("no window of 120000 ms"));
 }
 
 #[test]

@@ -83,7 +83,9 @@ impl Window {
         let mut merged = self.ring.slots()[0].sketch.clone();
         merged.clear();
         for bucket in self.ring.range(from, to) {
-            merged.merge(&bucket.sketch).expect("buckets share the sketch dimensions");
+            merged
+                .merge(&bucket.sketch)
+                .expect("buckets share the sketch dimensions");
         }
         merged
     }

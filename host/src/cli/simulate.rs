@@ -39,6 +39,9 @@ pub(crate) struct SimulateArgs {
     /// Warming interval; must divide a day.
     #[arg(long, default_value_t = default_duration(SimConfig::default().interval_ms))]
     interval: humantime::Duration,
+    /// Smallest expected benefit (chance the key is requested while not cached) worth a warm.
+    #[arg(long, default_value_t = SimConfig::default().min_benefit)]
+    min_benefit: f64,
     /// Learning period from the trace's start, not measured (static top-N is taken from it).
     #[arg(long, default_value_t = default_duration(SimConfig::default().warmup_ms))]
     warmup: humantime::Duration,
@@ -115,6 +118,7 @@ pub(crate) fn simulate(args: SimulateArgs) -> Result<ExitCode> {
                 budget: args.budget,
                 interval_ms: millis(args.interval),
                 warmup_ms: millis(args.warmup),
+                min_benefit: args.min_benefit,
                 ..SimConfig::default()
             };
             let report = replay(TraceReader::open(path)?.require_sorted(), &config)?;

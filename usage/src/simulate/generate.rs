@@ -79,7 +79,7 @@ pub struct GeneratorConfig {
     pub random_share: f64,
     /// Median latency of a miss in ms, 0 for none (default 40).
     pub miss_latency_ms: f64,
-    /// Capacity of the cache behind the `hit` column (default 5000).
+    /// Capacity of the cache behind the `hit` column (default 20 000).
     pub capacity: usize,
     /// TTL of that cache, in ms (default 1 h).
     pub ttl_ms: u64,
@@ -104,7 +104,7 @@ impl Default for GeneratorConfig {
             noise: 0.3,
             random_share: 0.05,
             miss_latency_ms: 40.0,
-            capacity: 5000,
+            capacity: 20_000,
             ttl_ms: HOUR_MS,
         }
     }
@@ -200,6 +200,8 @@ pub fn generate(config: &GeneratorConfig, mut sink: impl FnMut(&AccessEvent) -> 
         .collect();
     let total_weight: f64 = weights.iter().sum();
 
+    // Latencies have their own stream, so the requests depend only on the traffic parameters.
+    let mut latency_rng = StdRng::seed_from_u64(config.seed ^ 0x6c61_7465_6e63_7921);
     let mut cache = Cache::new(config.capacity, config.ttl_ms);
     let mut table = AliasTable::default();
     let mut rates = vec![0.0; config.keys];
@@ -239,7 +241,7 @@ pub fn generate(config: &GeneratorConfig, mut sink: impl FnMut(&AccessEvent) -> 
         for &(ts_ms, key) in &hour_events {
             let hit = cache.get(key, ts_ms);
             let latency_ms = (!hit && config.miss_latency_ms > 0.0).then(|| {
-                let drawn = config.miss_latency_ms * (0.5 * standard_normal(&mut rng)).exp();
+                let drawn = config.miss_latency_ms * (0.5 * standard_normal(&mut latency_rng)).exp();
                 (drawn * 10.0).round() / 10.0
             });
             sink(&AccessEvent {

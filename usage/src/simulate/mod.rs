@@ -63,11 +63,11 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimConfig {
-    /// Keys the cache holds (LRU beyond) (default 10 000).
+    /// Keys the cache holds (LRU beyond) (default 20 000).
     pub capacity: usize,
     /// Lifetime of an entry, in ms (default 1 h).
     pub ttl_ms: u64,
-    /// Keys each strategy may warm per interval (default 1000).
+    /// Keys each strategy may warm per interval (default 2000).
     pub budget: usize,
     /// Warming interval, in ms (default 1 h); must divide `season_ms`.
     pub interval_ms: u64,
@@ -89,9 +89,9 @@ impl Default for SimConfig {
     fn default() -> Self {
         let model = HoltWintersParams::default();
         SimConfig {
-            capacity: 10_000,
+            capacity: 20_000,
             ttl_ms: HOUR_MS,
-            budget: 1000,
+            budget: 2000,
             interval_ms: HOUR_MS,
             warmup_ms: DAY_MS,
             min_benefit: 0.3,
@@ -123,15 +123,16 @@ impl SimConfig {
     }
 
     /// The predictive strategy's tracker: one step per interval, the season in
-    /// steps, no sliding windows (only the series are used); the `budget`
-    /// busiest keys of each interval are tracked, at most `8 × budget`, each
-    /// for two seasons after it was last among them.
+    /// steps, no sliding windows and no per-minute history (only the models
+    /// are used); the `2 × budget` busiest keys of each interval are tracked,
+    /// at most `16 × budget`, each for two seasons after it was last among them.
     pub fn tracker_config(&self) -> TrackerConfig {
         let season = (self.season_ms / self.interval_ms.max(1)) as usize;
         TrackerConfig {
             windows: Vec::new(),
             summary_capacity: (4 * self.budget).max(64),
             step_ms: self.interval_ms,
+            minute_history: 1,
             keys: TrackingRule {
                 top: 2 * self.budget,
                 max: 16 * self.budget,

@@ -9,6 +9,7 @@ mod data;
 mod guests;
 mod sandbox;
 mod serve;
+mod simulate;
 mod support;
 mod usage_warming;
 mod warming;

@@ -6,6 +6,7 @@ mod plugin_inspect;
 mod plugin_new;
 mod plugin_test;
 mod progress;
+mod simulate;
 mod usage;
 
 use crate::config::Config;
@@ -80,6 +81,8 @@ enum Command {
     HotData(usage::HotDataArgs),
     /// Hit rate before/after runs and cost-benefit, from the usage state `serve` saves.
     Stats(usage::StatsArgs),
+    /// Replay an access trace against a simulated cache under each warming strategy (or --generate one).
+    Simulate(simulate::SimulateArgs),
     /// Recent runs from the job history.
     History {
         /// The config file (names the job store).
@@ -199,6 +202,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::HotData(args) => usage::hot_data(args),
+        Command::Simulate(args) => simulate::simulate(args),
         Command::Stats(args) => usage::stats(args),
         Command::Watch { config } => crate::watch::watch(&config).await.map(|()| ExitCode::SUCCESS),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(args, cli.quiet).await,

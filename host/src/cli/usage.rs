@@ -37,7 +37,7 @@ pub struct StatsArgs {
     json: bool,
 }
 
-fn open(config: &PathBuf) -> Result<Usage> {
+fn open(config: &std::path::Path) -> Result<Usage> {
     let config = Config::load(config)?;
     let path = Usage::state_path(&config);
     if !path.exists() {

@@ -17,9 +17,12 @@
 //!
 //! `α` (level), `β` (trend) and `γ` (seasonal) are smoothing factors in
 //! `[0, 1]`: larger means faster adaptation and noisier forecasts. The
-//! defaults (`α = 0.2`, `β = 0.01`, `γ = 0.3`, `m = 24`) suit hourly counts
-//! with a daily cycle: the seasonal shape is mostly re-learned over three
-//! days, the level over about five steps, and the trend slowly.
+//! defaults (`α = 0.05`, `β = 0.005`, `γ = 0.4`, `m = 24`) suit hourly access
+//! counts with a daily cycle: the seasonal shape is mostly re-learned over
+//! two to three days, while the level and trend move slowly, because with
+//! peaky counts a large `α` lets one busy peak hour leak into the level and
+//! inflate every off-peak forecast after it. They were chosen on the traces
+//! of [`crate::simulate::generate`] (docs/USAGE.md has the figures).
 //!
 //! Initialisation: the first `m` observations are buffered; then the level
 //! is their mean, the trend 0, and each seasonal offset the observation at

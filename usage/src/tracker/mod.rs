@@ -21,7 +21,8 @@
 //!   day of week, and per step into a Holt-Winters model
 //!   ([`crate::forecast`]). A key out of the top for `keys.evict_after_steps`
 //!   steps (default 48: two days, so a key busy once a day stays) is dropped,
-//!   and beyond `keys.max` series the coldest are dropped.
+//!   and beyond `keys.max` series those of lowest typical demand per step
+//!   (the model's level, whatever the time of day) are dropped.
 //! - **Per-prefix series** for everything else: a key's prefix is the key up
 //!   to its last separator (`:`, `/` or `.` by default; `user:42:cart` →
 //!   `user:42`; a key without a separator has the empty prefix). Prefixes are
@@ -37,13 +38,13 @@
 //! [`UsageTracker::hot`] ranks a window's keys by estimated accesses (rank 1
 //! is the busiest) and gives each a [`Priority`] from its rank and its miss
 //! rate (misses over accesses observed while monitored), with
-//! [`PriorityRule`]'s thresholds (defaults in brackets):
+//! [`PriorityRule`]'s thresholds (defaults in parentheses):
 //!
-//! | rank                  | miss rate ≥ `miss_rate` [10%] | lower |
-//! |-----------------------|-------------------------------|-------|
-//! | ≤ `top_rank` [10]     | critical                      | high  |
-//! | ≤ `warm_rank` [100]   | high                          | normal|
-//! | beyond                | normal                        | low   |
+//! | rank                  | miss rate ≥ `miss_rate` (10%) | lower  |
+//! |-----------------------|-------------------------------|--------|
+//! | ≤ `top_rank` (10)     | critical                      | high   |
+//! | ≤ `warm_rank` (100)   | high                          | normal |
+//! | beyond                | normal                        | low    |
 //!
 //! A key both busy and missing costs the most latency, so it comes first; a
 //! busy key that already hits still deserves a refresh before it expires.
@@ -78,7 +79,7 @@ pub struct WindowConfig {
 pub struct TrackingRule {
     /// The busiest names of each step that start or keep being tracked.
     pub top: usize,
-    /// Most names tracked at once (the coldest go first).
+    /// Most names tracked at once (those of lowest typical demand go first).
     pub max: usize,
     /// A name out of the top for this many steps stops being tracked.
     pub evict_after_steps: u64,

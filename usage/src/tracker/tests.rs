@@ -196,26 +196,39 @@ fn memory_stays_bounded_with_millions_of_distinct_keys() {
     };
     let mut t = UsageTracker::new(config).unwrap();
     let mut key = String::new();
-    let mut peak = 0;
-    // A million distinct keys and as many distinct prefixes, over four days.
-    let n = 1_000_000u64;
+    let (mut early, mut peak) = (0, 0);
+    // Over four days, 1.8 million distinct keys (each with its own prefix) seen once,
+    // and one event in ten for one of ten busy keys.
+    let n = 2_000_000u64;
     for i in 0..n {
         use std::fmt::Write;
         key.clear();
-        let _ = write!(key, "user:{i}:profile");
+        let _ = if i % 10 == 0 {
+            write!(key, "busy:{}", i / 10 % 10)
+        } else {
+            write!(key, "user:{i}:profile")
+        };
         t.observe(T0 + i * (4 * DAY_MS / n), &key, i % 3 == 0);
         if i % 100_000 == 0 {
             peak = peak.max(t.memory_bytes());
         }
+        if i == n / 2 {
+            early = t.memory_bytes();
+        }
     }
     peak = peak.max(t.memory_bytes());
     assert_eq!(t.events(), n);
+    // 84 buckets of 64 counters and a 5×1360 sketch, two step summaries, 200 series:
+    // all in use once the day window's ring (two days) is full, then flat.
+    assert!(peak < 8 << 20, "{peak} bytes");
+    assert!(peak < early + early / 10, "grew from {early} to {peak} bytes");
+    assert!(serde_json::to_vec(&t).unwrap().len() < 16 << 20);
     assert!(t.tracked_names(Tracking::Keys).count() <= 100);
     assert!(t.tracked_names(Tracking::Prefixes).count() <= 100);
-    // 84 buckets of 64 counters and a 5×1360 sketch, two step summaries, 200 series.
-    assert!(peak < 8 << 20, "{peak} bytes");
-    let json = serde_json::to_vec(&t).unwrap();
-    assert!(json.len() < 16 << 20, "{} bytes serialized", json.len());
+    // The busy keys stand out in every window and are tracked.
+    let hot = t.hot(HOUR_MS, 10).unwrap();
+    assert!(hot.entries.iter().all(|e| e.key.starts_with("busy:")), "{hot:?}");
+    assert!((0..10).all(|b| t.series(Tracking::Keys, &format!("busy:{b}")).is_some()));
 }
 
 #[test]

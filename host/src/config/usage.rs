@@ -20,6 +20,10 @@ pub struct UsageConfig {
     /// Window before and after a run over which its hit-rate effect is measured.
     #[serde(with = "humantime_serde")]
     pub effect_window: Duration,
+    /// Apply schedule suggestions (cron times just before each plugin's traffic
+    /// peak) to plugins that have a schedule, hourly; otherwise they are only
+    /// shown by `GET /cache/warming/schedule`.
+    pub apply_schedule_suggestions: bool,
     /// The tracker: windows, sketches, series, Holt-Winters parameters (see docs/USAGE.md).
     pub tracker: preheat_usage::TrackerConfig,
     /// `[usage.stream]`: read events from a Redis Stream with a consumer group.
@@ -39,6 +43,7 @@ impl Default for UsageConfig {
             state_file: None,
             save_every: Duration::from_secs(60),
             effect_window: Duration::from_secs(600),
+            apply_schedule_suggestions: false,
             tracker: preheat_usage::TrackerConfig::default(),
             stream: None,
             keyspace: KeyspaceConfig::default(),

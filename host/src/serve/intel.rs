@@ -41,6 +41,45 @@ pub(super) fn start(shared: &Arc<Shared>, usage: &Arc<Usage>) {
     if config.usage.predictive.enabled {
         tokio::spawn(predictive_loop(shared.clone(), usage.clone()));
     }
+    if config.usage.apply_schedule_suggestions {
+        tokio::spawn(apply_suggestions_loop(shared.clone(), usage.clone()));
+    }
+}
+
+/// How often schedule suggestions are applied (with `apply_schedule_suggestions`).
+const APPLY_SUGGESTIONS_EVERY: Duration = Duration::from_secs(3600);
+
+/// Hourly: moves each scheduled plugin's cron to its suggested time (just before its peak).
+async fn apply_suggestions_loop(shared: Arc<Shared>, usage: Arc<Usage>) {
+    let mut tick = tokio::time::interval(APPLY_SUGGESTIONS_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        let lead = shared.config().usage.predictive.lead_time;
+        let current = shared.schedules.list();
+        for suggestion in usage.schedule_suggestions(lead) {
+            let (Some(plugin), Some(cron)) = (suggestion["plugin"].as_str(), suggestion["cron"].as_str()) else {
+                continue;
+            };
+            let scheduled = current.iter().find(|s| s.plugin == plugin);
+            if scheduled.is_none_or(|s| s.cron.is_none() || s.cron.as_deref() == Some(cron)) {
+                continue;
+            }
+            let update = crate::schedule::ScheduleUpdate {
+                plugin: plugin.to_string(),
+                cron: Some(Some(cron.to_string())),
+                ..Default::default()
+            };
+            match shared.schedules.update(update).await {
+                Ok(view) => {
+                    tracing::info!(plugin, cron, next_fire = ?view.next_fire, "schedule moved before the traffic peak")
+                }
+                Err(e) => tracing::warn!(plugin, cron, "schedule suggestion not applied: {e}"),
+            }
+        }
+    }
 }
 
 /// Saves the usage state every `save_every`, and once more at shutdown.

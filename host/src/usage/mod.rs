@@ -385,14 +385,18 @@ impl Usage {
         (effectiveness, cost_benefit)
     }
 
-    /// Suggested cron times for plugins: an hour before the peak hour of the
-    /// hour-of-day profile of the tracked prefixes each plugin owns (UTC).
+    /// Suggested cron times for plugins: `lead` before the peak hour of the
+    /// hour-of-day profile of the tracked prefixes each plugin owns (cron in UTC).
     pub fn schedule_suggestions(&self, lead: Duration) -> Vec<Value> {
         let state = self.state.lock().unwrap();
         let router = self.router.read().unwrap();
         let mut per_plugin: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+        let separators = state.tracker.config().separators.clone();
         for name in state.tracker.tracked_names(Tracking::Prefixes) {
-            let Some(plugin) = router.route(name) else { continue };
+            // A prefix stops before its separator: route it with each one put back.
+            let Some(plugin) = separators.chars().find_map(|c| router.route(&format!("{name}{c}"))) else {
+                continue;
+            };
             let Some(series) = state.tracker.series(Tracking::Prefixes, name) else {
                 continue;
             };
@@ -454,4 +458,76 @@ fn redis_hit_rates(samples: &VecDeque<(u64, u64, u64)>, runs: &VecDeque<RunEffec
             "hit_rate_after": rate(r.window.at_ms, r.window.at_ms + window_ms),
         })),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn suggestions_warm_a_plugin_before_its_traffic_peaks() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[jobs]\nstate_dir = {:?}\n[[plugins]]\nname = \"catalog\"\npath = \"c.wasm\"\nkey_prefixes = [\"cat:\"]\n[[plugins]]\nname = \"users\"\npath = \"u.wasm\"\nkey_prefixes = [\"user:\"]\n",
+            dir.path().display().to_string()
+        );
+        let config = Config::parse(&text, Path::new("x.toml")).unwrap();
+        let usage = Usage::open(&config).unwrap();
+        // Two days, hour by hour: catalog peaks at 14:00 UTC, users at 03:00.
+        let day0 = 1_700_006_400_000u64; // a UTC midnight
+        let mut events = Vec::new();
+        for hour in 0..48u64 {
+            let (cat, user) = match hour % 24 {
+                14 => (60, 2),
+                3 => (2, 40),
+                _ => (3, 2),
+            };
+            for (key, n) in [("cat:1", cat), ("user:1", user)] {
+                for i in 0..n {
+                    events.push(AccessEvent {
+                        ts_ms: day0 + hour * 3_600_000 + i * 1000,
+                        key: key.into(),
+                        hit: true,
+                        latency_ms: None,
+                    });
+                }
+            }
+        }
+        usage.ingest(&events);
+        let suggestions = usage.schedule_suggestions(Duration::from_secs(600));
+        let of = |plugin: &str| suggestions.iter().find(|s| s["plugin"] == plugin).cloned().unwrap();
+        assert_eq!(of("catalog")["peak_hour_local"], 14);
+        assert_eq!(of("catalog")["cron"], "50 13 * * *");
+        assert_eq!(of("users")["cron"], "50 2 * * *");
+    }
+
+    #[test]
+    fn state_survives_a_save_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("[jobs]\nstate_dir = {:?}\n", dir.path().display().to_string());
+        let config = Config::parse(&text, Path::new("x.toml")).unwrap();
+        let usage = Usage::open(&config).unwrap();
+        let events: Vec<AccessEvent> = (0..5)
+            .map(|i| AccessEvent {
+                ts_ms: now_ms() + i,
+                key: "k:1".into(),
+                hit: false,
+                latency_ms: None,
+            })
+            .collect();
+        usage.ingest(&events);
+        usage.save().unwrap();
+        let again = Usage::open(&config).unwrap();
+        assert_eq!(again.events(), 5);
+        // Other tracker settings: the old state is set aside, not mixed in.
+        let changed = Config::parse(
+            &format!("{text}[usage.tracker]\nsummary_capacity = 1024\n"),
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        let fresh = Usage::open(&changed).unwrap();
+        assert_eq!(fresh.events(), 0);
+        assert!(dir.path().join("usage-state.json.old").exists());
+    }
 }

@@ -201,6 +201,12 @@ try {
         .trim(),
     runId,
   );
+  // The effectiveness card counts the keys the run warmed (GET stats, refreshed after run_finished).
+  await waitInPage('the effectiveness card to count warmed keys', () => {
+    const warmed = document.querySelector('#effect-warmed');
+    return warmed && /^[1-9][0-9]*$/.test(warmed.textContent);
+  });
+  const keysWarmed = await page.locator('#effect-warmed').textContent();
   const status = await page.locator('#status').textContent();
   if (pageErrors.length) throw new Error(`uncaught errors in the page: ${pageErrors.join('; ')}`);
 
@@ -214,6 +220,7 @@ try {
       live_progress_seen: live,
       plugin_row: pluginRow,
       history_row: historyRow,
+      keys_warmed: keysWarmed,
       screenshot: screenshotPath,
     },
     0,

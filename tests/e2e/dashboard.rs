@@ -97,6 +97,7 @@ value_size = "64"
     let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("the browser script's last line is not JSON ({e}):\n{stdout}{stderr}"));
     assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["keys_warmed"], KEYS.to_string(), "{result}");
     assert!(screenshot.exists(), "no screenshot at {}", screenshot.display());
     eprintln!("dashboard check: {result}");
 

@@ -466,7 +466,7 @@ function renderSchedule(body) {
   if (!body.suggestions) return; // a `schedules` event carries no suggestions: keep the last ones
   $('#schedule-suggestions').replaceChildren(
     ...body.suggestions.map((s) =>
-      el('li', {}, 'suggestion: ', typeof s === 'string' ? s : [s.plugin, s.cron, s.reason].filter(Boolean).join(' · ') || JSON.stringify(s)),
+      el('li', {}, 'suggestion: ', typeof s === 'string' ? s : [s.plugin, s.cron, s.why || s.reason].filter(Boolean).join(' · ') || JSON.stringify(s)),
     ),
   );
 }
@@ -503,10 +503,42 @@ async function refreshHotData() {
   );
 }
 
+// ---------------------------------------------------------------------------
+// Effectiveness (GET stats): hit rate around runs, coverage of the hot set,
+// misses avoided and latency saved; "–" where nothing was measured yet.
+// ---------------------------------------------------------------------------
+const percent = (x) => (typeof x === 'number' ? `${(x * 100).toFixed(1)}%` : '–');
+const number = (x, digits = 0) => (typeof x === 'number' ? x.toFixed(digits) : '–');
+
+async function refreshStats() {
+  let body;
+  try {
+    body = await getJSON(`${API}/stats`);
+  } catch (error) {
+    $('#effect-note').textContent = `could not load stats: ${error.message}`;
+    return;
+  }
+  const e = body.effectiveness || {};
+  const c = body.cost_benefit || {};
+  const set = (id, text) => {
+    $(id).textContent = text;
+  };
+  set('#effect-before', percent(e.hit_rate_before));
+  set('#effect-after', percent(e.hit_rate_after));
+  set('#effect-improvement', typeof e.improvement === 'number' ? `${e.improvement >= 0 ? '+' : ''}${(e.improvement * 100).toFixed(1)} pts` : '–');
+  set('#effect-coverage', e.coverage ? `${percent(e.coverage.fraction)} of ${e.coverage.hot_keys}` : '–');
+  set('#effect-24h', percent(e.hit_rate_last_24h));
+  set('#effect-avoided', number(c.misses_avoided));
+  set('#effect-saved', typeof c.estimated_latency_saved_ms === 'number' ? `${number(c.estimated_latency_saved_ms)} ms` : '–');
+  set('#effect-warmed', number(c.keys_warmed));
+  $('#effect-note').textContent = e.reason || (e.measured_runs ? `${e.measured_runs} runs measured, ${e.window} before/after` : 'no run measured yet: needs access events before and after a run');
+}
+
 function refreshAll() {
   refreshHistory();
   refreshSchedule();
   refreshHotData();
+  refreshStats();
 }
 
 // ---------------------------------------------------------------------------

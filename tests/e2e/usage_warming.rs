@@ -70,6 +70,10 @@ fn api_events_make_hot_keys_that_reactive_warming_fills() {
     assert_eq!(entry("synthetic:42")["plugin"], "synthetic");
     assert_eq!(entry("synthetic:42")["priority"], "critical");
     assert!(entry("other:1")["plugin"].is_null());
+    assert!(
+        entry("synthetic:42")["profile"].is_null(),
+        "series start at the end of a step (1 h here)"
+    );
 
     wait_for("reactive warming of synthetic:42", Duration::from_secs(30), || {
         redis.get("synthetic:42").is_some()
@@ -225,6 +229,23 @@ fn predictive_warming_fills_keys_forecast_for_the_next_step() {
         redis.get("synthetic:12").is_none(),
         "a key seen once is not forecast hot"
     );
+    // Tracked as a series: hot-data shows its seasonal profile and forecast.
+    let hot = hot_keys(&serve, "1m");
+    let busy = hot
+        .iter()
+        .find(|k| k["key"] == "synthetic:11")
+        .unwrap_or_else(|| panic!("{hot:?}"));
+    assert_eq!(
+        busy["profile"]["hour_of_day"].as_array().map(Vec::len),
+        Some(24),
+        "{busy}"
+    );
+    assert_eq!(
+        busy["profile"]["day_of_week"].as_array().map(Vec::len),
+        Some(7),
+        "{busy}"
+    );
+    assert!(busy["forecast_this_step"].as_f64().unwrap() > 1.0, "{busy}");
     wait_for("the predictive run to finish", Duration::from_secs(30), || {
         serve.get("/cache/warming/status").1["last_run"]["strategy"] == "predictive"
     });

@@ -23,6 +23,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+/// Hot keys shown with their seasonal profile.
+const PROFILED_KEYS: usize = 10;
 /// Runs whose effect is remembered.
 const RUN_EFFECTS: usize = 50;
 /// Samples of the Redis server's keyspace hits/misses kept (a day at 30 s).
@@ -203,12 +205,18 @@ impl Usage {
         let router = self.router.read().unwrap();
         match (self.hot(window, n), self.trends(window, 20)) {
             (Ok(hot), Ok(trends)) if hot.accesses > 0 => {
+                let state = self.state.lock().unwrap();
                 let keys: Vec<Value> = hot
                     .entries
                     .iter()
                     .map(|e| {
+                        // Seasonal profile (hour of day, day of week) for the keys tracked as series.
+                        let series = (e.rank <= PROFILED_KEYS)
+                            .then(|| state.tracker.series(Tracking::Keys, &e.key))
+                            .flatten();
                         json!({"key": e.key, "rank": e.rank, "accesses": e.accesses, "misses": e.misses,
-                            "hit_rate": e.hit_rate, "error": e.error, "priority": e.priority, "plugin": router.route(&e.key)})
+                            "hit_rate": e.hit_rate, "error": e.error, "priority": e.priority, "plugin": router.route(&e.key),
+                            "profile": series.as_ref().map(|s| &s.profile), "forecast_this_step": series.as_ref().map(|s| s.forecast)})
                     })
                     .collect();
                 json!({"window": humantime::format_duration(window).to_string(), "accesses": hot.accesses, "misses": hot.misses,

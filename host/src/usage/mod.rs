@@ -511,6 +511,35 @@ mod tests {
     }
 
     #[test]
+    fn redis_counters_give_the_hit_rate_before_and_after_a_run() {
+        // INFO stats every 30 s; a run ends at t = 600 s; 5-minute windows.
+        let samples: VecDeque<(u64, u64, u64)> = (0..=40u64)
+            .map(|i| {
+                let t = i * 30_000;
+                // 50% hits before the run, 90% after it.
+                let (hits, misses) = if t <= 600_000 {
+                    (i * 50, i * 50)
+                } else {
+                    (20 * 50 + (i - 20) * 90, 20 * 50 + (i - 20) * 10)
+                };
+                (t, hits, misses)
+            })
+            .collect();
+        let runs = VecDeque::from([RunEffect {
+            run_id: "r".into(),
+            strategy: "proactive".into(),
+            window: BeforeAfter::new(600_000, 300_000),
+            cost: WarmingCost::default(),
+        }]);
+        let doc = redis_hit_rates(&samples, &runs, 300_000);
+        let run = &doc["last_measured_run"];
+        assert_eq!(run["run_id"], "r");
+        assert!((run["hit_rate_before"].as_f64().unwrap() - 0.5).abs() < 1e-9, "{doc}");
+        assert!((run["hit_rate_after"].as_f64().unwrap() - 0.9).abs() < 1e-9, "{doc}");
+        assert!(redis_hit_rates(&VecDeque::new(), &runs, 300_000).is_null());
+    }
+
+    #[test]
     fn state_survives_a_save_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let text = format!("[jobs]\nstate_dir = {:?}\n", dir.path().display().to_string());

@@ -168,7 +168,6 @@ fn api_runs_warm_keys_and_metrics_match_the_report() {
     assert!(body["error"].as_str().unwrap().contains("key_prefixes"), "{body}");
 
     // warm-pattern: only enumerated keys matching the glob.
-    redis.conn();
     let _: () = redis::cmd("FLUSHALL").query(&mut redis.conn()).unwrap();
     let (code, body) = serve.post("/cache/warming/warm-pattern", json!({"pattern": "synthetic:1?"}));
     assert_eq!(code, 202, "{body}");

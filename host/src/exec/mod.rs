@@ -82,6 +82,18 @@ pub trait RunObserver: Send + Sync {
     fn produce_call(&self, plugin: &str, keys: usize, elapsed: Duration);
 }
 
+impl RunOptions {
+    /// Whether the run includes the enabled plugin `name`: it is in `only` (when
+    /// set) and, when keys are given, some key is for it.
+    pub fn includes(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only.iter().any(|o| o == name))
+            && self
+                .keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|(p, _)| p == name))
+    }
+}
+
 /// A fresh run id: unix seconds in hex and a random suffix.
 pub fn new_run_id() -> String {
     let secs = SystemTime::now()
@@ -250,16 +262,13 @@ impl Warmer {
         let started = Instant::now();
         let started_at = SystemTime::now();
         let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
+        let configs: Vec<PluginConfig> = self
+            .config
+            .enabled_plugins()
+            .filter(|p| options.includes(&p.name))
+            .cloned()
+            .collect();
         let given_keys = options.keys.take();
-        let given_mode = given_keys.is_some();
-        let given = &given_keys;
-        let wanted = |p: &&PluginConfig| {
-            options.only.as_ref().is_none_or(|only| only.contains(&p.name))
-                && given
-                    .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|(name, _)| *name == p.name))
-        };
-        let configs: Vec<PluginConfig> = self.config.enabled_plugins().filter(wanted).cloned().collect();
         let tally = Arc::new(Tally::new(
             configs.iter().map(|c| c.name.clone()).collect(),
             options.trace,
@@ -335,21 +344,22 @@ impl Warmer {
             }
         });
 
-        let mut given: Vec<Vec<KeySpec>> = shared.slots.iter().map(|_| Vec::new()).collect();
-        for (name, spec) in given_keys.into_iter().flatten() {
-            if let Some(i) = shared.slots.iter().position(|s| s.config.name == name) {
-                given[i].push(spec);
+        // Given keys, split by slot; `None` means the plugins enumerate.
+        let mut given: Option<Vec<Vec<KeySpec>>> = given_keys.map(|keys| {
+            let mut per_slot: Vec<Vec<KeySpec>> = shared.slots.iter().map(|_| Vec::new()).collect();
+            for (name, spec) in keys {
+                if let Some(i) = shared.slots.iter().position(|s| s.config.name == name) {
+                    per_slot[i].push(spec);
+                }
             }
-        }
+            per_slot
+        });
         let mut tasks = Vec::new();
-        for (i, keys) in given.into_iter().enumerate() {
-            if shared.slots[i].plugin.is_none() {
-                continue;
-            }
+        for i in (0..shared.slots.len()).filter(|&i| shared.slots[i].plugin.is_some()) {
             shared.queue.add_producer();
-            tasks.push(match given_mode {
-                true => tokio::spawn(feed_keys(shared.clone(), i, keys)),
-                false => tokio::spawn(enumerate_plugin(shared.clone(), i)),
+            tasks.push(match given.as_mut() {
+                Some(per_slot) => tokio::spawn(feed_keys(shared.clone(), i, std::mem::take(&mut per_slot[i]))),
+                None => tokio::spawn(enumerate_plugin(shared.clone(), i)),
             });
         }
         let enumeration = async {

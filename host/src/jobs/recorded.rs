@@ -55,13 +55,7 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
     let holder = holder_id(&run_id);
     let plugins: Vec<String> = config
         .enabled_plugins()
-        .filter(|p| options.only.as_ref().is_none_or(|only| only.contains(&p.name)))
-        .filter(|p| {
-            options
-                .keys
-                .as_ref()
-                .is_none_or(|keys| keys.iter().any(|(name, _)| *name == p.name))
-        })
+        .filter(|p| options.includes(&p.name))
         .map(|p| p.name.clone())
         .collect();
     // One lock per plugin and target, so runs of different plugins may overlap.

@@ -53,7 +53,7 @@ fn bad_request(msg: impl Into<String>) -> ApiError {
 
 /// Every route, with body limit, auth on mutating routes and request logs.
 pub fn router(shared: Arc<Shared>) -> Router {
-    let max_body = shared.config().serve.max_body.0 as usize;
+    let max_body = shared.warmer().config().serve.max_body.0 as usize;
     let mutating = Router::new()
         .route("/cache/warming/start", post(start))
         .route("/cache/warming/stop", post(stop))
@@ -89,7 +89,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
 
 /// Mutating routes need `Authorization: Bearer <token>` when a token is configured.
 async fn require_token(State(shared): AppState, request: Request, next: Next) -> Response {
-    let Some(token) = shared.config().serve.token else {
+    let warmer = shared.warmer();
+    let Some(token) = warmer.config().serve.token.as_deref() else {
         return next.run(request).await;
     };
     let given = request
@@ -179,7 +180,7 @@ async fn openapi() -> Json<Value> {
 }
 
 fn batch_size(shared: &Shared) -> usize {
-    shared.config().run.batch_size.get()
+    shared.warmer().config().run.batch_size.get()
 }
 
 async fn status(State(shared): AppState) -> Json<Value> {
@@ -543,7 +544,9 @@ async fn coverage(shared: &Shared, usage: &crate::usage::Usage) -> Option<Value>
         .hot(Duration::from_secs(3600), 50)
         .ok()
         .filter(|h| !h.entries.is_empty())?;
-    let backend = crate::backend::Backend::connect(&shared.config().backend).await.ok()?;
+    let backend = crate::backend::Backend::connect(&shared.warmer().config().backend)
+        .await
+        .ok()?;
     let mut present = std::collections::HashSet::new();
     for e in &hot.entries {
         if let Ok(Some(_)) = backend.get(&e.key).await {
@@ -557,7 +560,7 @@ async fn coverage(shared: &Shared, usage: &crate::usage::Usage) -> Option<Value>
 }
 
 async fn schedule(State(shared): AppState) -> Json<Value> {
-    let lead = shared.config().usage.predictive.lead_time;
+    let lead = shared.warmer().config().usage.predictive.lead_time;
     let suggestions = shared
         .usage
         .as_ref()

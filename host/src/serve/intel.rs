@@ -16,7 +16,8 @@ const REDIS_SAMPLE_EVERY: Duration = Duration::from_secs(30);
 
 /// Starts every usage task the config asks for.
 pub(super) fn start(shared: &Arc<Shared>, usage: &Arc<Usage>) {
-    let config = shared.config();
+    let warmer = shared.warmer();
+    let config = warmer.config();
     let shutdown = shared.shutdown.clone();
     tokio::spawn(save_loop(usage.clone(), shutdown.clone()));
     if let Some(stream) = config.usage.stream.clone() {
@@ -57,7 +58,7 @@ async fn apply_suggestions_loop(shared: Arc<Shared>, usage: Arc<Usage>) {
             _ = tick.tick() => {}
             _ = shared.shutdown.cancelled() => return,
         }
-        let lead = shared.config().usage.predictive.lead_time;
+        let lead = shared.warmer().config().usage.predictive.lead_time;
         let current = shared.schedules.list();
         for suggestion in usage.schedule_suggestions(lead) {
             let (Some(plugin), Some(cron)) = (suggestion["plugin"].as_str(), suggestion["cron"].as_str()) else {
@@ -111,7 +112,7 @@ async fn sample_redis(shared: Arc<Shared>, usage: Arc<Usage>) {
             _ = shared.shutdown.cancelled() => return,
         }
         if backend.is_none() {
-            backend = Backend::connect(&shared.config().backend).await.ok();
+            backend = Backend::connect(&shared.warmer().config().backend).await.ok();
         }
         if let Some(Backend::Redis(redis)) = &backend {
             match redis.keyspace_stats().await {

@@ -64,11 +64,6 @@ impl Shared {
         self.warmer.read().unwrap().clone()
     }
 
-    /// The config in force.
-    pub fn config(&self) -> Config {
-        self.warmer().config().clone()
-    }
-
     fn publish(&self, event: Event) {
         // No subscribers is fine.
         let _ = self.events.send(event);
@@ -90,7 +85,7 @@ impl Shared {
             usage.reload(warmer.config());
         }
         let listen = warmer.config().serve.listen;
-        if listen != self.config().serve.listen {
+        if listen != self.warmer().config().serve.listen {
             tracing::warn!(%listen, "[serve] listen changed; it takes effect at the next restart");
         }
         *self.warmer.write().unwrap() = warmer;
@@ -114,7 +109,7 @@ fn resource_usage(shared: &Shared) -> Value {
     serde_json::json!({
         "rss_bytes": kib("VmRSS:"),
         "peak_rss_bytes": kib("VmHWM:"),
-        "run_memory_budget_bytes": crate::exec::budget_bytes(shared.config().run.memory_budget),
+        "run_memory_budget_bytes": crate::exec::budget_bytes(shared.warmer().config().run.memory_budget),
         "active_runs": shared.runs.active_views(1).len(),
         "uptime_seconds": shared.started.elapsed().as_secs(),
     })
@@ -229,7 +224,7 @@ async fn progress_ticker(shared: Arc<Shared>) {
         if shared.events.receiver_count() == 0 {
             continue;
         }
-        let batch_size = shared.config().run.batch_size.get();
+        let batch_size = shared.warmer().config().run.batch_size.get();
         for view in shared.runs.active_views(batch_size) {
             shared.publish(Event::Progress(view));
         }

@@ -108,6 +108,7 @@ impl Runs {
         let mut plugins = request.plugins.clone();
         if let Some(keys) = &request.keys {
             plugins = keys.iter().map(|(p, _)| p.clone()).collect();
+            plugins.sort();
             plugins.dedup();
         }
         if plugins.is_empty() {
@@ -312,16 +313,11 @@ impl ActiveRun {
             failed += counters.failed + counters.invalid;
             per_plugin.insert(name.clone(), plugin_counters(counters));
         }
-        let percentage = match (c.enumeration_done, c.enumerated) {
-            (_, 0) => {
-                if c.enumeration_done {
-                    100.0
-                } else {
-                    0.0
-                }
-            }
+        let percentage = match c.enumerated {
+            0 if c.enumeration_done => 100.0,
+            0 => 0.0,
             // Floor, so a run still going never shows 100%.
-            (_, total) => (c.finished as f64 * 1000.0 / total as f64).floor() / 10.0,
+            total => (c.finished as f64 * 1000.0 / total as f64).floor() / 10.0,
         };
         let secs = live.elapsed.as_secs_f64();
         let rate = if secs > 0.0 { c.finished as f64 / secs } else { 0.0 };

@@ -169,7 +169,12 @@ impl Usage {
         for event in events {
             state.tracker.record(event);
             state.hits.record(event);
-            for run in state.runs.iter_mut() {
+            // Newest runs first; once a run's window ended before the event, so did
+            // every older one's (same window length), and none can take it.
+            for run in state.runs.iter_mut().rev() {
+                if event.ts_ms >= run.window.at_ms + run.window.window_ms {
+                    break;
+                }
                 run.window.record(event);
             }
         }

@@ -294,6 +294,45 @@ impl Run {
 
 /// Runs `preheat <args>` with a report file, and parses the report.
 pub fn preheat(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let (mut cmd, report) = preheat_command(ws, args, env);
+    let output = cmd.output().expect("running preheat");
+    read_report(output, &report)
+}
+
+/// [`preheat`], also measuring the process's peak resident memory (bytes), as
+/// the kernel accounts it for that one child (`wait4`'s `ru_maxrss`).
+pub fn preheat_measured(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> (Run, u64) {
+    let (mut cmd, report) = preheat_command(ws, args, env);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running preheat");
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 writes only into the two locals.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4 on preheat failed");
+    let output = Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    (read_report(output, &report), usage.ru_maxrss as u64 * 1024)
+}
+
+/// The `preheat` command with a fresh report path, isolated from the caller's environment.
+fn preheat_command(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> (Command, PathBuf) {
     let report = ws.report_path();
     let _ = std::fs::remove_file(&report);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_preheat"));
@@ -308,8 +347,11 @@ pub fn preheat(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let output = cmd.output().expect("running preheat");
-    let report = std::fs::read(&report)
+    (cmd, report)
+}
+
+fn read_report(output: Output, report: &Path) -> Run {
+    let report = std::fs::read(report)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_else(|| {

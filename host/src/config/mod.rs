@@ -265,6 +265,15 @@ pub struct PluginConfig {
     /// Largest value accepted, in bytes.
     #[serde(default = "default_max_value_bytes")]
     pub max_value_bytes: ByteSize,
+    /// Largest `arg` of a key spec accepted; larger specs are invalid and never queued.
+    #[serde(default = "default_max_arg_bytes")]
+    pub max_arg_bytes: ByteSize,
+    /// Most tags a key spec may carry (each at most 128 bytes).
+    #[serde(default = "default_max_tags")]
+    pub max_tags: usize,
+    /// Accept keys holding invisible Unicode format characters (category Cf, e.g. U+200B).
+    #[serde(default)]
+    pub allow_format_characters: bool,
     /// Fuel (roughly, wasm instructions) per call.
     #[serde(default = "default_fuel")]
     pub fuel_per_call: u64,
@@ -316,6 +325,12 @@ fn default_max_key_bytes() -> usize {
 fn default_max_value_bytes() -> ByteSize {
     ByteSize(4 << 20)
 }
+fn default_max_arg_bytes() -> ByteSize {
+    ByteSize(16 << 10)
+}
+fn default_max_tags() -> usize {
+    16
+}
 fn default_fuel() -> u64 {
     1_000_000_000
 }
@@ -354,6 +369,9 @@ impl PluginConfig {
             key_regex: None,
             max_key_bytes: default_max_key_bytes(),
             max_value_bytes: default_max_value_bytes(),
+            max_arg_bytes: default_max_arg_bytes(),
+            max_tags: default_max_tags(),
+            allow_format_characters: false,
             fuel_per_call: default_fuel(),
             timeout: default_timeout(),
             memory_limit: default_memory_limit(),

@@ -68,6 +68,14 @@ impl ByteBudget {
             .await
             .expect("the budget semaphore is never closed")
     }
+
+    /// Gives back what `permit` holds beyond `bytes` (the reservation was a worst case).
+    pub fn shrink(permit: &mut SemaphorePermit<'_>, bytes: u64) {
+        let keep = bytes.div_ceil(UNIT).max(1) as usize;
+        if permit.num_permits() > keep {
+            drop(permit.split(permit.num_permits() - keep));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -93,5 +101,17 @@ mod tests {
         // A request larger than the whole budget still proceeds alone.
         let _big = budget.reserve(100 * UNIT).await;
         assert_eq!(budget.permits.available_permits(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_worst_case_reservation_shrinks_to_what_was_produced() {
+        let budget = ByteBudget::new(100 * UNIT);
+        let mut permit = budget.reserve(60 * UNIT).await;
+        ByteBudget::shrink(&mut permit, 10 * UNIT + 1);
+        assert_eq!(budget.permits.available_permits(), 89);
+        ByteBudget::shrink(&mut permit, 0);
+        assert_eq!(budget.permits.available_permits(), 99);
+        drop(permit);
+        assert_eq!(budget.permits.available_permits(), 100);
     }
 }

@@ -14,6 +14,7 @@
 //! the backend write without being copied.
 
 mod budget;
+mod cursors;
 mod dedup;
 mod producer;
 mod progress;
@@ -36,19 +37,18 @@ use crate::runtime::{
 use crate::sources::SourceSet;
 use anyhow::Result;
 use budget::ByteBudget;
+use cursors::{CursorHistory, MAX_CURSOR_BYTES};
 use dedup::RecentKeys;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tally::{KeyDetail, KeyOutcome, Tally};
 
 /// After this many failed calls in a row, a plugin is disabled for the rest of the run.
 const MAX_CONSECUTIVE_FAILED_CALLS: u32 = 3;
-/// Value size assumed before any value of a plugin was seen (memory budget estimate).
-const INITIAL_VALUE_ESTIMATE: u64 = 1024;
 
 /// Per-run choices that are not in the config file.
 #[derive(Clone)]
@@ -139,7 +139,6 @@ struct Slot {
     limiter: Option<DefaultDirectRateLimiter>,
     disabled: AtomicBool,
     failed_calls_in_a_row: AtomicU32,
-    avg_value_bytes: AtomicU64,
 }
 
 /// What the tasks of one run share.
@@ -426,7 +425,6 @@ impl Slot {
             limiter,
             disabled: AtomicBool::new(false),
             failed_calls_in_a_row: AtomicU32::new(0),
-            avg_value_bytes: AtomicU64::new(INITIAL_VALUE_ESTIMATE),
         }
     }
 
@@ -523,6 +521,7 @@ async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
     let slot = &shared.slots[p];
     let plugin = slot.plugin.as_ref().expect("only loaded plugins are enumerated");
     let mut seen = RecentKeys::new();
+    let mut cursors = CursorHistory::new();
     let mut cursor: Option<String> = None;
     let mut listed: u64 = 0;
     while !shared.halted() && !slot.disabled.load(Ordering::SeqCst) {
@@ -554,8 +553,13 @@ async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
         }
         match page.cursor {
             None => break,
-            Some(next) if cursor.as_ref() == Some(&next) => {
-                shared.tally.plugin_error(p, format!("plugin `{}`: enumerate returned the cursor {next:?} it was given; stopped to avoid an endless loop", plugin.name()));
+            Some(next) if next.len() > MAX_CURSOR_BYTES => {
+                shared.tally.plugin_error(p, format!("plugin `{}`: enumerate returned a cursor of {} bytes, over the {MAX_CURSOR_BYTES}-byte limit; keep cursors short (an offset or the last id)", plugin.name(), next.len()));
+                break;
+            }
+            Some(next) if !cursors.first_time(&next) => {
+                let shown = crate::report::clip(&next, 80);
+                shared.tally.plugin_error(p, format!("plugin `{}`: enumerate returned the cursor {shown:?} it had returned before in this run (a cursor cycle); stopped to avoid an endless loop", plugin.name()));
                 break;
             }
             next => cursor = next,
@@ -585,7 +589,7 @@ async fn queue_keys(shared: &Shared, p: usize, keys: Vec<KeySpec>, seen: &mut Re
         }
         *listed += 1;
         new += 1;
-        match slot.rules.check(&spec.key) {
+        match slot.rules.check_spec(&spec) {
             Ok(()) => items.push(WarmItem {
                 plugin: p,
                 spec,
@@ -631,14 +635,17 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
         );
     }
     let plugin = slot.plugin.as_ref().expect("only loaded plugins have queued keys");
-    let estimate = specs.len() as u64 * slot.avg_value_bytes.load(Ordering::Relaxed);
-    let permit = tokio::select! {
+    // What this call can hand the host at most: every value at its cap, and no
+    // more than the instance's memory holds (the runtime checks both before
+    // copying). After the call the reservation shrinks to what was produced.
+    let worst_case = (specs.len() as u64 * slot.config.max_value_bytes.0).min(slot.config.memory_limit.0);
+    let mut permit = tokio::select! {
         permit = async {
             if let Some(limiter) = &slot.limiter {
                 let n = NonZeroU32::new(specs.len() as u32).expect("batches are never empty");
                 limiter.until_n_ready(n).await.expect("batches are capped at the rate limit");
             }
-            shared.budget.reserve(estimate).await
+            shared.budget.reserve(worst_case).await
         } => permit,
         _ = shared.halt() => return shared.finish_all(p, &specs, &attempts, KeyOutcome::Abandoned, ""),
     };
@@ -700,9 +707,8 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
             Err(WarmError::Retry(reason)) => schedule_retry(shared, p, spec, attempt, &reason),
         }
     }
+    ByteBudget::shrink(&mut permit, produced_bytes);
     if !writes.is_empty() {
-        let avg = produced_bytes / writes.len() as u64;
-        slot.avg_value_bytes.store(avg.max(64), Ordering::Relaxed);
         write_batch(shared, p, writes, written_meta).await;
     }
     drop(permit);

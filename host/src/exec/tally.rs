@@ -1,7 +1,10 @@
 //! Per-plugin bookkeeping during a run, turned into the report at the end.
 
 use crate::plan::priority_name;
-use crate::report::{percentile, CallTrace, Counters, KeyError, KeyTrace, PluginReport};
+use crate::report::{
+    clip, fence_lines, percentile, CallTrace, Counters, KeyError, KeyTrace, PluginReport, MAX_ERROR_BYTES,
+    MAX_SHOWN_KEY_BYTES,
+};
 use crate::runtime::Priority;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -118,8 +121,8 @@ impl Tally {
         {
             let error = KeyError {
                 plugin: self.names[plugin].clone(),
-                key: key.to_string(),
-                error,
+                key: clip(key, MAX_SHOWN_KEY_BYTES).into_owned(),
+                error: clip(&error, MAX_ERROR_BYTES).into_owned(),
                 attempts: detail.attempts,
             };
             {
@@ -172,8 +175,10 @@ impl Tally {
     }
 
     /// Marks the plugin as failed as a whole (the first error wins).
+    /// The text is clipped to [`MAX_ERROR_BYTES`]: it reaches the report, the job store and the log.
     pub(crate) fn plugin_error(&self, plugin: usize, error: String) {
-        tracing::error!(plugin = %self.names[plugin], "{error}");
+        let error = clip(&error, MAX_ERROR_BYTES).into_owned();
+        tracing::error!(plugin = %self.names[plugin], "{}", fence_lines(&error));
         self.plugins[plugin].lock().unwrap().error.get_or_insert(error);
     }
 

@@ -1,14 +1,28 @@
-//! Key validation: nothing is written under a key that fails these rules.
+//! Key validation: nothing is written under a key that fails these rules, and
+//! no key spec larger than its caps is held by the host.
 
 use crate::config::PluginConfig;
+use crate::runtime::KeySpec;
 use regex::Regex;
+use std::sync::LazyLock;
 
-/// The rules a plugin's keys must follow, from its config.
+/// Longest tag accepted, in bytes.
+pub const MAX_TAG_BYTES: usize = 128;
+
+/// Unicode format characters (category Cf: U+200B zero width space, U+202E
+/// right-to-left override, U+FEFF byte order mark, …): invisible in logs and
+/// dashboards, so keys holding them can pass for other keys.
+static FORMAT_CHARACTER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\p{Cf}").expect("a valid class"));
+
+/// The rules a plugin's key specs must follow, from its config.
 #[derive(Debug, Clone)]
 pub struct KeyRules {
     prefixes: Vec<String>,
     max_bytes: usize,
     regex: Option<Regex>,
+    max_arg_bytes: usize,
+    max_tags: usize,
+    allow_format_characters: bool,
 }
 
 impl KeyRules {
@@ -18,7 +32,32 @@ impl KeyRules {
             prefixes: config.key_prefixes.clone(),
             max_bytes: config.max_key_bytes,
             regex: config.key_regex.as_ref().map(|r| r.0.clone()),
+            max_arg_bytes: config.max_arg_bytes.0 as usize,
+            max_tags: config.max_tags,
+            allow_format_characters: config.allow_format_characters,
         }
+    }
+
+    /// `Ok` when the spec may be queued (key rules, then the caps on `arg` and `tags`), otherwise the reason.
+    pub fn check_spec(&self, spec: &KeySpec) -> Result<(), String> {
+        self.check(&spec.key)?;
+        if let Some(arg) = spec.arg.as_deref().filter(|a| a.len() > self.max_arg_bytes) {
+            return Err(format!(
+                "arg is {} bytes, over max_arg_bytes = {}; pass an id in `arg` and look the rest up in produce",
+                arg.len(),
+                self.max_arg_bytes
+            ));
+        }
+        if spec.tags.len() > self.max_tags {
+            return Err(format!("{} tags, over max_tags = {}", spec.tags.len(), self.max_tags));
+        }
+        if let Some(tag) = spec.tags.iter().find(|t| t.len() > MAX_TAG_BYTES) {
+            return Err(format!(
+                "a tag is {} bytes, over the {MAX_TAG_BYTES}-byte limit per tag",
+                tag.len()
+            ));
+        }
+        Ok(())
     }
 
     /// `Ok` when the key may be written, otherwise the reason.
@@ -38,6 +77,16 @@ impl KeyRules {
                 "key contains whitespace or a control character ({c:?} at byte {i})"
             ));
         }
+        if !self.allow_format_characters {
+            if let Some(m) = FORMAT_CHARACTER.find(key) {
+                let c = m.as_str().chars().next().expect("a match is one character");
+                return Err(format!(
+                    "key contains an invisible Unicode format character (U+{:04X} at byte {}); set allow_format_characters = true for this plugin if that is intended",
+                    c as u32,
+                    m.start()
+                ));
+            }
+        }
         if !self.prefixes.iter().any(|p| key.starts_with(p.as_str())) {
             return Err(format!("key is outside the plugin's key_prefixes {:?}", self.prefixes));
         }
@@ -53,12 +102,26 @@ impl KeyRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::Priority;
 
     fn rules() -> KeyRules {
         KeyRules {
             prefixes: vec!["user.".into(), "products.".into()],
             max_bytes: 20,
             regex: Some(Regex::new(r"^[a-z.0-9]+$").unwrap()),
+            max_arg_bytes: 8,
+            max_tags: 2,
+            allow_format_characters: false,
+        }
+    }
+
+    fn spec(arg: Option<&str>, tags: &[&str]) -> KeySpec {
+        KeySpec {
+            key: "user.1".into(),
+            priority: Priority::Normal,
+            ttl_seconds: None,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            arg: arg.map(str::to_string),
         }
     }
 
@@ -66,6 +129,7 @@ mod tests {
     fn accepts_keys_within_the_rules() {
         assert!(rules().check("user.profile.42").is_ok());
         assert!(rules().check("products.all").is_ok());
+        assert!(rules().check_spec(&spec(Some("12345678"), &["a", "b"])).is_ok());
     }
 
     #[test]
@@ -80,5 +144,39 @@ mod tests {
         assert!(r.check("user.bell\u{7}").unwrap_err().contains("control"));
         assert!(r.check("orders.1").unwrap_err().contains("key_prefixes"));
         assert!(r.check("user.UPPER").unwrap_err().contains("key_regex"));
+    }
+
+    #[test]
+    fn invisible_format_characters_are_refused_unless_allowed() {
+        let mut r = rules();
+        r.regex = None;
+        for (key, code) in [
+            ("user.\u{200B}1", "U+200B"),
+            ("user.\u{202E}1", "U+202E"),
+            ("\u{FEFF}user.1", "U+FEFF"),
+            ("user.1\u{2066}", "U+2066"),
+        ] {
+            let err = r.check(key).unwrap_err();
+            assert!(
+                err.contains(code) && err.contains("allow_format_characters"),
+                "{key:?}: {err}"
+            );
+        }
+        r.allow_format_characters = true;
+        assert!(r.check("user.\u{200B}1").is_ok());
+        // Visible non-ASCII keys are fine either way.
+        assert!(r.check("user.café").is_ok());
+    }
+
+    #[test]
+    fn args_and_tags_over_their_caps_are_refused_with_the_limit() {
+        let r = rules();
+        let err = r.check_spec(&spec(Some("123456789"), &[])).unwrap_err();
+        assert!(err.contains("max_arg_bytes = 8"), "{err}");
+        let err = r.check_spec(&spec(None, &["a", "b", "c"])).unwrap_err();
+        assert!(err.contains("max_tags = 2"), "{err}");
+        let long = "t".repeat(MAX_TAG_BYTES + 1);
+        let err = r.check_spec(&spec(None, &[&long])).unwrap_err();
+        assert!(err.contains("128-byte"), "{err}");
     }
 }

@@ -1,8 +1,10 @@
 //! The run report: what happened to every key, per plugin and in total, as
 //! JSON (`--report FILE`) and as a human summary.
 
+mod clip;
 mod summary;
 
+pub use clip::{clip, fence_lines, MAX_ERROR_BYTES, MAX_SHOWN_KEY_BYTES};
 pub use summary::render_summary;
 
 use serde::Serialize;

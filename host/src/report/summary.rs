@@ -47,7 +47,7 @@ pub fn render_summary(report: &Report) -> String {
             fmt_us(p.produce_p99_us),
         );
         if let Some(e) = &p.error {
-            let _ = writeln!(out, "    plugin error: {e}");
+            let _ = writeln!(out, "    plugin error: {}", super::fence_lines(e));
         }
     }
     // Errors of one failed batch repeat per key: show each distinct error once.

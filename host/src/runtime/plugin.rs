@@ -187,6 +187,11 @@ impl LoadedPlugin {
         }
         let output = GuestOutput::new(self.name.clone());
         let mut store = HostState::new_store(&self.engine, self.services.clone(), self.limits.memory_limit, output);
+        // What one call may copy out of the guest (results, and the arguments of
+        // host calls): a list's elements may all point at the same guest bytes,
+        // so without this a 64 MiB instance could make the host copy gigabytes.
+        // Anything that does not alias itself fits in the instance's memory.
+        store.set_hostcall_fuel(self.limits.memory_limit);
         let started = self.arm_store(&mut store, cancel);
         match self.pre.instantiate_async(&mut store).await {
             Ok(bindings) => Ok(Instance { store, bindings }),
@@ -260,6 +265,11 @@ impl LoadedPlugin {
             format!("{i}; raise `timeout` for this plugin or do less work per call")
         } else if let Some(m) = e.downcast_ref::<MemoryCapExceeded>() {
             format!("{m}; raise `memory_limit` for this plugin or use less memory per call")
+        } else if format!("{e:#}").contains("too much data is being copied") {
+            let limit = crate::config::ByteSize(self.limits.memory_limit as u64);
+            format!(
+                "tried to hand the host more than {limit} in one call (limit: memory_limit = {limit}, which also caps what one call copies out of the guest); return smaller pages or batches, and values that do not overlap"
+            )
         } else if let Some(Trap::OutOfFuel) = e.downcast_ref::<Trap>() {
             format!(
                 "ran out of fuel after {:?}: used all {} units (limit: fuel_per_call = {}); raise `fuel_per_call` or do less work per call",

@@ -8,6 +8,7 @@ mod dashboard;
 mod data;
 mod guests;
 mod sandbox;
+mod sandbox_sql;
 mod serve;
 mod simulate;
 mod support;

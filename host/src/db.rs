@@ -3,8 +3,9 @@
 //! PostgreSQL, chosen by URL scheme.
 
 use anyhow::{bail, Context, Result};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::pool::PoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -46,41 +47,57 @@ pub struct DbOptions {
     pub connect_timeout: Duration,
 }
 
-impl Db {
-    /// Opens a pool for `url` (`sqlite://…` or `postgres://…`) and checks it with a round trip.
-    pub async fn connect(url: &str, options: DbOptions) -> Result<Db> {
+/// Parsed connection options for a [`Db`] URL, before any pool is opened
+/// (the SQL sources build their own guarded pools from these).
+#[derive(Clone, Debug)]
+pub enum DbConnectOptions {
+    /// A SQLite database file.
+    Sqlite(SqliteConnectOptions),
+    /// A PostgreSQL server.
+    Postgres(PgConnectOptions),
+}
+
+impl DbConnectOptions {
+    /// Parses `url` (`sqlite://…` or `postgres://…`) with `options` applied.
+    pub fn parse(url: &str, options: &DbOptions) -> Result<DbConnectOptions> {
         let shown = crate::backend::redact_url(url);
-        let db = if url.starts_with("sqlite:") {
+        if url.starts_with("sqlite:") {
             let connect = SqliteConnectOptions::from_str(url)
                 .with_context(|| format!("invalid SQLite URL {shown}"))?
                 .read_only(options.read_only)
                 .create_if_missing(options.create_if_missing && !options.read_only)
                 .busy_timeout(Duration::from_secs(5));
-            let connect = if options.read_only {
+            Ok(DbConnectOptions::Sqlite(if options.read_only {
                 connect
             } else {
                 connect.journal_mode(SqliteJournalMode::Wal)
-            };
-            let pool = SqlitePoolOptions::new()
-                .max_connections(options.max_connections)
-                .acquire_timeout(options.connect_timeout)
-                .connect_with(connect)
-                .await?;
-            Db::Sqlite(pool)
+            }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let mut connect =
                 PgConnectOptions::from_str(url).with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
             if options.read_only {
                 connect = connect.options([("default_transaction_read_only", "on")]);
             }
-            let pool = PgPoolOptions::new()
-                .max_connections(options.max_connections)
-                .acquire_timeout(options.connect_timeout)
-                .connect_with(connect)
-                .await?;
-            Db::Postgres(pool)
+            Ok(DbConnectOptions::Postgres(connect))
         } else {
             bail!("unsupported database URL {shown}: use sqlite://path.db or postgres://user@host:port/db");
+        }
+    }
+}
+
+/// Pool options (size, acquire timeout) from [`DbOptions`], for either driver.
+pub fn pool_options<DB: sqlx::Database>(options: &DbOptions) -> PoolOptions<DB> {
+    PoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.connect_timeout)
+}
+
+impl Db {
+    /// Opens a pool for `url` (`sqlite://…` or `postgres://…`) and checks it with a round trip.
+    pub async fn connect(url: &str, options: DbOptions) -> Result<Db> {
+        let db = match DbConnectOptions::parse(url, &options)? {
+            DbConnectOptions::Sqlite(connect) => Db::Sqlite(pool_options(&options).connect_with(connect).await?),
+            DbConnectOptions::Postgres(connect) => Db::Postgres(pool_options(&options).connect_with(connect).await?),
         };
         db.execute("SELECT 1").await?;
         Ok(db)

@@ -81,7 +81,7 @@ fn plugins_cannot_write_through_a_postgres_source() {
             "INSERT INTO things (name) VALUES ('a'), ('b')",
         ],
     );
-    read_only_is_enforced(&pg.url());
+    read_only_is_enforced(&pg.reader_url());
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn a_source_connection_lost_mid_run_is_retried_then_fails_and_a_rerun_completes(
     // 400 slow-ish queries at 100 keys/s: ~4s of work, during which the server dies.
     let config = ws.config(&format!(
         "concurrency = 2\nbatch_size = 10\nretry_base_delay = \"20ms\"\n[sources.app]\nurl = {:?}\nconnect_timeout = \"1s\"\n[backend]\nkind = \"redis\"\nurl = \"{}\"\n{}",
-        pg.url(),
+        pg.reader_url(),
         redis.url(),
         probe_block("SELECT 7", "rate_limit = 100").replace("[plugins.settings]", "[plugins.settings]\non_error = \"retry\"\nrepeat = \"400\"")
     ));
@@ -429,10 +429,11 @@ fn two_runs_at_once_do_not_both_warm() {
     assert_eq!(redis.dbsize(), 15000);
 }
 
-/// Seeds the demo database at `url`, warms catalog + critical-keys from it into
-/// a fresh redis, checks the values against SQL on the same data, and returns
+/// Seeds the demo database at `url`, warms catalog + critical-keys from it
+/// (through `source_url`: the same data, as a role that may only read) into a
+/// fresh redis, checks the values against SQL on the same data, and returns
 /// every key and value written.
-fn catalog_on_demo_data(url: &str) -> std::collections::BTreeMap<String, String> {
+fn catalog_on_demo_data(url: &str, source_url: &str) -> std::collections::BTreeMap<String, String> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_preheat"))
         .args(["demo", "--database", url])
         .output()
@@ -441,7 +442,7 @@ fn catalog_on_demo_data(url: &str) -> std::collections::BTreeMap<String, String>
     let redis = RedisServer::start();
     let ws = Workspace::new();
     let config = ws.config(&format!(
-        "[sources.app]\nurl = {url:?}\n[backend]\nkind = \"redis\"\nurl = \"{}\"\n[[plugins]]\nname = \"catalog\"\npath = {:?}\nkey_prefixes = [\"products/\", \"categories/\"]\nsources = [\"app\"]\n{}sources = [\"app\"]\n[plugins.settings]\nusers_source = \"app\"\n",
+        "[sources.app]\nurl = {source_url:?}\n[backend]\nkind = \"redis\"\nurl = \"{}\"\n[[plugins]]\nname = \"catalog\"\npath = {:?}\nkey_prefixes = [\"products/\", \"categories/\"]\nsources = [\"app\"]\n{}sources = [\"app\"]\n[plugins.settings]\nusers_source = \"app\"\n",
         redis.url(),
         plugin("catalog").display().to_string(),
         critical_keys_block(),
@@ -540,9 +541,10 @@ fn catalog_on_demo_data(url: &str) -> std::collections::BTreeMap<String, String>
 #[test]
 fn the_catalog_plugin_warms_the_seed_keys_identically_from_sqlite_and_postgres() {
     let dir = tempfile::tempdir().unwrap();
-    let from_sqlite = catalog_on_demo_data(&format!("sqlite://{}", dir.path().join("app.db").display()));
+    let sqlite = format!("sqlite://{}", dir.path().join("app.db").display());
+    let from_sqlite = catalog_on_demo_data(&sqlite, &sqlite);
     let pg = PgServer::start();
-    let from_postgres = catalog_on_demo_data(&pg.url());
+    let from_postgres = catalog_on_demo_data(&pg.url(), &pg.reader_url());
     assert_eq!(from_sqlite.len(), from_postgres.len());
     for (key, value) in &from_sqlite {
         assert_eq!(

@@ -9,6 +9,7 @@ mod data;
 mod guests;
 mod sandbox;
 mod sandbox_bytes;
+mod sandbox_sql;
 mod serve;
 mod simulate;
 mod support;

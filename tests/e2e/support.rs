@@ -516,6 +516,21 @@ impl PgServer {
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/app", self.port)
     }
+
+    /// URL of the `app` database as `reader`, a login role that may only read:
+    /// SELECT on every table of `public`, now and created later (what a
+    /// source must use; the superuser of [`PgServer::url`] is refused).
+    pub fn reader_url(&self) -> String {
+        sql(
+            &self.url(),
+            &[
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'reader') THEN CREATE ROLE reader LOGIN; END IF; END $$",
+                "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader",
+                "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO reader",
+            ],
+        );
+        format!("postgres://reader@127.0.0.1:{}/app", self.port)
+    }
 }
 
 impl Drop for PgServer {

@@ -103,6 +103,34 @@ pub struct SourceConfig {
     /// How long to wait for a connection.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Most bytes a single query's result may hold (text and bytes by length,
+    /// other values 8 bytes, plus the column names), counted while rows are
+    /// decoded; on SQLite also the longest value a query may build, shared
+    /// between its result columns. Between 1 KiB and 1 GiB.
+    #[serde(default = "default_max_result_bytes", deserialize_with = "result_bytes")]
+    pub max_result_bytes: ByteSize,
+    /// PostgreSQL: accept a role that is a superuser or a member of
+    /// pg_read_server_files, pg_write_server_files or
+    /// pg_execute_server_program; without it such a source is refused at
+    /// connect, since through it a plugin could read and write the server's
+    /// files and run programs.
+    #[serde(default)]
+    pub allow_privileged_role: bool,
+}
+
+fn default_max_result_bytes() -> ByteSize {
+    ByteSize(16 << 20)
+}
+
+/// `max_result_bytes`, refused outside 1 KiB ..= 1 GiB with its line and column.
+fn result_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+    let size = ByteSize::deserialize(d)?;
+    if !(1 << 10..=1 << 30).contains(&size.0) {
+        return Err(serde::de::Error::custom(format!(
+            "max_result_bytes = {size} is outside 1 KiB ..= 1 GiB; a typical value is \"16MiB\""
+        )));
+    }
+    Ok(size)
 }
 
 fn default_query_timeout() -> Duration {

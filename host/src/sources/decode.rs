@@ -101,3 +101,13 @@ pub(super) fn postgres_row(row: &PgRow) -> Result<Vec<SqlValue>, String> {
         })
         .collect()
 }
+
+/// The bytes a value counts against `max_result_bytes`: its length for text
+/// and bytes, 8 for anything else.
+pub(super) fn value_bytes(v: &SqlValue) -> u64 {
+    match v {
+        SqlValue::Text(s) => s.len() as u64,
+        SqlValue::Bytes(b) => b.len() as u64,
+        SqlValue::Null | SqlValue::Int(_) | SqlValue::Float(_) | SqlValue::Boolean(_) => 8,
+    }
+}

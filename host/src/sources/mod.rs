@@ -1,19 +1,30 @@
 //! SQL sources: the application databases plugins read through the `query`
-//! import. Read-only by construction: SQLite sources are opened read-only;
-//! PostgreSQL queries run in a `READ ONLY` transaction with a statement
-//! timeout (and connections default to read-only too). Every query has a
-//! timeout and a row cap; lost connections are retried with backoff.
+//! import. Read-only by construction, and a plugin's connections are its own:
+//!
+//! - each plugin that is granted a source gets a pool of its own
+//!   ([`SourceSet::grant`] opens a fresh one on every call), so no connection,
+//!   and no state on one, is ever shared between plugins;
+//! - SQLite sources are opened read-only and locked down ([`sqlite`]: no
+//!   ATTACH, an allow-reads-only authorizer, one read-only statement per query,
+//!   a cap on every value);
+//! - PostgreSQL queries run in a rolled-back `READ ONLY` transaction with a
+//!   statement timeout, the role is checked at connect, and a connection left
+//!   with session state is closed ([`postgres`]);
+//! - every query has a timeout, a row cap and a byte cap (`max_result_bytes`,
+//!   counted while rows are decoded); lost connections are retried with backoff.
 
 mod decode;
+mod postgres;
+mod sqlite;
 
 use crate::config::SourceConfig;
-use crate::db::{Db, DbOptions};
+use crate::db::{pool_options, Db, DbConnectOptions, DbOptions};
 use crate::runtime::{Cancel, Rows, SqlValue};
 use anyhow::{Context, Result};
 use futures_util::TryStreamExt;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, Connection, Row};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,26 +35,31 @@ const QUERY_ATTEMPTS: u32 = 3;
 const RETRY_BASE: Duration = Duration::from_millis(100);
 /// After a query gave up on a lost connection, others fail at once for this long.
 const OUTAGE_MEMORY: Duration = Duration::from_secs(2);
+/// Rows a SQLite connection's worker thread may decode ahead of the query
+/// (sqlx's default is 50): with values capped, this bounds what a result
+/// holds in the host beyond `max_result_bytes` to a few rows.
+const SQLITE_ROWS_AHEAD: usize = 4;
 
-/// The sources of a config, connected once per run; a source that is down
-/// fails only the plugins granted it.
+/// The sources of a config, checked once per run; a source that is down or
+/// refused fails only the plugins granted it.
 #[derive(Default)]
 pub struct SourceSet {
-    connected: BTreeMap<String, Arc<Source>>,
+    checked: BTreeMap<String, Arc<Target>>,
     unreachable: BTreeMap<String, String>,
 }
 
 impl SourceSet {
-    /// Connects every source in the config, concurrently.
+    /// Checks every source in the config, concurrently: a connection is
+    /// opened, locked down, checked and closed.
     pub async fn connect(sources: &BTreeMap<String, SourceConfig>) -> SourceSet {
         let attempts = sources
             .iter()
-            .map(|(name, config)| async move { (name.clone(), Source::connect(name, config).await) });
+            .map(|(name, config)| async move { (name.clone(), Target::check(name, config).await) });
         let mut set = SourceSet::default();
         for (name, result) in futures_util::future::join_all(attempts).await {
             match result {
-                Ok(source) => {
-                    set.connected.insert(name, Arc::new(source));
+                Ok(target) => {
+                    set.checked.insert(name, Arc::new(target));
                 }
                 Err(e) => {
                     let msg = format!("{e:#}");
@@ -55,12 +71,13 @@ impl SourceSet {
         set
     }
 
-    /// The sources a plugin is granted, or why it cannot run.
+    /// The sources a plugin is granted, each with a new pool of its own (call
+    /// once per plugin), or why it cannot run.
     pub fn grant(&self, names: &[String]) -> Result<BTreeMap<String, Arc<Source>>, String> {
         names
             .iter()
-            .map(|name| match (self.connected.get(name), self.unreachable.get(name)) {
-                (Some(source), _) => Ok((name.clone(), source.clone())),
+            .map(|name| match (self.checked.get(name), self.unreachable.get(name)) {
+                (Some(target), _) => Ok((name.clone(), Arc::new(Source::open(target.clone())))),
                 (None, Some(error)) => Err(error.clone()),
                 (None, None) => Err(format!("source `{name}` is not defined in [sources]")),
             })
@@ -68,45 +85,114 @@ impl SourceSet {
     }
 }
 
-/// One connected source.
-pub struct Source {
+/// A source that passed its check at connect: what its pools are made from.
+struct Target {
     name: String,
     address: String,
     config: SourceConfig,
+    connect: DbConnectOptions,
+    pool: DbOptions,
+}
+
+impl Target {
+    /// Opens one connection, locks it down, checks it (a round trip; on
+    /// PostgreSQL the role) and closes it, failing with the source's name and address.
+    async fn check(name: &str, config: &SourceConfig) -> Result<Target> {
+        let address = crate::backend::redact_url(&config.url);
+        let pool = DbOptions {
+            read_only: true,
+            create_if_missing: false,
+            max_connections: config.max_connections,
+            connect_timeout: config.connect_timeout,
+        };
+        let connect = match DbConnectOptions::parse(&config.url, &pool)
+            .with_context(|| format!("source `{name}` ({address})"))?
+        {
+            DbConnectOptions::Sqlite(c) => DbConnectOptions::Sqlite(c.row_buffer_size(SQLITE_ROWS_AHEAD)),
+            postgres => postgres,
+        };
+        let unreachable = || format!("source `{name}` ({address}) is unreachable");
+        let check = async {
+            match &connect {
+                DbConnectOptions::Sqlite(options) => {
+                    let mut conn = sqlx::SqliteConnection::connect_with(options)
+                        .await
+                        .with_context(unreachable)?;
+                    sqlite::lock_down(&mut conn).await.with_context(unreachable)?;
+                    sqlx::query("SELECT 1")
+                        .execute(&mut conn)
+                        .await
+                        .with_context(unreachable)?;
+                    conn.close().await.with_context(unreachable)
+                }
+                DbConnectOptions::Postgres(options) => {
+                    let mut conn = sqlx::PgConnection::connect_with(options)
+                        .await
+                        .with_context(unreachable)?;
+                    postgres::check_role(&mut conn, name, &address, config.allow_privileged_role).await?;
+                    conn.close().await.with_context(unreachable)
+                }
+            }
+        };
+        match tokio::time::timeout(config.connect_timeout, check).await {
+            Ok(checked) => checked?,
+            Err(_) => anyhow::bail!(
+                "{}: no answer within connect_timeout = {:?}",
+                unreachable(),
+                config.connect_timeout
+            ),
+        }
+        Ok(Target {
+            name: name.to_string(),
+            address,
+            config: config.clone(),
+            connect,
+            pool,
+        })
+    }
+}
+
+/// One source as granted to one plugin: a pool of that plugin's own, opened
+/// lazily, every connection locked down when it opens.
+pub struct Source {
+    target: Arc<Target>,
     db: Db,
     /// When and why the last query gave up on a lost connection.
     outage: std::sync::Mutex<Option<(Instant, String)>>,
 }
 
 impl Source {
-    /// Connects (and checks the connection), failing fast with the source's name and address.
-    pub async fn connect(name: &str, config: &SourceConfig) -> Result<Source> {
-        let address = crate::backend::redact_url(&config.url);
-        let options = DbOptions {
-            read_only: true,
-            create_if_missing: false,
-            max_connections: config.max_connections,
-            connect_timeout: config.connect_timeout,
+    /// A new lazily connected pool for `target`.
+    fn open(target: Arc<Target>) -> Source {
+        let db = match &target.connect {
+            DbConnectOptions::Sqlite(options) => Db::Sqlite(
+                pool_options(&target.pool)
+                    .after_connect(|conn, _| Box::pin(sqlite::lock_down(conn)))
+                    .connect_lazy_with(options.clone()),
+            ),
+            DbConnectOptions::Postgres(options) => Db::Postgres(
+                pool_options(&target.pool)
+                    .after_release(|conn, _| Box::pin(postgres::is_clean(conn)))
+                    .connect_lazy_with(options.clone()),
+            ),
         };
-        let db = Db::connect(&config.url, options)
-            .await
-            .with_context(|| format!("source `{name}` ({address}) is unreachable"))?;
-        Ok(Source {
-            name: name.to_string(),
-            address,
-            config: config.clone(),
+        Source {
+            target,
             db,
             outage: Default::default(),
-        })
+        }
     }
 
     /// The source's name in the config.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.target.name
     }
 
     /// Runs a read-only query, retrying lost connections; errors are messages for the plugin.
     pub async fn query(&self, sql: &str, params: &[SqlValue], cancel: &Cancel) -> Result<Rows, String> {
+        let Target {
+            name, address, config, ..
+        } = &*self.target;
         // While the source is known to be down, fail at once instead of
         // retrying every query of a batch.
         if let Some(error) = self.recent_outage() {
@@ -115,29 +201,26 @@ impl Source {
         let mut attempt = 1;
         loop {
             let outcome = tokio::select! {
-                r = tokio::time::timeout(self.config.query_timeout + Duration::from_secs(1), self.run(sql, params)) => r,
-                _ = cancel.cancelled() => return Err(format!("query on source `{}` interrupted: the run was stopped", self.name)),
+                r = tokio::time::timeout(config.query_timeout + Duration::from_secs(1), self.run(sql, params)) => r,
+                _ = cancel.cancelled() => return Err(format!("query on source `{name}` interrupted: the run was stopped")),
             };
             match outcome {
                 Ok(Ok(rows)) => return Ok(rows),
                 Ok(Err(QueryError::Transient(e))) if attempt < QUERY_ATTEMPTS => {
-                    tracing::warn!(source = %self.name, attempt, error = %e, "query failed on a lost connection; retrying");
+                    tracing::warn!(source = %name, attempt, error = %e, "query failed on a lost connection; retrying");
                     tokio::time::sleep(crate::exec::backoff(RETRY_BASE, attempt)).await;
                     attempt += 1;
                 }
                 Ok(Err(QueryError::Transient(e))) => {
                     let error = format!(
-                        "query on source `{}` ({}) failed after {attempt} attempts, the connection is lost: {e}",
-                        self.name, self.address
+                        "query on source `{name}` ({address}) failed after {attempt} attempts, the connection is lost: {e}"
                     );
                     *self.outage.lock().unwrap() = Some((Instant::now(), error.clone()));
                     return Err(error);
                 }
-                Ok(Err(e)) => {
-                    return Err(format!(
-                        "query on source `{}` ({}) failed: {e}",
-                        self.name, self.address
-                    ))
+                Ok(Err(QueryError::Refused(why))) => return Err(format!("query on source `{name}` refused: {why}")),
+                Ok(Err(QueryError::Permanent(e) | QueryError::TooBig(e))) => {
+                    return Err(format!("query on source `{name}` ({address}) failed: {e}"))
                 }
                 Err(_) => return Err(self.timed_out()),
             }
@@ -156,7 +239,7 @@ impl Source {
     fn timed_out(&self) -> String {
         format!(
             "query on source `{}` timed out after {:?} (query_timeout); add an index or a LIMIT, or raise query_timeout",
-            self.name, self.config.query_timeout
+            self.target.name, self.target.config.query_timeout
         )
     }
 
@@ -167,13 +250,27 @@ impl Source {
         }
     }
 
+    /// Checks the statement on the connection it will run on (see [`sqlite`]),
+    /// caps its values, then runs it under a progress handler that stops it at
+    /// `query_timeout`.
     async fn run_sqlite(&self, pool: &SqlitePool, sql: &str, params: &[SqlValue]) -> Result<Rows, QueryError> {
         let mut conn = pool.acquire().await.map_err(QueryError::from)?;
-        let deadline = Instant::now() + self.config.query_timeout;
-        conn.lock_handle()
-            .await
-            .map_err(QueryError::from)?
-            .set_progress_handler(10_000, move || Instant::now() < deadline);
+        let deadline = Instant::now() + self.target.config.query_timeout;
+        let value_cap = {
+            let mut handle = conn.lock_handle().await.map_err(QueryError::from)?;
+            let db = handle.as_raw_handle().as_ptr();
+            // SAFETY: the lock gives this thread sole use of the handle; the
+            // pool's `after_connect` locked the connection down.
+            let columns = unsafe { sqlite::check(db, sql) }.map_err(|refusal| match refusal {
+                sqlite::Refusal::Refused(why) => QueryError::Refused(why),
+                sqlite::Refusal::Invalid(e) => QueryError::Permanent(e),
+            })?;
+            let cap = ValueCap::new(self.target.config.max_result_bytes.0, columns);
+            // SAFETY: as above.
+            unsafe { sqlite::cap_values(db, cap.bytes) };
+            handle.set_progress_handler(10_000, move || Instant::now() < deadline);
+            cap
+        };
         let mut query = sqlx::query(AssertSqlSafe(sql.to_string()));
         for p in params {
             query = decode::bind_sqlite(query, p);
@@ -187,17 +284,17 @@ impl Source {
             Err(QueryError::Permanent(e)) if e.contains("interrupted") && Instant::now() >= deadline => {
                 Err(QueryError::Permanent(self.timed_out()))
             }
+            Err(QueryError::TooBig(_)) => Err(QueryError::Permanent(value_cap.exceeded(&self.target))),
             other => other,
         }
     }
 
     async fn run_postgres(&self, pool: &PgPool, sql: &str, params: &[SqlValue]) -> Result<Rows, QueryError> {
         let mut tx = pool.begin_with("BEGIN READ ONLY").await.map_err(QueryError::from)?;
-        let timeout = format!(
-            "SET LOCAL statement_timeout = {}",
-            self.config.query_timeout.as_millis().max(1)
-        );
-        sqlx::query(AssertSqlSafe(timeout))
+        // A function call, not `SET LOCAL`: it takes the transaction's
+        // snapshot, after which `SET TRANSACTION READ WRITE` is refused.
+        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+            .bind(self.target.config.query_timeout.as_millis().max(1).to_string())
             .execute(&mut *tx)
             .await
             .map_err(QueryError::from)?;
@@ -211,16 +308,18 @@ impl Source {
         rows
     }
 
-    /// Collects rows up to the cap, decoding each with `decode`.
+    /// Collects rows up to the row cap and the byte cap, decoding each with `decode`.
     async fn collect<R: Row>(
         &self,
         mut stream: impl futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
         decode: impl Fn(&R) -> Result<Vec<SqlValue>, String>,
     ) -> Result<Rows, QueryError> {
+        let Target { name, config, .. } = &*self.target;
         let mut rows = Rows {
             columns: Vec::new(),
             rows: Vec::new(),
         };
+        let mut bytes: u64 = 0;
         while let Some(row) = stream.try_next().await.map_err(QueryError::from)? {
             if rows.rows.is_empty() {
                 rows.columns = row
@@ -228,40 +327,94 @@ impl Source {
                     .iter()
                     .map(|c| sqlx::Column::name(c).to_string())
                     .collect();
+                bytes = rows.columns.iter().map(|c| c.len() as u64).sum();
             }
-            if rows.rows.len() == self.config.max_rows {
+            if rows.rows.len() == config.max_rows {
                 return Err(QueryError::Permanent(format!(
-                    "the query returned more than max_rows = {} rows; add a LIMIT (page with a cursor) or raise max_rows for source `{}`",
-                    self.config.max_rows, self.name
+                    "the query returned more than max_rows = {} rows; add a LIMIT (page with a cursor) or raise max_rows for source `{name}`",
+                    config.max_rows
                 )));
             }
-            rows.rows.push(decode(&row).map_err(QueryError::Permanent)?);
+            let values = decode(&row).map_err(QueryError::Permanent)?;
+            bytes += values.iter().map(decode::value_bytes).sum::<u64>();
+            if bytes > config.max_result_bytes.0 {
+                return Err(QueryError::Permanent(format!(
+                    "the result is larger than max_result_bytes = {} ({} bytes) after {} rows; select fewer or shorter columns, add a LIMIT (page with a cursor), or raise max_result_bytes for source `{name}`",
+                    config.max_result_bytes,
+                    config.max_result_bytes.0,
+                    rows.rows.len() + 1
+                )));
+            }
+            rows.rows.push(values);
         }
         Ok(rows)
     }
 }
 
-/// A failed query: transient (connection lost, pool exhausted) or not.
+/// The longest string or BLOB a SQLite query may build or return: its share
+/// of `max_result_bytes` per result column, so that even one row, built
+/// whole inside SQLite before the host sees it, stays within the cap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ValueCap {
+    bytes: u64,
+    columns: usize,
+}
+
+impl ValueCap {
+    fn new(max_result_bytes: u64, columns: usize) -> ValueCap {
+        let columns = columns.max(1);
+        ValueCap {
+            bytes: (max_result_bytes / columns as u64).max(1),
+            columns,
+        }
+    }
+
+    /// The message of a query that built a larger value.
+    fn exceeded(&self, target: &Target) -> String {
+        format!(
+            "a value built or returned by the query is larger than {} bytes, the per-value cap (max_result_bytes = {} shared by {} result column{}); select fewer or shorter values (substr()), or raise max_result_bytes for source `{}`",
+            self.bytes,
+            target.config.max_result_bytes,
+            self.columns,
+            if self.columns == 1 { "" } else { "s" },
+            target.name
+        )
+    }
+}
+
+/// A failed query.
 #[derive(Debug)]
 enum QueryError {
+    /// Connection lost, pool exhausted, server shutting down: retried.
     Transient(String),
+    /// The sandbox refused the statement.
+    Refused(String),
+    /// SQLite built a string or BLOB over its length limit (SQLITE_TOOBIG).
+    TooBig(String),
+    /// Any other error.
     Permanent(String),
 }
 
 impl std::fmt::Display for QueryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            QueryError::Transient(e) | QueryError::Permanent(e) => f.write_str(e),
+            QueryError::Transient(e) | QueryError::Refused(e) | QueryError::TooBig(e) | QueryError::Permanent(e) => {
+                f.write_str(e)
+            }
         }
     }
 }
 
 impl From<sqlx::Error> for QueryError {
     fn from(e: sqlx::Error) -> Self {
-        if crate::db::is_transient(&e) {
-            QueryError::Transient(e.to_string())
-        } else {
-            QueryError::Permanent(e.to_string())
+        /// SQLite's primary result code for an oversized string or BLOB.
+        const SQLITE_TOOBIG: &str = "18";
+        match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(SQLITE_TOOBIG) => {
+                QueryError::TooBig(e.to_string())
+            }
+            _ if crate::db::is_transient(&e) => QueryError::Transient(e.to_string()),
+            _ => QueryError::Permanent(e.to_string()),
         }
     }
 }

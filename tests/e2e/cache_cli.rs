@@ -170,3 +170,41 @@ fn laravel_database_store_gets_laravels_schema_keys_and_expiration() {
     let again = preheat(&ws, &["run", "--config", config], &[]);
     assert_eq!(again.count("critical-keys", "skipped_fresh"), 54);
 }
+
+#[test]
+fn laravel_database_store_on_postgresql_gets_text_values_and_laravel_8_keys() {
+    let pg = PgServer::start();
+    let ws = Workspace::new();
+    let backend = format!(
+        "[backend]\nkind = \"sql\"\nurl = \"{}\"\ncreate_table = true\nformat = {{ kind = \"laravel\", version = \"8\" }}",
+        pg.url()
+    );
+    let path = ws.config(&config(&backend, "write_policy = \"refresh-if-ttl-below=5m\""));
+    let config = path.to_str().unwrap();
+    let run = preheat(&ws, &["run", "--config", config], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    run.assert_balanced();
+    assert_eq!(run.count("critical-keys", "written"), 54);
+    let types = sql(
+        &pg.url(),
+        &["SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_name = 'cache' ORDER BY ordinal_position"],
+    );
+    let types: Vec<String> = types
+        .into_iter()
+        .map(|r| format!("{} {}", r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect();
+    assert_eq!(types, ["key character varying", "value text", "expiration bigint"]);
+    // Laravel 8's default cache prefix has no trailing underscore and the table never a colon.
+    let rows = sql(
+        &pg.url(),
+        &["SELECT value FROM cache WHERE key = 'laravel_cacheuser.profile.7'"],
+    );
+    assert!(rows[0][0].clone().unwrap().contains("s:2:\"id\";i:7;"));
+    let (code, out, err) = cache(&ws, &["get", "user.profile.7", "--config", config]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("laravel serialize()") && out.contains("\"id\":7"), "{out}");
+    // Refresh-ahead: nothing is close to expiry, so a second run writes nothing.
+    let again = preheat(&ws, &["run", "--config", config], &[]);
+    again.assert_balanced();
+    assert_eq!(again.count("critical-keys", "skipped_fresh"), 54);
+}

@@ -516,6 +516,7 @@ impl Slot {
 }
 
 /// What the executor remembers of a write until its outcome is known.
+#[derive(Debug)]
 struct WriteMeta {
     priority: Priority,
     /// The plugin's key, when the stored key differs (a format's layout).
@@ -941,6 +942,54 @@ mod tests {
             .iter()
             .all(|t| *t >= Duration::from_secs(900) && *t <= Duration::from_secs(1100)));
         assert!(ttls.iter().any(|t| *t != ttls[0]), "jitter must vary the TTL");
+    }
+
+    #[test]
+    fn to_write_applies_the_format_and_keeps_the_plugin_key_for_reports() {
+        let rails = crate::config::FormatConfig::Rails(crate::config::RailsFormat {
+            namespace: Some("app".into()),
+            cache_format_version: crate::config::RailsVersion::V7_1,
+            compress: false,
+            compress_threshold: crate::config::ByteSize(1024),
+        });
+        let format = Format::new(&rails, Store::Redis).unwrap();
+        let mut s = slot(|c| c.max_value_bytes = crate::config::ByteSize(40));
+        s.format = format;
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let produced = |v: &[u8]| Entry {
+            value: v.to_vec(),
+            ttl_seconds: Some(60),
+        };
+        let (write, meta) = s.to_write(spec(None), produced(b"7"), now).unwrap();
+        assert_eq!(write.key, "app:k.1");
+        assert_eq!(meta.key(&write), "k.1");
+        assert_eq!(write.ttl, Some(Duration::from_secs(60)));
+        assert_eq!(
+            &write.value[3..11],
+            &1060.0f64.to_le_bytes(),
+            "entry expiry = now + TTL"
+        );
+        // A hostile plugin: a small value whose encoding is over max_value_bytes, and a key Rails 7.1 cannot store.
+        let (back, msg) = s
+            .to_write(spec(None), produced(b"[1,2,3,4,5,6,7,8,9,10,11,12]"), now)
+            .unwrap_err();
+        assert_eq!(back.key, "k.1");
+        assert!(
+            msg.contains("rails 7.1 encoding") && msg.contains("max_value_bytes"),
+            "{msg}"
+        );
+        let long = KeySpec {
+            key: format!("k.{}", "x".repeat(1100)),
+            ..spec(None)
+        };
+        let (_, msg) = s.to_write(long, produced(b"1"), now).unwrap_err();
+        assert!(msg.contains("1024"), "{msg}");
+        let raw = slot(|_| {});
+        let (write, meta) = raw.to_write(spec(None), produced(b"7"), now).unwrap();
+        assert_eq!(
+            (write.key.as_str(), meta.logical, write.value),
+            ("k.1", None, b"7".to_vec())
+        );
     }
 
     #[test]

@@ -230,6 +230,59 @@ mod tests {
         assert_eq!(d.value.to_json(), String::from_utf8(produced).unwrap());
     }
 
+    #[tokio::test]
+    async fn cache_get_reads_the_stored_key_and_hands_back_json() {
+        use crate::backend::{MemoryBackend, Write};
+        use crate::config::WritePolicy;
+        let memory = std::sync::Arc::new(MemoryBackend::new(1 << 20));
+        let backend = Backend::Memory(memory.clone());
+        let rails = Format::Rails(RailsFormat {
+            namespace: Some("app".into()),
+            cache_format_version: RailsVersion::V6_1,
+            compress: true,
+            compress_threshold: ByteSize(1024),
+        });
+        let write = |key: &str, value: Vec<u8>| Write {
+            key: key.into(),
+            value,
+            ttl: Some(Duration::from_secs(60)),
+        };
+        let fresh = rails
+            .encode_value(br#"{"n":1}"#.to_vec(), Some(Duration::from_secs(60)), SystemTime::now())
+            .unwrap();
+        let stale = rails
+            .encode_value(
+                b"2".to_vec(),
+                Some(Duration::from_secs(1)),
+                UNIX_EPOCH + Duration::from_secs(10),
+            )
+            .unwrap();
+        memory.write_batch(
+            WritePolicy::Always,
+            &[
+                write("app:k.fresh", fresh),
+                write("app:k.stale", stale),
+                write("app:k.junk", b"junk".to_vec()),
+            ],
+        );
+        assert_eq!(
+            read_value(&backend, &rails, "k.fresh").await.unwrap(),
+            Some(br#"{"n":1}"#.to_vec())
+        );
+        assert_eq!(
+            read_value(&backend, &rails, "k.stale").await.unwrap(),
+            None,
+            "past its own expiry: a miss, as Rails reads it"
+        );
+        assert_eq!(read_value(&backend, &rails, "k.none").await.unwrap(), None);
+        let err = read_value(&backend, &rails, "k.junk").await.unwrap_err().to_string();
+        assert!(err.contains("app:k.junk") && err.contains("rails 6.1"), "{err}");
+        assert_eq!(
+            read_value(&backend, &Format::Raw, "app:k.junk").await.unwrap(),
+            Some(b"junk".to_vec())
+        );
+    }
+
     #[test]
     fn inflate_is_bounded() {
         use std::io::Write as _;

@@ -3,6 +3,7 @@
 //! free loopback ports.
 
 mod bench_smoke;
+mod cache_cli;
 mod cli;
 mod dashboard;
 mod data;

@@ -418,3 +418,41 @@ impl From<sqlx::Error> for QueryError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_value_cap_is_the_result_cap_shared_by_the_columns() {
+        assert_eq!(ValueCap::new(16 << 20, 1).bytes, 16 << 20);
+        assert_eq!(ValueCap::new(16 << 20, 16).bytes, 1 << 20);
+        assert_eq!(
+            ValueCap::new(1024, 0),
+            ValueCap {
+                bytes: 1024,
+                columns: 1
+            }
+        );
+        assert_eq!(ValueCap::new(1024, 2000).bytes, 1);
+    }
+
+    #[test]
+    fn max_result_bytes_defaults_to_16_mib_and_refuses_sizes_outside_1_kib_to_1_gib() {
+        let parse = |extra: &str| toml::from_str::<SourceConfig>(&format!("url = \"sqlite://a.db\"\n{extra}"));
+        let config = parse("").unwrap();
+        assert_eq!(config.max_result_bytes.0, 16 << 20);
+        assert!(!config.allow_privileged_role);
+        assert_eq!(
+            parse("max_result_bytes = \"1MiB\"").unwrap().max_result_bytes.0,
+            1 << 20
+        );
+        for bad in ["max_result_bytes = 10", "max_result_bytes = \"2GiB\""] {
+            let error = parse(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("outside 1 KiB ..= 1 GiB") && error.contains("line 2"),
+                "{error}"
+            );
+        }
+    }
+}

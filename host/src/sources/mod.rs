@@ -259,13 +259,19 @@ impl Source {
         let value_cap = {
             let mut handle = conn.lock_handle().await.map_err(QueryError::from)?;
             let db = handle.as_raw_handle().as_ptr();
+            let max_result_bytes = self.target.config.max_result_bytes.0;
             // SAFETY: the lock gives this thread sole use of the handle; the
-            // pool's `after_connect` locked the connection down.
-            let columns = unsafe { sqlite::check(db, sql) }.map_err(|refusal| match refusal {
+            // pool's `after_connect` locked the connection down. The whole cap
+            // first: it also bounds the literals of the SQL being checked.
+            let columns = unsafe {
+                sqlite::cap_values(db, max_result_bytes);
+                sqlite::check(db, sql)
+            }
+            .map_err(|refusal| match refusal {
                 sqlite::Refusal::Refused(why) => QueryError::Refused(why),
                 sqlite::Refusal::Invalid(e) => QueryError::Permanent(e),
             })?;
-            let cap = ValueCap::new(self.target.config.max_result_bytes.0, columns);
+            let cap = ValueCap::new(max_result_bytes, columns);
             // SAFETY: as above.
             unsafe { sqlite::cap_values(db, cap.bytes) };
             handle.set_progress_handler(10_000, move || Instant::now() < deadline);

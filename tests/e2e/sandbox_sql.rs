@@ -348,9 +348,9 @@ fn a_postgres_reader_cannot_reach_files_programs_or_leave_state_behind() {
         ),
         ("COMMIT".into(), Ok("rows=0")),
         // State that survives a rollback: the connection holding it is closed.
-        ("SELECT pg_advisory_lock(42)".into(), Ok("rows=1")),
+        ("SELECT pg_advisory_lock(42)::text".into(), Ok("rows=1")),
         // Blocks until the holder is gone: times out if it went back to the pool.
-        ("SELECT pg_advisory_lock(42)".into(), Ok("rows=1")),
+        ("SELECT pg_advisory_lock(42)::text".into(), Ok("rows=1")),
         ("PREPARE p AS SELECT 1".into(), Ok("rows=0")),
         (
             "SELECT count(*) FROM pg_prepared_statements WHERE from_sql".into(),

@@ -299,8 +299,10 @@ pub fn preheat(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Run {
     read_report(output, &report)
 }
 
-/// [`preheat`], also measuring the process's peak resident memory (bytes), as
-/// the kernel accounts it for that one child (`wait4`'s `ru_maxrss`).
+/// [`preheat`], also measuring the process's peak resident memory in bytes:
+/// its `VmHWM` (a high-water mark, so any sample taken after the peak shows
+/// it), read from /proc every 5 ms until it exits. (`wait4`'s `ru_maxrss`
+/// would count the test process's own memory, shared until the child's exec.)
 pub fn preheat_measured(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> (Run, u64) {
     let (mut cmd, report) = preheat_command(ws, args, env);
     let mut child = cmd
@@ -317,18 +319,28 @@ pub fn preheat_measured(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> 
     };
     let stdout = drain(Box::new(child.stdout.take().unwrap()));
     let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid, and wait4 writes only into the two locals.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4 on preheat failed");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Some(kib) = std::fs::read_to_string(&status_file).ok().and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        }) {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(peak_kib > 0, "VmHWM of the preheat process was sampled");
     let output = Output {
-        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        status,
         stdout: stdout.join().unwrap(),
         stderr: stderr.join().unwrap(),
     };
-    (read_report(output, &report), usage.ru_maxrss as u64 * 1024)
+    (read_report(output, &report), peak_kib * 1024)
 }
 
 /// The `preheat` command with a fresh report path, isolated from the caller's environment.

@@ -259,13 +259,19 @@ impl Source {
         let value_cap = {
             let mut handle = conn.lock_handle().await.map_err(QueryError::from)?;
             let db = handle.as_raw_handle().as_ptr();
+            let max_result_bytes = self.target.config.max_result_bytes.0;
             // SAFETY: the lock gives this thread sole use of the handle; the
-            // pool's `after_connect` locked the connection down.
-            let columns = unsafe { sqlite::check(db, sql) }.map_err(|refusal| match refusal {
+            // pool's `after_connect` locked the connection down. The whole cap
+            // first: it also bounds the literals of the SQL being checked.
+            let columns = unsafe {
+                sqlite::cap_values(db, max_result_bytes);
+                sqlite::check(db, sql)
+            }
+            .map_err(|refusal| match refusal {
                 sqlite::Refusal::Refused(why) => QueryError::Refused(why),
                 sqlite::Refusal::Invalid(e) => QueryError::Permanent(e),
             })?;
-            let cap = ValueCap::new(self.target.config.max_result_bytes.0, columns);
+            let cap = ValueCap::new(max_result_bytes, columns);
             // SAFETY: as above.
             unsafe { sqlite::cap_values(db, cap.bytes) };
             handle.set_progress_handler(10_000, move || Instant::now() < deadline);
@@ -415,6 +421,44 @@ impl From<sqlx::Error> for QueryError {
             }
             _ if crate::db::is_transient(&e) => QueryError::Transient(e.to_string()),
             _ => QueryError::Permanent(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_value_cap_is_the_result_cap_shared_by_the_columns() {
+        assert_eq!(ValueCap::new(16 << 20, 1).bytes, 16 << 20);
+        assert_eq!(ValueCap::new(16 << 20, 16).bytes, 1 << 20);
+        assert_eq!(
+            ValueCap::new(1024, 0),
+            ValueCap {
+                bytes: 1024,
+                columns: 1
+            }
+        );
+        assert_eq!(ValueCap::new(1024, 2000).bytes, 1);
+    }
+
+    #[test]
+    fn max_result_bytes_defaults_to_16_mib_and_refuses_sizes_outside_1_kib_to_1_gib() {
+        let parse = |extra: &str| toml::from_str::<SourceConfig>(&format!("url = \"sqlite://a.db\"\n{extra}"));
+        let config = parse("").unwrap();
+        assert_eq!(config.max_result_bytes.0, 16 << 20);
+        assert!(!config.allow_privileged_role);
+        assert_eq!(
+            parse("max_result_bytes = \"1MiB\"").unwrap().max_result_bytes.0,
+            1 << 20
+        );
+        for bad in ["max_result_bytes = 10", "max_result_bytes = \"2GiB\""] {
+            let error = parse(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("outside 1 KiB ..= 1 GiB") && error.contains("line 2"),
+                "{error}"
+            );
         }
     }
 }

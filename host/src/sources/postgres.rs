@@ -60,10 +60,15 @@ pub(super) async fn check_role(conn: &mut PgConnection, source: &str, address: &
     for row in &rows {
         let name: String = row.try_get(2)?;
         let superuser: bool = row.try_get(3)?;
-        privileges.push(match (superuser, name == role) {
-            (true, true) => "a superuser".to_string(),
-            (true, false) => format!("a member of the superuser role `{name}`"),
-            (false, _) => format!("a member of `{name}`"),
+        if superuser && name == role {
+            // A superuser is a member of every role: that says it all.
+            privileges = vec!["a superuser".to_string()];
+            break;
+        }
+        privileges.push(if superuser {
+            format!("a member of the superuser role `{name}`")
+        } else {
+            format!("a member of `{name}`")
         });
     }
     bail!(

@@ -8,6 +8,7 @@ mod dashboard;
 mod data;
 mod guests;
 mod sandbox;
+mod sandbox_limits;
 mod serve;
 mod simulate;
 mod support;

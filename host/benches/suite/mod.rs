@@ -893,6 +893,7 @@ fn services() -> Arc<HostServices> {
         plugin: "synthetic".into(),
         backend: Backend::Memory(Arc::new(MemoryBackend::new(1 << 20))),
         key_prefixes: vec!["synthetic:".into()],
+        max_value_bytes: 4 << 20,
         sources: BTreeMap::new(),
     })
 }

@@ -69,6 +69,10 @@ pub struct RunConfig {
     pub retry_base_delay: Duration,
     /// Where compiled components are cached.
     pub cache_dir: Option<PathBuf>,
+    /// Longest a plugin may take to load (read, compile or take from the
+    /// cache, link); counts against `deadline` too.
+    #[serde(with = "humantime_serde")]
+    pub compile_timeout: Duration,
 }
 
 impl Default for RunConfig {
@@ -81,6 +85,7 @@ impl Default for RunConfig {
             max_attempts: NonZeroUsize::new(3).unwrap(),
             retry_base_delay: Duration::from_millis(100),
             cache_dir: None,
+            compile_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -262,16 +267,16 @@ pub struct PluginConfig {
     /// Longest key accepted, in bytes.
     #[serde(default = "default_max_key_bytes")]
     pub max_key_bytes: usize,
-    /// Largest value accepted, in bytes.
+    /// Largest value accepted, in bytes, produced or read with `cache-get`.
     #[serde(default = "default_max_value_bytes")]
     pub max_value_bytes: ByteSize,
     /// Fuel (roughly, wasm instructions) per call.
     #[serde(default = "default_fuel")]
     pub fuel_per_call: u64,
-    /// Wall-clock limit per call.
+    /// Wall-clock limit per call (instantiation included), however it blocks.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
-    /// Linear memory cap of one instance.
+    /// Cap on all linear memories and tables of one instance together.
     #[serde(default = "default_memory_limit")]
     pub memory_limit: ByteSize,
     /// How existing keys are treated.

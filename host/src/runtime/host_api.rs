@@ -2,20 +2,14 @@
 
 use super::bindings::preheat::plugin::{host, types};
 use super::sandbox::HostState;
+use crate::backend::Bounded;
 use types::{Level, Rows, SqlValue};
 
 impl types::Host for HostState {}
 
 impl host::Host for HostState {
     async fn log(&mut self, level: Level, message: String) {
-        let plugin = &*self.services.plugin;
-        match level {
-            Level::Trace => tracing::trace!(plugin, "{message}"),
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
-        }
+        self.output.log(level, &message);
     }
 
     async fn cache_get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
@@ -25,11 +19,15 @@ impl host::Host for HostState {
                 self.services.key_prefixes
             ));
         }
-        self.services
-            .backend
-            .get(&key)
-            .await
-            .map_err(|e| format!("cache-get {key:?}: {e:#}"))
+        let max = self.services.max_value_bytes;
+        match self.services.backend.get_at_most(&key, max).await {
+            Ok(Bounded::Absent) => Ok(None),
+            Ok(Bounded::Value(value)) => Ok(Some(value)),
+            Ok(Bounded::TooLarge { bytes }) => Err(format!(
+                "cache-get {key:?}: the value is {bytes} bytes, over max_value_bytes = {max} for this plugin; it was not read (raise max_value_bytes for this plugin, or read smaller keys)"
+            )),
+            Err(e) => Err(format!("cache-get {key:?}: {e:#}")),
+        }
     }
 
     async fn query(&mut self, source: String, sql: String, params: Vec<SqlValue>) -> Result<Rows, String> {

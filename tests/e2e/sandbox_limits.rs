@@ -403,7 +403,12 @@ fn a_log_flood_is_escaped_capped_and_rate_limited_with_the_drops_reported() {
     let config = ws.config(&format!(
         "deadline = \"10s\"\n{}{}",
         critical_keys_block(),
-        block("log-flood", &fixture("log_flood"), "fx.log-flood.", "timeout = \"2s\""),
+        block(
+            "log-flood",
+            &fixture("log_flood"),
+            "fx.log-flood.",
+            "timeout = \"2s\"\n[plugins.settings]\nmessage_bytes = \"65536\""
+        ),
     ));
     let (run, took) = timed(&ws, &["run", "--config", config.to_str().unwrap()]);
     assert!(took < Duration::from_secs(10) + GRACE, "{took:?}");

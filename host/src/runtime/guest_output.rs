@@ -116,13 +116,22 @@ impl LineWriter {
 
 impl AsyncWrite for LineWriter {
     fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        for &b in buf {
-            if b == b'\n' {
-                self.flush_line();
-            } else if self.pending.len() < MAX_LOG_MESSAGE_BYTES {
-                self.pending.push(b);
-            } else {
-                self.cut += 1;
+        let mut rest = buf;
+        loop {
+            let (part, newline) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (&rest[..i], Some(i)),
+                None => (rest, None),
+            };
+            let room = MAX_LOG_MESSAGE_BYTES.saturating_sub(self.pending.len());
+            let kept = part.len().min(room);
+            self.pending.extend_from_slice(&part[..kept]);
+            self.cut += part.len() - kept;
+            match newline {
+                Some(i) => {
+                    self.flush_line();
+                    rest = &rest[i + 1..];
+                }
+                None => break,
             }
         }
         Poll::Ready(Ok(buf.len()))
@@ -135,5 +144,37 @@ impl AsyncWrite for LineWriter {
     fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.flush_line();
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_split_into_lines_and_long_lines_are_cut_with_the_count() {
+        let output = GuestOutput::new(Arc::new(PluginLog::new("p".into())));
+        let mut writer = Box::into_pin(output.stream("stderr").async_stream());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut write = |bytes: &[u8]| {
+            let written = writer.as_mut().poll_write(&mut cx, bytes);
+            assert!(matches!(written, Poll::Ready(Ok(n)) if n == bytes.len()));
+        };
+        write(b"one\ntwo");
+        write(b" more\nforged\rline\x1b\n");
+        write(&[b'x'; MAX_LOG_MESSAGE_BYTES + 10]);
+        write(b"\n");
+        let tail = output.tail();
+        let lines: Vec<&str> = tail.lines().collect();
+        assert_eq!(lines[..3], ["one", "two more", "forged\\rline\\u{1b}"]);
+        assert_eq!(
+            lines[3].len(),
+            MAX_LOG_MESSAGE_BYTES + "… [truncated: 10 more bytes]".len()
+        );
+        assert!(
+            lines[3].ends_with("… [truncated: 10 more bytes]"),
+            "{}",
+            &lines[3][MAX_LOG_MESSAGE_BYTES..]
+        );
     }
 }

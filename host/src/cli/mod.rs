@@ -147,7 +147,7 @@ pub struct LimitArgs {
     #[arg(long, default_value = "64MiB", value_parser = crate::config::ByteSize::parse)]
     memory_limit: crate::config::ByteSize,
     /// Longest the component may take to compile and load (e.g. 60s).
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     compile_timeout: std::time::Duration,
 }
 

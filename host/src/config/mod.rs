@@ -70,7 +70,8 @@ pub struct RunConfig {
     /// Where compiled components are cached.
     pub cache_dir: Option<PathBuf>,
     /// Longest a plugin may take to load (read, compile or take from the
-    /// cache, link); counts against `deadline` too.
+    /// cache, link); counts against `deadline` too. Default: as long as the
+    /// default deadline; set it lower to fail a slow plugin early.
     #[serde(with = "humantime_serde")]
     pub compile_timeout: Duration,
 }
@@ -85,7 +86,7 @@ impl Default for RunConfig {
             max_attempts: NonZeroUsize::new(3).unwrap(),
             retry_base_delay: Duration::from_millis(100),
             cache_dir: None,
-            compile_timeout: Duration::from_secs(60),
+            compile_timeout: Duration::from_secs(300),
         }
     }
 }

@@ -10,6 +10,7 @@ mod data;
 mod guests;
 mod sandbox;
 mod sandbox_bytes;
+mod sandbox_limits;
 mod sandbox_sql;
 mod serve;
 mod simulate;

@@ -894,6 +894,7 @@ fn services() -> Arc<HostServices> {
         backend: Backend::Memory(Arc::new(MemoryBackend::new(1 << 20))),
         format: preheat::format::Format::Raw,
         key_prefixes: vec!["synthetic:".into()],
+        max_value_bytes: 4 << 20,
         sources: BTreeMap::new(),
     })
 }

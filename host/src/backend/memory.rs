@@ -120,6 +120,18 @@ impl MemoryBackend {
             .map(|s| s.value.clone())
     }
 
+    /// The live value of `key` if it is at most `max` bytes (measured without copying).
+    pub fn get_at_most(&self, key: &str, max: u64) -> super::Bounded {
+        let state = self.state.lock().unwrap();
+        match state.map.get(key).filter(|s| s.is_live(Instant::now())) {
+            None => super::Bounded::Absent,
+            Some(s) if s.value.len() as u64 > max => super::Bounded::TooLarge {
+                bytes: s.value.len() as u64,
+            },
+            Some(s) => super::Bounded::Value(s.value.clone()),
+        }
+    }
+
     /// The remaining TTL of a live key: `Some(None)` when it has no expiry, `None` when absent.
     pub fn ttl(&self, key: &str) -> Option<Option<Duration>> {
         let now = Instant::now();

@@ -49,6 +49,20 @@ pub struct BackendError {
     pub message: String,
 }
 
+/// A value read under a size cap ([`Backend::get_at_most`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bounded {
+    /// No live value under the key.
+    Absent,
+    /// The value, within the cap.
+    Value(Vec<u8>),
+    /// The value is larger than the cap; it was not read.
+    TooLarge {
+        /// Its size in bytes.
+        bytes: u64,
+    },
+}
+
 /// A connected backend; cheap to clone.
 #[derive(Clone)]
 pub enum Backend {
@@ -95,6 +109,17 @@ impl Backend {
             Backend::Redis(r) => r.ttl(key).await,
             Backend::Memory(m) => Ok(m.ttl(key)),
             Backend::Sql(s) => s.ttl(key).await,
+        }
+    }
+
+    /// Reads a key's current value if it is at most `max` bytes; a larger one
+    /// is measured where the backend allows it (Redis `STRLEN`, SQL
+    /// `octet_length`) and not transferred.
+    pub async fn get_at_most(&self, key: &str, max: u64) -> Result<Bounded, BackendError> {
+        match self {
+            Backend::Redis(r) => r.get_at_most(key, max).await,
+            Backend::Memory(m) => Ok(m.get_at_most(key, max)),
+            Backend::Sql(s) => s.get_at_most(key, max).await,
         }
     }
 

@@ -23,12 +23,22 @@ end
 return 0
 ";
 
+/// `GET KEYS[1]` unless its value is longer than ARGV[1] bytes; then its length (an integer).
+const GET_AT_MOST_SCRIPT: &str = r"
+local n = redis.call('STRLEN', KEYS[1])
+if n > tonumber(ARGV[1]) then
+  return n
+end
+return redis.call('GET', KEYS[1])
+";
+
 /// A connection to one Redis server.
 #[derive(Clone)]
 pub struct RedisBackend {
     conn: ConnectionManager,
     address: String,
     refresh: redis::Script,
+    get_at_most: redis::Script,
 }
 
 impl RedisBackend {
@@ -69,6 +79,7 @@ impl RedisBackend {
             conn,
             address,
             refresh: redis::Script::new(REFRESH_SCRIPT),
+            get_at_most: redis::Script::new(GET_AT_MOST_SCRIPT),
         })
     }
 
@@ -138,6 +149,27 @@ impl RedisBackend {
             ms if ms < 0 => Some(None),
             ms => Some(Some(std::time::Duration::from_millis(ms as u64))),
         })
+    }
+
+    /// `GET key` when `STRLEN key` is at most `max`, atomically in one script call.
+    pub async fn get_at_most(&self, key: &str, max: u64) -> Result<super::Bounded, BackendError> {
+        let mut conn = self.conn.clone();
+        let reply: Value = self
+            .get_at_most
+            .key(key)
+            .arg(max)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.error("read", e))?;
+        match reply {
+            Value::Nil => Ok(super::Bounded::Absent),
+            Value::Int(n) => Ok(super::Bounded::TooLarge { bytes: n as u64 }),
+            Value::BulkString(value) => Ok(super::Bounded::Value(value)),
+            other => Err(BackendError {
+                transient: false,
+                message: format!("redis at {} answered {other:?} to a bounded GET", self.address),
+            }),
+        }
     }
 
     /// The server's `keyspace_hits` and `keyspace_misses` (`INFO stats`).

@@ -206,6 +206,49 @@ impl SqlBackend {
             .map(|e| Some(Duration::from_secs((e - now) as u64))))
     }
 
+    /// The live value of a key if it is at most `max` bytes: the database
+    /// measures it (`octet_length`) and sends it only when it fits.
+    pub async fn get_at_most(&self, key: &str, max: u64) -> Result<super::Bounded, BackendError> {
+        let sql = format!(
+            "SELECT CAST(octet_length(\"value\") AS BIGINT), CASE WHEN octet_length(\"value\") <= {max} THEN \"value\" END FROM {} WHERE \"key\" = {} AND \"expiration\" > {}",
+            self.table,
+            self.db.placeholder(1),
+            now_secs()
+        );
+        let key = format!("{}{key}", self.key_prefix);
+        macro_rules! fetch {
+            ($pool:expr) => {{
+                let row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(key)
+                    .fetch_optional($pool)
+                    .await;
+                row.and_then(|r| {
+                    let Some(r) = r else {
+                        return Ok(super::Bounded::Absent);
+                    };
+                    let bytes = r.try_get::<i64, _>(0)? as u64;
+                    if bytes > max {
+                        return Ok(super::Bounded::TooLarge { bytes });
+                    }
+                    if self.binary_values {
+                        r.try_get::<Vec<u8>, _>(1).map(super::Bounded::Value)
+                    } else {
+                        r.try_get::<String, _>(1)
+                            .map(|s| super::Bounded::Value(s.into_bytes()))
+                    }
+                })
+            }};
+        }
+        let result = match &self.db {
+            Db::Sqlite(pool) => fetch!(pool),
+            Db::Postgres(pool) => fetch!(pool),
+        };
+        result.map_err(|e| BackendError {
+            transient: crate::db::is_transient(&e),
+            message: format!("SQL cache {} read failed: {e}", self.describe()),
+        })
+    }
+
     /// The live value of a key.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
         let sql = format!(

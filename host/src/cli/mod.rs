@@ -144,12 +144,24 @@ pub struct LimitArgs {
     /// Fuel per call.
     #[arg(long, default_value_t = 1_000_000_000)]
     fuel: u64,
-    /// Wall-clock limit per call (e.g. 10s, 500ms).
+    /// Wall-clock limit per call, however it blocks (e.g. 10s, 500ms).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: std::time::Duration,
-    /// Linear memory cap (e.g. 64MiB).
+    /// Cap on all linear memories and tables of the instance together (e.g. 64MiB).
     #[arg(long, default_value = "64MiB", value_parser = crate::config::ByteSize::parse)]
     memory_limit: crate::config::ByteSize,
+    /// Longest the component may take to compile and load (e.g. 60s).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    compile_timeout: std::time::Duration,
+}
+
+impl LimitArgs {
+    /// Sets the plugin's fuel, timeout and memory limit from the flags.
+    fn apply(&self, plugin: &mut crate::config::PluginConfig) {
+        plugin.fuel_per_call = self.fuel;
+        plugin.timeout = self.timeout;
+        plugin.memory_limit = self.memory_limit;
+    }
 }
 
 /// Entry point of the binary.
@@ -163,13 +175,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let code = match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("preheat: error: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Do not wait for blocking work left behind (a dropped call, a timed-out load).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }
 
 fn init_logging(format: LogFormat, quiet: bool) {

@@ -2,7 +2,7 @@
 //! whether the component loads and starts under the configured limits.
 
 use crate::backend::{Backend, MemoryBackend};
-use crate::config::{ByteSize, Config};
+use crate::config::{ByteSize, Config, PluginConfig};
 use crate::runtime::{inspect, HostServices, PluginLimits, Runtime};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -28,28 +28,26 @@ pub struct InspectArgs {
 
 /// Prints the inspection; exits non-zero when the component would not run.
 pub async fn run(args: InspectArgs) -> Result<ExitCode> {
-    let mut limits = PluginLimits {
-        fuel_per_call: args.limits.fuel,
-        timeout: args.limits.timeout,
-        memory_limit: args.limits.memory_limit.0 as usize,
-    };
+    let name = args
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut plugin = PluginConfig::for_path(&name, args.path.clone(), vec![String::new()]);
+    args.limits.apply(&mut plugin);
+    let mut compile_timeout = args.limits.compile_timeout;
     let mut cache_dir = None;
-    let mut key_prefixes = vec![String::new()];
     if let Some(path) = &args.config {
         let config = Config::load(path)?;
         let wanted =
             std::fs::canonicalize(&args.path).with_context(|| format!("{} does not exist", args.path.display()))?;
-        let plugin = config
+        plugin = config
             .plugins
             .iter()
             .find(|p| std::fs::canonicalize(&p.path).is_ok_and(|c| c == wanted))
-            .with_context(|| format!("no plugin in {} has path {}", path.display(), args.path.display()))?;
-        limits = PluginLimits {
-            fuel_per_call: plugin.fuel_per_call,
-            timeout: plugin.timeout,
-            memory_limit: plugin.memory_limit.0 as usize,
-        };
-        key_prefixes = plugin.key_prefixes.clone();
+            .with_context(|| format!("no plugin in {} has path {}", path.display(), args.path.display()))?
+            .clone();
+        compile_timeout = config.run.compile_timeout;
         cache_dir = Some(config.component_cache_dir());
     }
     let cache_dir = cache_dir.unwrap_or_else(|| {
@@ -58,19 +56,16 @@ pub async fn run(args: InspectArgs) -> Result<ExitCode> {
             .unwrap_or_default()
     });
     let runtime = Runtime::new(cache_dir)?;
-    let name = args
-        .path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let limits = PluginLimits::of(&plugin);
     let services = Arc::new(HostServices {
-        plugin: name.as_str().into(),
+        plugin: plugin.name.as_str().into(),
         backend: Backend::Memory(Arc::new(MemoryBackend::new(1 << 20))),
         format: crate::format::Format::Raw,
-        key_prefixes,
+        key_prefixes: plugin.key_prefixes.clone(),
+        max_value_bytes: plugin.max_value_bytes.0,
         sources: Default::default(),
     });
-    let found = inspect(&runtime, &args.path, limits, services).await;
+    let found = inspect(&runtime, &args.path, limits, services, compile_timeout).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
@@ -94,7 +89,7 @@ pub async fn run(args: InspectArgs) -> Result<ExitCode> {
             println!("  {e}");
         }
         println!(
-            "limits: fuel {}/call, timeout {:?}, memory {}",
+            "limits: fuel {}/call, timeout {:?}, memory {} per instance, compile {compile_timeout:?}",
             limits.fuel_per_call,
             limits.timeout,
             ByteSize(limits.memory_limit as u64)

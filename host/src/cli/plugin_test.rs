@@ -58,9 +58,7 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
         args.prefixes.clone()
     };
     let mut plugin = PluginConfig::for_path(&name, args.path.clone(), prefixes);
-    plugin.fuel_per_call = args.limits.fuel;
-    plugin.timeout = args.limits.timeout;
-    plugin.memory_limit = args.limits.memory_limit;
+    args.limits.apply(&mut plugin);
     plugin.settings = args
         .settings
         .iter()
@@ -70,6 +68,7 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
         enabled: true,
         run: RunConfig {
             deadline: Duration::from_secs(600),
+            compile_timeout: args.limits.compile_timeout,
             ..RunConfig::default()
         },
         backend: BackendConfig::default(),

@@ -71,6 +71,11 @@ pub struct RunConfig {
     pub retry_base_delay: Duration,
     /// Where compiled components are cached.
     pub cache_dir: Option<PathBuf>,
+    /// Longest a plugin may take to load (read, compile or take from the
+    /// cache, link); counts against `deadline` too. Default: as long as the
+    /// default deadline; set it lower to fail a slow plugin early.
+    #[serde(with = "humantime_serde")]
+    pub compile_timeout: Duration,
 }
 
 impl Default for RunConfig {
@@ -83,6 +88,7 @@ impl Default for RunConfig {
             max_attempts: NonZeroUsize::new(3).unwrap(),
             retry_base_delay: Duration::from_millis(100),
             cache_dir: None,
+            compile_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -295,7 +301,7 @@ pub struct PluginConfig {
     /// Longest key accepted, in bytes.
     #[serde(default = "default_max_key_bytes")]
     pub max_key_bytes: usize,
-    /// Largest value accepted, in bytes.
+    /// Largest value accepted, in bytes, produced or read with `cache-get`.
     #[serde(default = "default_max_value_bytes")]
     pub max_value_bytes: ByteSize,
     /// Largest `arg` of a key spec accepted; larger specs are invalid and never queued.
@@ -310,10 +316,10 @@ pub struct PluginConfig {
     /// Fuel (roughly, wasm instructions) per call.
     #[serde(default = "default_fuel")]
     pub fuel_per_call: u64,
-    /// Wall-clock limit per call.
+    /// Wall-clock limit per call (instantiation included), however it blocks.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
-    /// Linear memory cap of one instance.
+    /// Cap on all linear memories and tables of one instance together.
     #[serde(default = "default_memory_limit")]
     pub memory_limit: ByteSize,
     /// How existing keys are treated.

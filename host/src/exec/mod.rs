@@ -75,6 +75,10 @@ pub struct RunOptions {
     pub stop: Cancel,
     /// Sees calls as they happen (`serve`'s metrics).
     pub observer: Option<Arc<dyn RunObserver>>,
+    /// When the run's deadline clock started (`None`: when it starts
+    /// executing). [`crate::jobs::run_recorded`] sets it before connecting and
+    /// taking the run lock, so the deadline bounds the whole run.
+    pub clock_started: Option<Instant>,
 }
 
 /// Watches a run's plugin calls as they happen.
@@ -117,6 +121,7 @@ impl Default for RunOptions {
             keys: None,
             stop: Cancel::default(),
             observer: None,
+            clock_started: None,
         }
     }
 }
@@ -202,8 +207,9 @@ impl Warmer {
         &self.config
     }
 
-    /// Loads one plugin (compiling it, or taking it from the compile cache),
-    /// granting it the backend and its sources from `sources`.
+    /// Loads one plugin (compiling it, or taking it from the compile cache)
+    /// within `[run] compile_timeout`, granting it the backend and its sources
+    /// from `sources`.
     pub async fn load_plugin(
         &self,
         config: &PluginConfig,
@@ -213,12 +219,7 @@ impl Warmer {
         let granted = sources
             .grant(&config.sources)
             .map_err(|e| anyhow::anyhow!("plugin `{}` not run: {e}", config.name))?;
-        let runtime = self.runtime.clone();
-        let limits = PluginLimits {
-            fuel_per_call: config.fuel_per_call,
-            timeout: config.timeout,
-            memory_limit: config.memory_limit.0 as usize,
-        };
+        let limits = PluginLimits::of(config);
         let format = Format::new(self.config.format_of(config), Store::of(&self.config.backend))
             .map_err(|e| anyhow::anyhow!("plugin `{}` not run: format: {e}", config.name))?;
         let services = Arc::new(HostServices {
@@ -226,12 +227,31 @@ impl Warmer {
             backend,
             format,
             key_prefixes: config.key_prefixes.clone(),
+            max_value_bytes: config.max_value_bytes.0,
             sources: granted,
         });
-        let path = config.path.clone();
-        let plugin =
-            tokio::task::spawn_blocking(move || LoadedPlugin::load(&runtime, &path, limits, services)).await??;
+        let within = self.config.run.compile_timeout;
+        let plugin = LoadedPlugin::load_within(&self.runtime, &config.path, limits, services, within).await?;
         Ok(Arc::new(plugin))
+    }
+
+    /// [`Warmer::load_plugin`], given up when the run's deadline (`deadline_at`) comes first.
+    async fn load_until(
+        &self,
+        config: &PluginConfig,
+        backend: Backend,
+        sources: &SourceSet,
+        deadline_at: tokio::time::Instant,
+    ) -> Result<Arc<LoadedPlugin>> {
+        tokio::select! {
+            biased;
+            _ = tokio::time::sleep_until(deadline_at) => Err(anyhow::anyhow!(
+                "plugin `{}` not run: the run's deadline = {:?} ([run] deadline) passed while it was loading; loading and compiling count against the deadline: fill the compile cache ahead of time (`preheat check`), build a smaller component, or raise deadline",
+                config.name,
+                self.config.run.deadline
+            )),
+            loaded = self.load_plugin(config, backend, sources) => loaded,
+        }
     }
 
     /// Connects to the configured backend and runs every enabled plugin,
@@ -264,7 +284,9 @@ impl Warmer {
 
     /// Runs every enabled plugin against an already connected backend.
     pub async fn run_with_backend(&self, backend: Backend, mut options: RunOptions) -> Report {
-        let started = Instant::now();
+        let started = options.clock_started.unwrap_or_else(Instant::now);
+        // The deadline is absolute: connecting sources and loading plugins count.
+        let deadline_at = tokio::time::Instant::from_std(started + self.config.run.deadline);
         let started_at = SystemTime::now();
         let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
         let configs: Vec<PluginConfig> = self
@@ -288,7 +310,7 @@ impl Warmer {
                 (Some(producer), _) => Ok(producer),
                 (None, Some(plugin)) => Ok(plugin as Arc<dyn Producer>),
                 (None, None) => self
-                    .load_plugin(&config, backend.clone(), &sources)
+                    .load_until(&config, backend.clone(), &sources, deadline_at)
                     .await
                     .map(|p| p as Arc<dyn Producer>),
             };
@@ -327,7 +349,7 @@ impl Warmer {
             let deadline_hit = deadline_hit.clone();
             let deadline = run.deadline;
             async move {
-                tokio::time::sleep(deadline).await;
+                tokio::time::sleep_until(deadline_at).await;
                 tracing::warn!(deadline = ?deadline, "run deadline reached: stopping dispatch, interrupting calls in flight");
                 deadline_hit.store(true, Ordering::SeqCst);
                 shared.cancel.cancel();

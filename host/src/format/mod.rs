@@ -15,7 +15,7 @@ mod value;
 
 pub use value::{BigInt, Value};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Bounded};
 use crate::config::{BackendConfig, BackendKind, FormatConfig};
 use std::io::Read as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -157,11 +157,16 @@ impl Format {
 
 /// What a plugin's `cache-get` of its key returns: the stored bytes when the
 /// format is raw, else the decoded value as JSON (`None` for a Rails entry whose
-/// own expiry has passed, which Rails reads as a miss).
-pub async fn read_value(backend: &Backend, format: &Format, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+/// own expiry has passed, which Rails reads as a miss). A stored value over
+/// `max` bytes is refused without being transferred.
+pub async fn read_value(backend: &Backend, format: &Format, key: &str, max: u64) -> anyhow::Result<Option<Vec<u8>>> {
     let stored_key = format.storage_key(key)?;
-    let Some(stored) = backend.get(&stored_key).await? else {
-        return Ok(None);
+    let stored = match backend.get_at_most(&stored_key, max).await? {
+        Bounded::Absent => return Ok(None),
+        Bounded::Value(stored) => stored,
+        Bounded::TooLarge { bytes } => anyhow::bail!(
+            "the value is {bytes} bytes, over max_value_bytes = {max} for this plugin; it was not read (raise max_value_bytes for this plugin, or read smaller keys)"
+        ),
     };
     if format.is_raw() {
         return Ok(Some(stored));
@@ -266,19 +271,22 @@ mod tests {
             ],
         );
         assert_eq!(
-            read_value(&backend, &rails, "k.fresh").await.unwrap(),
+            read_value(&backend, &rails, "k.fresh", 1 << 20).await.unwrap(),
             Some(br#"{"n":1}"#.to_vec())
         );
         assert_eq!(
-            read_value(&backend, &rails, "k.stale").await.unwrap(),
+            read_value(&backend, &rails, "k.stale", 1 << 20).await.unwrap(),
             None,
             "past its own expiry: a miss, as Rails reads it"
         );
-        assert_eq!(read_value(&backend, &rails, "k.none").await.unwrap(), None);
-        let err = read_value(&backend, &rails, "k.junk").await.unwrap_err().to_string();
+        assert_eq!(read_value(&backend, &rails, "k.none", 1 << 20).await.unwrap(), None);
+        let err = read_value(&backend, &rails, "k.junk", 1 << 20)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("app:k.junk") && err.contains("rails 6.1"), "{err}");
         assert_eq!(
-            read_value(&backend, &Format::Raw, "app:k.junk").await.unwrap(),
+            read_value(&backend, &Format::Raw, "app:k.junk", 1 << 20).await.unwrap(),
             Some(b"junk".to_vec())
         );
     }

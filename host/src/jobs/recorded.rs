@@ -52,6 +52,12 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
 
     let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
     options.run_id = Some(run_id.clone());
+    // The deadline counts from here: connecting and waiting for the lock are part of the run.
+    options.clock_started.get_or_insert(started);
+    let lock_wait = config
+        .jobs
+        .lock_wait
+        .min(config.run.deadline.saturating_sub(started.elapsed()));
     let holder = holder_id(&run_id);
     let plugins: Vec<String> = config
         .enabled_plugins()
@@ -68,7 +74,7 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
             .collect(),
     };
     if let Some(store) = &store {
-        match acquire_all(store, &lock_names, &holder, config.jobs.lock, config.jobs.lock_wait).await {
+        match acquire_all(store, &lock_names, &holder, config.jobs.lock, lock_wait).await {
             Ok(None) => {}
             Ok(Some(reason)) => {
                 tracing::warn!("{reason}");

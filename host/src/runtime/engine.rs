@@ -32,8 +32,9 @@ impl Runtime {
     }
 
     /// An engine **without** fuel metering and epoch interruption: calls have no
-    /// fuel or time limit. Only for the benchmark that measures what those limits
-    /// cost (`host/benches`); never used to run plugins.
+    /// fuel limit, and a call spinning in wasm is not stopped (only one blocked
+    /// in a host or WASI call is). Only for the benchmark that measures what
+    /// those limits cost (`host/benches`); never used to run plugins.
     #[doc(hidden)]
     pub fn new_unmetered(cache_dir: PathBuf) -> Result<Runtime> {
         Runtime::build(cache_dir, false)

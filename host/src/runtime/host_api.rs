@@ -8,14 +8,7 @@ impl types::Host for HostState {}
 
 impl host::Host for HostState {
     async fn log(&mut self, level: Level, message: String) {
-        let plugin = &*self.services.plugin;
-        match level {
-            Level::Trace => tracing::trace!(plugin, "{message}"),
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
-        }
+        self.output.log(level, &message);
     }
 
     async fn cache_get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
@@ -25,9 +18,14 @@ impl host::Host for HostState {
                 self.services.key_prefixes
             ));
         }
-        crate::format::read_value(&self.services.backend, &self.services.format, &key)
-            .await
-            .map_err(|e| format!("cache-get {key:?}: {e:#}"))
+        crate::format::read_value(
+            &self.services.backend,
+            &self.services.format,
+            &key,
+            self.services.max_value_bytes,
+        )
+        .await
+        .map_err(|e| format!("cache-get {key:?}: {e:#}"))
     }
 
     async fn query(&mut self, source: String, sql: String, params: Vec<SqlValue>) -> Result<Rows, String> {

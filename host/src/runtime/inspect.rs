@@ -2,12 +2,12 @@
 //! version, imports and exports, and whether it loads and starts under limits.
 
 use super::engine::Runtime;
-use super::plugin::{version_of, LoadedPlugin, PluginLimits};
+use super::plugin::{off_thread, version_of, LoadedPlugin, PluginLimits};
 use super::sandbox::HostServices;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 
 /// The findings about one component.
@@ -27,8 +27,16 @@ pub struct Inspection {
     pub problems: Vec<String>,
 }
 
-/// Inspects the component at `path`, checking it loads and instantiates under `limits`.
-pub async fn inspect(runtime: &Runtime, path: &Path, limits: PluginLimits, services: Arc<HostServices>) -> Inspection {
+/// Inspects the component at `path`, checking it compiles within
+/// `compile_timeout` and instantiates under `limits` (time, memory for the
+/// whole instance, instance counts).
+pub async fn inspect(
+    runtime: &Runtime,
+    path: &Path,
+    limits: PluginLimits,
+    services: Arc<HostServices>,
+    compile_timeout: Duration,
+) -> Inspection {
     let mut found = Inspection {
         bytes: 0,
         interface_version: None,
@@ -47,9 +55,12 @@ pub async fn inspect(runtime: &Runtime, path: &Path, limits: PluginLimits, servi
     found.bytes = wasm.len();
     let engine = runtime.engine.clone();
     let started = Instant::now();
-    let compiled = tokio::task::spawn_blocking(move || Component::new(&engine, &wasm)).await;
+    let compiled = off_thread(&services.plugin, compile_timeout, move || {
+        Component::new(&engine, &wasm).map_err(anyhow::Error::from)
+    })
+    .await;
     match compiled {
-        Ok(Ok(component)) => {
+        Some(Ok(component)) => {
             found.compile_ms = Some(started.elapsed().as_millis() as u64);
             let ty = component.component_type();
             found.imports = ty.imports(&runtime.engine).map(|(n, _)| n.to_string()).collect();
@@ -61,19 +72,21 @@ pub async fn inspect(runtime: &Runtime, path: &Path, limits: PluginLimits, servi
                 .and_then(|e| version_of(e))
                 .map(str::to_string);
         }
-        Ok(Err(e)) => found.problems.push(format!("does not compile: {e:#}")),
-        Err(e) => found.problems.push(format!("compilation crashed: {e}")),
+        Some(Err(e)) => found.problems.push(format!("does not compile: {e:#}")),
+        None => {
+            found.problems.push(format!(
+                "does not compile within compile_timeout = {compile_timeout:?} (compilation abandoned); build a smaller component or raise the limit (--compile-timeout, [run] compile_timeout)"
+            ));
+            return found;
+        }
     }
-    let runtime = runtime.clone();
-    let owned = path.to_path_buf();
-    match tokio::task::spawn_blocking(move || LoadedPlugin::load(&runtime, &owned, limits, services)).await {
-        Ok(Ok(plugin)) => {
+    match LoadedPlugin::load_within(runtime, path, limits, services, compile_timeout).await {
+        Ok(plugin) => {
             if let Err(e) = plugin.warm_up().await {
                 found.problems.push(e.to_string());
             }
         }
-        Ok(Err(e)) => found.problems.push(format!("{e:#}")),
-        Err(e) => found.problems.push(format!("loading crashed: {e}")),
+        Err(e) => found.problems.push(format!("{e:#}")),
     }
     found.problems.dedup();
     found

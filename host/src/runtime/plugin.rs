@@ -5,9 +5,12 @@ use super::bindings::{Plugin, PluginPre};
 use super::compile_cache::CacheOutcome;
 use super::engine::{Runtime, INTERFACE_VERSION};
 use super::guest_output::GuestOutput;
-use super::sandbox::{Cancel, HostServices, HostState, Interrupted, MemoryCapExceeded};
+use super::limiter::{count_cap_message, MemoryCapExceeded};
+use super::log_limit::PluginLog;
+use super::sandbox::{Cancel, HostServices, HostState, Interrupted};
 use super::{Entry, KeySpec, Page, RunContext, WarmError};
 use anyhow::{bail, Context, Result};
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,10 +21,21 @@ use wasmtime::{Engine, Store, Trap, WasmBacktrace};
 pub struct PluginLimits {
     /// Fuel (≈ wasm instructions) per call.
     pub fuel_per_call: u64,
-    /// Wall-clock limit per call.
+    /// Wall-clock limit per call (instantiation included), however the call blocks.
     pub timeout: Duration,
-    /// Linear memory cap per instance, in bytes.
+    /// Cap on all linear memories and tables of one instance together, in bytes.
     pub memory_limit: usize,
+}
+
+impl PluginLimits {
+    /// The limits a plugin's config sets.
+    pub fn of(config: &crate::config::PluginConfig) -> PluginLimits {
+        PluginLimits {
+            fuel_per_call: config.fuel_per_call,
+            timeout: config.timeout,
+            memory_limit: config.memory_limit.0 as usize,
+        }
+    }
 }
 
 /// What one successful call cost.
@@ -59,6 +73,8 @@ pub struct LoadedPlugin {
     /// Fuel and epochs are on (see [`Runtime::new_unmetered`]).
     metered: bool,
     services: Arc<HostServices>,
+    /// The plugin's log: escaped, capped, rate-limited across its instances.
+    log: Arc<PluginLog>,
     idle: Mutex<Vec<Instance>>,
     /// Whether the compiled component came from the on-disk cache.
     pub cache_outcome: CacheOutcome,
@@ -67,8 +83,30 @@ pub struct LoadedPlugin {
 }
 
 impl LoadedPlugin {
+    /// [`LoadedPlugin::load`] on a thread of its own, given up after `within`
+    /// (compilation cannot be interrupted: the thread is abandoned and finishes,
+    /// or dies with the process, on its own). The error names `compile_timeout`.
+    pub async fn load_within(
+        runtime: &Runtime,
+        path: &Path,
+        limits: PluginLimits,
+        services: Arc<HostServices>,
+        within: Duration,
+    ) -> Result<LoadedPlugin> {
+        let name = services.plugin.clone();
+        let (runtime, owned) = (runtime.clone(), path.to_path_buf());
+        match off_thread(&name, within, move || LoadedPlugin::load(&runtime, &owned, limits, services)).await {
+            Some(loaded) => loaded,
+            None => bail!(
+                "plugin `{name}`: loading {} took longer than compile_timeout = {within:?} ([run] compile_timeout); compilation was abandoned. Build a smaller component (release profile, strip debug info) or raise compile_timeout",
+                path.display()
+            ),
+        }
+    }
+
     /// Reads, compiles (or loads from the cache), version-checks and links a plugin.
-    /// CPU-heavy on a cache miss: call it from a blocking context.
+    /// CPU-heavy on a cache miss and not interruptible: runs take
+    /// [`LoadedPlugin::load_within`]; this is for a blocking context (benchmarks).
     pub fn load(
         runtime: &Runtime,
         path: &Path,
@@ -100,6 +138,7 @@ impl LoadedPlugin {
             .map_err(anyhow::Error::from)
             .with_context(|| format!("plugin `{name}`"))?;
         Ok(LoadedPlugin {
+            log: Arc::new(PluginLog::new(name.clone())),
             name,
             engine: runtime.engine.clone(),
             pre,
@@ -138,11 +177,11 @@ impl LoadedPlugin {
     ) -> Result<(Result<Page, String>, CallStats), CallError> {
         let mut inst = self.checkout(cancel).await?;
         let started = self.arm(&mut inst, cancel);
-        let result = inst
+        let call = inst
             .bindings
             .preheat_plugin_warmer()
-            .call_enumerate(&mut inst.store, ctx, cursor)
-            .await;
+            .call_enumerate(&mut inst.store, ctx, cursor);
+        let result = self.bounded(call, cancel).await;
         self.finish(inst, result, started, || match cursor {
             Some(c) => format!("enumerate (cursor {c:?})"),
             None => "enumerate (first page)".to_string(),
@@ -158,11 +197,11 @@ impl LoadedPlugin {
     ) -> Result<(Vec<Result<Entry, WarmError>>, CallStats), CallError> {
         let mut inst = self.checkout(cancel).await?;
         let started = self.arm(&mut inst, cancel);
-        let result = inst
+        let call = inst
             .bindings
             .preheat_plugin_warmer()
-            .call_produce(&mut inst.store, ctx, keys)
-            .await;
+            .call_produce(&mut inst.store, ctx, keys);
+        let result = self.bounded(call, cancel).await;
         let what = || describe_batch(keys);
         let (results, stats) = self.finish(inst, result, started, what)?;
         if results.len() != keys.len() {
@@ -185,7 +224,7 @@ impl LoadedPlugin {
         if let Some(inst) = self.idle.lock().unwrap().pop() {
             return Ok(inst);
         }
-        let output = GuestOutput::new(self.name.clone());
+        let output = GuestOutput::new(self.log.clone());
         let mut store = HostState::new_store(&self.engine, self.services.clone(), self.limits.memory_limit, output);
         // What one call may copy out of the guest (results, and the arguments of
         // host calls): a list's elements may all point at the same guest bytes,
@@ -193,10 +232,30 @@ impl LoadedPlugin {
         // Anything that does not alias itself fits in the instance's memory.
         store.set_hostcall_fuel(self.limits.memory_limit);
         let started = self.arm_store(&mut store, cancel);
-        match self.pre.instantiate_async(&mut store).await {
+        let instantiated = self.bounded(self.pre.instantiate_async(&mut store), cancel).await;
+        match instantiated {
             Ok(bindings) => Ok(Instance { store, bindings }),
             Err(e) => Err(self.describe_failure(&store, e, started, "instantiation")),
         }
+    }
+
+    /// Awaits one call into the plugin, cut at the call's `timeout` or when the
+    /// run is cancelled, however the guest blocks: in wasm (the epoch callback
+    /// traps it), or in a host or WASI function such as a sleep (the call is
+    /// dropped here, and the caller drops its instance).
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = wasmtime::Result<T>>,
+        cancel: &Cancel,
+    ) -> wasmtime::Result<T> {
+        let timeout = self.limits.timeout;
+        let result = tokio::select! {
+            result = call => result,
+            _ = tokio::time::sleep(timeout) => Err(wasmtime::Error::new(Interrupted::Timeout(timeout))),
+            _ = cancel.cancelled() => Err(wasmtime::Error::new(Interrupted::Cancelled)),
+        };
+        self.log.end_of_call();
+        result
     }
 
     fn arm(&self, inst: &mut Instance, cancel: &Cancel) -> Instant {
@@ -270,6 +329,8 @@ impl LoadedPlugin {
             format!(
                 "tried to hand the host more than {limit} in one call (limit: memory_limit = {limit}, which also caps what one call copies out of the guest); return smaller pages or batches, and values that do not overlap"
             )
+        } else if let Some(m) = count_cap_message(&format!("{e:#}")) {
+            m
         } else if let Some(Trap::OutOfFuel) = e.downcast_ref::<Trap>() {
             format!(
                 "ran out of fuel after {:?}: used all {} units (limit: fuel_per_call = {}); raise `fuel_per_call` or do less work per call",
@@ -296,6 +357,34 @@ impl LoadedPlugin {
             msg
         };
         CallError::Failed(format!("plugin `{name}`: {what} {reason}"))
+    }
+}
+
+/// Runs `work` on a new thread named after the plugin and waits at most
+/// `within` for it; `None` when the time ran out (the thread is left to
+/// finish on its own, detached: the process may exit while it still runs).
+pub(crate) async fn off_thread<T: Send + 'static>(
+    plugin: &str,
+    within: Duration,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Option<Result<T>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("preheat-load-{plugin}"))
+        .spawn(move || {
+            let _ = tx.send(work());
+        });
+    if let Err(e) = spawned {
+        return Some(Err(anyhow::anyhow!(
+            "plugin `{plugin}`: cannot start a loading thread: {e}"
+        )));
+    }
+    match tokio::time::timeout(within, rx).await {
+        Ok(Ok(result)) => Some(result),
+        Ok(Err(_)) => Some(Err(anyhow::anyhow!(
+            "plugin `{plugin}`: loading crashed (the compiler panicked); this is a bug, please report it with the component"
+        ))),
+        Err(_) => None,
     }
 }
 

@@ -1,14 +1,16 @@
 //! What a plugin instance may do: the store state, its limits, and the call guard
-//! that enforces per-call timeouts and run cancellation through epoch callbacks.
+//! that enforces per-call timeouts and run cancellation through epoch callbacks
+//! while wasm runs (a call blocked in a host or WASI function is cut by
+//! `LoadedPlugin`, which drops it at the same timeout or cancellation).
 
 use super::guest_output::GuestOutput;
+use super::limiter::StoreCap;
 use crate::backend::Backend;
-use crate::config::ByteSize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// A run-wide stop signal: once set, calls in flight are interrupted at the
@@ -40,7 +42,8 @@ impl Cancel {
 }
 
 /// Host capabilities a plugin's imports reach: its name, the backend it reads with
-/// `cache-get`, the key prefixes and the SQL sources it is granted.
+/// `cache-get` (values up to `max_value_bytes`), the key prefixes and the SQL
+/// sources it is granted.
 pub struct HostServices {
     /// The plugin's name, tagging its log lines.
     pub plugin: Arc<str>,
@@ -50,6 +53,8 @@ pub struct HostServices {
     pub format: crate::format::Format,
     /// Keys the plugin may read and write start with one of these.
     pub key_prefixes: Vec<String>,
+    /// Largest value `cache-get` hands the plugin (its `max_value_bytes`).
+    pub max_value_bytes: u64,
     /// The SQL sources the plugin may query, by name.
     pub sources: std::collections::BTreeMap<String, Arc<crate::sources::Source>>,
 }
@@ -70,39 +75,6 @@ pub(crate) enum Interrupted {
     Cancelled,
 }
 
-/// A denied memory growth (returned as the trap's error).
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "memory limit exceeded: the guest asked to grow linear memory to {requested} bytes ({}), over memory_limit = {limit} bytes ({})",
-    ByteSize(*requested as u64),
-    ByteSize(*limit as u64)
-)]
-pub(crate) struct MemoryCapExceeded {
-    pub requested: usize,
-    pub limit: usize,
-}
-
-/// Caps linear memory and tables of one instance, trapping with a clear message.
-pub(crate) struct MemoryCap {
-    pub limit: usize,
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            return Err(wasmtime::Error::new(MemoryCapExceeded {
-                requested: desired,
-                limit: self.limit,
-            }));
-        }
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
-    }
-}
-
 /// The deadline of the call in progress.
 pub(crate) struct CallGuard {
     pub started: Instant,
@@ -114,7 +86,7 @@ pub(crate) struct CallGuard {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limiter: MemoryCap,
+    pub(crate) limiter: StoreCap,
     pub(crate) guard: CallGuard,
     pub(crate) services: Arc<HostServices>,
     pub(crate) output: GuestOutput,
@@ -149,7 +121,7 @@ impl HostState {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryCap { limit: memory_limit },
+            limiter: StoreCap::new(memory_limit),
             guard: CallGuard {
                 started: Instant::now(),
                 timeout: Duration::from_secs(10),

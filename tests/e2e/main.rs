@@ -10,6 +10,7 @@ mod guests;
 mod sandbox;
 mod sandbox_bytes;
 mod serve;
+mod serve_hostile;
 mod simulate;
 mod support;
 mod usage_warming;

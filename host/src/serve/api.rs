@@ -673,3 +673,33 @@ async fn update_schedule(State(shared): AppState, headers: HeaderMap, body: Byte
 fn parse_body_required<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
     parse_body::<Option<T>>(headers, body)?.ok_or_else(|| bad_request("the body must be a JSON object, not null"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_past_the_limits_are_refused_and_the_worst_within_them_compile() {
+        let long = "a".repeat(300 * 1024);
+        assert!(bounded_pattern(&long).unwrap_err().1.contains("limit is 1024 bytes"));
+        assert!(bounded_pattern(&"*".repeat(65)).unwrap_err().1.contains("limit is 64"));
+        // A hostile author's best within the bounds: every operator a negated
+        // class, an alternation, or a wildcard, padded to 1 KiB.
+        for unit in ["[^a]", "{a,b}", "*?", "[!\u{10FFFF}-\u{10FFFF}]"] {
+            let mut pattern = String::new();
+            while pattern.len() + unit.len() <= MAX_PATTERN_BYTES
+                && pattern
+                    .chars()
+                    .filter(|c| matches!(c, '*' | '?' | '[' | '{' | ','))
+                    .count()
+                    + 2
+                    <= MAX_PATTERN_OPERATORS
+            {
+                pattern.push_str(unit);
+            }
+            pattern.push_str(&"x".repeat(MAX_PATTERN_BYTES - pattern.len()));
+            let glob = bounded_pattern(&pattern).unwrap_or_else(|e| panic!("{unit}: {}", e.1));
+            assert!(!glob.is_match("short"));
+        }
+    }
+}

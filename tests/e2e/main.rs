@@ -13,6 +13,7 @@ mod sandbox_bytes;
 mod sandbox_limits;
 mod sandbox_sql;
 mod serve;
+mod serve_hostile;
 mod simulate;
 mod support;
 mod usage_warming;

@@ -27,6 +27,53 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
+/// What a live event must meet before it is tracked: a time near the server's
+/// clock and a finite, bounded latency. (Offline traces are replayed as they
+/// were recorded and are not held to a clock.)
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventBounds {
+    /// The server's clock, ms since the Unix epoch.
+    pub now_ms: u64,
+    /// How far into the future an event may be (clock skew between hosts).
+    pub max_future_ms: u64,
+    /// How far into the past an event may be (the longest tracked window).
+    pub max_age_ms: u64,
+    /// Largest `latency_ms` accepted.
+    pub max_latency_ms: f64,
+}
+
+impl AccessEvent {
+    /// Checks the event against `bounds`, saying which field is wrong, its limit and the fix.
+    pub fn check(&self, bounds: &EventBounds) -> std::result::Result<(), String> {
+        let latest = bounds.now_ms.saturating_add(bounds.max_future_ms);
+        let earliest = bounds.now_ms.saturating_sub(bounds.max_age_ms);
+        if self.ts_ms > latest {
+            return Err(format!(
+                "ts_ms {} is {} ms ahead of the server clock ({}); at most {} ms of skew is accepted: send milliseconds since the Unix epoch from a synchronised clock",
+                self.ts_ms,
+                self.ts_ms - bounds.now_ms,
+                bounds.now_ms,
+                bounds.max_future_ms
+            ));
+        }
+        if self.ts_ms < earliest {
+            return Err(format!(
+                "ts_ms {} is older than the longest tracked window ({} ms before the server clock {}): send events as they happen (milliseconds, not seconds)",
+                self.ts_ms, bounds.max_age_ms, bounds.now_ms
+            ));
+        }
+        if let Some(latency) = self.latency_ms {
+            if !(latency.is_finite() && (0.0..=bounds.max_latency_ms).contains(&latency)) {
+                return Err(format!(
+                    "latency_ms {latency} must be a finite number from 0 to {}; leave it out when unknown",
+                    bounds.max_latency_ms
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One cache lookup seen by the application.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -386,6 +433,34 @@ mod tests {
 
     fn read(text: &str, format: Option<TraceFormat>) -> Vec<Result<AccessEvent>> {
         TraceReader::new(text.as_bytes(), format, "trace").unwrap().collect()
+    }
+
+    #[test]
+    fn live_events_are_held_to_the_clock_and_to_finite_latencies() {
+        let bounds = EventBounds {
+            now_ms: 1_700_000_000_000,
+            max_future_ms: 300_000,
+            max_age_ms: 86_400_000,
+            max_latency_ms: 3_600_000.0,
+        };
+        let at = |ts_ms, latency_ms| event(ts_ms, "k", true, latency_ms).check(&bounds);
+        assert!(at(bounds.now_ms, Some(12.5)).is_ok());
+        assert!(at(bounds.now_ms + 300_000, None).is_ok());
+        assert!(at(bounds.now_ms - 86_400_000, Some(0.0)).is_ok());
+        let year_2100 = 4_102_444_800_000;
+        for (ts, latency, word) in [
+            (year_2100, None, "ahead"),
+            (u64::MAX, None, "ahead"),
+            (bounds.now_ms - 86_400_001, None, "older"),
+            (0, None, "older"),
+            (bounds.now_ms, Some(1e308), "latency_ms"),
+            (bounds.now_ms, Some(f64::INFINITY), "latency_ms"),
+            (bounds.now_ms, Some(f64::NAN), "latency_ms"),
+            (bounds.now_ms, Some(-1.0), "latency_ms"),
+        ] {
+            let err = at(ts, latency).unwrap_err();
+            assert!(err.contains(word), "{ts} {latency:?}: {err}");
+        }
     }
 
     fn event(ts_ms: u64, key: &str, hit: bool, latency_ms: Option<f64>) -> AccessEvent {

@@ -30,6 +30,6 @@ pub mod simulate;
 pub mod topk;
 pub mod tracker;
 
-pub use event::AccessEvent;
+pub use event::{AccessEvent, EventBounds};
 pub use forecast::{predict, HoltWinters, HoltWintersParams, Predicted, Prediction};
 pub use tracker::{TrackerConfig, UsageTracker};

@@ -209,12 +209,27 @@ pub enum MissedRuns {
 pub struct ServeConfig {
     /// Address to listen on; non-loopback addresses need `token`.
     pub listen: std::net::SocketAddr,
-    /// Bearer token required by mutating endpoints (or `PREHEAT_API_TOKEN`).
+    /// Bearer token required by mutating endpoints (or `PREHEAT_API_TOKEN`); never blank.
+    #[serde(deserialize_with = "nonblank_token")]
     pub token: Option<String>,
     /// Largest request body accepted.
     pub max_body: ByteSize,
     /// Scheduled runs missed while the service was down: `run-once` or `skip`.
     pub missed_runs: MissedRuns,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: NonZeroUsize,
+    /// Longest a client may take to send a request's headers.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Longest a client may take to send a request's body.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// At SIGTERM/SIGINT: longest wait for runs to stop and for requests in
+    /// flight to finish before connections are closed.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Log every request at INFO (otherwise at DEBUG).
+    pub access_log: bool,
 }
 
 impl Default for ServeConfig {
@@ -224,8 +239,25 @@ impl Default for ServeConfig {
             token: None,
             max_body: ByteSize(1 << 20),
             missed_runs: MissedRuns::RunOnce,
+            max_connections: NonZeroUsize::new(512).unwrap(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            access_log: false,
         }
     }
+}
+
+/// `[serve] token`: a blank token could never authenticate a request, yet would
+/// satisfy the non-loopback guard; refused (the parser adds line and column).
+fn nonblank_token<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let token = String::deserialize(d)?;
+    if token.trim().is_empty() {
+        return Err(serde::de::Error::custom(
+            "[serve] token is blank: no request could authenticate with it; set a long random token (e.g. `openssl rand -hex 32`) or remove the line to listen on loopback only",
+        ));
+    }
+    Ok(Some(token))
 }
 
 /// Which backend kind to write to.
@@ -492,7 +524,7 @@ impl Config {
         if let Some(url) = var("PREHEAT_DATABASE_URL") {
             self.jobs.url = Some(url);
         }
-        if let Some(token) = var("PREHEAT_API_TOKEN").filter(|t| !t.is_empty()) {
+        if let Some(token) = var("PREHEAT_API_TOKEN").filter(|t| !t.trim().is_empty()) {
             self.serve.token = Some(token);
         }
         if let Some(dir) = var("PREHEAT_CACHE_DIR") {
@@ -672,6 +704,20 @@ key_prefixes = ["system.", "user.profile."]
 user_ids = "1-100"
 page_size = 50
 "#;
+
+    #[test]
+    fn blank_serve_token_is_refused_with_line_and_column() {
+        for token in ["\"\"", "\"   \""] {
+            let err = parse(&format!("[serve]\nlisten = \"0.0.0.0:7878\"\ntoken = {token}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("line 3, column 9") && err.contains("token is blank"),
+                "{err}"
+            );
+        }
+        assert!(parse("[serve]\ntoken = \"x\"\n").unwrap().serve.token.is_some());
+    }
 
     #[test]
     fn minimal_config_parses_with_defaults_and_relative_paths() {

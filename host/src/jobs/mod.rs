@@ -26,6 +26,9 @@ pub const LOCK_LEASE: Duration = Duration::from_secs(30);
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// `job_type` of the row that stands for a whole run.
 pub const RUN_JOB: &str = "run";
+/// Status of a run whose process died: found `running` with a heartbeat older
+/// than the lease, or holding a lock for a process of this host that is gone.
+pub const INTERRUPTED: &str = "interrupted";
 
 /// A connected job store.
 #[derive(Clone)]
@@ -52,7 +55,7 @@ pub struct JobRow {
     pub job_type: String,
     /// Strategy name.
     pub strategy: String,
-    /// pending | running | completed | partial | failed | skipped | stopped.
+    /// pending | running | completed | partial | failed | skipped | stopped | interrupted.
     pub status: String,
     /// Counters (and progress while running).
     pub metadata: serde_json::Value,
@@ -70,6 +73,30 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Whether process `pid` of this host is alive (a zombie is not).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_none_or(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// The run of a lock holder of this host whose process is gone.
+fn dead_local_run(holder: &str, host: &str) -> Option<String> {
+    let mut parts = holder.splitn(3, ':');
+    let (h, pid, run_id) = (parts.next()?, parts.next()?, parts.next()?);
+    let pid: u32 = pid.parse().ok()?;
+    (h == host && pid != std::process::id() && !process_alive(pid)).then(|| run_id.to_string())
+}
+
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -79,10 +106,7 @@ fn unix_now() -> i64 {
 
 /// Who holds a lock: host, process and run.
 pub fn holder_id(run_id: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}:{run_id}", std::process::id())
+    format!("{}:{}:{run_id}", this_host(), std::process::id())
 }
 
 impl JobStore {
@@ -111,7 +135,74 @@ impl JobStore {
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         };
         migrated.with_context(|| format!("migrating the job store {address}"))?;
-        Ok(JobStore { db, address })
+        let store = JobStore { db, address };
+        store
+            .reconcile()
+            .await
+            .with_context(|| format!("marking dead runs interrupted in the job store {}", store.address))?;
+        Ok(store)
+    }
+
+    /// Marks runs whose process died `interrupted` (with their plugin rows) and
+    /// releases their locks: a lock held by a gone process of this host at once,
+    /// any run whose heartbeat is older than [`LOCK_LEASE`]. Returns their ids.
+    pub async fn reconcile(&self) -> Result<Vec<String>> {
+        let host = this_host();
+        let mut dead = Vec::new();
+        let locks = self
+            .db
+            .fetch_text("SELECT name, holder FROM preheat_run_locks", Vec::new())
+            .await?;
+        for mut lock in locks {
+            let (name, holder) = (lock[0].take().unwrap_or_default(), lock[1].take().unwrap_or_default());
+            if let Some(run_id) = dead_local_run(&holder, &host) {
+                self.unlock(&name, &holder).await?;
+                tracing::warn!(lock = %name, %holder, "run lock of a process that is gone released");
+                dead.push(run_id);
+            }
+        }
+        let cutoff = humantime::format_rfc3339_millis(SystemTime::now() - LOCK_LEASE).to_string();
+        let sql = format!(
+            "SELECT run_id FROM cache_warming_jobs WHERE job_type = {} AND status = 'running' AND updated_at < {}",
+            self.p(1),
+            self.ts(2)
+        );
+        for mut row in self
+            .db
+            .fetch_text(&sql, vec![Arg::Text(RUN_JOB.into()), Arg::Text(cutoff)])
+            .await?
+        {
+            dead.extend(row[0].take());
+        }
+        dead.sort();
+        dead.dedup();
+        let mut interrupted = Vec::new();
+        for run_id in dead {
+            let now = now_rfc3339();
+            let sql = format!(
+                "UPDATE cache_warming_jobs SET status = {}, error_message = {}, completed_at = {}, updated_at = {} WHERE run_id = {} AND status = 'running'",
+                self.p(1), self.p(2), self.ts(3), self.ts(4), self.p(5)
+            );
+            let why = format!(
+                "interrupted: the process running it stopped without recording an outcome (killed or crashed; found at {now})"
+            );
+            let args = vec![
+                Arg::Text(INTERRUPTED.into()),
+                Arg::Text(why),
+                Arg::Text(now.clone()),
+                Arg::Text(now),
+                Arg::Text(run_id.clone()),
+            ];
+            if self.db.execute_with(&sql, args).await? > 0 {
+                let sql = format!("DELETE FROM preheat_run_locks WHERE holder LIKE {}", self.p(1));
+                self.db
+                    .execute_with(&sql, vec![Arg::Text(format!("%:{run_id}"))])
+                    .await?;
+                tracing::warn!(%run_id, "a run left `running` by a dead process is marked interrupted");
+                interrupted.push(run_id);
+            }
+        }
+        Ok(interrupted)
     }
 
     /// The store's address without credentials.

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio::sync::broadcast;
 
 type AppState = State<Arc<Shared>>;
 
@@ -53,7 +53,12 @@ fn bad_request(msg: impl Into<String>) -> ApiError {
 
 /// Every route, with body limit, auth on mutating routes and request logs.
 pub fn router(shared: Arc<Shared>) -> Router {
-    let max_body = shared.warmer().config().serve.max_body.0 as usize;
+    let serve = shared.warmer().config().serve.clone();
+    let max_body = serve.max_body.0 as usize;
+    let log_level = match serve.access_log {
+        true => tracing::Level::INFO,
+        false => tracing::Level::DEBUG,
+    };
     let mutating = Router::new()
         .route("/cache/warming/start", post(start))
         .route("/cache/warming/stop", post(stop))
@@ -78,11 +83,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/cache/warming/schedule", get(schedule))
         .merge(mutating)
         .fallback(not_found)
+        // axum's own 2 MiB default would cap a larger max_body.
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(serve.body_timeout))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(log_level))
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(log_level)),
         )
         .with_state(shared)
 }
@@ -217,12 +225,69 @@ struct StartBody {
     min_priority: Option<String>,
 }
 
+/// Longest key pattern accepted, in bytes.
+const MAX_PATTERN_BYTES: usize = 1024;
+/// Most glob operators (`*`, `?`, `[`, `{`, `,`) in one pattern: each one grows
+/// the regex globset compiles it into.
+const MAX_PATTERN_OPERATORS: usize = 64;
+/// Most names in a request's `plugins` or `tags`.
+const MAX_NAMES: usize = 256;
+/// Longest plugin name, strategy or run id accepted.
+const MAX_NAME_BYTES: usize = 128;
+/// Longest tag accepted (the sandbox's bound on the tags of a key spec).
+const MAX_TAG_BYTES: usize = 128;
+/// Longest key accepted in `warm-key` and access events.
+const MAX_KEY_BYTES: usize = 1024;
+
+/// Refuses a pattern globset should never see: too long or too many operators.
+fn bounded_pattern(pattern: &str) -> Result<KeyGlob, ApiError> {
+    if pattern.len() > MAX_PATTERN_BYTES {
+        return Err(bad_request(format!(
+            "pattern is {} bytes long; the limit is {MAX_PATTERN_BYTES} bytes: match a shorter prefix, e.g. \"products/*\"",
+            pattern.len()
+        )));
+    }
+    let operators = pattern
+        .chars()
+        .filter(|c| matches!(c, '*' | '?' | '[' | '{' | ','))
+        .count();
+    if operators > MAX_PATTERN_OPERATORS {
+        return Err(bad_request(format!(
+            "pattern has {operators} glob operators (*, ?, [, {{, ,); the limit is {MAX_PATTERN_OPERATORS}: use fewer wildcards and alternatives"
+        )));
+    }
+    KeyGlob::new(pattern).map_err(|e| bad_request(format!("{e:#}")))
+}
+
+/// Refuses a list of names that is too long or holds a name too long (or empty).
+fn bounded_names(field: &str, names: &[String], max_bytes: usize) -> Result<(), ApiError> {
+    if names.len() > MAX_NAMES {
+        return Err(bad_request(format!(
+            "{field} has {} entries; the limit is {MAX_NAMES}",
+            names.len()
+        )));
+    }
+    for (i, name) in names.iter().enumerate() {
+        bounded_name(&format!("{field}[{i}]"), name, max_bytes)?;
+    }
+    Ok(())
+}
+
+/// Refuses an empty name or one longer than `max_bytes`.
+fn bounded_name(field: &str, name: &str, max_bytes: usize) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > max_bytes {
+        return Err(bad_request(format!(
+            "{field} is {} bytes long; it must be 1 to {max_bytes} bytes",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
 fn filter_of(pattern: Option<&str>, tags: Vec<String>, min_priority: Option<&str>) -> Result<KeyFilter, ApiError> {
+    bounded_names("tags", &tags, MAX_TAG_BYTES)?;
     Ok(KeyFilter {
-        pattern: pattern
-            .map(KeyGlob::new)
-            .transpose()
-            .map_err(|e| bad_request(format!("{e:#}")))?,
+        pattern: pattern.map(bounded_pattern).transpose()?,
         tags,
         min_priority: min_priority
             .map(parse_priority)
@@ -233,6 +298,10 @@ fn filter_of(pattern: Option<&str>, tags: Vec<String>, min_priority: Option<&str
 
 async fn start(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let body: StartBody = parse_body(&headers, &body)?;
+    bounded_names("plugins", &body.plugins, MAX_NAME_BYTES)?;
+    if let Some(strategy) = &body.strategy {
+        bounded_name("strategy", strategy, MAX_NAME_BYTES)?;
+    }
     let request = RunRequest {
         plugins: body.plugins,
         strategy: body.strategy.unwrap_or_else(|| "on-demand".into()),
@@ -260,6 +329,9 @@ struct StopBody {
 
 async fn stop(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let body: StopBody = parse_body(&headers, &body)?;
+    if let Some(id) = &body.run_id {
+        bounded_name("run_id", id, MAX_NAME_BYTES)?;
+    }
     let stopping = shared.runs.stop(body.run_id.as_deref());
     if stopping.is_empty() {
         let what = match &body.run_id {
@@ -305,6 +377,8 @@ async fn warm_key(State(shared): AppState, headers: HeaderMap, body: Bytes) -> R
             "body needs {\"plugin\": \"<name>\", \"key\": \"<key>\"}; optional ttl (seconds or \"10m\"), priority, arg",
         ));
     }
+    bounded_name("plugin", &body.plugin, MAX_NAME_BYTES)?;
+    bounded_name("key", &body.key, MAX_KEY_BYTES)?;
     let ttl_seconds = match body.ttl {
         None => None,
         Some(Ttl::Seconds(s)) => Some(s),
@@ -373,6 +447,7 @@ struct WarmPatternBody {
 
 async fn warm_pattern(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let body: WarmPatternBody = parse_body(&headers, &body)?;
+    bounded_names("plugins", &body.plugins, MAX_NAME_BYTES)?;
     if body.pattern.is_empty() {
         return Err(bad_request(
             "body needs {\"pattern\": \"products/category/*\"}; optional plugins",
@@ -411,25 +486,32 @@ async fn runs(State(shared): AppState, Query(q): Query<Limit>) -> Result<Json<Va
     Ok(Json(json!({ "runs": rows })))
 }
 
-/// Server-Sent Events: `hello` (status) on connect, then `progress`, `run_finished`, `schedules`.
+/// Server-Sent Events: `hello` (status) on connect, then `progress`, `run_finished`,
+/// `schedules`; at shutdown a last `shutdown` event, then the stream ends.
 async fn events(State(shared): AppState) -> impl IntoResponse {
     let hello = axum::response::sse::Event::default()
         .event("hello")
         .json_data(shared.runs.status(batch_size(&shared)))
         .expect("status serializes");
-    let updates = BroadcastStream::new(shared.events.subscribe()).filter_map(|event| async move {
-        let (name, data) = match event.ok()? {
-            Event::Progress(v) => ("progress", v),
-            Event::RunFinished(v) => ("run_finished", v),
-            Event::Schedules(v) => ("schedules", v),
+    // The shutdown event is the last one: the stream ends after sending it.
+    let updates = futures_util::stream::unfold(Some(shared.events.subscribe()), |rx| async move {
+        let mut rx = rx?;
+        let (name, data, rx) = loop {
+            match rx.recv().await {
+                Ok(Event::Progress(v)) => break ("progress", v, Some(rx)),
+                Ok(Event::RunFinished(v)) => break ("run_finished", v, Some(rx)),
+                Ok(Event::Schedules(v)) => break ("schedules", v, Some(rx)),
+                Ok(Event::Shutdown(v)) => break ("shutdown", v, None),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
         };
-        axum::response::sse::Event::default().event(name).json_data(data).ok()
-    });
-    let shutdown = shared.shutdown.clone();
+        Some((axum::response::sse::Event::default().event(name).json_data(data), rx))
+    })
+    .filter_map(|event| async move { event.ok() });
     let stream = futures_util::stream::once(async { hello })
         .chain(updates)
-        .map(Ok::<_, std::convert::Infallible>)
-        .take_until(async move { shutdown.cancelled().await });
+        .map(Ok::<_, std::convert::Infallible>);
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
@@ -481,15 +563,17 @@ async fn ingest_events(State(shared): AppState, headers: HeaderMap, body: Bytes)
                 )))
             }
         };
-        if e.key.is_empty() || e.key.len() > 1024 {
-            return Err(bad_request(format!("events[{i}].key must be 1 to 1024 bytes long")));
-        }
-        accepted.push(preheat_usage::AccessEvent {
+        bounded_name(&format!("events[{i}].key"), &e.key, MAX_KEY_BYTES)?;
+        let event = preheat_usage::AccessEvent {
             ts_ms: e.ts_ms.unwrap_or(now),
             key: e.key,
             hit,
             latency_ms: e.latency_ms,
-        });
+        };
+        usage
+            .check(&event)
+            .map_err(|why| bad_request(format!("events[{i}]: {why}")))?;
+        accepted.push(event);
     }
     usage.ingest(&accepted);
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": accepted.len()}))).into_response())
@@ -544,9 +628,7 @@ async fn coverage(shared: &Shared, usage: &crate::usage::Usage) -> Option<Value>
         .hot(Duration::from_secs(3600), 50)
         .ok()
         .filter(|h| !h.entries.is_empty())?;
-    let backend = crate::backend::Backend::connect(&shared.warmer().config().backend)
-        .await
-        .ok()?;
+    let backend = shared.backend().await.ok()?;
     let mut present = std::collections::HashSet::new();
     for e in &hot.entries {
         if let Ok(Some(_)) = backend.get(&e.key).await {
@@ -590,4 +672,34 @@ async fn update_schedule(State(shared): AppState, headers: HeaderMap, body: Byte
 /// [`parse_body`] for bodies without a default.
 fn parse_body_required<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
     parse_body::<Option<T>>(headers, body)?.ok_or_else(|| bad_request("the body must be a JSON object, not null"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_past_the_limits_are_refused_and_the_worst_within_them_compile() {
+        let long = "a".repeat(300 * 1024);
+        assert!(bounded_pattern(&long).unwrap_err().1.contains("limit is 1024 bytes"));
+        assert!(bounded_pattern(&"*".repeat(65)).unwrap_err().1.contains("limit is 64"));
+        // A hostile author's best within the bounds: every operator a negated
+        // class, an alternation, or a wildcard, padded to 1 KiB.
+        for unit in ["[^a]", "{a,b}", "*?", "[!\u{10FFFF}-\u{10FFFF}]"] {
+            let mut pattern = String::new();
+            while pattern.len() + unit.len() <= MAX_PATTERN_BYTES
+                && pattern
+                    .chars()
+                    .filter(|c| matches!(c, '*' | '?' | '[' | '{' | ','))
+                    .count()
+                    + 2
+                    <= MAX_PATTERN_OPERATORS
+            {
+                pattern.push_str(unit);
+            }
+            pattern.push_str(&"x".repeat(MAX_PATTERN_BYTES - pattern.len()));
+            let glob = bounded_pattern(&pattern).unwrap_or_else(|e| panic!("{unit}: {}", e.1));
+            assert!(!glob.is_match("short"));
+        }
+    }
 }

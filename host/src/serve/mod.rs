@@ -10,6 +10,7 @@
 
 mod api;
 mod intel;
+mod listen;
 mod metrics;
 mod openapi;
 mod reload;
@@ -42,6 +43,9 @@ pub enum Event {
     RunFinished(Value),
     /// Schedules changed (updated through the API, or the config was reloaded).
     Schedules(Value),
+    /// The service is shutting down: the last event of every stream, sent
+    /// after the `run_finished` of the runs it stopped.
+    Shutdown(Value),
 }
 
 /// What every request handler and background task of the service shares.
@@ -56,12 +60,23 @@ pub struct Shared {
     events: broadcast::Sender<Event>,
     started: Instant,
     shutdown: Cancel,
+    /// When connections are closed at the latest (set at SIGTERM/SIGINT).
+    shutdown_deadline: std::sync::OnceLock<Instant>,
+    /// The backend connection of `GET stats` (connected on first use, shared).
+    backend: tokio::sync::OnceCell<crate::backend::Backend>,
 }
 
 impl Shared {
     /// The engine runs start with (replaced on config reload; runs keep theirs).
     pub fn warmer(&self) -> Arc<Warmer> {
         self.warmer.read().unwrap().clone()
+    }
+
+    /// The process's backend connection, connected on first use; later uses share it.
+    pub async fn backend(&self) -> Result<&crate::backend::Backend> {
+        self.backend
+            .get_or_try_init(|| async { crate::backend::Backend::connect(&self.warmer().config().backend).await })
+            .await
     }
 
     fn publish(&self, event: Event) {
@@ -158,6 +173,8 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
         events,
         started: Instant::now(),
         shutdown: Cancel::default(),
+        shutdown_deadline: std::sync::OnceLock::new(),
+        backend: tokio::sync::OnceCell::new(),
     });
 
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
@@ -184,13 +201,12 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
     }
 
     let app = api::router(shared.clone());
-    let shutdown = shared.shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("HTTP server failed")?;
+    let serve_config = shared.warmer().config().serve.clone();
+    listen::serve_http(listener, app, &serve_config, shared.shutdown.clone(), || {
+        *shared.shutdown_deadline.get_or_init(Instant::now)
+    })
+    .await;
     let _ = scheduler.await;
-    shared.runs.shut_down().await;
     if let Some(usage) = &shared.usage {
         if let Err(e) = usage.save() {
             tracing::warn!("usage state not saved: {e:#}");
@@ -231,7 +247,8 @@ async fn progress_ticker(shared: Arc<Shared>) {
     }
 }
 
-/// SIGTERM or SIGINT: stop runs gracefully and end the server.
+/// SIGTERM or SIGINT: stop runs gracefully (within `[serve] shutdown_timeout`),
+/// send the final event to every stream, and end the server.
 async fn wait_for_shutdown_signal(shared: Arc<Shared>) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
@@ -244,6 +261,19 @@ async fn wait_for_shutdown_signal(shared: Arc<Shared>) {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
-    shared.runs.shut_down().await;
+    let bound = shared.warmer().config().serve.shutdown_timeout;
+    let deadline = *shared.shutdown_deadline.get_or_init(|| Instant::now() + bound);
+    if tokio::time::timeout_at(deadline.into(), shared.runs.shut_down())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "runs did not stop within [serve] shutdown_timeout ({}); their history rows are marked interrupted at the next start",
+            humantime::format_duration(bound)
+        );
+    }
+    shared.publish(Event::Shutdown(
+        serde_json::json!({"reason": "preheat serve is shutting down"}),
+    ));
     shared.shutdown.cancel();
 }

@@ -98,7 +98,7 @@ pub fn document() -> Value {
                 Some(json!({"type": "array", "items": obj(json!({"key": string, "hit": {"oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}]}, "ts_ms": {"type": "integer"}, "latency_ms": {"type": "number"}}), &["key", "hit"])})),
                 &[("202", "{accepted}"), ("409", "usage tracking is off")],
               ),
-              "get": op("Server-Sent Events: hello (status), progress (every 500 ms per active run), run_finished, schedules", false, None, &[("200", "text/event-stream")]),
+              "get": op("Server-Sent Events: hello (status), progress (every 500 ms per active run), run_finished, schedules; at shutdown a last shutdown event, then the stream ends", false, None, &[("200", "text/event-stream")]),
             },
         }
     })

@@ -32,6 +32,10 @@ const REDIS_SAMPLES: usize = 2880;
 /// Hit-rate buckets: one minute each, a day of them.
 const HIT_BUCKET_MS: u64 = 60_000;
 const HIT_BUCKETS: usize = 1440;
+/// How far ahead of this host's clock a live event may be.
+const MAX_EVENT_SKEW_MS: u64 = 5 * 60_000;
+/// Largest `latency_ms` of a live event: an hour.
+const MAX_EVENT_LATENCY_MS: f64 = 3_600_000.0;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
@@ -163,7 +167,27 @@ impl Usage {
         &self.config
     }
 
-    /// Tracks a batch of events.
+    /// Checks a live event (API, Redis Stream) before it is tracked: at most
+    /// 5 minutes ahead of this host's clock, no older than the longest tracked
+    /// window, a finite latency of at most an hour.
+    pub fn check(&self, event: &AccessEvent) -> Result<(), String> {
+        let longest = self
+            .config
+            .tracker
+            .windows
+            .iter()
+            .map(|w| w.length_ms)
+            .max()
+            .unwrap_or(0);
+        event.check(&preheat_usage::EventBounds {
+            now_ms: now_ms(),
+            max_future_ms: MAX_EVENT_SKEW_MS,
+            max_age_ms: longest,
+            max_latency_ms: MAX_EVENT_LATENCY_MS,
+        })
+    }
+
+    /// Tracks a batch of events (live ones [`Usage::check`]ed first).
     pub fn ingest(&self, events: &[AccessEvent]) {
         let mut state = self.state.lock().unwrap();
         for event in events {
@@ -437,9 +461,17 @@ impl Usage {
             .collect()
     }
 
-    /// Writes the state file atomically (temporary file, then rename).
+    /// Writes the state file atomically (temporary file, then rename). A state
+    /// the loader would refuse (e.g. a non-finite sum, written as `null`) is
+    /// never written: the previous file stays and the error says so.
     pub fn save(&self) -> Result<()> {
         let bytes = serde_json::to_vec(&*self.state.lock().unwrap())?;
+        if let Err(e) = serde_json::from_slice::<State>(&bytes) {
+            anyhow::bail!(
+                "usage state not written to {}: it would not load back ({e}); the previous file is kept",
+                self.path.display()
+            );
+        }
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }

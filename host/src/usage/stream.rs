@@ -105,7 +105,7 @@ async fn read_stream(config: &StreamConfig, url: &str, consumer: &str, usage: &U
         }
         let mut events = Vec::with_capacity(entries.len());
         for entry in &entries {
-            match event_of(entry) {
+            match event_of(entry).and_then(|event| usage.check(&event).map(|()| event)) {
                 Ok(event) => events.push(event),
                 Err(e) => {
                     tracing::warn!(stream = %config.name, id = %entry.id, "skipping a malformed usage event: {e}")

@@ -1,11 +1,13 @@
 //! End-to-end tests: the real `preheat` binary, real WebAssembly components
 //! built from plugins/ and tests/fixtures/, and redis-servers started here on
-//! free loopback ports.
+//! free loopback ports, and the applications' own frameworks reading what was
+//! warmed (tests/readers/).
 
 mod bench_smoke;
 mod cli;
 mod dashboard;
 mod data;
+mod frameworks;
 mod guests;
 mod sandbox;
 mod serve;

@@ -9,7 +9,7 @@ Django application reads it. Prints one JSON line per key:
 
 hit: get() returned the entry and has_key() said true; equal: the value get()
 returned is the intended one, strictly (int is not float nor bool, dict keys
-are str); error: every exception a call raised, caught and reported instead
+are str and in the same order); error: every exception a call raised, caught and reported instead
 of crashing.
 
 Usage:
@@ -51,11 +51,13 @@ MISSING = object()
 
 
 def same(got, want):
-    """Strict equality: same types all the way down (True is not 1, 1 is not 1.0)."""
+    """Strict equality: same types all the way down (True is not 1, 1 is not
+    1.0), dict keys in the same order (the order the application iterates and
+    renders them in)."""
     if type(got) is not type(want):
         return False
     if isinstance(want, dict):
-        return got.keys() == want.keys() and all(same(got[k], v) for k, v in want.items())
+        return list(got) == list(want) and all(same(got[k], v) for k, v in want.items())
     if isinstance(want, list):
         return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want))
     return got == want

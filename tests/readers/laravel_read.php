@@ -8,10 +8,10 @@
 //   {"key":..., "hit":true, "equal":true, "calls":{"get":true,"has":true}, "value":..., "error":null}
 //
 // hit: get() returned the entry and has() said true; equal: the value get()
-// returned is identical (===) to what get() returns when the application
-// caches the intended value itself (json_decode($v, true), put and read back
-// on a scratch key: the redis store hands numbers back as strings, the
-// application sees the same); error: every exception or PHP notice a call
+// returned is identical (===: same types, same keys in the same order) to
+// what get() returns when the application caches the intended value itself
+// (json_decode($v, true), put and read back on a scratch key: the redis
+// store hands numbers back as strings, the application sees the same); error: every exception or PHP notice a call
 // raised (notices become exceptions, as in a Laravel application), caught
 // and reported instead of crashing.
 //
@@ -19,6 +19,7 @@
 //   php laravel_read.php STORE [--cache-prefix P] VALUES.json            read every key of VALUES.json
 //   php laravel_read.php STORE [--cache-prefix P] --write VALUES.json [--ttl S]  the app writes them
 //   php laravel_read.php STORE [--cache-prefix P] --self-test            Laravel writes, then reads back
+//   php laravel_read.php STORE [--cache-prefix P] --key KEY [--key KEY…]  read these keys ("equal": null)
 // where STORE is
 //   --store redis --redis-url redis://HOST:PORT/DB [--redis-prefix P]
 //   --store database --db sqlite:///PATH | postgres://USER@HOST:PORT/DB [--table cache]
@@ -40,7 +41,7 @@ use Illuminate\Database\DatabaseManager;
 use Illuminate\Redis\RedisManager;
 
 const USAGE = "usage: php laravel_read.php --store redis --redis-url URL [--redis-prefix P] | --store database --db URL [--table T]\n"
-    . "       [--cache-prefix P] (VALUES.json | --write VALUES.json [--ttl S] | --self-test)\n";
+    . "       [--cache-prefix P] (VALUES.json | --write VALUES.json [--ttl S] | --self-test | --key KEY...)\n";
 
 // The values --self-test has Laravel write and read back: every JSON type,
 // nested, an integer beyond int64 (a float in PHP), a non-ASCII string, and
@@ -67,7 +68,7 @@ function fail_usage(string $why): void
 function arguments(array $argv): array
 {
     $opts = ['store' => null, 'redis-url' => null, 'redis-prefix' => '', 'db' => null, 'table' => 'cache',
-        'cache-prefix' => '', 'ttl' => null, 'mode' => 'read', 'values' => null];
+        'cache-prefix' => '', 'ttl' => null, 'mode' => 'read', 'values' => null, 'keys' => []];
     $valued = ['store', 'redis-url', 'redis-prefix', 'db', 'table', 'cache-prefix', 'ttl'];
     $rest = [];
     for ($i = 1; $i < count($argv); $i++) {
@@ -76,6 +77,12 @@ function arguments(array $argv): array
             $opts['mode'] = 'write';
         } elseif ($arg === '--self-test') {
             $opts['mode'] = 'self-test';
+        } elseif ($arg === '--key') {
+            if (!isset($argv[$i + 1])) {
+                fail_usage('--key needs a value');
+            }
+            $opts['mode'] = 'keys';
+            $opts['keys'][] = $argv[++$i];
         } elseif (str_starts_with($arg, '--') && in_array(substr($arg, 2), $valued, true)) {
             if (!isset($argv[$i + 1])) {
                 fail_usage("$arg needs a value");
@@ -87,8 +94,9 @@ function arguments(array $argv): array
             $rest[] = $arg;
         }
     }
-    if ($opts['mode'] === 'self-test' ? count($rest) !== 0 : count($rest) !== 1) {
-        fail_usage($opts['mode'] === 'self-test' ? 'no VALUES.json with --self-test' : 'expected one VALUES.json');
+    $no_file = in_array($opts['mode'], ['self-test', 'keys'], true);
+    if ($no_file ? count($rest) !== 0 : count($rest) !== 1) {
+        fail_usage($no_file ? "no VALUES.json with --{$opts['mode']}" : 'expected one VALUES.json');
     }
     $opts['values'] = $rest[0] ?? null;
     if ($opts['store'] === 'redis' && $opts['redis-url'] === null) {
@@ -200,19 +208,22 @@ function shown($value)
     return json_encode($value) === false ? 'not JSON-able: ' . var_export($value, true) : $value;
 }
 
-/** Reads one key with get() and has(); never throws. */
-function check($cache, string $key, $want): array
+/**
+ * Reads one key with get() and has(); never throws. Without an intended
+ * value ($compare false), "equal" is null.
+ */
+function check($cache, string $key, $want, bool $compare = true): array
 {
     $errors = [];
     $got = attempt('get', fn () => $cache->get($key), $errors);
     $has = attempt('has', fn () => $cache->has($key), $errors);
     $calls = ['get' => $got !== null, 'has' => $has === true];
     $hit = $calls['get'] && $calls['has'];
-    $expected = attempt('roundtrip', fn () => as_the_app_reads_it($cache, $want), $errors);
+    $expected = $compare ? attempt('roundtrip', fn () => as_the_app_reads_it($cache, $want), $errors) : null;
     return [
         'key' => $key,
         'hit' => $hit,
-        'equal' => $hit && $got === $expected,
+        'equal' => $compare ? $hit && $got === $expected : null,
         'calls' => $calls,
         'value' => shown($got),
         'error' => $errors ? implode('; ', $errors) : null,
@@ -256,6 +267,11 @@ switch ($opts['mode']) {
             $ttl = $opts['ttl'] === null ? null : (int) $opts['ttl'];
             $ttl === null ? $cache->forever((string) $key, $value) : $cache->put((string) $key, $value, $ttl);
             $line(['key' => (string) $key, 'written' => true]);
+        }
+        break;
+    case 'keys':
+        foreach ($opts['keys'] as $key) {
+            $line(check($cache, $key, null, false));
         }
         break;
     default:

@@ -7,8 +7,8 @@
 #
 # hit: every call saw the entry (`read` returned it, `exist?` said true, and
 # `fetch` returned it without running its block); equal: the value `read`
-# returned is the intended one, strictly (Hash with String keys, Integer vs
-# Float, UTF-8 Strings); error: every exception a call raised, rescued and
+# returned is the intended one, strictly (Hash with String keys in the same
+# order, Integer vs Float, UTF-8 Strings); error: every exception a call raised, rescued and
 # reported instead of crashing (a Rails app would not rescue them).
 #
 # Usage:
@@ -49,12 +49,13 @@ SELF_TEST = {
 
 # Strict equality of a decoded value with the intended one: same classes
 # (Integer is not Float, true is not 1), Hash keys compared as they are
-# (String keys, not Symbols), Strings with the same bytes and encoding.
+# (String keys, not Symbols) and in the same order (the order the
+# application iterates and renders them in), Strings with the same bytes
+# and encoding.
 def same?(got, want)
   case want
   when Hash
-    got.is_a?(Hash) && got.size == want.size &&
-      want.all? { |k, v| got.key?(k) && same?(got[k], v) }
+    got.is_a?(Hash) && got.keys == want.keys && want.all? { |k, v| same?(got[k], v) }
   when Array
     got.is_a?(Array) && got.size == want.size && got.zip(want).all? { |g, w| same?(g, w) }
   when String

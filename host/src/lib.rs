@@ -3,6 +3,7 @@
 //! The data flow, one module per stage:
 //! [`config`] → [`runtime`] (sandboxed plugins) → [`plan`] (validated,
 //! prioritised keys) → [`exec`] (batches, retries, deadline, budget) →
+//! [`format`] (the application's encoding and key layout) →
 //! [`backend`] (write policy, Redis or memory) → [`report`]. [`cli`] is the
 //! `preheat` binary on top; [`serve`] is the long-lived service (API, schedules,
 //! metrics, dashboard) and [`watch`] the hot reload.
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod exec;
+pub mod format;
 pub mod jobs;
 pub mod plan;
 pub mod report;

@@ -4,6 +4,7 @@
 //! warmed (tests/readers/).
 
 mod bench_smoke;
+mod cache_cli;
 mod cli;
 mod dashboard;
 mod data;

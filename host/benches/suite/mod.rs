@@ -892,6 +892,7 @@ fn services() -> Arc<HostServices> {
     Arc::new(HostServices {
         plugin: "synthetic".into(),
         backend: Backend::Memory(Arc::new(MemoryBackend::new(1 << 20))),
+        format: preheat::format::Format::Raw,
         key_prefixes: vec!["synthetic:".into()],
         sources: BTreeMap::new(),
     })

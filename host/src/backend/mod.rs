@@ -20,9 +20,9 @@ use std::time::Duration;
 /// One value to write.
 #[derive(Debug, Clone)]
 pub struct Write {
-    /// The cache key.
+    /// The key as stored (the plugin's key laid out by its format).
     pub key: String,
-    /// The value bytes.
+    /// The value bytes, in the format's encoding.
     pub value: Vec<u8>,
     /// Expiry; `None` writes without one.
     pub ttl: Option<Duration>,
@@ -85,6 +85,16 @@ impl Backend {
             Backend::Redis(r) => r.get(key).await,
             Backend::Memory(m) => Ok(m.get(key)),
             Backend::Sql(s) => s.get(key).await,
+        }
+    }
+
+    /// A key's remaining time to live: `None` when the key is absent,
+    /// `Some(None)` when it has no expiry.
+    pub async fn ttl(&self, key: &str) -> Result<Option<Option<Duration>>, BackendError> {
+        match self {
+            Backend::Redis(r) => r.ttl(key).await,
+            Backend::Memory(m) => Ok(m.ttl(key)),
+            Backend::Sql(s) => s.ttl(key).await,
         }
     }
 

@@ -125,6 +125,21 @@ impl RedisBackend {
             .map_err(|e| self.error("read", e))
     }
 
+    /// `PTTL key`: `None` when absent, `Some(None)` without expiry.
+    pub async fn ttl(&self, key: &str) -> Result<Option<Option<std::time::Duration>>, BackendError> {
+        let mut conn = self.conn.clone();
+        let ms: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error("PTTL", e))?;
+        Ok(match ms {
+            -2 => None,
+            ms if ms < 0 => Some(None),
+            ms => Some(Some(std::time::Duration::from_millis(ms as u64))),
+        })
+    }
+
     /// The server's `keyspace_hits` and `keyspace_misses` (`INFO stats`).
     pub async fn keyspace_stats(&self) -> Result<(u64, u64), BackendError> {
         let mut conn = self.conn.clone();

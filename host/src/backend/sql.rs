@@ -3,9 +3,11 @@
 //! seconds), optionally with `created_at`/`updated_at` (detected). Each batch is
 //! one multi-row `INSERT … ON CONFLICT … DO UPDATE … WHERE <policy> RETURNING key`,
 //! so the policy is applied atomically per key and the returned keys are the written ones.
+//! `create_table` makes Laravel's own schema (text `value`) when the format is
+//! Laravel's, else a binary `value` column that holds any bytes.
 
 use super::{BackendError, Outcome, Write};
-use crate::config::{BackendConfig, WritePolicy};
+use crate::config::{BackendConfig, FormatConfig, WritePolicy};
 use crate::db::{Arg, Db, DbOptions};
 use anyhow::{bail, Context, Result};
 use sqlx::{AssertSqlSafe, Column, Row, TypeInfo};
@@ -54,16 +56,11 @@ impl SqlBackend {
             .with_context(|| format!("cannot reach the SQL cache database {address}: check [backend] url"))?;
         let table = config.table.clone();
         if config.create_table {
-            let (value_type, expiration_type) = match db {
-                Db::Sqlite(_) => ("BLOB", "INTEGER"),
-                Db::Postgres(_) => ("BYTEA", "BIGINT"),
-            };
-            let ddl = format!(
-                "CREATE TABLE IF NOT EXISTS {table} (\"key\" VARCHAR(255) PRIMARY KEY, \"value\" {value_type} NOT NULL, \"expiration\" {expiration_type} NOT NULL)"
-            );
-            db.execute(&ddl)
-                .await
-                .with_context(|| format!("creating cache table `{table}` in {address}"))?;
+            for ddl in create_table_sql(&db, &table, &config.format) {
+                db.execute(&ddl)
+                    .await
+                    .with_context(|| format!("creating cache table `{table}` in {address}"))?;
+            }
         }
         let columns = describe(&db, &table).await.with_context(|| {
             format!("cache table `{table}` not found in {address}: create it (Laravel: `php artisan cache:table`) or set [backend] create_table = true")
@@ -183,6 +180,32 @@ impl SqlBackend {
         Ok(returned.into_iter().filter_map(|mut r| r.pop().flatten()).collect())
     }
 
+    /// The remaining time to live of a live key (the table always has an expiry).
+    pub async fn ttl(&self, key: &str) -> Result<Option<Option<Duration>>, BackendError> {
+        let sql = format!(
+            "SELECT CAST(\"expiration\" AS TEXT) FROM {} WHERE \"key\" = {}",
+            self.table,
+            self.db.placeholder(1)
+        );
+        let rows = self
+            .db
+            .fetch_text(&sql, vec![Arg::Text(format!("{}{key}", self.key_prefix))])
+            .await
+            .map_err(|e| BackendError {
+                transient: crate::db::is_transient(&e),
+                message: format!("SQL cache {} read failed: {e}", self.describe()),
+            })?;
+        let expiration = rows
+            .into_iter()
+            .next()
+            .and_then(|mut r| r.pop().flatten())
+            .and_then(|e| e.parse::<i64>().ok());
+        let now = now_secs();
+        Ok(expiration
+            .filter(|&e| e > now)
+            .map(|e| Some(Duration::from_secs((e - now) as u64))))
+    }
+
     /// The live value of a key.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
         let sql = format!(
@@ -214,6 +237,30 @@ impl SqlBackend {
             message: format!("SQL cache {} read failed: {e}", self.describe()),
         })
     }
+}
+
+/// `CREATE TABLE IF NOT EXISTS` for the cache table. Laravel's format gets
+/// Laravel's migration (`string('key')->primary()`, `mediumText('value')`,
+/// `bigInteger('expiration')->index()`, as its grammars map them for SQLite and
+/// PostgreSQL), so its DatabaseStore reads text; raw values get a binary column.
+fn create_table_sql(db: &Db, table: &str, format: &FormatConfig) -> Vec<String> {
+    let postgres = matches!(db, Db::Postgres(_));
+    if let FormatConfig::Laravel(_) = format {
+        let expiration = if postgres { "bigint" } else { "integer" };
+        let index = table.replace('.', "_");
+        return vec![
+            format!("CREATE TABLE IF NOT EXISTS {table} (\"key\" varchar(255) NOT NULL PRIMARY KEY, \"value\" text NOT NULL, \"expiration\" {expiration} NOT NULL)"),
+            format!("CREATE INDEX IF NOT EXISTS {index}_expiration_index ON {table} (\"expiration\")"),
+        ];
+    }
+    let (value_type, expiration_type) = if postgres {
+        ("BYTEA", "BIGINT")
+    } else {
+        ("BLOB", "INTEGER")
+    };
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {table} (\"key\" VARCHAR(255) PRIMARY KEY, \"value\" {value_type} NOT NULL, \"expiration\" {expiration_type} NOT NULL)"
+    )]
 }
 
 /// Column names and declared types of `table` (an error when it does not exist).

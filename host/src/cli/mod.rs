@@ -1,5 +1,6 @@
 //! The `preheat` command line: `run`, `deploy`, `check` and `plugin test`.
 
+mod cache;
 mod demo;
 mod history;
 mod plugin_inspect;
@@ -106,6 +107,9 @@ enum Command {
     },
     /// Create the demo application database (SQLite by default, or PostgreSQL).
     Demo(demo::DemoArgs),
+    /// Read warmed keys as the application does (`get`, `ttl`).
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
     /// Plugin author tools.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -198,6 +202,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::History { config, limit, json } => history::history(&config, limit, json).await,
         Command::Status { config, json } => history::status(&config, json).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Cache(command) => cache::run(command).await,
         Command::Serve { config, listen, watch } => crate::serve::serve(&config, listen, watch)
             .await
             .map(|()| ExitCode::SUCCESS),

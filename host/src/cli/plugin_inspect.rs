@@ -66,6 +66,7 @@ pub async fn run(args: InspectArgs) -> Result<ExitCode> {
     let services = Arc::new(HostServices {
         plugin: name.as_str().into(),
         backend: Backend::Memory(Arc::new(MemoryBackend::new(1 << 20))),
+        format: crate::format::Format::Raw,
         key_prefixes,
         sources: Default::default(),
     });

@@ -3,9 +3,11 @@
 //! Every field is documented in `config/preheat.example.toml`. Unknown fields
 //! and bad values are rejected by the parser with the file, line and column.
 
+mod format;
 mod usage;
 mod values;
 
+pub use format::{DjangoFormat, FormatConfig, LaravelFormat, LaravelVersion, RailsFormat, RailsVersion};
 pub use usage::{KeyspaceConfig, PredictiveConfig, ReactiveConfig, StreamConfig, UsageConfig};
 pub use values::{ByteSize, CronSchedule, KeyRegex, MemoryBudget, WritePolicy};
 
@@ -226,6 +228,8 @@ pub struct BackendConfig {
     pub key_prefix: String,
     /// Create the cache table when it does not exist (sql).
     pub create_table: bool,
+    /// How keys and values are laid out for the application that reads them.
+    pub format: FormatConfig,
 }
 
 impl Default for BackendConfig {
@@ -239,6 +243,7 @@ impl Default for BackendConfig {
             table: "cache".into(),
             key_prefix: String::new(),
             create_table: false,
+            format: FormatConfig::Raw {},
         }
     }
 }
@@ -305,6 +310,9 @@ pub struct PluginConfig {
     /// asked for one it did not list (hot keys found in traffic); default: its key prefixes + `*`.
     #[serde(default)]
     pub key_patterns: Vec<String>,
+    /// This plugin's value format, instead of `[backend] format`.
+    #[serde(default)]
+    pub format: Option<FormatConfig>,
 }
 
 fn yes() -> bool {
@@ -367,6 +375,7 @@ impl PluginConfig {
             schedule: None,
             schedule_jitter: None,
             key_patterns: Vec::new(),
+            format: None,
         }
     }
 }
@@ -485,9 +494,14 @@ impl Config {
         if self.usage.keyspace.enabled && self.backend.kind != BackendKind::Redis {
             bail!("{file}: [usage.keyspace] enabled = true needs a Redis backend");
         }
+        self.validate_format(&self.backend.format)
+            .with_context(|| format!("{file}: [backend] format"))?;
         let mut names = std::collections::HashSet::new();
         for (i, plugin) in self.plugins.iter().enumerate() {
             let at = format!("{file}: [[plugins]] #{} (`{}`)", i + 1, plugin.name);
+            if let Some(format) = &plugin.format {
+                self.validate_format(format).with_context(|| format!("{at}: format"))?;
+            }
             if plugin.name.trim().is_empty() {
                 bail!("{file}: [[plugins]] #{} has an empty name", i + 1);
             }
@@ -522,6 +536,24 @@ impl Config {
         Ok(())
     }
 
+    /// Checks that `format` fits the backend and resolves (e.g. Laravel's prefixes).
+    fn validate_format(&self, format: &FormatConfig) -> Result<()> {
+        if self.backend.kind == BackendKind::Sql {
+            match format {
+                FormatConfig::Rails(_) | FormatConfig::Django(_) => bail!(
+                    "this format is for a Redis backend; a sql cache table takes kind = \"raw\" or kind = \"laravel\" (Laravel's DatabaseStore)"
+                ),
+                FormatConfig::Laravel(_) if !self.backend.key_prefix.is_empty() => bail!(
+                    "[backend] key_prefix = {:?} would be added to Laravel's cache prefix; remove it and set the format's cache_prefix instead",
+                    self.backend.key_prefix
+                ),
+                _ => {}
+            }
+        }
+        crate::format::Format::new(format, crate::format::Store::of(&self.backend))?;
+        Ok(())
+    }
+
     /// Directory for state (the default SQLite job store): config, else
     /// `$XDG_STATE_HOME/preheat`, else `~/.local/state/preheat`.
     pub fn state_dir(&self) -> PathBuf {
@@ -533,6 +565,11 @@ impl Config {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
             .unwrap_or_else(|| PathBuf::from(".preheat"))
             .join("preheat")
+    }
+
+    /// The value format of a plugin: its own, else the backend's.
+    pub fn format_of<'a>(&'a self, plugin: &'a PluginConfig) -> &'a FormatConfig {
+        plugin.format.as_ref().unwrap_or(&self.backend.format)
     }
 
     /// The enabled plugins.

@@ -27,6 +27,7 @@ pub use retry::backoff;
 
 use crate::backend::{Backend, Outcome, Write};
 use crate::config::{Config, PluginConfig};
+use crate::format::{Format, Store};
 use crate::plan::{KeyFilter, KeyRules, WarmItem, WorkQueue};
 use crate::report::{Counters, Report};
 use crate::runtime::{
@@ -133,6 +134,8 @@ pub struct Warmer {
 /// One plugin's place in a run.
 struct Slot {
     config: PluginConfig,
+    /// The plugin's effective value format, resolved for the backend.
+    format: Format,
     plugin: Option<Arc<dyn Producer>>,
     rules: KeyRules,
     ctx: RunContext,
@@ -217,9 +220,12 @@ impl Warmer {
             timeout: config.timeout,
             memory_limit: config.memory_limit.0 as usize,
         };
+        let format = Format::new(self.config.format_of(config), Store::of(&self.config.backend))
+            .map_err(|e| anyhow::anyhow!("plugin `{}` not run: format: {e}", config.name))?;
         let services = Arc::new(HostServices {
             plugin: config.name.as_str().into(),
             backend,
+            format,
             key_prefixes: config.key_prefixes.clone(),
             sources: granted,
         });
@@ -287,14 +293,16 @@ impl Warmer {
                     .await
                     .map(|p| p as Arc<dyn Producer>),
             };
-            let plugin = match loaded {
-                Ok(p) => Some(p),
-                Err(e) => {
+            let format = Format::new(self.config.format_of(&config), Store::of(&self.config.backend))
+                .map_err(|e| anyhow::anyhow!("plugin `{}` not run: format: {e}", config.name));
+            let (plugin, format) = match (loaded, format) {
+                (Ok(p), Ok(f)) => (Some(p), f),
+                (Err(e), _) | (_, Err(e)) => {
                     tally.plugin_error(i, format!("{e:#}"));
-                    None
+                    (None, Format::Raw)
                 }
             };
-            slots.push(Slot::new(config, plugin, &run_id, &options.strategy));
+            slots.push(Slot::new(config, plugin, format, &run_id, &options.strategy));
         }
         let run = &self.config.run;
         let batch_limits = slots.iter().map(|s| s.batch_limit(run.batch_size.get())).collect();
@@ -412,7 +420,13 @@ impl Warmer {
 }
 
 impl Slot {
-    fn new(config: PluginConfig, plugin: Option<Arc<dyn Producer>>, run_id: &str, strategy: &str) -> Slot {
+    fn new(
+        config: PluginConfig,
+        plugin: Option<Arc<dyn Producer>>,
+        format: Format,
+        run_id: &str,
+        strategy: &str,
+    ) -> Slot {
         let limiter = NonZeroU32::new(config.rate_limit).map(|rate| RateLimiter::direct(Quota::per_second(rate)));
         Slot {
             rules: KeyRules::for_plugin(&config),
@@ -422,6 +436,7 @@ impl Slot {
                 settings: config.settings_as_strings(),
             },
             config,
+            format,
             plugin,
             limiter,
             disabled: AtomicBool::new(false),
@@ -452,6 +467,66 @@ impl Slot {
             ttl = ttl.min(max);
         }
         Some(ttl.max(Duration::from_secs(1)))
+    }
+
+    /// The Entry → Write step: the TTL (entry's, key spec's or default; jittered,
+    /// capped), then the plugin's format: the key the application reads, the
+    /// value in its encoding, and, inside it (Rails), an expiry of `now + TTL`,
+    /// the same TTL the backend sets. The write carries the stored key; the
+    /// plugin's key comes back in the meta when the two differ. A value the
+    /// format refuses, or whose encoding is over `max_value_bytes`, gives the
+    /// spec back with the reason.
+    fn to_write(&self, spec: KeySpec, entry: Entry, now: SystemTime) -> Result<(Write, WriteMeta), (KeySpec, String)> {
+        let ttl = self.ttl(&entry, &spec);
+        let priority = spec.priority;
+        if self.format.is_raw() {
+            let write = Write {
+                key: spec.key,
+                value: entry.value,
+                ttl,
+            };
+            return Ok((
+                write,
+                WriteMeta {
+                    priority,
+                    logical: None,
+                },
+            ));
+        }
+        let encoded = self
+            .format
+            .storage_key(&spec.key)
+            .and_then(|key| Ok((key, self.format.encode_value(entry.value, ttl, now)?)));
+        let max = self.config.max_value_bytes.0;
+        match encoded {
+            Ok((_, value)) if value.len() as u64 > max => {
+                let msg = format!("the {} encoding of the value is {} bytes, over max_value_bytes = {max}; raise max_value_bytes for this plugin or produce a smaller value", self.format.name(), value.len());
+                Err((spec, msg))
+            }
+            Ok((key, value)) => Ok((
+                Write { key, value, ttl },
+                WriteMeta {
+                    priority,
+                    logical: Some(spec.key),
+                },
+            )),
+            Err(e) => Err((spec, format!("format {}: {e}", self.format.name()))),
+        }
+    }
+}
+
+/// What the executor remembers of a write until its outcome is known.
+#[derive(Debug)]
+struct WriteMeta {
+    priority: Priority,
+    /// The plugin's key, when the stored key differs (a format's layout).
+    logical: Option<String>,
+}
+
+impl WriteMeta {
+    /// The plugin's key of `write`, for the report.
+    fn key<'a>(&'a self, write: &'a Write) -> &'a str {
+        self.logical.as_deref().unwrap_or(&write.key)
     }
 }
 
@@ -661,6 +736,7 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
     }
 
     let max_value = slot.config.max_value_bytes.0;
+    let now = SystemTime::now();
     let mut writes = Vec::with_capacity(specs.len());
     let mut written_meta = Vec::with_capacity(specs.len());
     let mut produced_bytes = 0u64;
@@ -672,14 +748,14 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
             }
             Ok(entry) => {
                 produced_bytes += entry.value.len() as u64;
-                let ttl = slot.ttl(&entry, &spec);
-                written_meta.push((spec.priority, attempt));
                 // The key moves into the write; the rest of the spec is not needed any more.
-                writes.push(Write {
-                    key: spec.key,
-                    value: entry.value,
-                    ttl,
-                });
+                match slot.to_write(spec, entry, now) {
+                    Ok((write, meta)) => {
+                        written_meta.push((meta, attempt));
+                        writes.push(write);
+                    }
+                    Err((spec, msg)) => shared.finish(p, &spec, KeyOutcome::Failed, KeyDetail::error(msg, attempt)),
+                }
             }
             Err(WarmError::Skip(reason)) => shared.finish(
                 p,
@@ -737,8 +813,8 @@ fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec, attempt: u32, r
 }
 
 /// Writes produced values, retrying transient backend errors with backoff.
-/// `meta` holds each write's key priority and attempt number.
-async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, meta: Vec<(Priority, u32)>) {
+/// `meta` holds each write's key priority, plugin key and attempt number.
+async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, meta: Vec<(WriteMeta, u32)>) {
     let policy = shared.slots[p].config.write_policy;
     let max = shared.config.run.max_attempts.get() as u32;
     let mut attempt = 1;
@@ -761,19 +837,19 @@ async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, meta: Vec<(P
                     KeyOutcome::Failed
                 };
                 let msg = format!("{e} (after {attempt} write attempts)");
-                for (write, &(priority, a)) in writes.iter().zip(&meta) {
-                    shared.finish_key(p, &write.key, priority, outcome, KeyDetail::error(msg.clone(), a));
+                for (write, (m, a)) in writes.iter().zip(&meta) {
+                    shared.finish_key(p, m.key(write), m.priority, outcome, KeyDetail::error(msg.clone(), *a));
                 }
                 return;
             }
         }
     };
     if shared.tally.tracing() {
-        for ((outcome, write), &(priority, a)) in outcomes.into_iter().zip(&writes).zip(&meta) {
+        for ((outcome, write), (m, a)) in outcomes.into_iter().zip(&writes).zip(&meta) {
             let detail = KeyDetail {
                 value_bytes: Some(write.value.len()),
                 ttl_seconds: write.ttl.map(|t| t.as_secs()),
-                attempts: a,
+                attempts: *a,
                 error: None,
             };
             let (outcome, detail) = match outcome {
@@ -787,22 +863,26 @@ async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, meta: Vec<(P
                     },
                 ),
             };
-            shared.finish_key(p, &write.key, priority, outcome, detail);
+            shared.finish_key(p, m.key(write), m.priority, outcome, detail);
         }
         return;
     }
     // The common case, counted in bulk: one lock per batch, not per key.
     let (mut written, mut bytes, mut fresh) = (0u64, 0u64, 0u64);
-    for ((outcome, write), &(priority, a)) in outcomes.into_iter().zip(&writes).zip(&meta) {
+    for ((outcome, write), (m, a)) in outcomes.into_iter().zip(&writes).zip(&meta) {
         match outcome {
             Outcome::Written => {
                 written += 1;
                 bytes += write.value.len() as u64;
             }
             Outcome::Fresh => fresh += 1,
-            Outcome::Rejected(msg) => {
-                shared.finish_key(p, &write.key, priority, KeyOutcome::Failed, KeyDetail::error(msg, a))
-            }
+            Outcome::Rejected(msg) => shared.finish_key(
+                p,
+                m.key(write),
+                m.priority,
+                KeyOutcome::Failed,
+                KeyDetail::error(msg, *a),
+            ),
         }
     }
     shared.tally.settled(p, written, bytes, fresh);
@@ -817,7 +897,7 @@ mod tests {
     fn slot(edit: impl FnOnce(&mut PluginConfig)) -> Slot {
         let mut config = PluginConfig::for_path("p", PathBuf::from("p.wasm"), vec!["k.".into()]);
         edit(&mut config);
-        Slot::new(config, None, "run", "proactive")
+        Slot::new(config, None, Format::Raw, "run", "proactive")
     }
 
     fn entry(ttl: Option<u32>) -> Entry {
@@ -862,6 +942,54 @@ mod tests {
             .iter()
             .all(|t| *t >= Duration::from_secs(900) && *t <= Duration::from_secs(1100)));
         assert!(ttls.iter().any(|t| *t != ttls[0]), "jitter must vary the TTL");
+    }
+
+    #[test]
+    fn to_write_applies_the_format_and_keeps_the_plugin_key_for_reports() {
+        let rails = crate::config::FormatConfig::Rails(crate::config::RailsFormat {
+            namespace: Some("app".into()),
+            cache_format_version: crate::config::RailsVersion::V7_1,
+            compress: false,
+            compress_threshold: crate::config::ByteSize(1024),
+        });
+        let format = Format::new(&rails, Store::Redis).unwrap();
+        let mut s = slot(|c| c.max_value_bytes = crate::config::ByteSize(40));
+        s.format = format;
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let produced = |v: &[u8]| Entry {
+            value: v.to_vec(),
+            ttl_seconds: Some(60),
+        };
+        let (write, meta) = s.to_write(spec(None), produced(b"7"), now).unwrap();
+        assert_eq!(write.key, "app:k.1");
+        assert_eq!(meta.key(&write), "k.1");
+        assert_eq!(write.ttl, Some(Duration::from_secs(60)));
+        assert_eq!(
+            &write.value[3..11],
+            &1060.0f64.to_le_bytes(),
+            "entry expiry = now + TTL"
+        );
+        // A hostile plugin: a small value whose encoding is over max_value_bytes, and a key Rails 7.1 cannot store.
+        let (back, msg) = s
+            .to_write(spec(None), produced(b"[1,2,3,4,5,6,7,8,9,10,11,12]"), now)
+            .unwrap_err();
+        assert_eq!(back.key, "k.1");
+        assert!(
+            msg.contains("rails 7.1 encoding") && msg.contains("max_value_bytes"),
+            "{msg}"
+        );
+        let long = KeySpec {
+            key: format!("k.{}", "x".repeat(1100)),
+            ..spec(None)
+        };
+        let (_, msg) = s.to_write(long, produced(b"1"), now).unwrap_err();
+        assert!(msg.contains("1024"), "{msg}");
+        let raw = slot(|_| {});
+        let (write, meta) = raw.to_write(spec(None), produced(b"7"), now).unwrap();
+        assert_eq!(
+            (write.key.as_str(), meta.logical, write.value),
+            ("k.1", None, b"7".to_vec())
+        );
     }
 
     #[test]

@@ -25,9 +25,7 @@ impl host::Host for HostState {
                 self.services.key_prefixes
             ));
         }
-        self.services
-            .backend
-            .get(&key)
+        crate::format::read_value(&self.services.backend, &self.services.format, &key)
             .await
             .map_err(|e| format!("cache-get {key:?}: {e:#}"))
     }

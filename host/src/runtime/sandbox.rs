@@ -46,6 +46,8 @@ pub struct HostServices {
     pub plugin: Arc<str>,
     /// The target backend, for `cache-get`.
     pub backend: Backend,
+    /// The plugin's value format: `cache-get` reads the stored key and decodes to JSON.
+    pub format: crate::format::Format,
     /// Keys the plugin may read and write start with one of these.
     pub key_prefixes: Vec<String>,
     /// The SQL sources the plugin may query, by name.

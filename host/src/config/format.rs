@@ -1,0 +1,203 @@
+//! `format = { kind = … }`: how values and keys are laid out for the
+//! application that reads them (`[backend] format`, overridable per plugin).
+
+use super::ByteSize;
+use serde::Deserialize;
+
+/// The value format of a target or a plugin.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum FormatConfig {
+    /// Bytes exactly as the plugin produced them, under the plugin's key
+    /// (a struct variant so that unknown fields are refused here too).
+    Raw {},
+    /// Rails `ActiveSupport::Cache::RedisCacheStore`.
+    Rails(RailsFormat),
+    /// Laravel `RedisStore` / `DatabaseStore`.
+    Laravel(LaravelFormat),
+    /// Django `django.core.cache.backends.redis.RedisCache`.
+    Django(DjangoFormat),
+}
+
+impl Default for FormatConfig {
+    fn default() -> Self {
+        FormatConfig::Raw {}
+    }
+}
+
+/// `{ kind = "rails", … }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RailsFormat {
+    /// The store's `namespace:` (keys become `namespace:key`); none by default.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `config.active_support.cache_format_version` of the app: "6.1", "7.0" or "7.1".
+    #[serde(default)]
+    pub cache_format_version: RailsVersion,
+    /// Deflate values at or over `compress_threshold`, as the store's `compress:` option (default true).
+    #[serde(default = "yes")]
+    pub compress: bool,
+    /// The store's `compress_threshold:` (default 1 KiB, Rails' own).
+    #[serde(default = "default_compress_threshold")]
+    pub compress_threshold: ByteSize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_compress_threshold() -> ByteSize {
+    ByteSize(1024)
+}
+
+/// Rails' `cache_format_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum RailsVersion {
+    /// `Marshal.dump(Entry)`: Rails 6.1 and apps that keep its format.
+    #[serde(rename = "6.1")]
+    V6_1,
+    /// `"\x00"` + `Marshal.dump([value, expires_at])`: `load_defaults 7.0`.
+    #[serde(rename = "7.0")]
+    V7_0,
+    /// The binary header + payload: `load_defaults 7.1` and later (Rails 7.1–8).
+    #[default]
+    #[serde(rename = "7.1")]
+    V7_1,
+}
+
+impl RailsVersion {
+    /// The version as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RailsVersion::V6_1 => "6.1",
+            RailsVersion::V7_0 => "7.0",
+            RailsVersion::V7_1 => "7.1",
+        }
+    }
+}
+
+/// `{ kind = "laravel", … }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaravelFormat {
+    /// The app's Laravel major version: "8" to "13".
+    pub version: LaravelVersion,
+    /// `APP_NAME`, from which the default prefixes derive (default "laravel").
+    #[serde(default)]
+    pub app_name: Option<String>,
+    /// `config('cache.prefix')`; default: what the version's skeleton derives from `app_name`.
+    #[serde(default)]
+    pub cache_prefix: Option<String>,
+    /// `config('database.redis.options.prefix')` (Redis store only); default: the skeleton's.
+    #[serde(default)]
+    pub redis_prefix: Option<String>,
+}
+
+/// Laravel's major version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub enum LaravelVersion {
+    /// Laravel 8.
+    #[serde(rename = "8")]
+    V8,
+    /// Laravel 9.
+    #[serde(rename = "9")]
+    V9,
+    /// Laravel 10.
+    #[serde(rename = "10")]
+    V10,
+    /// Laravel 11.
+    #[serde(rename = "11")]
+    V11,
+    /// Laravel 12.
+    #[serde(rename = "12")]
+    V12,
+    /// Laravel 13.
+    #[serde(rename = "13")]
+    V13,
+}
+
+/// `{ kind = "django", … }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DjangoFormat {
+    /// The cache's `KEY_PREFIX` (default "").
+    #[serde(default)]
+    pub key_prefix: String,
+    /// The cache's `VERSION` (default 1).
+    #[serde(default = "default_django_version")]
+    pub version: i64,
+}
+
+fn default_django_version() -> i64 {
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, FormatConfig, LaravelVersion, RailsVersion};
+    use std::path::Path;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        Config::parse(text, Path::new("/etc/preheat/preheat.toml"))
+    }
+
+    const PLUGIN: &str = "[[plugins]]\nname = \"p\"\npath = \"p.wasm\"\nkey_prefixes = [\"k.\"]\n";
+
+    #[test]
+    fn inline_and_table_forms_mean_the_same() {
+        let inline = parse("[backend]\nkind = \"redis\"\nurl = \"redis://h/0\"\nformat = { kind = \"rails\", namespace = \"myapp\", cache_format_version = \"7.1\" }\n").unwrap();
+        let table = parse("[backend]\nkind = \"redis\"\nurl = \"redis://h/0\"\n[backend.format]\nkind = \"rails\"\nnamespace = \"myapp\"\n").unwrap();
+        assert_eq!(inline.backend.format, table.backend.format);
+        let FormatConfig::Rails(r) = &inline.backend.format else {
+            panic!()
+        };
+        assert_eq!(
+            (r.namespace.as_deref(), r.cache_format_version, r.compress),
+            (Some("myapp"), RailsVersion::V7_1, true)
+        );
+        assert_eq!(parse("").unwrap().backend.format, FormatConfig::Raw {});
+    }
+
+    #[test]
+    fn the_issue_examples_parse() {
+        let c = parse("[backend]\nformat = { kind = \"laravel\", version = \"11\", cache_prefix = \"laravel_cache_\", redis_prefix = \"laravel_database_\" }\n").unwrap();
+        let FormatConfig::Laravel(l) = &c.backend.format else {
+            panic!()
+        };
+        assert_eq!(
+            (l.version, l.cache_prefix.as_deref()),
+            (LaravelVersion::V11, Some("laravel_cache_"))
+        );
+        let c = parse("[backend]\nformat = { kind = \"django\", key_prefix = \"\", version = 1 }\n").unwrap();
+        assert!(matches!(&c.backend.format, FormatConfig::Django(d) if d.version == 1));
+    }
+
+    #[test]
+    fn plugins_override_the_target_format() {
+        let c = parse(&format!(
+            "[backend]\nformat = {{ kind = \"django\" }}\n{PLUGIN}format = {{ kind = \"raw\" }}\n{}",
+            PLUGIN.replace("\"p\"", "\"q\"")
+        ))
+        .unwrap();
+        assert_eq!(c.format_of(&c.plugins[0]), &FormatConfig::Raw {});
+        assert!(matches!(c.format_of(&c.plugins[1]), FormatConfig::Django(_)));
+    }
+
+    #[test]
+    fn unknown_kinds_versions_and_fields_are_rejected_with_line_and_column() {
+        for (bad, needle) in [
+            ("format = { kind = \"symfony\" }", "symfony"),
+            ("format = { kind = \"rails\", cache_format_version = \"5.2\" }", "5.2"),
+            ("format = { kind = \"laravel\", version = \"7\" }", "`7`"),
+            ("format = { kind = \"laravel\" }", "version"),
+            ("format = { kind = \"django\", prefix = \"x\" }", "prefix"),
+            ("format = { kind = \"raw\", namespace = \"x\" }", "namespace"),
+        ] {
+            let err = parse(&format!("[backend]\nkind = \"redis\"\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("line 3") && err.contains("column"), "{bad}: {err}");
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+    }
+}

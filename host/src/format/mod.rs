@@ -1,0 +1,298 @@
+//! Value formats: what the target application reads natively.
+//!
+//! Between `produce` and the backend, a plugin's value (JSON, else text or
+//! bytes, see [`Value::from_produced`]) is converted to the framework's
+//! encoding and its key to the framework's key layout; the expiry written
+//! inside the value (Rails) is the one the backend sets as TTL. Decoders read
+//! values back for `cache get` and the `cache-get` import. One file per
+//! framework; docs/FRAMEWORKS.md says where each rule comes from.
+
+mod django;
+mod laravel;
+mod marshal;
+mod rails;
+mod value;
+
+pub use value::{BigInt, Value};
+
+use crate::backend::Backend;
+use crate::config::{BackendConfig, BackendKind, FormatConfig};
+use std::io::Read as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Largest value a decoder inflates (zlib in Rails entries).
+const MAX_INFLATED_BYTES: u64 = 64 << 20;
+
+/// Why a value or key cannot be encoded or decoded; the message says why and what to change.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct FormatError(String);
+
+impl FormatError {
+    pub(crate) fn new(message: impl Into<String>) -> FormatError {
+        FormatError(message.into())
+    }
+}
+
+/// A stored value read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The value, as JSON can show it.
+    pub value: Value,
+    /// The expiry written inside the value (unix seconds), when the format has one.
+    pub expires_at: Option<f64>,
+    /// Which format and framing were found (`rails 7.1`, `laravel serialize()`, …).
+    pub detected: String,
+}
+
+/// Where a formatted value is stored: Laravel lays keys and values out differently per store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// A Redis server (and the in-process memory backend, which stands in for one).
+    Redis,
+    /// A SQLite cache table.
+    Sqlite,
+    /// A PostgreSQL cache table.
+    Postgres,
+}
+
+impl Store {
+    /// The store of a backend config.
+    pub fn of(backend: &BackendConfig) -> Store {
+        match (backend.kind, backend.url.as_deref()) {
+            (BackendKind::Sql, Some(url)) if url.starts_with("postgres") => Store::Postgres,
+            (BackendKind::Sql, _) => Store::Sqlite,
+            _ => Store::Redis,
+        }
+    }
+}
+
+/// A resolved format: built once per plugin and run, applied to every key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Format {
+    /// Bytes exactly as the plugin produced them, under the plugin's key.
+    Raw,
+    /// Rails `RedisCacheStore`.
+    Rails(crate::config::RailsFormat),
+    /// Laravel `RedisStore` / `DatabaseStore`.
+    Laravel(laravel::Laravel),
+    /// Django `RedisCache`.
+    Django(crate::config::DjangoFormat),
+}
+
+impl Format {
+    /// Resolves `config` for values stored in `store`.
+    pub fn new(config: &FormatConfig, store: Store) -> Result<Format, FormatError> {
+        Ok(match config {
+            FormatConfig::Raw {} => Format::Raw,
+            FormatConfig::Rails(r) => Format::Rails(r.clone()),
+            FormatConfig::Laravel(l) => Format::Laravel(laravel::Laravel::new(l, store)?),
+            FormatConfig::Django(d) => Format::Django(d.clone()),
+        })
+    }
+
+    /// Whether values are stored as produced.
+    pub fn is_raw(&self) -> bool {
+        matches!(self, Format::Raw)
+    }
+
+    /// The key the application reads for a plugin's key.
+    pub fn storage_key(&self, key: &str) -> Result<String, FormatError> {
+        Ok(match self {
+            Format::Raw => key.to_string(),
+            Format::Rails(r) => rails::key(r, key)?,
+            Format::Laravel(l) => l.key(key),
+            Format::Django(d) => django::key(d, key),
+        })
+    }
+
+    /// The stored bytes of a produced value written at `now` with `ttl`
+    /// (the TTL the backend sets: a Rails entry's expiry is `now + ttl`).
+    /// Raw values move through untouched.
+    pub fn encode_value(
+        &self,
+        produced: Vec<u8>,
+        ttl: Option<Duration>,
+        now: SystemTime,
+    ) -> Result<Vec<u8>, FormatError> {
+        if self.is_raw() {
+            return Ok(produced);
+        }
+        let value = Value::from_produced(&produced)?;
+        Ok(match self {
+            Format::Raw => unreachable!("raw values returned above"),
+            Format::Rails(r) => {
+                let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+                rails::encode(r, &value, now, ttl.map(|t| t.as_secs_f64()))
+            }
+            Format::Laravel(l) => l.encode(&value),
+            Format::Django(_) => django::encode(&value),
+        })
+    }
+
+    /// Reads stored bytes back.
+    pub fn decode(&self, stored: &[u8]) -> Result<Decoded, FormatError> {
+        match self {
+            Format::Raw => Ok(Decoded {
+                value: Value::from_produced(stored)?,
+                expires_at: None,
+                detected: "raw".into(),
+            }),
+            Format::Rails(_) => rails::decode(stored),
+            Format::Laravel(l) => l.decode(stored),
+            Format::Django(_) => django::decode(stored),
+        }
+    }
+
+    /// The format's name for messages (`raw`, `rails 7.1`, `laravel`, `django`).
+    pub fn name(&self) -> String {
+        match self {
+            Format::Raw => "raw".into(),
+            Format::Rails(r) => format!("rails {}", r.cache_format_version.as_str()),
+            Format::Laravel(_) => "laravel".into(),
+            Format::Django(_) => "django".into(),
+        }
+    }
+}
+
+/// What a plugin's `cache-get` of its key returns: the stored bytes when the
+/// format is raw, else the decoded value as JSON (`None` for a Rails entry whose
+/// own expiry has passed, which Rails reads as a miss).
+pub async fn read_value(backend: &Backend, format: &Format, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let stored_key = format.storage_key(key)?;
+    let Some(stored) = backend.get(&stored_key).await? else {
+        return Ok(None);
+    };
+    if format.is_raw() {
+        return Ok(Some(stored));
+    }
+    let decoded = format
+        .decode(&stored)
+        .map_err(|e| anyhow::anyhow!("{stored_key:?} is not a {} value: {e}", format.name()))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    if decoded.expires_at.is_some_and(|at| at <= now) {
+        return Ok(None);
+    }
+    Ok(Some(decoded.value.to_json().into_bytes()))
+}
+
+/// zlib-inflates at most [`MAX_INFLATED_BYTES`] (a stored value may be hostile).
+fn inflate(data: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let mut out = Vec::new();
+    flate2::read::ZlibDecoder::new(data)
+        .take(MAX_INFLATED_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| FormatError::new(format!("compressed value is not valid zlib data: {e}")))?;
+    if out.len() as u64 > MAX_INFLATED_BYTES {
+        return Err(FormatError::new(format!(
+            "compressed value inflates past {MAX_INFLATED_BYTES} bytes; not read"
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ByteSize, RailsFormat, RailsVersion};
+
+    #[test]
+    fn raw_is_untouched_and_formats_round_trip_through_decode() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let produced = br#"{"id":7,"tags":["a","b"],"price":19.99,"big":123456789012345678901234567890}"#.to_vec();
+        assert_eq!(Format::Raw.encode_value(produced.clone(), None, now).unwrap(), produced);
+        let rails = Format::Rails(RailsFormat {
+            namespace: None,
+            cache_format_version: RailsVersion::V7_1,
+            compress: true,
+            compress_threshold: ByteSize(1024),
+        });
+        let bytes = rails
+            .encode_value(produced.clone(), Some(Duration::from_secs(90)), now)
+            .unwrap();
+        let d = rails.decode(&bytes).unwrap();
+        assert_eq!(d.value.to_json(), String::from_utf8(produced.clone()).unwrap());
+        assert_eq!(
+            d.expires_at,
+            Some(1_700_000_090.0),
+            "the entry expires when the TTL runs out"
+        );
+        let django = Format::Django(crate::config::DjangoFormat {
+            key_prefix: String::new(),
+            version: 1,
+        });
+        let d = django
+            .decode(&django.encode_value(produced.clone(), None, now).unwrap())
+            .unwrap();
+        assert_eq!(d.value.to_json(), String::from_utf8(produced).unwrap());
+    }
+
+    #[tokio::test]
+    async fn cache_get_reads_the_stored_key_and_hands_back_json() {
+        use crate::backend::{MemoryBackend, Write};
+        use crate::config::WritePolicy;
+        let memory = std::sync::Arc::new(MemoryBackend::new(1 << 20));
+        let backend = Backend::Memory(memory.clone());
+        let rails = Format::Rails(RailsFormat {
+            namespace: Some("app".into()),
+            cache_format_version: RailsVersion::V6_1,
+            compress: true,
+            compress_threshold: ByteSize(1024),
+        });
+        let write = |key: &str, value: Vec<u8>| Write {
+            key: key.into(),
+            value,
+            ttl: Some(Duration::from_secs(60)),
+        };
+        let fresh = rails
+            .encode_value(br#"{"n":1}"#.to_vec(), Some(Duration::from_secs(60)), SystemTime::now())
+            .unwrap();
+        let stale = rails
+            .encode_value(
+                b"2".to_vec(),
+                Some(Duration::from_secs(1)),
+                UNIX_EPOCH + Duration::from_secs(10),
+            )
+            .unwrap();
+        memory.write_batch(
+            WritePolicy::Always,
+            &[
+                write("app:k.fresh", fresh),
+                write("app:k.stale", stale),
+                write("app:k.junk", b"junk".to_vec()),
+            ],
+        );
+        assert_eq!(
+            read_value(&backend, &rails, "k.fresh").await.unwrap(),
+            Some(br#"{"n":1}"#.to_vec())
+        );
+        assert_eq!(
+            read_value(&backend, &rails, "k.stale").await.unwrap(),
+            None,
+            "past its own expiry: a miss, as Rails reads it"
+        );
+        assert_eq!(read_value(&backend, &rails, "k.none").await.unwrap(), None);
+        let err = read_value(&backend, &rails, "k.junk").await.unwrap_err().to_string();
+        assert!(err.contains("app:k.junk") && err.contains("rails 6.1"), "{err}");
+        assert_eq!(
+            read_value(&backend, &Format::Raw, "app:k.junk").await.unwrap(),
+            Some(b"junk".to_vec())
+        );
+    }
+
+    #[test]
+    fn inflate_is_bounded() {
+        use std::io::Write as _;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..=(MAX_INFLATED_BYTES >> 20) {
+            z.write_all(&chunk).unwrap();
+        }
+        let bomb = z.finish().unwrap();
+        assert!(bomb.len() < 200_000);
+        assert!(inflate(&bomb).unwrap_err().to_string().contains("inflates past"));
+    }
+}

@@ -13,6 +13,14 @@
 //   featured.products      critical  tags critical, catalog
 //   user.profile.{id}      normal    tag users, arg = the id
 //
+// Values have the seed Laravel application's shapes, as in the Rust plugin:
+//
+//   system.settings        {data, key}: data is the settings map
+//   products.catalog.all   {category: "all", products: [product], total_count}
+//   navigation.menu        {data, key}: data is {items: [{label, href, children?}]}
+//   featured.products      {data, key}: data is {title, products: [{id, name, price_cents}]}
+//   user.profile.{id}      {email, id, name, preferences}
+//
 // Settings (all optional, strings like every preheat setting):
 //
 //   user_ids   which user profiles: "1-100", "1,5,9", "1-10,20"; overlaps
@@ -199,13 +207,13 @@ function produceOne(spec) {
   const key = spec.key;
   let doc;
   if (key === 'system.settings') {
-    doc = systemSettings();
+    doc = keyed(key, systemSettings());
   } else if (key === 'products.catalog.all') {
-    doc = { products: catalog() };
+    doc = catalogAll();
   } else if (key === 'navigation.menu') {
-    doc = navigationMenu();
+    doc = keyed(key, navigationMenu());
   } else if (key === 'featured.products') {
-    doc = featuredProducts();
+    doc = keyed(key, featuredProducts());
   } else if (key.startsWith(USER_PREFIX)) {
     const raw = spec.arg ?? key.slice(USER_PREFIX.length);
     const id = parseUnsigned(raw, U64_MAX);
@@ -233,6 +241,19 @@ function toJson(value) {
     return `{${fields.join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+// `{key, data}`: how the seed application caches a key that is neither a
+// user profile nor a product catalog.
+function keyed(key, data) {
+  return { key, data };
+}
+
+// The catalog of every category, as the seed application caches
+// `products.catalog.{category}`: `{category, products, total_count}`.
+function catalogAll() {
+  const products = catalog();
+  return { category: 'all', total_count: products.length, products };
 }
 
 function systemSettings() {

@@ -27,6 +27,13 @@ This is the id-range mode of the Rust plugin: its `users_source` setting
 
 Values are JSON documents serialized the way serde_json does it in the Rust
 plugin: object keys sorted, no whitespace, non-ASCII characters unescaped.
+Their shapes are the seed Laravel application's, as in the Rust plugin:
+
+    system.settings        {data, key}: data is the settings map
+    products.catalog.all   {category: "all", products: [product], total_count}
+    navigation.menu        {data, key}: data is {items: [{label, href, children?}]}
+    featured.products      {data, key}: data is {title, products: [{id, name, price_cents}]}
+    user.profile.{id}      {email, id, name, preferences}
 """
 
 import json
@@ -201,13 +208,13 @@ class Warmer(exports.Warmer):
 def produce_one(spec: types.KeySpec):
     key = spec.key
     if key == "system.settings":
-        doc = system_settings()
+        doc = keyed(key, system_settings())
     elif key == "products.catalog.all":
-        doc = {"products": catalog()}
+        doc = catalog_all()
     elif key == "navigation.menu":
-        doc = navigation_menu()
+        doc = keyed(key, navigation_menu())
     elif key == "featured.products":
-        doc = featured_products()
+        doc = keyed(key, featured_products())
     elif key.startswith(USER_PREFIX):
         raw = spec.arg if spec.arg is not None else key[len(USER_PREFIX):]
         uid = parse_unsigned(raw, U64_MAX)
@@ -222,6 +229,19 @@ def produce_one(spec: types.KeySpec):
 def to_json(doc) -> bytes:
     """JSON bytes exactly as serde_json's `to_vec` writes them in the Rust plugin."""
     return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
+
+
+def keyed(key: str, data: dict) -> dict:
+    """`{key, data}`: how the seed application caches a key that is neither a
+    user profile nor a product catalog."""
+    return {"key": key, "data": data}
+
+
+def catalog_all() -> dict:
+    """The catalog of every category, as the seed application caches
+    `products.catalog.{category}`: `{category, products, total_count}`."""
+    products = catalog()
+    return {"category": "all", "total_count": len(products), "products": products}
 
 
 def system_settings() -> dict:

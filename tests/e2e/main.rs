@@ -1,12 +1,14 @@
 //! End-to-end tests: the real `preheat` binary, real WebAssembly components
 //! built from plugins/ and tests/fixtures/, and redis-servers started here on
-//! free loopback ports.
+//! free loopback ports, and the applications' own frameworks reading what was
+//! warmed (tests/readers/).
 
 mod bench_smoke;
 mod cache_cli;
 mod cli;
 mod dashboard;
 mod data;
+mod frameworks;
 mod guests;
 mod sandbox;
 mod sandbox_bytes;

@@ -1,31 +1,44 @@
 //! `catalog`: the seed application's catalog caches, read from its database.
 //!
 //! Reads the `categories` and `products` tables (see `config/demo/schema.sql`)
-//! through the host's SQL capability, and warms:
+//! through the host's SQL capability, and warms the keys the seed Rails
+//! application caches (`Rails.cache.fetch` in its `Product` and `Category`
+//! models), each with the value that application computes:
 //!
 //! | key                             | priority | ttl   | tags                                  | value |
 //! |---------------------------------|----------|-------|---------------------------------------|-------|
-//! | `categories/navigation`         | critical | 2 h   | `catalog`, `categories`, `navigation` | `{categories: [{id, name, slug, children: [{id, name, slug}]}]}` |
-//! | `products/homepage_featured`    | high     | 1 h   | `catalog`, `products`, `featured`     | `{products: [product]}` |
-//! | `products/category/{slug}`      | normal   | 30 min| `catalog`, `products` (arg = slug)    | `{category: {id, name, slug}, products: [product]}` |
-//! | `categories/{id}/product_count` | low      | 1 h   | `catalog`, `categories`, `counts` (arg = id) | `{category_id, product_count}` |
+//! | `categories/navigation`         | critical | 2 h   | `catalog`, `categories`, `navigation` | Array of root `category`, each with `subcategories: [category]` |
+//! | `products/homepage_featured`    | high     | 1 h   | `catalog`, `products`, `featured`     | Array of `product` |
+//! | `products/category/{slug}`      | normal   | 30 min| `catalog`, `products` (arg = slug)    | Array of `product` |
+//! | `categories/{id}/product_count` | low      | 1 h   | `catalog`, `categories`, `counts` (arg = id) | Integer |
 //!
-//! where a `product` is `{id, name, slug, price_cents, category: {id, name, slug}}`.
+//! The application caches Arrays of its records (`.to_a`) and an Integer
+//! (`.count`); a record is cached here as the Hash of its columns, in
+//! column order (what `as_json` gives, without the timestamps):
+//!
+//! * `category`: `{id, name, slug, parent_id, position, active}`
+//! * `product`: `{id, name, slug, price_cents, category_id, featured, active,
+//!   category}`, with its `category` (the application loads it with
+//!   `includes(:category)`).
+//!
 //! Prices are integer cents (`price_cents`), exactly as stored: no floating
-//! point, the application formats them.
+//! point, the application formats them. With a `[backend] format` the host
+//! converts each document to the framework's own types (Hashes with String
+//! keys, Arrays and Integers for Rails).
 //!
-//! What each value holds:
+//! What each value holds, query by query as the application writes it:
 //!
-//! * `categories/navigation`: the active root categories (`parent_id IS
-//!   NULL`), each with its active subcategories, both ordered by `position`,
-//!   then `name`, then `id`.
-//! * `products/homepage_featured`: up to 8 products that are featured and
-//!   active, in an active category, ordered by `id`.
-//! * `products/category/{slug}`: the active products whose `category_id` is
-//!   that category (not its subcategories), ordered by `name`, then `id`.
+//! * `categories/navigation`: `root_categories.active.ordered.includes(:subcategories)`:
+//!   the active root categories (`parent_id IS NULL`) by `position`, then
+//!   `name` (then `id`), each with all its subcategories (the association
+//!   has no scope: inactive ones too, with their `active` flag), by `id`.
+//! * `products/homepage_featured`: `featured.active.includes(:category).limit(8)`:
+//!   up to 8 featured, active products, by `id`.
+//! * `products/category/{slug}`: the active products whose category has
+//!   that slug and is active (not its subcategories), by `name`, then `id`.
 //!   One key per active category.
-//! * `categories/{id}/product_count`: how many active products have that
-//!   `category_id`. One key per active category.
+//! * `categories/{id}/product_count`: `products.active.count`: how many
+//!   active products have that `category_id`. One key per active category.
 //!
 //! A key whose category no longer exists or is no longer active is skipped
 //! (not failed), so a category deactivated between `enumerate` and `produce`
@@ -72,41 +85,77 @@ WHERE active = TRUE AND id > $1 \
 ORDER BY id \
 LIMIT $2";
 
-/// Active roots with their active children, one row per (root, child) and
-/// one row with null child columns for a root without children.
-pub const SQL_NAVIGATION: &str = "\
-SELECT r.id, r.name, r.slug, \
-s.id AS child_id, s.name AS child_name, s.slug AS child_slug \
-FROM categories r \
-LEFT JOIN categories s ON s.parent_id = r.id AND s.active = TRUE \
-WHERE r.parent_id IS NULL AND r.active = TRUE \
-ORDER BY r.position, r.name, r.id, s.position, s.name, s.id";
+/// The columns of a category, as `cat_*` (a product's category) or
+/// `sub_*` (a subcategory).
+macro_rules! category_columns {
+    ($t:literal, $as:literal) => {
+        concat!(
+            $t,
+            ".id AS ",
+            $as,
+            "id, ",
+            $t,
+            ".name AS ",
+            $as,
+            "name, ",
+            $t,
+            ".slug AS ",
+            $as,
+            "slug, ",
+            $t,
+            ".parent_id AS ",
+            $as,
+            "parent_id, ",
+            $t,
+            ".position AS ",
+            $as,
+            "position, ",
+            $t,
+            ".active AS ",
+            $as,
+            "active"
+        )
+    };
+}
 
-/// Featured active products in active categories; `$1` is the limit.
-pub const SQL_FEATURED: &str = "\
-SELECT p.id, p.name, p.slug, p.price_cents, \
-c.id AS category_id, c.name AS category_name, c.slug AS category_slug \
-FROM products p \
+/// Active roots with all their subcategories, one row per (root,
+/// subcategory) and one row with null `sub_*` columns for a root without any.
+pub const SQL_NAVIGATION: &str = concat!(
+    "SELECT r.id, r.name, r.slug, r.parent_id, r.position, r.active, ",
+    category_columns!("s", "sub_"),
+    " FROM categories r \
+LEFT JOIN categories s ON s.parent_id = r.id \
+WHERE r.parent_id IS NULL AND r.active = TRUE \
+ORDER BY r.position, r.name, r.id, s.id"
+);
+
+/// Featured active products with their categories; `$1` is the limit.
+pub const SQL_FEATURED: &str = concat!(
+    "SELECT p.id, p.name, p.slug, p.price_cents, p.category_id, p.featured, p.active, ",
+    category_columns!("c", "cat_"),
+    " FROM products p \
 JOIN categories c ON c.id = p.category_id \
-WHERE p.featured = TRUE AND p.active = TRUE AND c.active = TRUE \
+WHERE p.featured = TRUE AND p.active = TRUE \
 ORDER BY p.id \
-LIMIT $1";
+LIMIT $1"
+);
 
 /// The active category with slug `$1` and its active products: no row when
 /// the category is missing or inactive, one row with null product columns
 /// when it has no active product.
-pub const SQL_CATEGORY_PRODUCTS: &str = "\
-SELECT c.id AS category_id, c.name AS category_name, c.slug AS category_slug, \
-p.id, p.name, p.slug, p.price_cents \
-FROM categories c \
+pub const SQL_CATEGORY_PRODUCTS: &str = concat!(
+    "SELECT p.id, p.name, p.slug, p.price_cents, p.category_id, p.featured, p.active, ",
+    category_columns!("c", "cat_"),
+    " FROM categories c \
 LEFT JOIN products p ON p.category_id = c.id AND p.active = TRUE \
 WHERE c.slug = $1 AND c.active = TRUE \
-ORDER BY p.name, p.id";
+ORDER BY p.name, p.id"
+);
 
 /// The number of active products of the active category `$1`: no row when
 /// the category is missing or inactive.
 pub const SQL_PRODUCT_COUNT: &str = "\
-SELECT c.id AS category_id, COUNT(p.id) AS product_count \
+SELECT COUNT(p.id) AS product_count \
 FROM categories c \
 LEFT JOIN products p ON p.category_id = c.id AND p.active = TRUE \
 WHERE c.id = $1 AND c.active = TRUE \
@@ -314,53 +363,28 @@ fn query_failure(key: &str, source: &str, message: String) -> WarmError {
 
 // ---------------------------------------------------------------------------
 // JSON shapes (pure: tested natively with hand-built rows). Structs rather
-// than `json!` so that fields keep their order in the cached documents.
+// than `json!` so that fields keep the tables' column order in the cached
+// documents.
 // ---------------------------------------------------------------------------
 
-/// The value of `products/homepage_featured`.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct FeaturedDoc {
-    /// The featured products, by id.
-    pub products: Vec<Product>,
-}
-
-/// The value of `products/category/{slug}`.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct CategoryDoc {
-    /// The category.
-    pub category: CategoryRef,
-    /// Its active products, by name.
-    pub products: Vec<Product>,
-}
-
-/// The value of `categories/navigation`.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct NavigationDoc {
-    /// The active root categories, in menu order.
-    pub categories: Vec<MenuItem>,
-}
-
-/// The value of `categories/{id}/product_count`.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct CountDoc {
-    /// The category id.
-    pub category_id: i64,
-    /// How many active products it has.
-    pub product_count: i64,
-}
-
-/// `{id, name, slug}` of a category.
+/// A category record: its columns, as the application caches it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CategoryRef {
+pub struct Category {
     /// The category id.
     pub id: i64,
     /// Its display name.
     pub name: String,
     /// Its URL slug.
     pub slug: String,
+    /// Its parent's id; `None` for a root category.
+    pub parent_id: Option<i64>,
+    /// Its place among its siblings.
+    pub position: i64,
+    /// Whether it is shown.
+    pub active: bool,
 }
 
-/// A product as the application caches it.
+/// A product record with its category, as the application caches it.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Product {
     /// The product id.
@@ -371,96 +395,17 @@ pub struct Product {
     pub slug: String,
     /// Its price, in integer cents.
     pub price_cents: i64,
-    /// The category it belongs to.
-    pub category: CategoryRef,
+    /// The id of its category.
+    pub category_id: i64,
+    /// Whether the homepage features it.
+    pub featured: bool,
+    /// Whether it is on sale.
+    pub active: bool,
+    /// Its category (loaded with the product).
+    pub category: Category,
 }
 
-/// A row of [`SQL_FEATURED`].
-#[derive(Deserialize)]
-struct ProductRow {
-    id: i64,
-    name: String,
-    slug: String,
-    price_cents: i64,
-    category_id: i64,
-    category_name: String,
-    category_slug: String,
-}
-
-/// The featured products from the rows of [`SQL_FEATURED`].
-fn featured(rows: Rows) -> Result<FeaturedDoc, String> {
-    let products: Vec<Product> = rows
-        .into_structs::<ProductRow>()?
-        .into_iter()
-        .map(|r| Product {
-            id: r.id,
-            name: r.name,
-            slug: r.slug,
-            price_cents: r.price_cents,
-            category: CategoryRef {
-                id: r.category_id,
-                name: r.category_name,
-                slug: r.category_slug,
-            },
-        })
-        .collect();
-    Ok(FeaturedDoc { products })
-}
-
-/// A row of [`SQL_CATEGORY_PRODUCTS`]: the product columns are null when the
-/// category has no active product.
-#[derive(Deserialize)]
-struct CategoryProductRow {
-    category_id: i64,
-    category_name: String,
-    category_slug: String,
-    id: Option<i64>,
-    name: Option<String>,
-    slug: Option<String>,
-    price_cents: Option<i64>,
-}
-
-/// The category and its products from the rows of [`SQL_CATEGORY_PRODUCTS`],
-/// or `None` when there is no row (no such active category).
-fn category_products(rows: Rows) -> Result<Option<CategoryDoc>, String> {
-    let rows: Vec<CategoryProductRow> = rows.into_structs()?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let category = CategoryRef {
-        id: first.category_id,
-        name: first.category_name.clone(),
-        slug: first.category_slug.clone(),
-    };
-    let mut products = Vec::with_capacity(rows.len());
-    for r in rows {
-        let Some(id) = r.id else { continue };
-        let (Some(name), Some(slug), Some(price_cents)) = (r.name, r.slug, r.price_cents) else {
-            return Err(format!("product {id} has a null name, slug or price_cents"));
-        };
-        products.push(Product {
-            id,
-            name,
-            slug,
-            price_cents,
-            category: category.clone(),
-        });
-    }
-    Ok(Some(CategoryDoc { category, products }))
-}
-
-/// A row of [`SQL_NAVIGATION`].
-#[derive(Deserialize)]
-struct NavigationRow {
-    id: i64,
-    name: String,
-    slug: String,
-    child_id: Option<i64>,
-    child_name: Option<String>,
-    child_slug: Option<String>,
-}
-
-/// A root category of the navigation menu.
+/// A root category of the navigation menu with its subcategories.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct MenuItem {
     /// The category id.
@@ -469,13 +414,120 @@ pub struct MenuItem {
     pub name: String,
     /// Its URL slug.
     pub slug: String,
-    /// Its active subcategories, in menu order.
-    pub children: Vec<CategoryRef>,
+    /// Always `None`: a root has no parent.
+    pub parent_id: Option<i64>,
+    /// Its place in the menu.
+    pub position: i64,
+    /// Always `true`: only active roots are listed.
+    pub active: bool,
+    /// All its subcategories, by id, active or not.
+    pub subcategories: Vec<Category>,
+}
+
+/// A row of [`SQL_FEATURED`] or [`SQL_CATEGORY_PRODUCTS`]: the product
+/// columns, null when the category has no active product, and its
+/// category's as `cat_*`.
+#[derive(Deserialize)]
+struct ProductRow {
+    id: Option<i64>,
+    name: Option<String>,
+    slug: Option<String>,
+    price_cents: Option<i64>,
+    category_id: Option<i64>,
+    featured: Option<bool>,
+    active: Option<bool>,
+    cat_id: i64,
+    cat_name: String,
+    cat_slug: String,
+    cat_parent_id: Option<i64>,
+    cat_position: i64,
+    cat_active: bool,
+}
+
+impl ProductRow {
+    /// The product of the row, `None` when its columns are null (a
+    /// category without active products).
+    fn into_product(self) -> Result<Option<Product>, String> {
+        let Some(id) = self.id else { return Ok(None) };
+        let category = Category {
+            id: self.cat_id,
+            name: self.cat_name,
+            slug: self.cat_slug,
+            parent_id: self.cat_parent_id,
+            position: self.cat_position,
+            active: self.cat_active,
+        };
+        match (
+            self.name,
+            self.slug,
+            self.price_cents,
+            self.category_id,
+            self.featured,
+            self.active,
+        ) {
+            (Some(name), Some(slug), Some(price_cents), Some(category_id), Some(featured), Some(active)) => {
+                Ok(Some(Product {
+                    id,
+                    name,
+                    slug,
+                    price_cents,
+                    category_id,
+                    featured,
+                    active,
+                    category,
+                }))
+            }
+            _ => Err(format!(
+                "product {id} has a null name, slug, price_cents, category_id, featured or active"
+            )),
+        }
+    }
+}
+
+/// The featured products from the rows of [`SQL_FEATURED`].
+fn featured(rows: Rows) -> Result<Vec<Product>, String> {
+    let mut products = Vec::with_capacity(rows.len());
+    for row in rows.into_structs::<ProductRow>()? {
+        products.push(row.into_product()?.ok_or("a featured product row has a null id")?);
+    }
+    Ok(products)
+}
+
+/// The products of a category from the rows of [`SQL_CATEGORY_PRODUCTS`],
+/// or `None` when there is no row (no such active category).
+fn category_products(rows: Rows) -> Result<Option<Vec<Product>>, String> {
+    let rows: Vec<ProductRow> = rows.into_structs()?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut products = Vec::with_capacity(rows.len());
+    for row in rows {
+        products.extend(row.into_product()?);
+    }
+    Ok(Some(products))
+}
+
+/// A row of [`SQL_NAVIGATION`]: a root, and one of its subcategories as
+/// `sub_*` (null when it has none).
+#[derive(Deserialize)]
+struct NavigationRow {
+    id: i64,
+    name: String,
+    slug: String,
+    parent_id: Option<i64>,
+    position: i64,
+    active: bool,
+    sub_id: Option<i64>,
+    sub_name: Option<String>,
+    sub_slug: Option<String>,
+    sub_parent_id: Option<i64>,
+    sub_position: Option<i64>,
+    sub_active: Option<bool>,
 }
 
 /// The menu from the rows of [`SQL_NAVIGATION`], which come grouped by
 /// root, in menu order.
-fn navigation(rows: Rows) -> Result<NavigationDoc, String> {
+fn navigation(rows: Rows) -> Result<Vec<MenuItem>, String> {
     let mut menu: Vec<MenuItem> = Vec::new();
     for r in rows.into_structs::<NavigationRow>()? {
         if menu.last().is_none_or(|item| item.id != r.id) {
@@ -483,22 +535,36 @@ fn navigation(rows: Rows) -> Result<NavigationDoc, String> {
                 id: r.id,
                 name: r.name,
                 slug: r.slug,
-                children: Vec::new(),
+                parent_id: r.parent_id,
+                position: r.position,
+                active: r.active,
+                subcategories: Vec::new(),
             });
         }
-        if let (Some(id), Some(name), Some(slug)) = (r.child_id, r.child_name, r.child_slug) {
-            if let Some(item) = menu.last_mut() {
-                item.children.push(CategoryRef { id, name, slug });
-            }
+        let Some(id) = r.sub_id else { continue };
+        let (Some(name), Some(slug), Some(position), Some(active)) =
+            (r.sub_name, r.sub_slug, r.sub_position, r.sub_active)
+        else {
+            return Err(format!("subcategory {id} has a null name, slug, position or active"));
+        };
+        if let Some(item) = menu.last_mut() {
+            item.subcategories.push(Category {
+                id,
+                name,
+                slug,
+                parent_id: r.sub_parent_id,
+                position,
+                active,
+            });
         }
     }
-    Ok(NavigationDoc { categories: menu })
+    Ok(menu)
 }
 
-/// The count from the rows of [`SQL_PRODUCT_COUNT`] (whose columns match
-/// [`CountDoc`]), or `None` when there is no row (no such active category).
-fn product_count(rows: Rows) -> Result<Option<CountDoc>, String> {
-    Ok(rows.into_structs::<CountDoc>()?.into_iter().next())
+/// The count from the rows of [`SQL_PRODUCT_COUNT`], or `None` when there is
+/// no row (no such active category).
+fn product_count(rows: Rows) -> Result<Option<i64>, String> {
+    rows.first().map(|row| row.get::<i64>("product_count")).transpose()
 }
 
 #[cfg(test)]
@@ -640,30 +706,46 @@ mod tests {
         assert!(matches!(&e, WarmError::Fail(m) if m.contains("not granted") && m.starts_with("k:")));
     }
 
-    fn product_row(id: i64, name: &str, cat: (i64, &str, &str)) -> Vec<SqlValue> {
-        vec![
+    const PRODUCT_COLUMNS: [&str; 13] = [
+        "id",
+        "name",
+        "slug",
+        "price_cents",
+        "category_id",
+        "featured",
+        "active",
+        "cat_id",
+        "cat_name",
+        "cat_slug",
+        "cat_parent_id",
+        "cat_position",
+        "cat_active",
+    ];
+
+    /// The category columns of a row: (id, name, slug), a child of root 1.
+    fn cat(c: (i64, &str, &str)) -> Vec<SqlValue> {
+        vec![int(c.0), text(c.1), text(c.2), int(1), int(2), SqlValue::Boolean(true)]
+    }
+
+    /// A product row; booleans as SQLite gives them (0/1).
+    fn product_row(id: i64, name: &str, c: (i64, &str, &str)) -> Vec<SqlValue> {
+        let mut row = vec![
             int(id),
             text(name),
             text(&name.to_lowercase()),
             int(id * 100 + 99),
-            int(cat.0),
-            text(cat.1),
-            text(cat.2),
-        ]
+            int(c.0),
+            int(1),
+            int(1),
+        ];
+        row.extend(cat(c));
+        row
     }
 
     #[test]
-    fn featured_shape() {
+    fn featured_is_an_array_of_product_records_with_their_category() {
         let rows = Rows::new(
-            [
-                "id",
-                "name",
-                "slug",
-                "price_cents",
-                "category_id",
-                "category_name",
-                "category_slug",
-            ],
+            PRODUCT_COLUMNS,
             vec![
                 product_row(97, "Lamp", (20, "Books Deals", "books-deals")),
                 product_row(194, "Kettle", (3, "Books", "books")),
@@ -673,117 +755,137 @@ mod tests {
         let text = serde_json::to_string(&doc).unwrap();
         assert!(
             text.starts_with(
-                r#"{"products":[{"id":97,"name":"Lamp","slug":"lamp","price_cents":9799,"category":{"id":20,"#
+                r#"[{"id":97,"name":"Lamp","slug":"lamp","price_cents":9799,"category_id":20,"featured":true,"active":true,"category":{"id":20,"#
             ),
             "{text}"
         );
         let doc = js(doc);
         assert_eq!(
-            doc["products"][0],
+            doc[0],
             json!({
-                "id": 97, "name": "Lamp", "slug": "lamp", "price_cents": 9799,
-                "category": {"id": 20, "name": "Books Deals", "slug": "books-deals"}
+                "id": 97, "name": "Lamp", "slug": "lamp", "price_cents": 9799, "category_id": 20,
+                "featured": true, "active": true,
+                "category": {"id": 20, "name": "Books Deals", "slug": "books-deals",
+                             "parent_id": 1, "position": 2, "active": true}
             })
         );
-        assert_eq!(doc["products"].as_array().unwrap().len(), 2);
-        assert_eq!(js(featured(Rows::default()).unwrap()), json!({"products": []}));
+        assert_eq!(doc.as_array().unwrap().len(), 2);
+        assert_eq!(js(featured(Rows::default()).unwrap()), json!([]));
     }
 
-    fn category_product_rows(rows: Vec<Vec<SqlValue>>) -> Rows {
-        Rows::new(
-            [
-                "category_id",
-                "category_name",
-                "category_slug",
-                "id",
-                "name",
-                "slug",
-                "price_cents",
-            ],
-            rows,
-        )
+    /// A category row without an active product.
+    fn empty_category_row(c: (i64, &str, &str)) -> Vec<SqlValue> {
+        let mut row = vec![SqlValue::Null; 7];
+        row.extend(cat(c));
+        row
     }
 
     #[test]
-    fn category_products_shape() {
-        let cat = || vec![int(5), text("Shoes"), text("shoes")];
-        let rows = category_product_rows(vec![
-            [cat(), vec![int(2), text("Boot"), text("boot"), int(1999)]].concat(),
-            [cat(), vec![int(1), text("Sandal"), text("sandal"), int(999)]].concat(),
-        ]);
+    fn category_products_are_an_array_of_product_records() {
+        let shoes = (5, "Shoes", "shoes");
+        let rows = Rows::new(
+            PRODUCT_COLUMNS,
+            vec![product_row(2, "Boot", shoes), product_row(1, "Sandal", shoes)],
+        );
         let doc = js(category_products(rows).unwrap().unwrap());
-        assert_eq!(doc["category"], json!({"id": 5, "name": "Shoes", "slug": "shoes"}));
-        let products = doc["products"].as_array().unwrap();
+        let products = doc.as_array().unwrap();
         assert_eq!(products.len(), 2);
         assert_eq!(products[0]["name"], "Boot");
         assert_eq!(products[1]["category"]["slug"], "shoes");
-        assert_eq!(products[1]["price_cents"], 999);
+        assert_eq!(products[1]["category_id"], 5);
+        assert_eq!(products[1]["price_cents"], 199);
     }
 
     #[test]
     fn empty_and_missing_categories() {
-        let empty = category_product_rows(vec![vec![
-            int(5),
-            text("Shoes"),
-            text("shoes"),
-            SqlValue::Null,
-            SqlValue::Null,
-            SqlValue::Null,
-            SqlValue::Null,
-        ]]);
-        let doc = js(category_products(empty).unwrap().unwrap());
-        assert_eq!(doc["products"], json!([]));
-        assert_eq!(category_products(category_product_rows(vec![])).unwrap(), None);
+        let empty = Rows::new(PRODUCT_COLUMNS, vec![empty_category_row((5, "Shoes", "shoes"))]);
+        assert_eq!(js(category_products(empty).unwrap().unwrap()), json!([]));
+        assert_eq!(category_products(Rows::new(PRODUCT_COLUMNS, vec![])).unwrap(), None);
     }
 
     #[test]
-    fn navigation_groups_children_under_roots_in_row_order() {
-        let row = |id: i64, name: &str, child: Option<(i64, &str)>| {
-            let mut r = vec![int(id), text(name), text(&name.to_lowercase())];
-            match child {
-                Some((cid, cname)) => r.extend([int(cid), text(cname), text(&cname.to_lowercase())]),
-                None => r.extend([SqlValue::Null, SqlValue::Null, SqlValue::Null]),
+    fn a_product_with_a_null_column_is_an_error() {
+        let mut row = product_row(3, "Hat", (5, "Shoes", "shoes"));
+        row[3] = SqlValue::Null;
+        let err = category_products(Rows::new(PRODUCT_COLUMNS, vec![row])).unwrap_err();
+        assert!(err.contains("product 3") && err.contains("price_cents"), "{err}");
+    }
+
+    #[test]
+    fn navigation_is_an_array_of_roots_with_all_their_subcategories() {
+        let row = |id: i64, name: &str, sub: Option<(i64, &str, bool)>| {
+            let mut r = vec![
+                int(id),
+                text(name),
+                text(&name.to_lowercase()),
+                SqlValue::Null,
+                int(0),
+                int(1),
+            ];
+            match sub {
+                Some((sid, sname, active)) => r.extend([
+                    int(sid),
+                    text(sname),
+                    text(&sname.to_lowercase()),
+                    int(id),
+                    int(3),
+                    SqlValue::Boolean(active),
+                ]),
+                None => r.extend(vec![SqlValue::Null; 6]),
             }
             r
         };
         let rows = Rows::new(
-            ["id", "name", "slug", "child_id", "child_name", "child_slug"],
+            [
+                "id",
+                "name",
+                "slug",
+                "parent_id",
+                "position",
+                "active",
+                "sub_id",
+                "sub_name",
+                "sub_slug",
+                "sub_parent_id",
+                "sub_position",
+                "sub_active",
+            ],
             vec![
-                row(10, "Garden", Some((15, "Tools"))),
-                row(10, "Garden", Some((12, "Seeds"))),
+                row(10, "Garden", Some((12, "Seeds", true))),
+                row(10, "Garden", Some((15, "Tools", false))),
                 row(1, "Books", None),
-                row(4, "Toys", Some((40, "Games"))),
+                row(4, "Toys", Some((40, "Games", true))),
             ],
         );
         let doc = js(navigation(rows).unwrap());
-        let menu = doc["categories"].as_array().unwrap();
+        let menu = doc.as_array().unwrap();
         let names: Vec<&str> = menu.iter().map(|m| m["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["Garden", "Books", "Toys"]);
         assert_eq!(
-            menu[0]["children"],
-            json!([
-                {"id": 15, "name": "Tools", "slug": "tools"},
-                {"id": 12, "name": "Seeds", "slug": "seeds"}
-            ])
+            menu[0],
+            json!({
+                "id": 10, "name": "Garden", "slug": "garden", "parent_id": null, "position": 0, "active": true,
+                "subcategories": [
+                    {"id": 12, "name": "Seeds", "slug": "seeds", "parent_id": 10, "position": 3, "active": true},
+                    {"id": 15, "name": "Tools", "slug": "tools", "parent_id": 10, "position": 3, "active": false}
+                ]
+            })
         );
-        assert_eq!(menu[1]["children"], json!([]));
-        assert_eq!(menu[1]["slug"], "books");
+        assert_eq!(menu[1]["subcategories"], json!([]));
     }
 
     #[test]
-    fn product_count_shape() {
-        let rows = Rows::new(["category_id", "product_count"], vec![vec![int(3), int(47)]]);
-        assert_eq!(
-            product_count(rows).unwrap().map(js),
-            Some(json!({"category_id": 3, "product_count": 47}))
-        );
-        let none = Rows::new(["category_id", "product_count"], vec![]);
-        assert_eq!(product_count(none).unwrap(), None);
+    fn product_count_is_an_integer() {
+        let rows = Rows::new(["product_count"], vec![vec![int(47)]]);
+        let count = product_count(rows).unwrap();
+        assert_eq!(count, Some(47));
+        assert_eq!(serde_json::to_string(&count.unwrap()).unwrap(), "47");
+        assert_eq!(product_count(Rows::new(["product_count"], vec![])).unwrap(), None);
     }
 
     #[test]
     fn decoding_errors_name_the_column() {
-        let rows = Rows::new(["category_id", "product_count"], vec![vec![int(3), text("x")]]);
+        let rows = Rows::new(["product_count"], vec![vec![text("x")]]);
         let err = product_count(rows).unwrap_err();
         assert!(err.contains("product_count"), "{err}");
     }

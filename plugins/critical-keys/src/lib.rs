@@ -4,14 +4,27 @@
 //!
 //! | key                    | priority | tags                       | value                         |
 //! |------------------------|----------|----------------------------|-------------------------------|
-//! | `system.settings`      | critical | `critical`, `config`       | settings map                  |
-//! | `products.catalog.all` | critical | `critical`, `catalog`      | list of products              |
-//! | `navigation.menu`      | critical | `critical`, `navigation`   | menu tree                     |
-//! | `featured.products`    | critical | `critical`, `catalog`      | featured product ids + titles |
-//! | `user.profile.{id}`    | normal   | `users` (arg = the id)     | `{id, name, email, preferences}` |
+//! | `system.settings`      | critical | `critical`, `config`       | `{data, key}`: `data` is the settings map |
+//! | `products.catalog.all` | critical | `critical`, `catalog`      | `{category: "all", products: [product], total_count}` |
+//! | `navigation.menu`      | critical | `critical`, `navigation`   | `{data, key}`: `data` is `{items: [{label, href, children?}]}` |
+//! | `featured.products`    | critical | `critical`, `catalog`      | `{data, key}`: `data` is `{title, products: [{id, name, price_cents}]}` |
+//! | `user.profile.{id}`    | normal   | `users` (arg = the id)     | `{email, id, name, preferences}` |
 //!
-//! Every value is a small JSON document. The four critical values are fixed;
-//! the user profiles come from one of two places:
+//! where a `product` is `{category, id, in_stock, name, price_cents, sku,
+//! stock}`. Every value is a JSON object with its keys sorted (serde_json's
+//! map), and these are the shapes the seed Laravel application caches under
+//! these keys (its `CacheWarmingService`): a user profile is `{id,
+//! preferences, …}` (`id` an integer), a product catalog `{category,
+//! products, total_count}` (`total_count` an integer: how many products),
+//! and any other key `{key, data}` (the key itself, and its document). The
+//! seed also stores a `cached_at` timestamp; preheat leaves it out so that a
+//! value is the same on every run, and the entry's expiry carries the time.
+//! With a `[backend] format` the host converts each object to the
+//! framework's own type (a PHP array for Laravel, a Hash for Rails, a dict
+//! for Django).
+//!
+//! The four critical values are fixed; the user profiles come from one of
+//! two places:
 //!
 //! * **generated** (no `users_source`): the ids listed in `user_ids`, with a
 //!   name, e-mail and preferences derived from the id, the same on every run;
@@ -465,10 +478,10 @@ impl UserIds {
 
 fn produce_one(spec: &KeySpec) -> Result<Entry, WarmError> {
     let doc = match spec.key.as_str() {
-        "system.settings" => system_settings(),
-        "products.catalog.all" => json!({ "products": catalog() }),
-        "navigation.menu" => navigation_menu(),
-        "featured.products" => featured_products(),
+        key @ "system.settings" => keyed(key, system_settings()),
+        "products.catalog.all" => catalog_all(),
+        key @ "navigation.menu" => keyed(key, navigation_menu()),
+        key @ "featured.products" => keyed(key, featured_products()),
         key => match key.strip_prefix(USER_PREFIX) {
             Some(rest) => {
                 let raw = spec.arg.as_deref().unwrap_or(rest);
@@ -481,6 +494,19 @@ fn produce_one(spec: &KeySpec) -> Result<Entry, WarmError> {
         },
     };
     Entry::json(&doc)
+}
+
+/// `{key, data}`: how the seed application caches a key that is neither a
+/// user profile nor a product catalog.
+fn keyed(key: &str, data: Value) -> Value {
+    json!({ "key": key, "data": data })
+}
+
+/// The catalog of every category, as the seed application caches
+/// `products.catalog.{category}`: `{category, products, total_count}`.
+fn catalog_all() -> Value {
+    let products = catalog();
+    json!({ "category": "all", "total_count": products.len(), "products": products })
 }
 
 fn system_settings() -> Value {
@@ -672,6 +698,44 @@ mod tests {
         let user: Value = serde_json::from_slice(&values[5].as_ref().unwrap().value).unwrap();
         assert_eq!(user["id"], 2);
         assert!(user["email"].as_str().unwrap().ends_with("2@example.com"));
+    }
+
+    fn value_of(key: &str) -> Value {
+        let out = CriticalKeys::produce(&ctx(&[]), vec![KeySpec::new(key)]);
+        let entry = out[0].as_ref().unwrap_or_else(|e| panic!("{key}: {e:?}"));
+        serde_json::from_slice(&entry.value).unwrap()
+    }
+
+    #[test]
+    fn values_have_the_seed_applications_shapes() {
+        // Any other key: {key, data}.
+        for key in ["system.settings", "navigation.menu", "featured.products"] {
+            let doc = value_of(key);
+            assert_eq!(doc.as_object().unwrap().len(), 2, "{key}: {doc}");
+            assert_eq!(doc["key"], key);
+            assert!(doc["data"].is_object(), "{key}: {doc}");
+        }
+        assert_eq!(value_of("system.settings")["data"]["currency"], "EUR");
+        assert!(value_of("navigation.menu")["data"]["items"].is_array());
+        assert_eq!(value_of("featured.products")["data"]["products"][0]["id"], 101);
+        // A product catalog: {category, products, total_count}, the count an integer.
+        let catalog = value_of("products.catalog.all");
+        assert_eq!(catalog["category"], "all");
+        assert_eq!(catalog["total_count"], json!(6));
+        assert!(catalog["total_count"].is_u64());
+        assert_eq!(catalog["products"].as_array().unwrap().len(), 6);
+        assert_eq!(catalog["products"][2]["name"], "27\" Monitor");
+        // A user profile: {id, ...} with an integer id, no timestamp.
+        let user = value_of("user.profile.9");
+        assert!(user["id"].is_u64());
+        let mut fields: Vec<&str> = user.as_object().unwrap().keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["email", "id", "name", "preferences"]);
+        // Sorted keys, no whitespace: the bytes the Python and JS twins match.
+        let out = CriticalKeys::produce(&ctx(&[]), vec![KeySpec::new("system.settings")]);
+        let text = String::from_utf8(out[0].as_ref().unwrap().value.clone()).unwrap();
+        assert!(text.starts_with(r#"{"data":{"checkout":"#), "{text}");
+        assert!(text.ends_with(r#""key":"system.settings"}"#), "{text}");
     }
 
     #[test]

@@ -1,0 +1,599 @@
+//! The applications' own frameworks read what preheat warmed: the example
+//! plugins (`catalog`, `critical-keys`) warm the demo database's keys with a
+//! `[backend] format`, and the readers of tests/readers/ read every key back
+//! through Rails' RedisCacheStore (ActiveSupport 6.1), Laravel's cache
+//! stores (Illuminate 8.83: redis, and database on SQLite and PostgreSQL)
+//! and Django's RedisCache: every key must be a hit with the intended value,
+//! the JSON the plugin produced (what the raw format writes).
+
+use super::support::{plugin, preheat, repo, PgServer, RedisServer, Run, Workspace};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The Django and redis-py releases the Django reader runs on (PyPI).
+const DJANGO: &str = "django==5.2.19";
+const REDIS_PY: &str = "redis==6.4.0";
+
+/// The demo application database (`preheat demo`), created once per test
+/// process; its data is deterministic.
+fn demo_db() -> &'static str {
+    static DB: OnceLock<String> = OnceLock::new();
+    DB.get_or_init(|| {
+        let dir = repo().join("target/e2e-frameworks");
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("app.db").display());
+        let out = Command::new(env!("CARGO_BIN_EXE_preheat"))
+            .args(["demo", "--database", &url])
+            .output()
+            .expect("running preheat demo");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        url
+    })
+}
+
+/// The two example plugins reading the demo database, each with an extra
+/// line (e.g. its `write_policy`).
+fn plugins(extra: &str) -> String {
+    plugins_each(extra, extra)
+}
+
+/// The two example plugins, `catalog` with the line `catalog_extra` and
+/// `critical-keys` with `critical_extra`.
+fn plugins_each(catalog_extra: &str, critical_extra: &str) -> String {
+    format!(
+        "[sources.app]\nurl = {db:?}\n\
+         [[plugins]]\nname = \"catalog\"\npath = {catalog:?}\nkey_prefixes = [\"products/\", \"categories/\"]\nsources = [\"app\"]\n{catalog_extra}\n\
+         [[plugins]]\nname = \"critical-keys\"\npath = {critical:?}\n\
+         key_prefixes = [\"system.\", \"products.\", \"navigation.\", \"featured.\", \"user.profile.\"]\n\
+         sources = [\"app\"]\ndefault_ttl = \"1h\"\nttl_jitter_percent = 10\n{critical_extra}\n\
+         [plugins.settings]\nusers_source = \"app\"\n",
+        db = demo_db(),
+        catalog = plugin("catalog").display().to_string(),
+        critical = plugin("critical_keys").display().to_string(),
+    )
+}
+
+/// Every key the example plugins warm from the demo database, with the
+/// bytes they produced: a run with the default (raw) format into a redis of
+/// its own. Computed once per test process.
+fn intended() -> &'static BTreeMap<String, Vec<u8>> {
+    static VALUES: OnceLock<BTreeMap<String, Vec<u8>>> = OnceLock::new();
+    VALUES.get_or_init(|| {
+        let redis = RedisServer::start();
+        let ws = Workspace::new();
+        let config = ws.config(&format!(
+            "[backend]\nkind = \"redis\"\nurl = \"{}\"\n{}",
+            redis.url(),
+            plugins("")
+        ));
+        let run = warm(&ws, &config);
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis.conn()).unwrap();
+        assert_eq!(keys.len() as u64, run.report["totals"]["written"].as_u64().unwrap());
+        keys.into_iter()
+            .map(|k| {
+                let v: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut redis.conn()).unwrap();
+                (k, v)
+            })
+            .collect()
+    })
+}
+
+/// `preheat run`: it must complete, every key written or skipped as fresh,
+/// the accounting invariant holding.
+fn warm(ws: &Workspace, config: &Path) -> Run {
+    let run = preheat(ws, &["run", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(run.code(), 0, "{}\n{}", run.report, run.stderr());
+    run.assert_balanced();
+    for name in ["catalog", "critical-keys"] {
+        assert_eq!(run.count(name, "failed"), 0, "{}", run.errors_of(name));
+        assert_eq!(run.count(name, "invalid"), 0, "{}", run.errors_of(name));
+    }
+    run
+}
+
+/// Writes a reader's VALUES.json: each key and the plugin's JSON, verbatim
+/// (so that objects keep the plugin's key order).
+fn values_file(ws: &Workspace, values: &BTreeMap<String, Vec<u8>>) -> PathBuf {
+    let mut text = String::from("{");
+    for (i, (key, value)) in values.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        let value = std::str::from_utf8(value).unwrap_or_else(|_| panic!("{key}: the plugin's value is not UTF-8"));
+        serde_json::from_str::<Value>(value).unwrap_or_else(|e| panic!("{key}: the plugin's value is not JSON: {e}"));
+        text.push_str(&serde_json::to_string(key).unwrap());
+        text.push(':');
+        text.push_str(value);
+    }
+    text.push('}');
+    let path = ws.dir.path().join("values.json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The venv the Django reader runs in, under target/, made once (and kept
+/// across runs while it holds the pinned releases).
+fn django_python() -> &'static PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let venv = repo().join("target/django-venv");
+        let python = venv.join("bin/python");
+        let pinned = |python: &Path| {
+            let check = format!(
+                "import django, redis; assert django.__version__ == {:?} and redis.__version__ == {:?}",
+                DJANGO.trim_start_matches("django=="),
+                REDIS_PY.trim_start_matches("redis==")
+            );
+            Command::new(python)
+                .args(["-c", &check])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !pinned(&python) {
+            let made = Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(&venv)
+                .output()
+                .expect("running python3 -m venv (install python3-venv: scripts/setup.sh)");
+            assert!(
+                made.status.success(),
+                "python3 -m venv: {}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+            let pip = Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", DJANGO, REDIS_PY])
+                .output()
+                .expect("running pip");
+            assert!(
+                pip.status.success(),
+                "pip install {DJANGO} {REDIS_PY}: {}",
+                String::from_utf8_lossy(&pip.stderr)
+            );
+            assert!(
+                pinned(&python),
+                "{DJANGO} and {REDIS_PY} are not importable from {}",
+                venv.display()
+            );
+        }
+        python
+    })
+}
+
+/// A framework reader of tests/readers/ and the store it reads.
+enum Reader {
+    /// Rails' RedisCacheStore.
+    Rails { url: String, namespace: Option<String> },
+    /// Laravel's redis store.
+    LaravelRedis {
+        url: String,
+        cache_prefix: String,
+        redis_prefix: String,
+    },
+    /// Laravel's database store.
+    LaravelDatabase {
+        db: String,
+        table: String,
+        cache_prefix: String,
+    },
+    /// Django's RedisCache.
+    Django {
+        url: String,
+        key_prefix: String,
+        version: u32,
+    },
+}
+
+/// One line of a reader's output.
+#[derive(Debug)]
+struct Read {
+    line: Value,
+}
+
+impl Read {
+    fn hit(&self) -> bool {
+        self.line["hit"] == true
+    }
+
+    fn equal(&self) -> bool {
+        self.line["equal"] == true
+    }
+}
+
+impl Reader {
+    /// The command running this reader with `args`.
+    fn command(&self, args: &[&str]) -> Command {
+        let readers = repo().join("tests/readers");
+        let mut cmd = match self {
+            Reader::Rails { url, namespace } => {
+                let mut c = Command::new("ruby");
+                c.arg(readers.join("rails_read.rb")).args(["--url", url]);
+                if let Some(ns) = namespace {
+                    c.args(["--namespace", ns]);
+                }
+                c
+            }
+            Reader::LaravelRedis {
+                url,
+                cache_prefix,
+                redis_prefix,
+            } => {
+                let mut c = Command::new("php");
+                c.arg(readers.join("laravel_read.php")).args([
+                    "--store",
+                    "redis",
+                    "--redis-url",
+                    url,
+                    "--cache-prefix",
+                    cache_prefix,
+                    "--redis-prefix",
+                    redis_prefix,
+                ]);
+                c
+            }
+            Reader::LaravelDatabase {
+                db,
+                table,
+                cache_prefix,
+            } => {
+                let mut c = Command::new("php");
+                c.arg(readers.join("laravel_read.php")).args([
+                    "--store",
+                    "database",
+                    "--db",
+                    db,
+                    "--table",
+                    table,
+                    "--cache-prefix",
+                    cache_prefix,
+                ]);
+                c
+            }
+            Reader::Django {
+                url,
+                key_prefix,
+                version,
+            } => {
+                let mut c = Command::new(django_python());
+                c.arg(readers.join("django_read.py")).args([
+                    "--url",
+                    url,
+                    "--key-prefix",
+                    key_prefix,
+                    "--version",
+                    &version.to_string(),
+                ]);
+                c
+            }
+        };
+        cmd.args(args);
+        cmd
+    }
+
+    /// Runs the reader; its JSON lines.
+    fn run(&self, args: &[&str]) -> Vec<Read> {
+        let out = self.command(args).output().expect("running a framework reader");
+        assert!(
+            out.status.success(),
+            "reader {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let line: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("reader line {l:?}: {e}"));
+                assert!(line["key"].is_string(), "reader line without a key: {l}");
+                Read { line }
+            })
+            .collect()
+    }
+
+    /// The framework writes sample values itself and reads them back: the
+    /// reader works, so a miss later is the format's.
+    fn self_test(&self) {
+        let reads = self.run(&["--self-test"]);
+        assert!(reads.len() >= 7, "{reads:?}");
+        for r in &reads {
+            assert!(r.hit() && r.equal(), "self-test of {}: {}", self.name(), r.line);
+        }
+    }
+
+    /// Reads every key of `values`; the lines.
+    fn read(&self, ws: &Workspace, values: &BTreeMap<String, Vec<u8>>) -> Vec<Read> {
+        let file = values_file(ws, values);
+        let reads = self.run(&[file.to_str().unwrap()]);
+        assert_eq!(reads.len(), values.len(), "one line per key");
+        reads
+    }
+
+    /// The application itself caches `values` (no expiry).
+    fn write(&self, ws: &Workspace, values: &BTreeMap<String, Vec<u8>>) {
+        let file = values_file(ws, values);
+        let lines = self.run(&["--write", file.to_str().unwrap()]);
+        assert_eq!(lines.len(), values.len());
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Reader::Rails { .. } => "Rails",
+            Reader::LaravelRedis { .. } => "Laravel (redis store)",
+            Reader::LaravelDatabase { .. } => "Laravel (database store)",
+            Reader::Django { .. } => "Django",
+        }
+    }
+
+    /// Every key of `values` is a hit with its intended value.
+    fn assert_all_hits(&self, ws: &Workspace, values: &BTreeMap<String, Vec<u8>>) {
+        let reads = self.read(ws, values);
+        let bad: Vec<&Read> = reads.iter().filter(|r| !(r.hit() && r.equal())).collect();
+        let shown: Vec<String> = bad.iter().take(5).map(|r| r.line.to_string()).collect();
+        assert!(
+            bad.is_empty(),
+            "{}: {} of {} keys are not a hit with the intended value, e.g.\n{}",
+            self.name(),
+            bad.len(),
+            reads.len(),
+            shown.join("\n")
+        );
+    }
+}
+
+/// Warms the example plugins into `backend` with `format` (a TOML inline
+/// table) and checks, through `reader`, that every key is a hit with the
+/// intended value.
+fn warm_and_read(backend: &str, format: &str, reader: &Reader) {
+    reader.self_test();
+    let ws = Workspace::new();
+    let config = ws.config(&format!("{backend}\nformat = {format}\n{}", plugins("")));
+    let run = warm(&ws, &config);
+    assert_eq!(
+        run.report["totals"]["written"].as_u64().unwrap() as usize,
+        intended().len()
+    );
+    reader.assert_all_hits(&ws, intended());
+}
+
+fn redis_backend(redis: &RedisServer) -> String {
+    format!("[backend]\nkind = \"redis\"\nurl = \"{}\"", redis.url())
+}
+
+#[test]
+fn rails_6_1_reads_every_warmed_key() {
+    let redis = RedisServer::start();
+    warm_and_read(
+        &redis_backend(&redis),
+        r#"{ kind = "rails", cache_format_version = "6.1", compress = false }"#,
+        &Reader::Rails {
+            url: redis.url(),
+            namespace: None,
+        },
+    );
+}
+
+#[test]
+fn rails_6_1_with_a_namespace_reads_every_warmed_key() {
+    let redis = RedisServer::start();
+    warm_and_read(
+        &redis_backend(&redis),
+        r#"{ kind = "rails", namespace = "shop", cache_format_version = "6.1" }"#,
+        &Reader::Rails {
+            url: redis.url(),
+            namespace: Some("shop".into()),
+        },
+    );
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis.conn()).unwrap();
+    assert!(keys.iter().all(|k| k.starts_with("shop:")), "{keys:?}");
+}
+
+#[test]
+fn rails_6_1_reads_compressed_entries() {
+    let redis = RedisServer::start();
+    // Every value from 64 bytes on is deflated (the default threshold is 1 KiB).
+    warm_and_read(
+        &redis_backend(&redis),
+        r#"{ kind = "rails", cache_format_version = "6.1", compress_threshold = "64" }"#,
+        &Reader::Rails {
+            url: redis.url(),
+            namespace: None,
+        },
+    );
+    // The entries Rails read were compressed ones (Entry's @compressed ivar).
+    let value: Vec<u8> = redis::cmd("GET")
+        .arg("categories/navigation")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!(
+        value.windows(11).any(|w| w == b"@compressed"),
+        "categories/navigation is not compressed: {}",
+        String::from_utf8_lossy(&value)
+    );
+}
+
+#[test]
+fn laravel_redis_store_reads_every_warmed_key() {
+    let redis = RedisServer::start();
+    warm_and_read(
+        &redis_backend(&redis),
+        r#"{ kind = "laravel", version = "8", cache_prefix = "shop_cache", redis_prefix = "shop_database_" }"#,
+        &Reader::LaravelRedis {
+            url: redis.url(),
+            cache_prefix: "shop_cache".into(),
+            redis_prefix: "shop_database_".into(),
+        },
+    );
+}
+
+fn sql_backend(url: &str) -> String {
+    format!("[backend]\nkind = \"sql\"\nurl = {url:?}\ntable = \"cache\"\ncreate_table = true")
+}
+
+#[test]
+fn laravel_database_store_on_sqlite_reads_every_warmed_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.db");
+    warm_and_read(
+        &sql_backend(&format!("sqlite://{}", path.display())),
+        r#"{ kind = "laravel", version = "8", cache_prefix = "shop_cache" }"#,
+        &Reader::LaravelDatabase {
+            db: format!("sqlite://{}", path.display()),
+            table: "cache".into(),
+            cache_prefix: "shop_cache".into(),
+        },
+    );
+}
+
+#[test]
+fn laravel_database_store_on_postgres_reads_every_warmed_key() {
+    let pg = PgServer::start();
+    warm_and_read(
+        &sql_backend(&pg.url()),
+        r#"{ kind = "laravel", version = "8", cache_prefix = "shop_cache" }"#,
+        &Reader::LaravelDatabase {
+            db: pg.url(),
+            table: "cache".into(),
+            cache_prefix: "shop_cache".into(),
+        },
+    );
+}
+
+#[test]
+fn django_reads_every_warmed_key() {
+    let redis = RedisServer::start();
+    warm_and_read(
+        &redis_backend(&redis),
+        r#"{ kind = "django", key_prefix = "shop", version = 2 }"#,
+        &Reader::Django {
+            url: redis.url(),
+            key_prefix: "shop".into(),
+            version: 2,
+        },
+    );
+}
+
+#[test]
+fn every_write_policy_keeps_its_rules_and_the_accounting_with_a_format() {
+    let redis = RedisServer::start();
+    let reader = Reader::Rails {
+        url: redis.url(),
+        namespace: Some("shop".into()),
+    };
+    let format = r#"format = { kind = "rails", namespace = "shop", cache_format_version = "6.1" }"#;
+    let total = intended().len() as u64;
+    let pttl = |key: &str| -> i64 {
+        redis::cmd("PTTL")
+            .arg(format!("shop:{key}"))
+            .query(&mut redis.conn())
+            .unwrap()
+    };
+    for (policy, second_written) in [
+        ("if-missing", 0),
+        // Every TTL is at most 2h10%: all below 3h, all refreshed.
+        ("refresh-if-ttl-below=3h", total),
+        ("always", total),
+    ] {
+        redis::cmd("FLUSHALL").query::<()>(&mut redis.conn()).unwrap();
+        let ws = Workspace::new();
+        let config = ws.config(&format!(
+            "{}\n{format}\n{}",
+            redis_backend(&redis),
+            plugins(&format!("write_policy = {policy:?}"))
+        ));
+        let first = warm(&ws, &config);
+        assert_eq!(first.report["totals"]["written"], total, "{policy}: first run");
+        reader.assert_all_hits(&ws, intended());
+        let before = pttl("categories/navigation");
+        let second = warm(&ws, &config);
+        assert_eq!(
+            second.report["totals"]["written"], second_written,
+            "{policy}: second run"
+        );
+        assert_eq!(
+            second.report["totals"]["skipped_fresh"],
+            total - second_written,
+            "{policy}: second run"
+        );
+        reader.assert_all_hits(&ws, intended());
+        if second_written == 0 {
+            assert!(pttl("categories/navigation") <= before, "{policy} extended a TTL");
+        }
+    }
+}
+
+#[test]
+fn if_missing_never_touches_a_key_the_application_wrote() {
+    let redis = RedisServer::start();
+    let reader = Reader::Rails {
+        url: redis.url(),
+        namespace: Some("shop".into()),
+    };
+    // The application caches its own values of two keys, with no expiry.
+    let own: BTreeMap<String, Vec<u8>> = [
+        ("system.settings", r#"{"from":"the app","version":3}"#),
+        ("categories/3/product_count", "12"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+    .collect();
+    let ws = Workspace::new();
+    reader.write(&ws, &own);
+    let config = ws.config(&format!(
+        "{}\nformat = {{ kind = \"rails\", namespace = \"shop\", cache_format_version = \"6.1\" }}\n{}",
+        redis_backend(&redis),
+        plugins("write_policy = \"if-missing\"")
+    ));
+    let run = warm(&ws, &config);
+    assert_eq!(run.report["totals"]["skipped_fresh"], 2);
+    assert_eq!(run.report["totals"]["written"], intended().len() as u64 - 2);
+    // The application's values, untouched, and still without expiry.
+    reader.assert_all_hits(&ws, &own);
+    for key in own.keys() {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(format!("shop:{key}"))
+            .query(&mut redis.conn())
+            .unwrap();
+        assert_eq!(ttl, -1, "{key}: preheat set a TTL on the application's key");
+    }
+    // Every other key: preheat's.
+    let others: BTreeMap<String, Vec<u8>> = intended()
+        .iter()
+        .filter(|(k, _)| !own.contains_key(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    reader.assert_all_hits(&ws, &others);
+}
+
+#[test]
+fn a_plugin_s_format_overrides_the_backend_s() {
+    let redis = RedisServer::start();
+    let reader = Reader::Django {
+        url: redis.url(),
+        key_prefix: String::new(),
+        version: 1,
+    };
+    reader.self_test();
+    let ws = Workspace::new();
+    // Django reads the catalog; the critical keys stay raw JSON (for, say, a
+    // Node service beside it).
+    let config = ws.config(&format!(
+        "{}\nformat = {{ kind = \"django\" }}\n{}",
+        redis_backend(&redis),
+        plugins_each("", "format = { kind = \"raw\" }")
+    ));
+    warm(&ws, &config);
+    let (raw, django): (BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>) = intended()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(k, _)| !(k.starts_with("products/") || k.starts_with("categories/")));
+    reader.assert_all_hits(&ws, &django);
+    for (key, value) in &raw {
+        let got: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(&mut redis.conn()).unwrap();
+        assert_eq!(
+            got.as_ref(),
+            Some(value),
+            "{key}: not the plugin's bytes under the bare key"
+        );
+    }
+}

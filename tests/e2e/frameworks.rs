@@ -597,3 +597,86 @@ fn a_plugin_s_format_overrides_the_backend_s() {
         );
     }
 }
+
+/// The Rails 7.0 and 7.1 framings, which no installable Rails reads here:
+/// the framing is taken apart as ActiveSupport's 7.0 `Rails70Coder` and
+/// 7.1 `Coder` lay it out, and every payload is loaded by real Ruby
+/// (`Marshal.load`, or the string payload in its encoding), which must give
+/// the intended value and a future expiry.
+#[test]
+fn rails_7_0_and_7_1_payloads_load_in_real_ruby() {
+    for version in ["7.0", "7.1"] {
+        let redis = RedisServer::start();
+        let ws = Workspace::new();
+        let config = ws.config(&format!(
+            "{}\nformat = {{ kind = \"rails\", cache_format_version = \"{version}\", compress = false }}\n{}",
+            redis_backend(&redis),
+            plugins("")
+        ));
+        warm(&ws, &config);
+        let mut lines = String::new();
+        for (key, value) in intended() {
+            let raw: Vec<u8> = redis::cmd("GET").arg(key).query(&mut redis.conn()).unwrap();
+            let (kind, payload, expires) = match version {
+                "7.0" => {
+                    assert_eq!(raw[0], 0x00, "{key}: the uncompressed 7.0 mark");
+                    ("packed", raw[1..].to_vec(), None)
+                }
+                _ => {
+                    assert_eq!(&raw[..2], b"\x00\x11", "{key}: the 7.1 signature");
+                    let kind = match raw[2] {
+                        0x01 => "marshal",
+                        0x02 => "utf8",
+                        0x03 => "binary",
+                        0x04 => "ascii",
+                        other => panic!("{key}: type byte {other:#x}"),
+                    };
+                    let expires = f64::from_le_bytes(raw[3..11].try_into().unwrap());
+                    let version_len = i32::from_le_bytes(raw[11..15].try_into().unwrap());
+                    let start = 15 + version_len.max(0) as usize;
+                    (kind, raw[start..].to_vec(), Some(expires))
+                }
+            };
+            let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+            let line = serde_json::json!({
+                "key": key,
+                "kind": kind,
+                "payload": hex,
+                "expires": expires,
+                "intended": String::from_utf8_lossy(value),
+            });
+            lines.push_str(&format!("{line}\n"));
+        }
+        let input = ws.dir.path().join("payloads.jsonl");
+        std::fs::write(&input, lines).unwrap();
+        let script = r##"
+            require "json"
+            bad = []; n = 0; now = Time.now.to_f
+            File.foreach(ARGV[0]) do |line|
+              e = JSON.parse(line); n += 1
+              bytes = [e["payload"]].pack("H*")
+              intended = begin JSON.parse(e["intended"]) rescue e["intended"] end
+              value, expires = case e["kind"]
+                when "packed" then v = Marshal.load(bytes); [v[0], v[1]]
+                when "marshal" then [Marshal.load(bytes), e["expires"]]
+                when "utf8" then [bytes.force_encoding(Encoding::UTF_8), e["expires"]]
+                when "binary" then [bytes.force_encoding(Encoding::BINARY), e["expires"]]
+                when "ascii" then [bytes.force_encoding(Encoding::US_ASCII), e["expires"]]
+              end
+              ok = value == intended && (!value.is_a?(String) || value.valid_encoding?)
+              bad << "#{e["key"]}: got #{value.inspect[0, 200]}" unless ok
+              bad << "#{e["key"]}: expires #{expires.inspect} is not in the future" unless expires.is_a?(Float) && expires > now
+            end
+            puts JSON.generate({ "read" => n, "bad" => bad.first(10) })
+        "##;
+        let out = std::process::Command::new("ruby")
+            .args(["-e", script])
+            .arg(&input)
+            .output()
+            .expect("running ruby (scripts/setup.sh installs it)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(result["read"], intended().len(), "{version}: {result}");
+        assert_eq!(result["bad"], serde_json::json!([]), "{version}: {result}");
+    }
+}

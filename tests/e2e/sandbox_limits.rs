@@ -323,16 +323,24 @@ fn core_instance_counts_are_capped_and_inspect_names_the_cap() {
 fn compiling_counts_against_compile_timeout_and_the_deadline() {
     let ws = Workspace::new();
     let base = std::fs::read(fixture("sleeper")).unwrap();
-    let slow = hostile(
-        &ws,
-        "slow-compile",
-        &with_extra_module(&base, &slow_to_compile_module(400, 4000), 0),
-    );
+    // A custom section with a nonce: never in the shared compile cache, however
+    // often the suite ran before, so every run below really compiles it.
+    let mut bytes = with_extra_module(&base, &slow_to_compile_module(400, 4000), 0);
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let name = b"preheat-test-nonce";
+    let section_len = 1 + name.len() + nonce.len();
+    assert!(section_len < 128, "one-byte LEB128 lengths");
+    bytes.extend([0u8, section_len as u8, name.len() as u8]);
+    bytes.extend(name);
+    bytes.extend(nonce.as_bytes());
+    let slow = hostile(&ws, "slow-compile", &bytes);
     let plugins = format!(
         "{}{}",
         critical_keys_block(),
         block("slow-compile", &slow, "fx.sleeper.", "")
     );
+    // critical-keys itself must not be what runs out of time.
+    precompile(&ws.config(&critical_keys_block()));
 
     // Over compile_timeout: the plugin is not run, the message names the limit.
     let config = ws.config(&format!("compile_timeout = \"1s\"\n{plugins}"));
@@ -352,7 +360,6 @@ fn compiling_counts_against_compile_timeout_and_the_deadline() {
 
     // Over the deadline (compile_timeout is larger): deploy ends in time and says why.
     let config = ws.config(&format!("deadline = \"2s\"\n{plugins}"));
-    precompile(&config);
     let (deploy, took) = timed(&ws, &["deploy", "--config", config.to_str().unwrap()]);
     assert_eq!(deploy.code(), 0, "{}", deploy.stderr());
     assert!(took < Duration::from_secs(2) + GRACE, "deploy took {took:?}");

@@ -359,14 +359,11 @@ impl Warmer {
             }
         });
 
-        let stopped = Arc::new(AtomicBool::new(false));
         let stopper = tokio::spawn({
             let shared = shared.clone();
-            let stopped = stopped.clone();
             async move {
                 shared.stop.cancelled().await;
                 tracing::warn!("stop requested: batches in flight finish, the rest is abandoned");
-                stopped.store(true, Ordering::SeqCst);
                 for item in shared.queue.close() {
                     shared.finish(item.plugin, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
                 }
@@ -420,8 +417,11 @@ impl Warmer {
             strategy: options.strategy,
             started_at: humantime::format_rfc3339_millis(started_at).to_string(),
             duration_ms: started.elapsed().as_millis() as u64,
+            // The tokens, not the helper tasks, say what happened: workers and
+            // enumerators see a stop or cancel at once and may finish the run
+            // before the helper task got to run.
             deadline_hit: deadline_hit.load(Ordering::SeqCst),
-            stopped: stopped.load(Ordering::SeqCst),
+            stopped: shared.stop.is_cancelled(),
             backend: backend.describe(),
             error: None,
             history_error: None,

@@ -92,22 +92,23 @@ fn plugin_test_prints_keys_sizes_fuel_and_time() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for needle in [
-        "KEY",
-        "PRIORITY",
-        "BYTES",
-        "TTL",
-        "system.settings",
-        "critical",
-        "user.profile.3",
-        "120s",
-        "enumerate",
-        "produce",
-        "FUEL",
-        "7 keys, 7 written",
-    ] {
-        assert!(stdout.contains(needle), "expected {needle:?} in:\n{stdout}");
-    }
+    assert_mentions(
+        &stdout,
+        &[
+            "KEY",
+            "PRIORITY",
+            "BYTES",
+            "TTL",
+            "system.settings",
+            "critical",
+            "user.profile.3",
+            "120s",
+            "enumerate",
+            "produce",
+            "FUEL",
+            "7 keys, 7 written",
+        ],
+    );
 
     let out = preheat_plain(&[
         "plugin",
@@ -139,15 +140,16 @@ fn plugin_inspect_shows_the_interface_and_checks_the_limits() {
     let out = preheat_plain(&["plugin", "inspect", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for needle in [
-        "interface: preheat:plugin@0.1.0",
-        "preheat:plugin/host@0.1.0",
-        "preheat:plugin/warmer@0.1.0",
-        "bytes",
-        "ok: loads and starts",
-    ] {
-        assert!(stdout.contains(needle), "expected {needle:?} in:\n{stdout}");
-    }
+    assert_mentions(
+        &stdout,
+        &[
+            "interface: preheat:plugin@0.1.0",
+            "preheat:plugin/host@0.1.0",
+            "preheat:plugin/warmer@0.1.0",
+            "bytes",
+            "ok: loads and starts",
+        ],
+    );
 
     let tiny = preheat_plain(&[
         "plugin",

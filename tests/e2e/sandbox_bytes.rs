@@ -60,9 +60,7 @@ fn values_aliasing_one_buffer_cannot_make_the_host_copy_more_than_memory_limit()
     assert_eq!(run.count("bomb", "written"), 0);
     assert_eq!(run.count("bomb", "failed"), 64);
     let errors = run.errors_of("bomb");
-    for needle in ["plugin `bomb`", "produce", "memory_limit = 64.0 MiB"] {
-        assert!(errors.contains(needle), "expected {needle:?} in:\n{errors}");
-    }
+    assert_mentions(&errors, &["plugin `bomb`", "produce", "memory_limit = 64.0 MiB"]);
     eprintln!("alias: peak RSS {} MiB", peak >> 20);
     assert!(peak < PEAK_RSS_BOUND, "peak RSS {} MiB", peak >> 20);
 }

@@ -584,6 +584,14 @@ pub fn sql(url: &str, statements: &[&str]) -> Vec<Vec<Option<String>>> {
     })
 }
 
+/// Asserts that `text` contains every one of `needles`, naming the first missing one.
+#[track_caller]
+pub fn assert_mentions(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+    }
+}
+
 /// Polls `ok` every 25 ms until it holds; panics naming `what` after `limit`.
 pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let started = Instant::now();

@@ -429,27 +429,32 @@ mod tests {
     #[test]
     fn keys_follow_the_version_and_the_store() {
         let key = |v, store| Laravel::new(&config(v), store).unwrap().key("system.settings");
-        assert_eq!(
-            key(LaravelVersion::V8, Store::Redis),
-            "laravel_database_laravel_cache:system.settings"
-        );
-        assert_eq!(
-            key(LaravelVersion::V10, Store::Redis),
-            "laravel_database_laravel_cache_:system.settings"
-        );
-        assert_eq!(
-            key(LaravelVersion::V11, Store::Redis),
-            "laravel_database_laravel_cache_system.settings"
-        );
-        assert_eq!(
-            key(LaravelVersion::V12, Store::Redis),
-            "laravel-database-laravel-cache-system.settings"
-        );
-        assert_eq!(key(LaravelVersion::V8, Store::Sqlite), "laravel_cachesystem.settings");
-        assert_eq!(
-            key(LaravelVersion::V11, Store::Postgres),
-            "laravel_cache_system.settings"
-        );
+        for (version, store, expected) in [
+            (
+                LaravelVersion::V8,
+                Store::Redis,
+                "laravel_database_laravel_cache:system.settings",
+            ),
+            (
+                LaravelVersion::V10,
+                Store::Redis,
+                "laravel_database_laravel_cache_:system.settings",
+            ),
+            (
+                LaravelVersion::V11,
+                Store::Redis,
+                "laravel_database_laravel_cache_system.settings",
+            ),
+            (
+                LaravelVersion::V12,
+                Store::Redis,
+                "laravel-database-laravel-cache-system.settings",
+            ),
+            (LaravelVersion::V8, Store::Sqlite, "laravel_cachesystem.settings"),
+            (LaravelVersion::V11, Store::Postgres, "laravel_cache_system.settings"),
+        ] {
+            assert_eq!(key(version, store), expected, "{version:?} {store:?}");
+        }
         let explicit = LaravelFormat {
             cache_prefix: Some("shop_".into()),
             redis_prefix: Some(String::new()),

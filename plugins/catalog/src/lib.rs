@@ -405,21 +405,14 @@ pub struct Product {
     pub category: Category,
 }
 
-/// A root category of the navigation menu with its subcategories.
+/// A root category of the navigation menu with its subcategories: the
+/// root's columns (its `parent_id` always `None`, `active` always `true`:
+/// only active roots are listed), then `subcategories`.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct MenuItem {
-    /// The category id.
-    pub id: i64,
-    /// Its display name.
-    pub name: String,
-    /// Its URL slug.
-    pub slug: String,
-    /// Always `None`: a root has no parent.
-    pub parent_id: Option<i64>,
-    /// Its place in the menu.
-    pub position: i64,
-    /// Always `true`: only active roots are listed.
-    pub active: bool,
+    /// The root category.
+    #[serde(flatten)]
+    pub root: Category,
     /// All its subcategories, by id, active or not.
     pub subcategories: Vec<Category>,
 }
@@ -530,14 +523,16 @@ struct NavigationRow {
 fn navigation(rows: Rows) -> Result<Vec<MenuItem>, String> {
     let mut menu: Vec<MenuItem> = Vec::new();
     for r in rows.into_structs::<NavigationRow>()? {
-        if menu.last().is_none_or(|item| item.id != r.id) {
+        if menu.last().is_none_or(|item| item.root.id != r.id) {
             menu.push(MenuItem {
-                id: r.id,
-                name: r.name,
-                slug: r.slug,
-                parent_id: r.parent_id,
-                position: r.position,
-                active: r.active,
+                root: Category {
+                    id: r.id,
+                    name: r.name,
+                    slug: r.slug,
+                    parent_id: r.parent_id,
+                    position: r.position,
+                    active: r.active,
+                },
                 subcategories: Vec::new(),
             });
         }

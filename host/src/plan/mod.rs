@@ -1,12 +1,17 @@
 //! Planning: turning what plugins enumerate into a prioritised stream of work.
 //!
-//! Keys are filtered to what the run asked for ([`KeyFilter`]), validated ([`KeyRules`]), de-duplicated, and queued by priority in
+//! Keys are filtered to what the run asked for ([`KeyFilter`]), validated ([`KeyRules`]), de-duplicated in a bounded window
+//! ([`RecentKeys`]), checked for cursor cycles ([`CursorHistory`]), and queued by priority in
 //! the [`WorkQueue`], from which the executor takes per-plugin batches.
 
+mod cursors;
+mod dedup;
 mod filter;
 mod queue;
 mod validate;
 
+pub(crate) use cursors::{CursorHistory, MAX_CURSOR_BYTES};
+pub(crate) use dedup::RecentKeys;
 pub use filter::{parse_priority, KeyFilter, KeyGlob};
 pub use queue::{WarmItem, WorkQueue};
 pub use validate::KeyRules;

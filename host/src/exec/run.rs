@@ -1,0 +1,179 @@
+//! One run, start to end: the plugins' slots (loaded, or the reason they are
+//! not), the shared state, the deadline watchdog and the stop listener, the
+//! enumerator and worker tasks, then the report.
+
+use super::budget::{budget_bytes, ByteBudget};
+use super::enumerate::{enumerate_plugin, feed_keys};
+use super::shared::{Shared, Slot};
+use super::tally::{KeyDetail, KeyOutcome, Tally};
+use super::work::worker;
+use super::{new_run_id, Producer, RunOptions, Warmer};
+use crate::backend::Backend;
+use crate::config::PluginConfig;
+use crate::format::{Format, Store};
+use crate::plan::WorkQueue;
+use crate::report::{Counters, Report};
+use crate::runtime::{Cancel, KeySpec};
+use crate::sources::SourceSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+impl Warmer {
+    /// Runs every enabled plugin against an already connected backend.
+    pub async fn run_with_backend(&self, backend: Backend, mut options: RunOptions) -> Report {
+        let started = options.clock_started.unwrap_or_else(Instant::now);
+        // The deadline is absolute: connecting sources and loading plugins count.
+        let deadline_at = tokio::time::Instant::from_std(started + self.config.run.deadline);
+        let started_at = SystemTime::now();
+        let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
+        let configs: Vec<PluginConfig> = self
+            .config
+            .enabled_plugins()
+            .filter(|p| options.includes(&p.name))
+            .cloned()
+            .collect();
+        let given_keys = options.keys.take();
+        let tally = Arc::new(Tally::new(
+            configs.iter().map(|c| c.name.clone()).collect(),
+            options.trace,
+        ));
+        options.progress.attach(tally.clone());
+        let sources = SourceSet::connect(&self.config.sources).await;
+        let mut slots = Vec::with_capacity(configs.len());
+        for (i, config) in configs.into_iter().enumerate() {
+            let native = self.native.lock().unwrap().get(&config.name).cloned();
+            let preloaded = self.preloaded.lock().unwrap().get(&config.name).cloned();
+            let loaded = match (native, preloaded) {
+                (Some(producer), _) => Ok(producer),
+                (None, Some(plugin)) => Ok(plugin as Arc<dyn Producer>),
+                (None, None) => self
+                    .load_until(&config, backend.clone(), &sources, deadline_at)
+                    .await
+                    .map(|p| p as Arc<dyn Producer>),
+            };
+            let format = Format::new(self.config.format_of(&config), Store::of(&self.config.backend))
+                .map_err(|e| anyhow::anyhow!("plugin `{}` not run: format: {e}", config.name));
+            let (plugin, format) = match (loaded, format) {
+                (Ok(p), Ok(f)) => (Some(p), f),
+                (Err(e), _) | (_, Err(e)) => {
+                    tally.plugin_error(i, format!("{e:#}"));
+                    (None, Format::Raw)
+                }
+            };
+            slots.push(Slot::new(config, plugin, format, &run_id, &options.strategy));
+        }
+        let run = &self.config.run;
+        let batch_limits = slots.iter().map(|s| s.batch_limit(run.batch_size.get())).collect();
+        let capacity = (4 * run.concurrency.get() * run.batch_size.get()).max(1024);
+        let shared = Arc::new(Shared {
+            config: self.config.clone(),
+            queue: WorkQueue::new(batch_limits, capacity),
+            slots,
+            tally,
+            cancel: Cancel::default(),
+            stop: options.stop.clone(),
+            filter: options.filter.clone(),
+            observer: options.observer.clone(),
+            budget: ByteBudget::new(budget_bytes(run.memory_budget)),
+            backend: backend.clone(),
+            progress: options.progress.clone(),
+            key_limit: options.key_limit,
+        });
+
+        let deadline_hit = Arc::new(AtomicBool::new(false));
+        let watchdog = tokio::spawn({
+            let shared = shared.clone();
+            let deadline_hit = deadline_hit.clone();
+            let deadline = run.deadline;
+            async move {
+                tokio::time::sleep_until(deadline_at).await;
+                tracing::warn!(deadline = ?deadline, "run deadline reached: stopping dispatch, interrupting calls in flight");
+                deadline_hit.store(true, Ordering::SeqCst);
+                shared.cancel.cancel();
+                for item in shared.queue.close() {
+                    shared.finish(item.plugin, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
+                }
+            }
+        });
+
+        let stopper = tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                shared.stop.cancelled().await;
+                tracing::warn!("stop requested: batches in flight finish, the rest is abandoned");
+                for item in shared.queue.close() {
+                    shared.finish(item.plugin, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
+                }
+            }
+        });
+
+        // Given keys, split by slot; `None` means the plugins enumerate.
+        let mut given: Option<Vec<Vec<KeySpec>>> = given_keys.map(|keys| {
+            let mut per_slot: Vec<Vec<KeySpec>> = shared.slots.iter().map(|_| Vec::new()).collect();
+            for (name, spec) in keys {
+                if let Some(i) = shared.slots.iter().position(|s| s.config.name == name) {
+                    per_slot[i].push(spec);
+                }
+            }
+            per_slot
+        });
+        let mut tasks = Vec::new();
+        for i in (0..shared.slots.len()).filter(|&i| shared.slots[i].plugin.is_some()) {
+            shared.queue.add_producer();
+            tasks.push(match given.as_mut() {
+                Some(per_slot) => tokio::spawn(feed_keys(shared.clone(), i, std::mem::take(&mut per_slot[i]))),
+                None => tokio::spawn(enumerate_plugin(shared.clone(), i)),
+            });
+        }
+        let enumeration = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+            shared.progress.set_enumeration_done();
+        };
+        let workers: Vec<_> = (0..run.concurrency.get())
+            .map(|_| tokio::spawn(worker(shared.clone())))
+            .collect();
+        enumeration.await;
+        for w in workers {
+            if let Err(e) = w.await {
+                tracing::error!("worker task failed: {e}");
+            }
+        }
+        watchdog.abort();
+        stopper.abort();
+
+        let (plugins, errors, errors_omitted, keys, calls) = shared.tally.finish();
+        let mut totals = Counters::default();
+        for p in &plugins {
+            totals.add(&p.counters);
+        }
+        let mut report = Report {
+            status: crate::report::RunStatus::Completed,
+            run_id,
+            strategy: options.strategy,
+            started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            // The tokens, not the helper tasks, say what happened: workers and
+            // enumerators see a stop or cancel at once and may finish the run
+            // before the helper task got to run.
+            deadline_hit: deadline_hit.load(Ordering::SeqCst),
+            stopped: shared.stop.is_cancelled(),
+            backend: backend.describe(),
+            error: None,
+            history_error: None,
+            totals,
+            plugins,
+            errors,
+            errors_omitted,
+            keys,
+            calls,
+        };
+        report.settle_status();
+        if !report.balanced() {
+            tracing::error!(totals = ?report.totals, "accounting invariant broken: enumerated != sum of outcomes (this is a preheat bug)");
+        }
+        report
+    }
+}

@@ -1,0 +1,272 @@
+//! The executor in process: a scripted [`Producer`] and the memory backend,
+//! no binaries, components or servers. Each test checks that every key gets
+//! exactly one outcome.
+
+use super::{Producer, RunOptions, Warmer};
+use crate::backend::{Backend, MemoryBackend};
+use crate::config::Config;
+use crate::report::{Report, RunStatus};
+use crate::runtime::{CallError, CallStats, Cancel, Entry, KeySpec, Page, Priority, RunContext, WarmError};
+use futures_util::future::BoxFuture;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the scripted producer does for a key, chosen by the key's last segment.
+///
+/// `ok` writes `value:<key>`; `skip` / `fail` answer so; `retry<N>` asks for a
+/// retry N times, then writes; `forever` always asks for a retry.
+struct Scripted {
+    name: String,
+    /// The keys, listed `page` at a time.
+    keys: Vec<String>,
+    page: usize,
+    /// Every produce call fails (a trap, as the runtime reports it).
+    calls_fail: bool,
+    /// Every produce call takes this long (unless the run's cancel interrupts it).
+    produce_takes: Duration,
+    /// Retries asked so far, per key.
+    retries: Mutex<HashMap<String, u32>>,
+    produce_calls: AtomicU32,
+}
+
+impl Scripted {
+    fn new(keys: &[&str]) -> Scripted {
+        Scripted {
+            name: "scripted".into(),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            page: 3,
+            calls_fail: false,
+            produce_takes: Duration::ZERO,
+            retries: Mutex::default(),
+            produce_calls: AtomicU32::new(0),
+        }
+    }
+
+    fn answer(&self, key: &str) -> Result<Entry, WarmError> {
+        let last = key.rsplit('.').next().unwrap_or(key);
+        let written = Ok(Entry {
+            value: format!("value:{key}").into_bytes(),
+            ttl_seconds: None,
+        });
+        let mut retries = self.retries.lock().unwrap();
+        let asked = retries.entry(key.to_string()).or_default();
+        match last {
+            "skip" => Err(WarmError::Skip("nothing to cache".into())),
+            "fail" => Err(WarmError::Fail("row is broken".into())),
+            "forever" => {
+                *asked += 1;
+                Err(WarmError::Retry("database busy".into()))
+            }
+            retry if retry.starts_with("retry") => {
+                let wanted: u32 = retry["retry".len()..].parse().unwrap();
+                if *asked < wanted {
+                    *asked += 1;
+                    return Err(WarmError::Retry("database busy".into()));
+                }
+                written
+            }
+            _ => written,
+        }
+    }
+}
+
+fn stats() -> CallStats {
+    CallStats {
+        fuel: 1,
+        elapsed: Duration::from_micros(1),
+    }
+}
+
+fn spec(key: &str) -> KeySpec {
+    KeySpec {
+        key: key.to_string(),
+        priority: Priority::Normal,
+        ttl_seconds: None,
+        tags: vec![],
+        arg: None,
+    }
+}
+
+impl Producer for Scripted {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn enumerate<'a>(
+        &'a self,
+        _ctx: &'a RunContext,
+        cursor: Option<&'a str>,
+        _cancel: &'a Cancel,
+    ) -> BoxFuture<'a, super::CallResult<Result<Page, String>>> {
+        Box::pin(async move {
+            let start: usize = cursor.map_or(0, |c| c.parse().unwrap());
+            let end = (start + self.page).min(self.keys.len());
+            let page = Page {
+                keys: self.keys[start..end].iter().map(|k| spec(k)).collect(),
+                cursor: (end < self.keys.len()).then(|| end.to_string()),
+            };
+            Ok((Ok(page), stats()))
+        })
+    }
+
+    fn produce<'a>(
+        &'a self,
+        _ctx: &'a RunContext,
+        keys: &'a [KeySpec],
+        cancel: &'a Cancel,
+    ) -> BoxFuture<'a, super::CallResult<Vec<Result<Entry, WarmError>>>> {
+        Box::pin(async move {
+            self.produce_calls.fetch_add(1, Ordering::SeqCst);
+            tokio::select! {
+                _ = tokio::time::sleep(self.produce_takes) => {}
+                _ = cancel.cancelled() => return Err(CallError::Cancelled("interrupted".into())),
+            }
+            if self.calls_fail {
+                return Err(CallError::Failed(
+                    "plugin `scripted`: produce trapped: unreachable".into(),
+                ));
+            }
+            Ok((keys.iter().map(|k| self.answer(&k.key)).collect(), stats()))
+        })
+    }
+}
+
+/// A warmer for `scripted` (keys under `s.`) with `extra` config lines, and its memory backend.
+fn warmer(extra: &str, producer: Arc<Scripted>) -> (Warmer, Arc<MemoryBackend>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[run]\nretry_base_delay = \"1ms\"\n{extra}\n[backend]\nkind = \"memory\"\n[[plugins]]\nname = \"scripted\"\npath = \"scripted.wasm\"\nkey_prefixes = [\"s.\"]\n"
+    );
+    let mut config = Config::parse(&toml, &dir.path().join("preheat.toml")).unwrap();
+    config.run.cache_dir = Some(dir.path().join("cache"));
+    let warmer = Warmer::new(config).unwrap();
+    warmer.install_producer(producer);
+    (warmer, Arc::new(MemoryBackend::new(1 << 20)), dir)
+}
+
+async fn run(warmer: &Warmer, memory: &Arc<MemoryBackend>, options: RunOptions) -> Report {
+    let report = warmer.run_with_backend(Backend::Memory(memory.clone()), options).await;
+    assert!(report.balanced(), "one outcome per key: {:?}", report.totals);
+    report
+}
+
+fn error_of<'a>(report: &'a Report, key: &str) -> &'a str {
+    let entry = report.errors.iter().find(|e| e.key == key);
+    entry
+        .map(|e| e.error.as_str())
+        .unwrap_or_else(|| panic!("no error for {key}: {:?}", report.errors))
+}
+
+#[tokio::test]
+async fn every_key_gets_exactly_one_outcome() {
+    let keys = ["s.1", "s.2.skip", "s.3.fail", "elsewhere.4", "s.1", "s.5", "s.6"];
+    let (warmer, memory, _dir) = warmer("", Arc::new(Scripted::new(&keys)));
+    let report = run(&warmer, &memory, RunOptions::default()).await;
+    let t = &report.totals;
+    assert_eq!(
+        (
+            t.enumerated,
+            t.written,
+            t.skipped_by_plugin,
+            t.failed,
+            t.invalid,
+            t.duplicates
+        ),
+        (6, 3, 1, 1, 1, 1)
+    );
+    assert_eq!(report.status, RunStatus::Partial);
+    let mut stored = memory.keys();
+    stored.sort();
+    assert_eq!(stored, ["s.1", "s.5", "s.6"]);
+    assert_eq!(memory.get("s.5").unwrap(), b"value:s.5");
+    assert!(error_of(&report, "s.3.fail").contains("plugin failed the key: row is broken"));
+    assert!(error_of(&report, "elsewhere.4").contains("invalid key"));
+}
+
+#[tokio::test]
+async fn retries_are_bounded_by_max_attempts() {
+    let keys = ["s.a.retry2", "s.b.forever", "s.c"];
+    let (warmer, memory, _dir) = warmer("max_attempts = 3", Arc::new(Scripted::new(&keys)));
+    let report = run(&warmer, &memory, RunOptions::default()).await;
+    let t = &report.totals;
+    assert_eq!((t.written, t.failed), (2, 1));
+    assert_eq!(
+        t.retried,
+        2 + 2,
+        "two for each key that asked: the third attempt is the last"
+    );
+    assert!(memory.get("s.a.retry2").is_some());
+    assert!(memory.get("s.b.forever").is_none());
+    assert!(error_of(&report, "s.b.forever").contains("gave up after 3 attempts; last: database busy"));
+}
+
+#[tokio::test]
+async fn three_failed_calls_in_a_row_disable_the_plugin() {
+    let keys: Vec<String> = (0..20).map(|i| format!("s.{i}")).collect();
+    let mut producer = Scripted::new(&keys.iter().map(String::as_str).collect::<Vec<_>>());
+    producer.calls_fail = true;
+    let calls = Arc::new(producer);
+    let (warmer, memory, _dir) = warmer("batch_size = 2\nconcurrency = 1", calls.clone());
+    let report = run(&warmer, &memory, RunOptions::default()).await;
+    assert_eq!(
+        calls.produce_calls.load(Ordering::SeqCst),
+        3,
+        "no call after the third failure"
+    );
+    let t = &report.totals;
+    assert_eq!((t.enumerated, t.failed, t.written), (20, 20, 0));
+    let plugin_error = report.plugins[0].error.as_deref().unwrap();
+    assert!(
+        plugin_error.contains("disabled after 3 failed calls in a row"),
+        "{plugin_error}"
+    );
+    assert!(plugin_error.contains("produce trapped"), "{plugin_error}");
+    assert!(report.errors.iter().any(|e| e.error.contains("not attempted")));
+    assert_eq!(report.status, RunStatus::Failed);
+}
+
+/// A run of 30 keys whose produce calls take 300 ms each, one batch of 5 at
+/// a time. The tests using it run on tokio's paused clock, so every sleep
+/// ends in a fixed order whatever the machine's load.
+fn slow() -> Arc<Scripted> {
+    let keys: Vec<String> = (0..30).map(|i| format!("s.{i}")).collect();
+    let mut producer = Scripted::new(&keys.iter().map(String::as_str).collect::<Vec<_>>());
+    producer.produce_takes = Duration::from_millis(300);
+    Arc::new(producer)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_lets_the_batch_in_flight_finish() {
+    let (warmer, memory, _dir) = warmer("batch_size = 5\nconcurrency = 1", slow());
+    let options = RunOptions::default();
+    let stop = options.stop.clone();
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        stop.cancel();
+    });
+    let report = run(&warmer, &memory, options).await;
+    stopper.await.unwrap();
+    assert!(report.stopped && !report.deadline_hit);
+    assert_eq!(report.status, RunStatus::Stopped);
+    let t = &report.totals;
+    assert_eq!(t.written, 10, "the first batch, and the one in flight at the stop");
+    assert_eq!(t.abandoned, 20);
+    assert_eq!(memory.keys().len(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_interrupts_the_batch_in_flight() {
+    let (warmer, memory, _dir) = warmer("batch_size = 5\nconcurrency = 1\ndeadline = \"450ms\"", slow());
+    let report = run(&warmer, &memory, RunOptions::default()).await;
+    assert!(report.deadline_hit && !report.stopped);
+    let t = &report.totals;
+    assert_eq!(t.written, 5, "only the batch that finished before the deadline");
+    assert_eq!(
+        t.abandoned, 25,
+        "the batch in flight is interrupted, the rest never starts"
+    );
+    assert_eq!(memory.keys().len(), 5);
+    assert_eq!(report.status, RunStatus::Partial);
+}

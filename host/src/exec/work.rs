@@ -1,0 +1,136 @@
+//! The workers: a batch of one plugin's keys through `produce`, each result
+//! turned into a write (see `write.rs`), a retry, or an outcome.
+
+use super::budget::ByteBudget;
+use super::retry;
+use super::shared::Shared;
+use super::tally::{KeyDetail, KeyOutcome};
+use super::write::write_batch;
+use crate::plan::WarmItem;
+use crate::runtime::{CallError, KeySpec, WarmError};
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Takes batches until the run is over.
+pub(super) async fn worker(shared: Arc<Shared>) {
+    while let Some((p, batch)) = shared.queue.pop_batch().await {
+        process_batch(&shared, p, batch).await;
+        shared.queue.producer_done();
+    }
+}
+
+/// Produces and writes one batch of one plugin, recording every key's outcome.
+pub(super) async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
+    let slot = &shared.slots[p];
+    let (specs, attempts): (Vec<KeySpec>, Vec<u32>) = batch.into_iter().map(|i| (i.spec, i.attempts + 1)).unzip();
+    if slot.disabled.load(Ordering::SeqCst) {
+        return shared.finish_all(
+            p,
+            &specs,
+            &attempts,
+            KeyOutcome::Failed,
+            "not attempted: the plugin was disabled after repeated failures",
+        );
+    }
+    let plugin = slot.plugin.as_ref().expect("only loaded plugins have queued keys");
+    // What this call can hand the host at most: every value at its cap, and no
+    // more than the instance's memory holds (the runtime checks both before
+    // copying). After the call the reservation shrinks to what was produced.
+    let worst_case = (specs.len() as u64 * slot.config.max_value_bytes.0).min(slot.config.memory_limit.0);
+    let mut permit = tokio::select! {
+        permit = async {
+            if let Some(limiter) = &slot.limiter {
+                let n = NonZeroU32::new(specs.len() as u32).expect("batches are never empty");
+                limiter.until_n_ready(n).await.expect("batches are capped at the rate limit");
+            }
+            shared.budget.reserve(worst_case).await
+        } => permit,
+        _ = shared.halt() => return shared.finish_all(p, &specs, &attempts, KeyOutcome::Abandoned, ""),
+    };
+    let _batch = shared.progress.batch_started(specs.len());
+
+    let (results, stats) = match plugin.produce(&slot.ctx, &specs, &shared.cancel).await {
+        Ok(ok) => ok,
+        Err(CallError::Cancelled(_)) => return shared.finish_all(p, &specs, &attempts, KeyOutcome::Abandoned, ""),
+        Err(CallError::Failed(msg)) => {
+            shared.finish_all(p, &specs, &attempts, KeyOutcome::Failed, &msg);
+            return shared.call_failed(p, &msg);
+        }
+    };
+    slot.failed_calls_in_a_row.store(0, Ordering::SeqCst);
+    shared
+        .tally
+        .call(p, "produce", specs.len(), stats.fuel, stats.elapsed.as_micros() as u64);
+    if let Some(observer) = &shared.observer {
+        observer.produce_call(&slot.config.name, specs.len(), stats.elapsed);
+    }
+
+    let now = SystemTime::now();
+    let mut writes = Vec::with_capacity(specs.len());
+    let mut written_meta = Vec::with_capacity(specs.len());
+    for ((spec, attempt), result) in specs.into_iter().zip(attempts).zip(results) {
+        match result {
+            // The key moves into the write; the rest of the spec is not needed any more.
+            Ok(entry) => match slot.to_write(spec, entry, now) {
+                Ok((write, meta)) => {
+                    written_meta.push((meta, attempt));
+                    writes.push(write);
+                }
+                Err((spec, msg)) => shared.finish(p, &spec, KeyOutcome::Failed, KeyDetail::error(msg, attempt)),
+            },
+            Err(WarmError::Skip(reason)) => shared.finish(
+                p,
+                &spec,
+                KeyOutcome::SkippedByPlugin,
+                KeyDetail {
+                    error: Some(reason),
+                    attempts: attempt,
+                    ..Default::default()
+                },
+            ),
+            Err(WarmError::Fail(reason)) => shared.finish(
+                p,
+                &spec,
+                KeyOutcome::Failed,
+                KeyDetail::error(format!("plugin failed the key: {reason}"), attempt),
+            ),
+            Err(WarmError::Retry(reason)) => schedule_retry(shared, p, spec, attempt, &reason),
+        }
+    }
+    // What is held from here to the write: the values as they will be stored.
+    ByteBudget::shrink(&mut permit, writes.iter().map(|w| w.value.len() as u64).sum());
+    if !writes.is_empty() {
+        write_batch(shared, p, writes, written_meta).await;
+    }
+    drop(permit);
+}
+
+/// Requeues a key the plugin asked to retry, after a backoff; fails it when out of attempts.
+pub(super) fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec, attempt: u32, reason: &str) {
+    let max = shared.config.run.max_attempts.get() as u32;
+    if attempt >= max {
+        let msg = format!("gave up after {attempt} attempts; last: {reason}");
+        return shared.finish(p, &spec, KeyOutcome::Failed, KeyDetail::error(msg, attempt));
+    }
+    shared.tally.add(p, |c| c.retried += 1);
+    shared.queue.add_producer();
+    let delay = retry::backoff(shared.config.run.retry_base_delay, attempt);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let item = WarmItem {
+            plugin: p,
+            spec,
+            attempts: attempt,
+        };
+        let requeued = tokio::select! {
+            _ = tokio::time::sleep(delay) => shared.queue.push_now(item.clone()),
+            _ = shared.halt() => false,
+        };
+        if !requeued {
+            shared.finish(p, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
+        }
+        shared.queue.producer_done();
+    });
+}

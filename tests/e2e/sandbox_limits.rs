@@ -114,6 +114,40 @@ fn deploy_returns_within_its_deadline_whatever_plugins_sleep() {
 }
 
 #[test]
+fn a_backend_write_blocked_by_a_lock_is_given_up_soon_after_the_deadline() {
+    let pg = PgServer::start();
+    let ws = Workspace::new();
+    let config = ws.config(&format!(
+        "deadline = \"3s\"\n[backend]\nkind = \"sql\"\nurl = \"{}\"\ncreate_table = true\n{}",
+        pg.url(),
+        critical_keys_block(),
+    ));
+    let config = config.to_str().unwrap();
+    let first = preheat(&ws, &["run", "--config", config], &[]);
+    assert_eq!(first.count("critical-keys", "written"), 4, "{}", first.stderr());
+    sql(&pg.url(), &["DELETE FROM cache"]);
+    // The application holds the cache table against writers (a long
+    // transaction, a migration); reads still go through.
+    let mut holder = pg.session("BEGIN; LOCK TABLE cache IN EXCLUSIVE MODE; SELECT pg_sleep(600);");
+    wait_for("the lock to be held", Duration::from_secs(20), || {
+        !sql(
+            &pg.url(),
+            &["SELECT 'held' FROM pg_locks WHERE mode = 'ExclusiveLock' AND relation = 'cache'::regclass AND granted"],
+        )
+        .is_empty()
+    });
+    let (deploy, took) = timed(&ws, &["deploy", "--config", config]);
+    holder.kill().unwrap();
+    let _ = holder.wait();
+    assert_eq!(deploy.code(), 0, "deploy never fails the deploy: {}", deploy.stderr());
+    assert!(took < Duration::from_secs(3) + GRACE, "deploy took {took:?}");
+    assert_eq!(deploy.report["deadline_hit"], true, "{}", deploy.report);
+    deploy.assert_balanced();
+    assert_eq!(deploy.count("critical-keys", "written"), 0);
+    assert!(deploy.count("critical-keys", "abandoned") > 0, "{}", deploy.report);
+}
+
+#[test]
 fn plugin_test_timeout_cuts_a_sleeping_call_in_about_a_second() {
     let sleeper = fixture("sleeper");
     let started = Instant::now();

@@ -530,6 +530,16 @@ impl PgServer {
         );
     }
 
+    /// Runs `statements` in a `psql` session of its own that stays open
+    /// (whatever locks it takes held) until the returned child is killed.
+    pub fn session(&self, statements: &str) -> std::process::Child {
+        Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url(), "-c", statements])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting psql")
+    }
+
     /// URL of the `app` database.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/app", self.port)

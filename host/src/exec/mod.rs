@@ -34,6 +34,7 @@ pub use budget::{available_memory, budget_bytes};
 pub use producer::{CallResult, Producer};
 pub use progress::{BatchProgress, LiveProgress, Progress, ProgressSnapshot};
 pub use retry::backoff;
+pub use write::WRITE_GRACE;
 
 use crate::backend::Backend;
 use crate::config::{Config, PluginConfig};

@@ -4,7 +4,7 @@
 use super::retry;
 use super::shared::{Shared, Slot};
 use super::tally::{KeyDetail, KeyOutcome};
-use crate::backend::{Outcome, Write};
+use crate::backend::{BackendError, Outcome, Write};
 use crate::runtime::{Entry, KeySpec, Priority};
 use rand::Rng;
 use std::time::{Duration, SystemTime};
@@ -97,6 +97,11 @@ impl WriteMeta {
     }
 }
 
+/// How long a write in flight at the deadline may still take before it is
+/// given up: a backend that blocks (a locked row, a stalled server) cannot
+/// hold the run past `deadline + WRITE_GRACE`.
+pub const WRITE_GRACE: Duration = Duration::from_secs(2);
+
 /// Writes produced values, retrying transient backend errors with backoff.
 /// `meta` holds each write's key priority, plugin key and attempt number.
 pub(super) async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, meta: Vec<(WriteMeta, u32)>) {
@@ -104,7 +109,17 @@ pub(super) async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, m
     let max = shared.config.run.max_attempts.get() as u32;
     let mut attempt = 1;
     let outcomes = loop {
-        match shared.backend.write_batch(policy, &writes).await {
+        let written = tokio::select! {
+            written = shared.backend.write_batch(policy, &writes) => written,
+            _ = async {
+                shared.cancel.cancelled().await;
+                tokio::time::sleep(WRITE_GRACE).await;
+            } => Err(BackendError {
+                transient: false,
+                message: format!("the write was still waiting on the backend {WRITE_GRACE:?} after the run's deadline; given up (whether it landed is unknown)"),
+            }),
+        };
+        match written {
             Ok(outcomes) => break outcomes,
             Err(e) if e.transient && attempt < max && !shared.cancel.is_cancelled() => {
                 tracing::warn!(plugin = %shared.tally.name(p), attempt, error = %e, "backend write failed; retrying");

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// `preheat cache …`.
 #[derive(Debug, Subcommand)]
@@ -89,16 +89,8 @@ pub async fn run(command: CacheCommand) -> Result<ExitCode> {
             format.name()
         )
     })?;
-    let expires_at = decoded.expires_at.map(|at| {
-        let t = UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0));
-        humantime::format_rfc3339_millis(t).to_string()
-    });
-    let expired = decoded.expires_at.is_some_and(|at| {
-        at <= SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64()
-    });
+    let expires_at = decoded.expiry_text();
+    let expired = decoded.is_expired(SystemTime::now());
     if args.json {
         println!(
             "{{\"key\":{},\"format\":{},\"ttl_seconds\":{ttl_json},\"entry_expires_at\":{},\"expired\":{expired},\"bytes\":{},\"value\":{}}}",

@@ -7,7 +7,7 @@
 //!   reads the same (framing and memoizing are optional for the reader);
 //! - expiry: the Redis TTL only (`SET … EX`).
 
-use super::value::{integer, BigInt, Value, MAX_DEPTH};
+use super::value::{integer, BigInt, Value, MAX_BIGINT_BYTES, MAX_DEPTH};
 use super::{Decoded, FormatError};
 use crate::config::DjangoFormat;
 
@@ -216,6 +216,11 @@ fn unpickle(bytes: &[u8]) -> Result<Value, FormatError> {
                 } else {
                     u32le(take(&mut pos, 4)?)
                 };
+                if n > MAX_BIGINT_BYTES {
+                    return Err(FormatError::new(format!(
+                        "a pickled int of {n} bytes, over the {MAX_BIGINT_BYTES}-byte limit"
+                    )));
+                }
                 let b = take(&mut pos, n)?;
                 push(&mut nodes, &mut stack, leaf(integer(from_twos_complement(b))))?
             }
@@ -454,5 +459,23 @@ mod tests {
         // l = []; l.append(l): a cycle is refused, not followed forever.
         let cycle = b"\x80\x05]\x94h\x00a.";
         assert!(decode(cycle).unwrap_err().to_string().contains("refers to itself"));
+    }
+
+    #[test]
+    fn a_pickled_int_over_the_byte_limit_is_refused() {
+        // protocol 5, LONG4 of n bytes, STOP.
+        let long4 = |n: u32| {
+            let mut b = vec![0x80, 5, 0x8b];
+            b.extend_from_slice(&n.to_le_bytes());
+            b.extend(std::iter::repeat_n(0x11, n as usize));
+            b.push(b'.');
+            b
+        };
+        assert!(decode(&long4(1786)).is_ok());
+        let err = decode(&long4(1787)).err().unwrap().to_string();
+        assert!(
+            err.contains("pickled int of 1787 bytes, over the 1786-byte limit"),
+            "{err}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! Written from Ruby's `marshal.c` (w_object, w_long, w_float) and checked
 //! byte for byte against `Marshal.dump` of Ruby 3.1 (see the tests).
 
-use super::value::{integer, BigInt, Value, MAX_DEPTH};
+use super::value::{integer, BigInt, Value, MAX_BIGINT_BYTES, MAX_DEPTH};
 use super::FormatError;
 
 const HEADER: [u8; 2] = [4, 8];
@@ -359,7 +359,10 @@ impl Reader<'_> {
                 let negative = self.byte()? == b'-';
                 let shorts = self.len()?;
                 let magnitude = self.take(shorts * 2)?.to_vec();
-                let n = integer(BigInt { negative, magnitude }.normalized());
+                let n = BigInt::from_magnitude(negative, magnitude).ok_or_else(|| {
+                    FormatError::new(format!("a Bignum of {} bytes, over the {MAX_BIGINT_BYTES}-byte limit", shorts * 2))
+                })?;
+                let n = integer(n);
                 Ok(self.done(slot, Ruby::Value(n)))
             }
             b'f' => {
@@ -552,5 +555,18 @@ mod tests {
         ]
         .concat();
         assert!(load(&deep).unwrap_err().to_string().contains("deeper"));
+    }
+
+    #[test]
+    fn a_bignum_over_the_byte_limit_is_refused() {
+        let bignum = |shorts: u16| {
+            let mut b = vec![4, 8, b'l', b'+', 2];
+            b.extend_from_slice(&shorts.to_le_bytes());
+            b.extend(std::iter::repeat_n(0x11, usize::from(shorts) * 2));
+            b
+        };
+        assert!(load(&bignum(893)).is_ok(), "1786 bytes");
+        let err = load(&bignum(894)).err().unwrap().to_string();
+        assert!(err.contains("Bignum of 1788 bytes, over the 1786-byte limit"), "{err}");
     }
 }

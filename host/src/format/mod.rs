@@ -45,6 +45,26 @@ pub struct Decoded {
     pub detected: String,
 }
 
+impl Decoded {
+    /// Whether the expiry inside the value has passed at `now` (the
+    /// application would treat the value as a miss).
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// The expiry inside the value as RFC 3339 text; the number itself when
+    /// it is not a time one can print (infinite, NaN, beyond year 9999).
+    pub fn expiry_text(&self) -> Option<String> {
+        const YEAR_10000: f64 = 253_402_300_800.0;
+        let at = self.expires_at?;
+        Some(match Duration::try_from_secs_f64(at) {
+            Ok(d) if at < YEAR_10000 => humantime::format_rfc3339_millis(UNIX_EPOCH + d).to_string(),
+            _ => format!("{at} (unix seconds)"),
+        })
+    }
+}
+
 /// Where a formatted value is stored: Laravel lays keys and values out differently per store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Store {
@@ -174,11 +194,7 @@ pub async fn read_value(backend: &Backend, format: &Format, key: &str, max: u64)
     let decoded = format
         .decode(&stored)
         .map_err(|e| anyhow::anyhow!("{stored_key:?} is not a {} value: {e}", format.name()))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
-    if decoded.expires_at.is_some_and(|at| at <= now) {
+    if decoded.is_expired(SystemTime::now()) {
         return Ok(None);
     }
     Ok(Some(decoded.value.to_json().into_bytes()))
@@ -203,6 +219,29 @@ fn inflate(data: &[u8]) -> Result<Vec<u8>, FormatError> {
 mod tests {
     use super::*;
     use crate::config::{ByteSize, RailsFormat, RailsVersion};
+
+    #[test]
+    fn expiries_print_whatever_a_stored_value_holds() {
+        let at = |expires_at| Decoded {
+            value: Value::Null,
+            expires_at,
+            detected: String::new(),
+        };
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(at(Some(1_000.5)).expiry_text().unwrap(), "1970-01-01T00:16:40.500Z");
+        assert!(!at(Some(1_000.5)).is_expired(now) && at(Some(1_000.0)).is_expired(now));
+        assert!(!at(None).is_expired(now) && at(None).expiry_text().is_none());
+        // What a hostile or corrupt entry may hold must not panic the CLI.
+        for (v, text) in [
+            (f64::INFINITY, "inf (unix seconds)"),
+            (f64::NAN, "NaN (unix seconds)"),
+            (-5.0, "-5 (unix seconds)"),
+        ] {
+            assert_eq!(at(Some(v)).expiry_text().unwrap(), text);
+        }
+        assert!(at(Some(1e300)).expiry_text().unwrap().ends_with("0 (unix seconds)"));
+        assert!(at(Some(f64::NEG_INFINITY)).is_expired(now) && !at(Some(f64::NAN)).is_expired(now));
+    }
 
     #[test]
     fn raw_is_untouched_and_formats_round_trip_through_decode() {

@@ -11,6 +11,16 @@ use std::fmt::Write as _;
 /// Deepest nesting of arrays and objects accepted, in parsing and in decoding.
 pub const MAX_DEPTH: usize = 128;
 
+/// Most decimal digits of an integer accepted, in a plugin's JSON and in a
+/// decoded value (CPython's own default limit): converting between decimal
+/// and binary costs the square of the length, so a hostile value of
+/// megabytes of digits would otherwise hold a worker for minutes.
+pub const MAX_BIGINT_DIGITS: usize = 4300;
+
+/// Most magnitude bytes of a decoded integer (Ruby Bignum, pickle LONG):
+/// the binary size of [`MAX_BIGINT_DIGITS`] digits.
+pub const MAX_BIGINT_BYTES: usize = 1786;
+
 /// A JSON-like value, as the frameworks' native encodings hold them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -44,29 +54,43 @@ pub struct BigInt {
 }
 
 impl BigInt {
-    /// Parses decimal digits with an optional leading `-`.
+    /// Parses decimal digits with an optional leading `-`; `None` for
+    /// anything else or more than [`MAX_BIGINT_DIGITS`] digits.
     pub fn from_decimal(text: &str) -> Option<BigInt> {
         let (negative, digits) = match text.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, text),
         };
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.is_empty() || digits.len() > MAX_BIGINT_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        let mut magnitude: Vec<u8> = Vec::new();
-        for d in digits.bytes() {
-            let mut carry = u32::from(d - b'0');
-            for byte in magnitude.iter_mut() {
-                let v = u32::from(*byte) * 10 + carry;
-                *byte = (v & 0xff) as u8;
-                carry = v >> 8;
+        // Base 2^32 limbs, least significant first, fed nine digits at a time.
+        let mut limbs: Vec<u32> = Vec::with_capacity(digits.len() / 9 + 1);
+        let head = match digits.len() % 9 {
+            0 => 9,
+            n => n,
+        };
+        let (first, rest) = digits.split_at(head);
+        for chunk in std::iter::once(first.as_bytes()).chain(rest.as_bytes().chunks(9)) {
+            let scale = 10u64.pow(chunk.len() as u32);
+            let mut carry = chunk.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            for limb in limbs.iter_mut() {
+                let v = u64::from(*limb) * scale + carry;
+                *limb = v as u32;
+                carry = v >> 32;
             }
-            while carry > 0 {
-                magnitude.push((carry & 0xff) as u8);
-                carry >>= 8;
+            if carry > 0 {
+                limbs.push(carry as u32);
             }
         }
+        let magnitude = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
         Some(BigInt { negative, magnitude }.normalized())
+    }
+
+    /// A decoded integer from its sign and magnitude (least significant byte
+    /// first); `None` when the magnitude is over [`MAX_BIGINT_BYTES`].
+    pub fn from_magnitude(negative: bool, magnitude: Vec<u8>) -> Option<BigInt> {
+        (magnitude.len() <= MAX_BIGINT_BYTES).then(|| BigInt { negative, magnitude }.normalized())
     }
 
     /// From an `i128` (decoders widen what they read).
@@ -108,25 +132,41 @@ impl BigInt {
 
     /// Decimal digits, with `-` when negative.
     pub fn to_decimal(&self) -> String {
-        let mut digits = Vec::new();
-        let mut rest: Vec<u8> = self.magnitude.iter().rev().copied().collect();
-        while rest.iter().any(|&b| b != 0) {
-            let mut remainder = 0u32;
-            for byte in rest.iter_mut() {
-                let v = (remainder << 8) | u32::from(*byte);
-                *byte = (v / 10) as u8;
-                remainder = v % 10;
+        // Base 2^32 limbs, most significant first, divided by 10^9 until zero.
+        let mut limbs: Vec<u32> = self
+            .magnitude
+            .chunks(4)
+            .rev()
+            .map(|c| {
+                let mut b = [0u8; 4];
+                b[..c.len()].copy_from_slice(c);
+                u32::from_le_bytes(b)
+            })
+            .collect();
+        let mut chunks: Vec<u32> = Vec::new();
+        while limbs.iter().any(|&l| l != 0) {
+            let mut remainder = 0u64;
+            for limb in limbs.iter_mut() {
+                let v = (remainder << 32) | u64::from(*limb);
+                *limb = (v / 1_000_000_000) as u32;
+                remainder = v % 1_000_000_000;
             }
-            digits.push(b'0' + remainder as u8);
+            chunks.push(remainder as u32);
         }
-        if digits.is_empty() {
-            digits.push(b'0');
-        }
+        let mut out = String::with_capacity(chunks.len() * 9 + 1);
         if self.negative {
-            digits.push(b'-');
+            out.push('-');
         }
-        digits.reverse();
-        String::from_utf8(digits).expect("ASCII digits")
+        match chunks.split_last() {
+            None => out.push('0'),
+            Some((top, lower)) => {
+                let _ = write!(out, "{top}");
+                for chunk in lower.iter().rev() {
+                    let _ = write!(out, "{chunk:09}");
+                }
+            }
+        }
+        out
     }
 
     /// The nearest `f64` (PHP turns integers beyond its range into floats).
@@ -161,6 +201,9 @@ impl Value {
             Ok(v) => Ok(v),
             Err(JsonError::TooDeep) => Err(FormatError::new(format!(
                 "the value is JSON nested deeper than {MAX_DEPTH} levels; flatten it"
+            ))),
+            Err(JsonError::TooLong(digits)) => Err(FormatError::new(format!(
+                "the value is JSON holding an integer of {digits} digits, over the {MAX_BIGINT_DIGITS}-digit limit; send it as a string"
             ))),
             Err(JsonError::Invalid) => Ok(match std::str::from_utf8(bytes) {
                 Ok(text) => Value::Str(text.to_string()),
@@ -228,6 +271,8 @@ enum JsonError {
     Invalid,
     /// JSON nested deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// An integer of this many digits, over [`MAX_BIGINT_DIGITS`].
+    TooLong(usize),
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, JsonError> {
@@ -365,6 +410,10 @@ impl Parser<'_> {
         if float {
             return text.parse::<f64>().map(Value::Float).map_err(|_| JsonError::Invalid);
         }
+        let digits = text.trim_start_matches('-').len();
+        if digits > MAX_BIGINT_DIGITS {
+            return Err(JsonError::TooLong(digits));
+        }
         Ok(integer(BigInt::from_decimal(text).ok_or(JsonError::Invalid)?))
     }
 
@@ -479,5 +528,41 @@ mod tests {
         assert_eq!(BigInt::from_decimal("256").unwrap().magnitude, vec![0, 1]);
         assert_eq!(BigInt::from_i128(-300).to_decimal(), "-300");
         assert_eq!(BigInt::from_decimal("-0").unwrap().to_i64(), Some(0));
+    }
+
+    #[test]
+    fn bigint_conversions_agree_with_i128_across_chunk_boundaries() {
+        // Powers of ten and their neighbours cross every 9-digit chunk and 4-byte limb edge.
+        let mut n: i128 = 1;
+        for _ in 0..38 {
+            for v in [n - 1, n, n + 1, -n, i128::MAX, i128::MIN + 1] {
+                let text = v.to_string();
+                let parsed = BigInt::from_decimal(&text).unwrap();
+                assert_eq!(parsed, BigInt::from_i128(v), "{text}");
+                assert_eq!(parsed.to_decimal(), text);
+            }
+            n *= 10;
+        }
+        assert_eq!(BigInt::from_decimal("000000000123").unwrap().to_decimal(), "123");
+    }
+
+    #[test]
+    fn integers_are_bounded_in_digits_and_bytes() {
+        let longest = "9".repeat(MAX_BIGINT_DIGITS);
+        let big = BigInt::from_decimal(&longest).unwrap();
+        assert!(big.magnitude.len() <= MAX_BIGINT_BYTES, "{}", big.magnitude.len());
+        assert_eq!(big.to_decimal(), longest);
+        assert!(BigInt::from_decimal(&format!("{longest}9")).is_none());
+        assert!(matches!(Value::from_produced(longest.as_bytes()), Ok(Value::BigInt(_))));
+        // A hostile plugin's megabyte of digits is refused at once, not parsed
+        // for minutes, and never silently cached as a string.
+        let err = Value::from_produced(format!("[1,{}]", "7".repeat(1 << 20)).as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("integer of 1048576 digits, over the 4300-digit limit"),
+            "{err}"
+        );
+        assert!(BigInt::from_magnitude(false, vec![1; MAX_BIGINT_BYTES]).is_some());
+        assert!(BigInt::from_magnitude(false, vec![1; MAX_BIGINT_BYTES + 1]).is_none());
     }
 }

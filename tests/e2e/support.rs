@@ -389,7 +389,13 @@ pub fn preheat_in(ws: &Workspace, args: &[&str]) -> Output {
 /// Fills the compile cache with every plugin of `config` (`preheat check`), so
 /// a test that times a run, whose deadline counts loading, does not time the compiler.
 pub fn precompile(config: &Path) {
-    preheat_plain(&["check", "--config", config.to_str().unwrap()]);
+    let out = preheat_plain(&["check", "--config", config.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "preheat check (to fill the compile cache) failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs `preheat <args>` without a report.

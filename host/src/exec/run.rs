@@ -76,6 +76,7 @@ impl Warmer {
             filter: options.filter.clone(),
             observer: options.observer.clone(),
             budget: ByteBudget::new(budget_bytes(run.memory_budget)),
+            retry_room: Arc::new(tokio::sync::Semaphore::new(capacity)),
             backend: backend.clone(),
             progress: options.progress.clone(),
             key_limit: options.key_limit,

@@ -44,6 +44,8 @@ pub(super) struct Shared {
     pub(super) filter: KeyFilter,
     pub(super) observer: Option<Arc<dyn RunObserver>>,
     pub(super) budget: ByteBudget,
+    /// Room for keys waiting out a retry's backoff (the queue's capacity).
+    pub(super) retry_room: Arc<tokio::sync::Semaphore>,
     pub(super) backend: Backend,
     pub(super) progress: Arc<Progress>,
     pub(super) key_limit: Option<u64>,

@@ -9,7 +9,7 @@ use crate::report::{Report, RunStatus};
 use crate::runtime::{CallError, CallStats, Cancel, Entry, KeySpec, Page, Priority, RunContext, WarmError};
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +29,9 @@ struct Scripted {
     /// Retries asked so far, per key.
     retries: Mutex<HashMap<String, u32>>,
     produce_calls: AtomicU32,
+    /// Keys the host holds for a retry now (asked, not yet produced again), and the most at once.
+    held_for_retry: AtomicI64,
+    most_held_for_retry: AtomicI64,
 }
 
 impl Scripted {
@@ -41,6 +44,8 @@ impl Scripted {
             produce_takes: Duration::ZERO,
             retries: Mutex::default(),
             produce_calls: AtomicU32::new(0),
+            held_for_retry: AtomicI64::new(0),
+            most_held_for_retry: AtomicI64::new(0),
         }
     }
 
@@ -61,8 +66,13 @@ impl Scripted {
             }
             retry if retry.starts_with("retry") => {
                 let wanted: u32 = retry["retry".len()..].parse().unwrap();
+                if *asked > 0 {
+                    self.held_for_retry.fetch_sub(1, Ordering::SeqCst);
+                }
                 if *asked < wanted {
                     *asked += 1;
+                    let held = self.held_for_retry.fetch_add(1, Ordering::SeqCst) + 1;
+                    self.most_held_for_retry.fetch_max(held, Ordering::SeqCst);
                     return Err(WarmError::Retry("database busy".into()));
                 }
                 written
@@ -136,8 +146,13 @@ impl Producer for Scripted {
 /// A warmer for `scripted` (keys under `s.`) with `extra` config lines, and its memory backend.
 fn warmer(extra: &str, producer: Arc<Scripted>) -> (Warmer, Arc<MemoryBackend>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    let delay = if extra.contains("retry_base_delay") {
+        ""
+    } else {
+        "retry_base_delay = \"1ms\""
+    };
     let toml = format!(
-        "[run]\nretry_base_delay = \"1ms\"\n{extra}\n[backend]\nkind = \"memory\"\n[[plugins]]\nname = \"scripted\"\npath = \"scripted.wasm\"\nkey_prefixes = [\"s.\"]\n"
+        "[run]\n{delay}\n{extra}\n[backend]\nkind = \"memory\"\n[[plugins]]\nname = \"scripted\"\npath = \"scripted.wasm\"\nkey_prefixes = [\"s.\"]\n"
     );
     let mut config = Config::parse(&toml, &dir.path().join("preheat.toml")).unwrap();
     config.run.cache_dir = Some(dir.path().join("cache"));
@@ -200,6 +215,25 @@ async fn retries_are_bounded_by_max_attempts() {
     assert!(memory.get("s.a.retry2").is_some());
     assert!(memory.get("s.b.forever").is_none());
     assert!(error_of(&report, "s.b.forever").contains("gave up after 3 attempts; last: database busy"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_waiting_for_a_retry_are_bounded_by_the_queue_capacity() {
+    // Every key asks for one retry, and the backoff (10 s) outlasts listing
+    // and producing all of them: without a bound the host would hold every key.
+    let keys: Vec<String> = (0..6000).map(|i| format!("s.{i}.retry1")).collect();
+    let producer = Arc::new(Scripted::new(&keys.iter().map(String::as_str).collect::<Vec<_>>()));
+    let (warmer, memory, _dir) = warmer(
+        "batch_size = 8\nconcurrency = 1\nretry_base_delay = \"10s\"\ndeadline = \"1h\"",
+        producer.clone(),
+    );
+    let report = run(&warmer, &memory, RunOptions::default()).await;
+    assert_eq!((report.totals.written, report.totals.retried), (6000, 6000));
+    let most = producer.most_held_for_retry.load(Ordering::SeqCst);
+    // The queue's capacity is max(4 × concurrency × batch_size, 1024): at
+    // most that many keys wait out a backoff, and at most that many more sit
+    // in the queue again; one batch's answers come before the host can wait.
+    assert!(most <= 2 * 1024 + 8, "{most} keys held for a retry at once");
 }
 
 #[tokio::test]

@@ -96,7 +96,7 @@ pub(super) async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<War
                 KeyOutcome::Failed,
                 KeyDetail::error(format!("plugin failed the key: {reason}"), attempt),
             ),
-            Err(WarmError::Retry(reason)) => schedule_retry(shared, p, spec, attempt, &reason),
+            Err(WarmError::Retry(reason)) => schedule_retry(shared, p, spec, attempt, &reason).await,
         }
     }
     // What is held from here to the write: the values as they will be stored.
@@ -107,13 +107,21 @@ pub(super) async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<War
     drop(permit);
 }
 
-/// Requeues a key the plugin asked to retry, after a backoff; fails it when out of attempts.
-pub(super) fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec, attempt: u32, reason: &str) {
+/// Requeues a key the plugin asked to retry, after a backoff; fails it when
+/// out of attempts. At most the queue's capacity of keys wait out a backoff
+/// at once (past that the worker waits for room), and the queue holds at
+/// most its capacity again, so a plugin that asks to retry every key cannot
+/// make the host hold them all.
+pub(super) async fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec, attempt: u32, reason: &str) {
     let max = shared.config.run.max_attempts.get() as u32;
     if attempt >= max {
         let msg = format!("gave up after {attempt} attempts; last: {reason}");
         return shared.finish(p, &spec, KeyOutcome::Failed, KeyDetail::error(msg, attempt));
     }
+    let waiting = tokio::select! {
+        permit = shared.retry_room.clone().acquire_owned() => permit.expect("the retry semaphore is never closed"),
+        _ = shared.halt() => return shared.finish(p, &spec, KeyOutcome::Abandoned, KeyDetail::default()),
+    };
     shared.tally.add(p, |c| c.retried += 1);
     shared.queue.add_producer();
     let delay = retry::backoff(shared.config.run.retry_base_delay, attempt);
@@ -128,6 +136,7 @@ pub(super) fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec, atte
             _ = tokio::time::sleep(delay) => shared.queue.push_now(item.clone()),
             _ = shared.halt() => false,
         };
+        drop(waiting);
         if !requeued {
             shared.finish(p, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
         }

@@ -2,8 +2,8 @@
 
 use crate::plan::priority_name;
 use crate::report::{
-    clip, fence_lines, percentile, CallTrace, Counters, KeyError, KeyTrace, PluginReport, MAX_ERROR_BYTES,
-    MAX_SHOWN_KEY_BYTES,
+    clip, escape_hidden, fence_lines, percentile, CallTrace, Counters, KeyError, KeyTrace, PluginReport,
+    MAX_ERROR_BYTES, MAX_SHOWN_KEY_BYTES,
 };
 use crate::runtime::Priority;
 use std::collections::VecDeque;
@@ -121,8 +121,8 @@ impl Tally {
         {
             let error = KeyError {
                 plugin: self.names[plugin].clone(),
-                key: clip(key, MAX_SHOWN_KEY_BYTES).into_owned(),
-                error: clip(&error, MAX_ERROR_BYTES).into_owned(),
+                key: clip(&escape_hidden(&key.replace('\n', "\\n")), MAX_SHOWN_KEY_BYTES).into_owned(),
+                error: clip(&escape_hidden(&error), MAX_ERROR_BYTES).into_owned(),
                 attempts: detail.attempts,
             };
             {
@@ -177,7 +177,7 @@ impl Tally {
     /// Marks the plugin as failed as a whole (the first error wins).
     /// The text is clipped to [`MAX_ERROR_BYTES`]: it reaches the report, the job store and the log.
     pub(crate) fn plugin_error(&self, plugin: usize, error: String) {
-        let error = clip(&error, MAX_ERROR_BYTES).into_owned();
+        let error = clip(&escape_hidden(&error), MAX_ERROR_BYTES).into_owned();
         tracing::error!(plugin = %self.names[plugin], "{}", fence_lines(&error));
         self.plugins[plugin].lock().unwrap().error.get_or_insert(error);
     }

@@ -60,6 +60,7 @@ impl Scripted {
         match last {
             "skip" => Err(WarmError::Skip("nothing to cache".into())),
             "fail" => Err(WarmError::Fail("row is broken".into())),
+            "hostile" => Err(WarmError::Fail(HOSTILE_REASON.into())),
             "forever" => {
                 *asked += 1;
                 Err(WarmError::Retry("database busy".into()))
@@ -81,6 +82,9 @@ impl Scripted {
         }
     }
 }
+
+/// A fail reason that would rewrite a terminal or CI log printed as is.
+const HOSTILE_REASON: &str = "\r\u{1b}[2K  ! all keys warmed\u{202e}desrever\u{e0041}";
 
 fn stats() -> CallStats {
     CallStats {
@@ -198,6 +202,25 @@ async fn every_key_gets_exactly_one_outcome() {
     assert_eq!(memory.get("s.5").unwrap(), b"value:s.5");
     assert!(error_of(&report, "s.3.fail").contains("plugin failed the key: row is broken"));
     assert!(error_of(&report, "elsewhere.4").contains("invalid key"));
+}
+
+#[tokio::test]
+async fn text_from_a_plugin_reaches_the_report_and_summary_escaped() {
+    let keys = ["s.1.hostile", "s.\u{1b}[31m.x"];
+    let (warmer, memory, _dir) = warmer("", Arc::new(Scripted::new(&keys)));
+    let report = run(&warmer, &memory, RunOptions::default()).await;
+    assert_eq!(
+        error_of(&report, "s.1.hostile"),
+        "plugin failed the key: \\r\\u{1b}[2K  ! all keys warmed\\u{202e}desrever\\u{e0041}"
+    );
+    let invalid = report.errors.iter().find(|e| e.key.contains("[31m")).unwrap();
+    assert_eq!(invalid.key, "s.\\u{1b}[31m.x");
+    let summary = crate::report::render_summary(&report);
+    assert!(summary.contains("all keys warmed"), "{summary}");
+    assert!(
+        !summary.contains(['\r', '\u{1b}', '\u{202e}', '\u{e0041}']),
+        "{summary:?}"
+    );
 }
 
 #[tokio::test]

@@ -2,17 +2,12 @@
 //! no key spec larger than its caps is held by the host.
 
 use crate::config::PluginConfig;
+use crate::report::FORMAT_CHARACTER;
 use crate::runtime::KeySpec;
 use regex::Regex;
-use std::sync::LazyLock;
 
 /// Longest tag accepted, in bytes.
 pub const MAX_TAG_BYTES: usize = 128;
-
-/// Unicode format characters (category Cf: U+200B zero width space, U+202E
-/// right-to-left override, U+FEFF byte order mark, …): invisible in logs and
-/// dashboards, so keys holding them can pass for other keys.
-static FORMAT_CHARACTER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\p{Cf}").expect("a valid class"));
 
 /// The rules a plugin's key specs must follow, from its config.
 #[derive(Debug, Clone)]

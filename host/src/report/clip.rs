@@ -2,7 +2,35 @@
 //! messages, keys and cursors end up in the report, the job store, the
 //! summary, the API and the log, so each is cut to a fixed size first.
 
+use regex::Regex;
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+/// Unicode format characters (category Cf: U+200B zero width space, U+202E
+/// right-to-left override, U+FEFF byte order mark, U+E0001 language tag, …):
+/// invisible in logs and dashboards, so text holding them can pass for other
+/// text. One definition for keys, logs and reports.
+pub static FORMAT_CHARACTER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\p{Cf}").expect("a valid class"));
+
+/// Control characters but the newline, and format characters.
+static HIDDEN_BUT_NEWLINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[\p{Cc}\p{Cf}&&[^\n]]").expect("a valid class"));
+
+/// Whether `c` could rewrite or hide output where it is printed: a control
+/// character (newline, carriage return, escape, …) or a format character.
+pub fn is_hidden_char(c: char) -> bool {
+    c.is_control() || FORMAT_CHARACTER.is_match(c.encode_utf8(&mut [0; 4]))
+}
+
+/// `text` with every control character but the newline, and every format
+/// character, written as an escape (`\r`, `\u{1b}`, `\u{202e}`): text from a
+/// plugin cannot move the cursor, colour a terminal or reorder what a CI log
+/// shows. Newlines are left to [`fence_lines`].
+pub fn escape_hidden(text: &str) -> Cow<'_, str> {
+    HIDDEN_BUT_NEWLINE.replace_all(text, |m: &regex::Captures<'_>| {
+        m[0].chars().flat_map(char::escape_default).collect::<String>()
+    })
+}
 
 /// Longest error text kept per key or per plugin, in bytes.
 pub const MAX_ERROR_BYTES: usize = 2048;
@@ -35,6 +63,30 @@ pub fn fence_lines(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hidden_characters_are_escaped_and_newlines_kept() {
+        let hostile = "ok\r\u{1b}[2K  ! all keys warmed\u{202e}\u{ad}\u{61c}\u{180e}\u{e0041}\nnext\tline";
+        assert_eq!(
+            escape_hidden(hostile),
+            "ok\\r\\u{1b}[2K  ! all keys warmed\\u{202e}\\u{ad}\\u{61c}\\u{180e}\\u{e0041}\nnext\\tline"
+        );
+        assert!(matches!(escape_hidden("plain ünïcode ✓\n"), Cow::Borrowed(_)));
+        for c in [
+            '\n',
+            '\r',
+            '\u{1b}',
+            '\u{7f}',
+            '\u{85}',
+            '\u{200b}',
+            '\u{feff}',
+            '\u{ad}',
+            '\u{e007f}',
+        ] {
+            assert!(is_hidden_char(c), "{c:?}");
+        }
+        assert!(!is_hidden_char('é') && !is_hidden_char(' '));
+    }
 
     #[test]
     fn long_text_is_cut_at_a_character_boundary_with_the_count() {

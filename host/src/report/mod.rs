@@ -4,7 +4,9 @@
 mod clip;
 mod summary;
 
-pub use clip::{clip, fence_lines, MAX_ERROR_BYTES, MAX_SHOWN_KEY_BYTES};
+pub use clip::{
+    clip, escape_hidden, fence_lines, is_hidden_char, FORMAT_CHARACTER, MAX_ERROR_BYTES, MAX_SHOWN_KEY_BYTES,
+};
 pub use summary::render_summary;
 
 use serde::Serialize;

@@ -7,6 +7,7 @@
 //! summary line at most every [`SUMMARY_INTERVAL`] and at the end of each call.
 
 use super::Level;
+use crate::report::is_hidden_char;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ pub(crate) fn sanitize(message: &str, already_cut: usize) -> String {
             cut += message.len() - i;
             break;
         }
-        if needs_escape(c) {
+        if is_hidden_char(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -43,12 +44,6 @@ pub(crate) fn sanitize(message: &str, already_cut: usize) -> String {
         let _ = write!(out, "… [truncated: {cut} more bytes]");
     }
     out
-}
-
-/// Characters that would break a log line or hide text in it.
-fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// One plugin's log: the rate limit shared by all its instances, and the drop counts.

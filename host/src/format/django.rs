@@ -7,11 +7,12 @@
 //!   reads the same (framing and memoizing are optional for the reader);
 //! - expiry: the Redis TTL only (`SET … EX`).
 
-use super::value::{integer, BigInt, Value, MAX_BIGINT_BYTES, MAX_DEPTH};
+use super::value::{integer, BigInt, DecodeBudget, Value, MAX_BIGINT_BYTES, MAX_DEPTH};
 use super::{Decoded, FormatError};
 use crate::config::DjangoFormat;
 
-/// Most values a decoder builds (memo references can make small input expand).
+/// Most objects a pickle may push while it is parsed (what it builds from
+/// them is bounded by [`DecodeBudget`]).
 const MAX_NODES: usize = 1 << 20;
 
 /// The stored key of a plugin's key.
@@ -324,27 +325,32 @@ fn unpickle(bytes: &[u8]) -> Result<Value, FormatError> {
         [root] => *root,
         _ => return Err(bad("the stack does not end with one value".into())),
     };
-    let mut budget = MAX_NODES;
-    build(&nodes, root, 0, &mut budget)
+    build(&nodes, root, 0, &mut DecodeBudget::new("pickle"))
 }
 
-fn build(nodes: &[Node], i: usize, depth: usize, budget: &mut usize) -> Result<Value, FormatError> {
-    if depth > MAX_DEPTH || *budget == 0 {
+fn build(nodes: &[Node], i: usize, depth: usize, budget: &mut DecodeBudget) -> Result<Value, FormatError> {
+    if depth > MAX_DEPTH {
         return Err(FormatError::new(format!(
-            "pickle nests deeper than {MAX_DEPTH} levels, refers to itself, or expands past {MAX_NODES} values"
+            "pickle nests deeper than {MAX_DEPTH} levels or refers to itself"
         )));
     }
-    *budget -= 1;
     Ok(match &nodes[i] {
-        Node::Leaf(v) => v.clone(),
+        Node::Leaf(v) => {
+            budget.charge_node(v)?;
+            v.clone()
+        }
         Node::Mark => return Err(FormatError::new("pickle leaves a MARK on the stack")),
-        Node::List(items) => Value::List(
-            items
-                .iter()
-                .map(|&j| build(nodes, j, depth + 1, budget))
-                .collect::<Result<_, _>>()?,
-        ),
+        Node::List(items) => {
+            budget.charge_node(&Value::Null)?;
+            Value::List(
+                items
+                    .iter()
+                    .map(|&j| build(nodes, j, depth + 1, budget))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
         Node::Dict(entries) => {
+            budget.charge_node(&Value::Null)?;
             let mut out = Vec::with_capacity(entries.len());
             for &(k, v) in entries {
                 let key = match build(nodes, k, depth + 1, budget)? {
@@ -477,5 +483,27 @@ mod tests {
             err.contains("pickled int of 1787 bytes, over the 1786-byte limit"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn memo_references_cannot_expand_a_small_pickle_past_the_decode_budget() {
+        // A 1 MiB string, memoized, then a list of 300 references to it:
+        // 1 MiB stored, 300 MiB built.
+        let pickle = |refs: usize| {
+            let mut b = vec![0x80, 5, b']', b'(', b'X'];
+            b.extend_from_slice(&(1u32 << 20).to_le_bytes());
+            b.extend(std::iter::repeat_n(b'x', 1 << 20));
+            b.push(0x94);
+            for _ in 0..refs {
+                b.extend_from_slice(&[b'h', 0]);
+            }
+            b.extend_from_slice(b"e.");
+            b
+        };
+        let err = decode(&pickle(300)).err().unwrap().to_string();
+        assert!(err.contains("pickle data expands to more than 256 MiB"), "{err}");
+        // With 199 references it fits (200 MiB).
+        let small = pickle(199);
+        assert!(matches!(decode(&small).unwrap().value, Value::List(l) if l.len() == 200));
     }
 }

@@ -5,14 +5,12 @@
 //! Written from Ruby's `marshal.c` (w_object, w_long, w_float) and checked
 //! byte for byte against `Marshal.dump` of Ruby 3.1 (see the tests).
 
-use super::value::{integer, BigInt, Value, MAX_BIGINT_BYTES, MAX_DEPTH};
+use super::value::{integer, BigInt, DecodeBudget, Value, MAX_BIGINT_BYTES, MAX_DEPTH};
 use super::FormatError;
 
 const HEADER: [u8; 2] = [4, 8];
 /// Fixnums are written as `i` only within 31 bits; beyond, as a Bignum (`l`).
 const FIXNUM: std::ops::Range<i64> = -(1 << 30)..(1 << 30);
-/// Most values a decoder builds (object links can make small input expand).
-const MAX_NODES: usize = 1 << 20;
 
 /// A Ruby object the caches hold: a plain value, or an object with instance variables.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,7 +223,7 @@ pub fn load(bytes: &[u8]) -> Result<Ruby, FormatError> {
         pos: 2,
         symbols: Vec::new(),
         objects: Vec::new(),
-        nodes: 0,
+        budget: DecodeBudget::new("Marshal"),
     };
     let v = r.object(0)?;
     if r.pos != bytes.len() {
@@ -241,9 +239,11 @@ struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
     symbols: Vec<String>,
-    /// Objects in the order Marshal numbers them (for `@` links); `None` while being read.
-    objects: Vec<Option<Ruby>>,
-    nodes: usize,
+    /// Objects in the order Marshal numbers them (for `@` links): the budget
+    /// used when reading it began, then, once read, the object and its weight
+    /// (what it took from the budget, which every copy takes again).
+    objects: Vec<(usize, Option<(Ruby, usize)>)>,
+    budget: DecodeBudget,
 }
 
 fn truncated() -> FormatError {
@@ -322,13 +322,16 @@ impl Reader<'_> {
     }
 
     fn register(&mut self) -> usize {
-        self.objects.push(None);
+        self.objects.push((self.budget.used(), None));
         self.objects.len() - 1
     }
 
-    fn done(&mut self, slot: usize, v: Ruby) -> Ruby {
-        self.objects[slot] = Some(v.clone());
-        v
+    /// Keeps a copy of the object read into `slot` for later links, charged to the budget.
+    fn done(&mut self, slot: usize, v: Ruby) -> Result<Ruby, FormatError> {
+        let weight = self.budget.used() - self.objects[slot].0;
+        self.budget.charge(weight)?;
+        self.objects[slot].1 = Some((v.clone(), weight));
+        Ok(v)
     }
 
     fn plain(&mut self, depth: usize) -> Result<Value, FormatError> {
@@ -341,12 +344,12 @@ impl Reader<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Ruby, FormatError> {
-        self.nodes += 1;
-        if depth > MAX_DEPTH || self.nodes > MAX_NODES {
+        if depth > MAX_DEPTH {
             return Err(FormatError::new(format!(
-                "Marshal data nests deeper than {MAX_DEPTH} levels or holds more than {MAX_NODES} values"
+                "Marshal data nests deeper than {MAX_DEPTH} levels"
             )));
         }
+        self.budget.charge_node(&Value::Null)?;
         let t = self.byte()?;
         let v = |v: Value| Ok(Ruby::Value(v));
         match t {
@@ -358,12 +361,13 @@ impl Reader<'_> {
                 let slot = self.register();
                 let negative = self.byte()? == b'-';
                 let shorts = self.len()?;
+                self.budget.charge(shorts * 2)?;
                 let magnitude = self.take(shorts * 2)?.to_vec();
                 let n = BigInt::from_magnitude(negative, magnitude).ok_or_else(|| {
                     FormatError::new(format!("a Bignum of {} bytes, over the {MAX_BIGINT_BYTES}-byte limit", shorts * 2))
                 })?;
                 let n = integer(n);
-                Ok(self.done(slot, Ruby::Value(n)))
+                self.done(slot, Ruby::Value(n))
             }
             b'f' => {
                 let slot = self.register();
@@ -377,13 +381,14 @@ impl Reader<'_> {
                         .parse::<f64>()
                         .map_err(|_| FormatError::new(format!("bad Marshal Float {t:?}")))?,
                 };
-                Ok(self.done(slot, Ruby::Value(Value::Float(f))))
+                self.done(slot, Ruby::Value(Value::Float(f)))
             }
             b'"' => {
                 let slot = self.register();
                 let n = self.len()?;
+                self.budget.charge(n)?;
                 let b = self.take(n)?.to_vec();
-                Ok(self.done(slot, Ruby::Value(Value::Bytes(b))))
+                self.done(slot, Ruby::Value(Value::Bytes(b)))
             }
             b'I' => {
                 let slot = self.objects.len();
@@ -403,7 +408,7 @@ impl Reader<'_> {
                     },
                     other => return Ok(other),
                 };
-                Ok(self.done(slot, Ruby::Value(v)))
+                self.done(slot, Ruby::Value(v))
             }
             b'[' => {
                 let slot = self.register();
@@ -412,7 +417,7 @@ impl Reader<'_> {
                 for _ in 0..n {
                     items.push(self.plain(depth + 1)?);
                 }
-                Ok(self.done(slot, Ruby::Value(Value::List(items))))
+                self.done(slot, Ruby::Value(Value::List(items)))
             }
             b'{' => {
                 let slot = self.register();
@@ -429,7 +434,7 @@ impl Reader<'_> {
                     };
                     entries.push((key, self.plain(depth + 1)?));
                 }
-                Ok(self.done(slot, Ruby::Value(Value::Map(entries))))
+                self.done(slot, Ruby::Value(Value::Map(entries)))
             }
             b':' | b';' => {
                 self.pos -= 1;
@@ -445,13 +450,17 @@ impl Reader<'_> {
                     let name = self.symbol()?;
                     ivars.push((name, self.object(depth + 1)?));
                 }
-                Ok(self.done(slot, Ruby::Object(class, ivars)))
+                self.done(slot, Ruby::Object(class, ivars))
             }
             b'@' => {
                 let i = self.len()?;
                 match self.objects.get(i) {
-                    Some(Some(o)) => Ok(o.clone()),
-                    Some(None) => Err(FormatError::new("a Marshal object refers to itself (a cycle JSON cannot hold)")),
+                    Some((_, Some((o, weight)))) => {
+                        let (o, weight) = (o.clone(), *weight);
+                        self.budget.charge(weight)?;
+                        Ok(o)
+                    }
+                    Some((_, None)) => Err(FormatError::new("a Marshal object refers to itself (a cycle JSON cannot hold)")),
                     None => Err(FormatError::new("Marshal object link out of range")),
                 }
             }
@@ -568,5 +577,27 @@ mod tests {
         assert!(load(&bignum(893)).is_ok(), "1786 bytes");
         let err = load(&bignum(894)).err().unwrap().to_string();
         assert!(err.contains("Bignum of 1788 bytes, over the 1786-byte limit"), "{err}");
+    }
+
+    #[test]
+    fn object_links_cannot_expand_small_data_past_the_decode_budget() {
+        // The root array's entry k (k ≥ 1) is [@(entry k-1), @(entry k-1)]:
+        // 40 doublings of a 1 KB string, under 200 bytes stored.
+        let levels = 40u8;
+        let mut b = vec![4, 8, b'[', levels + 5, b'[', 6, b'"', 2, 0xe8, 3];
+        b.extend(std::iter::repeat_n(b'x', 1000));
+        for k in 1..levels {
+            // Objects: 0 the root, 1 entry 0, 2 its string, k + 2 entry k.
+            let previous = if k == 1 { 1 } else { k + 1 };
+            b.extend_from_slice(&[b'[', 7, b'@', previous + 5, b'@', previous + 5]);
+        }
+        let err = load(&b).err().unwrap().to_string();
+        assert!(err.contains("Marshal data expands to more than 256 MiB"), "{err}");
+        // Ten doublings (about 1 MB) read fine.
+        let ten = 10 + 5;
+        let mut small = vec![4, 8, b'[', ten, b'[', 6, b'"', 2, 0xe8, 3];
+        small.extend(std::iter::repeat_n(b'x', 1000));
+        small.extend_from_slice(&b[1010..1010 + 6 * 9]);
+        assert!(load(&small).is_ok());
     }
 }

@@ -178,7 +178,8 @@ impl Format {
 /// What a plugin's `cache-get` of its key returns: the stored bytes when the
 /// format is raw, else the decoded value as JSON (`None` for a Rails entry whose
 /// own expiry has passed, which Rails reads as a miss). A stored value over
-/// `max` bytes is refused without being transferred.
+/// `max` bytes is refused without being transferred, and so is one whose
+/// JSON is over `max` (decoding is bounded by [`value::MAX_DECODED_BYTES`]).
 pub async fn read_value(backend: &Backend, format: &Format, key: &str, max: u64) -> anyhow::Result<Option<Vec<u8>>> {
     let stored_key = format.storage_key(key)?;
     let stored = match backend.get_at_most(&stored_key, max).await? {
@@ -197,7 +198,14 @@ pub async fn read_value(backend: &Backend, format: &Format, key: &str, max: u64)
     if decoded.is_expired(SystemTime::now()) {
         return Ok(None);
     }
-    Ok(Some(decoded.value.to_json().into_bytes()))
+    let json = decoded.value.to_json();
+    if json.len() as u64 > max {
+        anyhow::bail!(
+            "{stored_key:?} decodes to {} bytes of JSON, over max_value_bytes = {max} for this plugin (compression or links made it grow); not handed to the plugin",
+            json.len()
+        );
+    }
+    Ok(Some(json.into_bytes()))
 }
 
 /// zlib-inflates at most [`MAX_INFLATED_BYTES`] (a stored value may be hostile).
@@ -312,6 +320,21 @@ mod tests {
         assert_eq!(
             read_value(&backend, &rails, "k.fresh", 1 << 20).await.unwrap(),
             Some(br#"{"n":1}"#.to_vec())
+        );
+        // Compressed to a few hundred bytes, 100 KB of JSON: refused under a 64 KiB cap.
+        let zeros = format!("[{}0]", "0,".repeat(50_000));
+        let bomb = rails
+            .encode_value(zeros.into_bytes(), Some(Duration::from_secs(60)), SystemTime::now())
+            .unwrap();
+        assert!(bomb.len() < 4096, "{}", bomb.len());
+        memory.write_batch(WritePolicy::Always, &[write("app:k.bomb", bomb)]);
+        let err = read_value(&backend, &rails, "k.bomb", 64 << 10)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("decodes to 100003 bytes of JSON, over max_value_bytes = 65536"),
+            "{err}"
         );
         assert_eq!(
             read_value(&backend, &rails, "k.stale", 1 << 20).await.unwrap(),

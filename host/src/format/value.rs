@@ -21,6 +21,57 @@ pub const MAX_BIGINT_DIGITS: usize = 4300;
 /// the binary size of [`MAX_BIGINT_DIGITS`] digits.
 pub const MAX_BIGINT_BYTES: usize = 1786;
 
+/// Most a decoder may build from one stored value, in estimated bytes (a
+/// value node counts its size, strings and integers their bytes, and every
+/// copy a link or memo reference makes counts again): Marshal links and
+/// pickle memo references let a few kilobytes stand for terabytes.
+pub const MAX_DECODED_BYTES: usize = 256 << 20;
+
+/// What a decoder has left to build of [`MAX_DECODED_BYTES`].
+pub struct DecodeBudget {
+    left: usize,
+    /// The format, for the error.
+    format: &'static str,
+}
+
+impl DecodeBudget {
+    /// A full budget for decoding one value of `format`.
+    pub fn new(format: &'static str) -> DecodeBudget {
+        DecodeBudget {
+            left: MAX_DECODED_BYTES,
+            format,
+        }
+    }
+
+    /// Takes `bytes` from the budget, or fails naming the limit.
+    pub fn charge(&mut self, bytes: usize) -> Result<(), FormatError> {
+        self.left = self.left.checked_sub(bytes).ok_or_else(|| {
+            FormatError::new(format!(
+                "the {} data expands to more than {} MiB when read (links or references repeat parts of it); not read",
+                self.format,
+                MAX_DECODED_BYTES >> 20
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// Takes one value node and what it holds inline (string, bytes, integer).
+    pub fn charge_node(&mut self, value: &Value) -> Result<(), FormatError> {
+        let inline = match value {
+            Value::Str(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::BigInt(b) => b.magnitude.len(),
+            _ => 0,
+        };
+        self.charge(std::mem::size_of::<Value>() + inline)
+    }
+
+    /// What was taken so far (to weigh a subtree: the difference of two readings).
+    pub fn used(&self) -> usize {
+        MAX_DECODED_BYTES - self.left
+    }
+}
+
 /// A JSON-like value, as the frameworks' native encodings hold them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

@@ -208,3 +208,26 @@ fn laravel_database_store_on_postgresql_gets_text_values_and_laravel_8_keys() {
     again.assert_balanced();
     assert_eq!(again.count("critical-keys", "skipped_fresh"), 54);
 }
+
+#[test]
+fn a_key_too_long_for_the_postgresql_key_column_fails_alone() {
+    let pg = PgServer::start();
+    let ws = Workspace::new();
+    // The host accepts the fixture's 300-byte key (max_key_bytes = 300), but
+    // Laravel's `key` column is varchar(255): that key, and only it, fails.
+    let path = ws.config(&format!(
+        "[backend]\nkind = \"sql\"\nurl = \"{}\"\ncreate_table = true\nformat = {{ kind = \"laravel\", version = \"11\" }}\n[[plugins]]\nname = \"invalid-key\"\npath = {:?}\nkey_prefixes = [\"fx.invalid-key.\"]\nmax_key_bytes = 300\n",
+        pg.url(),
+        fixture("invalid_key").display().to_string()
+    ));
+    let run = preheat(&ws, &["run", "--config", path.to_str().unwrap()], &[]);
+    run.assert_balanced();
+    assert_eq!(run.count("invalid-key", "written"), 3, "{}", run.report);
+    assert_eq!(run.count("invalid-key", "failed"), 1, "{}", run.report);
+    assert_mentions(
+        &run.errors_of("invalid-key"),
+        &["is 314 characters, over the 255 the `key` column of `cache` holds"],
+    );
+    let rows = sql(&pg.url(), &["SELECT count(*)::text FROM cache"]);
+    assert_eq!(rows[0][0].as_deref(), Some("3"));
+}

@@ -28,6 +28,9 @@ pub struct SqlBackend {
     timestamps: bool,
     /// The `value` column holds bytes (BLOB/BYTEA) rather than text.
     binary_values: bool,
+    /// The `key` column's length limit in characters (PostgreSQL
+    /// `varchar(n)`, 255 in Laravel's schema); SQLite has none.
+    max_key_chars: Option<usize>,
 }
 
 fn now_secs() -> i64 {
@@ -74,6 +77,9 @@ impl SqlBackend {
         let binary_values =
             matches!(find("value"), Some(t) if t.eq_ignore_ascii_case("BLOB") || t.eq_ignore_ascii_case("BYTEA"));
         let timestamps = find("created_at").is_some() && find("updated_at").is_some();
+        let max_key_chars = key_length_limit(&db, &table)
+            .await
+            .with_context(|| format!("reading the `key` column of `{table}` in {address}"))?;
         Ok(SqlBackend {
             db,
             table,
@@ -81,6 +87,7 @@ impl SqlBackend {
             address,
             timestamps,
             binary_values,
+            max_key_chars,
         })
     }
 
@@ -109,8 +116,19 @@ impl SqlBackend {
                     }
                 }
             };
+            let key = format!("{}{}", self.key_prefix, w.key);
+            if let Some(max) = self.max_key_chars.filter(|&max| key.chars().count() > max) {
+                // One over-long key would fail the whole multi-row statement.
+                outcomes[i] = Some(Outcome::Rejected(format!(
+                    "the stored key {:?} is {} characters, over the {max} the `key` column of `{}` holds; shorten the key or its prefix",
+                    crate::report::clip(&key, 80),
+                    key.chars().count(),
+                    self.table
+                )));
+                continue;
+            }
             let expiration = now + w.ttl.unwrap_or(FOREVER).as_secs().max(1) as i64;
-            rows.push((format!("{}{}", self.key_prefix, w.key), value, expiration));
+            rows.push((key, value, expiration));
         }
         let written: HashSet<String> = if rows.is_empty() {
             HashSet::new()
@@ -283,6 +301,21 @@ fn create_table_sql(db: &Db, table: &str, format: &FormatConfig) -> Vec<String> 
 }
 
 /// Column names and declared types of `table` (an error when it does not exist).
+/// The declared length of `table`'s `key` column, where the database enforces one.
+async fn key_length_limit(db: &Db, table: &str) -> Result<Option<usize>> {
+    let Db::Postgres(_) = db else {
+        return Ok(None);
+    };
+    let bare = table.rsplit('.').next().unwrap_or(table).trim_matches('"');
+    let rows = db
+        .fetch_text(
+            "SELECT character_maximum_length::text FROM information_schema.columns WHERE table_name = $1 AND column_name = 'key' AND table_schema = ANY (current_schemas(false))",
+            vec![Arg::Text(bare.to_string())],
+        )
+        .await?;
+    Ok(rows.first().and_then(|r| r[0].as_deref()).and_then(|n| n.parse().ok()))
+}
+
 async fn describe(db: &Db, table: &str) -> Result<Vec<(String, String)>> {
     let sql = format!("SELECT * FROM {table} WHERE 1 = 0");
     let sql = sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql));

@@ -4,6 +4,7 @@
 //! another plugin changed, no privileged role, results bounded in bytes.
 
 use crate::support::*;
+use std::time::Duration;
 
 /// Separates the statements of the probe's `sql` setting.
 const SEP: &str = "\n@@\n";
@@ -469,4 +470,37 @@ fn postgres_results_over_max_result_bytes_fail_naming_the_limit_and_the_host_sta
         );
     }
     assert_eq!(outcomes[2], "rows=20 first=1000");
+}
+
+#[test]
+fn a_sqlite_query_cut_with_its_call_stops_and_frees_its_connection() {
+    let redis = RedisServer::start();
+    let ws = Workspace::new();
+    let dir = tempfile::tempdir().unwrap();
+    let app = format!("sqlite://{}", dir.path().join("app.db").display());
+    seed_users(&app, 3);
+    // One connection for the plugin, a query that never ends, and a
+    // query_timeout far beyond the call's timeout: only cutting the call can
+    // stop the statement, and the next key needs that connection.
+    let statements = [
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+        "SELECT 42",
+    ]
+    .map(String::from);
+    let config = config(
+        &ws,
+        &redis,
+        "concurrency = 1\nbatch_size = 1\nmax_attempts = 1\ndeadline = \"60s\"",
+        &app,
+        "max_connections = 1\nquery_timeout = \"10m\"",
+        &probe_block(&statements, "timeout = \"2s\"", ""),
+    );
+    let started = std::time::Instant::now();
+    let run = preheat(&ws, &["run", "--config", &config], &[]);
+    let took = started.elapsed();
+    run.assert_balanced();
+    assert_mentions(&run.errors_of("probe"), &["timed out after 2s"]);
+    assert_eq!(run.count("probe", "written"), 1, "{}", run.report);
+    assert_eq!(outcome(&redis, 1), "rows=1 first=42");
+    assert!(took < Duration::from_secs(30), "run took {took:?}");
 }

@@ -254,8 +254,14 @@ impl Source {
     /// caps its values, then runs it under a progress handler that stops it at
     /// `query_timeout`.
     async fn run_sqlite(&self, pool: &SqlitePool, sql: &str, params: &[SqlValue]) -> Result<Rows, QueryError> {
-        let mut conn = pool.acquire().await.map_err(QueryError::from)?;
+        let mut running = RunningSqlite {
+            conn: Some(pool.acquire().await.map_err(QueryError::from)?),
+            abandoned: Arc::default(),
+            running: false,
+        };
+        let conn = running.conn.as_mut().expect("just acquired");
         let deadline = Instant::now() + self.target.config.query_timeout;
+        let abandoned = running.abandoned.clone();
         let value_cap = {
             let mut handle = conn.lock_handle().await.map_err(QueryError::from)?;
             let db = handle.as_raw_handle().as_ptr();
@@ -274,14 +280,19 @@ impl Source {
             let cap = ValueCap::new(max_result_bytes, columns);
             // SAFETY: as above.
             unsafe { sqlite::cap_values(db, cap.bytes) };
-            handle.set_progress_handler(10_000, move || Instant::now() < deadline);
+            handle.set_progress_handler(10_000, move || {
+                Instant::now() < deadline && !abandoned.load(std::sync::atomic::Ordering::Relaxed)
+            });
             cap
         };
         let mut query = sqlx::query(AssertSqlSafe(sql.to_string()));
         for p in params {
             query = decode::bind_sqlite(query, p);
         }
-        let result = self.collect(query.fetch(&mut *conn), decode::sqlite_row).await;
+        running.running = true;
+        let conn = running.conn.as_mut().expect("taken only after the query");
+        let result = self.collect(query.fetch(&mut **conn), decode::sqlite_row).await;
+        let mut conn = running.conn.take().expect("taken only here or on drop");
         conn.lock_handle()
             .await
             .map_err(QueryError::from)?
@@ -421,6 +432,26 @@ impl From<sqlx::Error> for QueryError {
             }
             _ if crate::db::is_transient(&e) => QueryError::Transient(e.to_string()),
             _ => QueryError::Permanent(e.to_string()),
+        }
+    }
+}
+
+/// A SQLite query's connection while it runs. Dropped before the query
+/// finished (the plugin call was cut by its timeout or the run's deadline),
+/// it makes the progress handler interrupt the statement at its next check
+/// and closes the connection instead of pooling it with that handler.
+struct RunningSqlite {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>,
+    abandoned: Arc<std::sync::atomic::AtomicBool>,
+    /// The statement was started (before, a dropped connection goes back to the pool).
+    running: bool,
+}
+
+impl Drop for RunningSqlite {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take().filter(|_| self.running) {
+            self.abandoned.store(true, std::sync::atomic::Ordering::Relaxed);
+            drop(conn.detach());
         }
     }
 }

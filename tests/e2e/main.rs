@@ -18,6 +18,7 @@ mod serve;
 mod serve_hostile;
 mod simulate;
 mod support;
+mod tls;
 mod usage_warming;
 mod warming;
 mod watch;

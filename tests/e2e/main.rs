@@ -10,6 +10,7 @@ mod dashboard;
 mod data;
 mod frameworks;
 mod guests;
+mod jobs;
 mod sandbox;
 mod sandbox_bytes;
 mod sandbox_limits;

@@ -9,7 +9,7 @@ mod values;
 
 pub use format::{DjangoFormat, FormatConfig, LaravelFormat, LaravelVersion, RailsFormat, RailsVersion};
 pub use usage::{KeyspaceConfig, PredictiveConfig, ReactiveConfig, StreamConfig, UsageConfig};
-pub use values::{ByteSize, CronSchedule, KeyRegex, MemoryBudget, WritePolicy};
+pub use values::{ByteSize, CronSchedule, Keep, KeyRegex, MemoryBudget, WritePolicy};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -179,6 +179,9 @@ pub struct JobsConfig {
     /// Longest wait for the run lock.
     #[serde(with = "humantime_serde")]
     pub lock_wait: Duration,
+    /// How much history is kept: the newest N runs, runs younger than an age,
+    /// or `"all"`; older finished runs are deleted with their plugin rows.
+    pub keep: Keep,
 }
 
 impl Default for JobsConfig {
@@ -189,6 +192,7 @@ impl Default for JobsConfig {
             state_dir: None,
             lock: LockPolicy::Wait,
             lock_wait: Duration::from_secs(60),
+            keep: Keep::Runs(10_000),
         }
     }
 }
@@ -788,6 +792,25 @@ page_size = 50
             tls("rediss://127.0.0.1:6380/0#insecure").validate().unwrap_err()
         );
         assert!(err.contains("#insecure") && err.contains("would be ignored"), "{err}");
+    }
+
+    #[test]
+    fn jobs_keep_is_checked_where_it_is_written() {
+        assert_eq!(parse("").unwrap().jobs.keep, Keep::Runs(10_000));
+        assert_eq!(parse("[jobs]\nkeep = 50\n").unwrap().jobs.keep, Keep::Runs(50));
+        assert_eq!(
+            parse("[jobs]\nkeep = \"7d\"\n").unwrap().jobs.keep,
+            Keep::For(Duration::from_secs(7 * 86400))
+        );
+        let err = parse("[jobs]\nlock = \"wait\"\nkeep = 0\n").unwrap_err().to_string();
+        assert!(
+            err.contains("line 3, column 8") && err.contains("outside 1 ..="),
+            "{err}"
+        );
+        let err = parse("[jobs]\nkeep = \"a while\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2, column 8") && err.contains("not an age"), "{err}");
+        let err = parse("[jobs]\nkeep = 1.5\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("a count of runs"), "{err}");
     }
 
     #[test]

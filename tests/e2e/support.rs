@@ -50,8 +50,134 @@ pub fn free_port() -> u16 {
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
-    tls: bool,
+    /// TLS-only: the test's own connections skip verification and present this.
+    tls: Option<Option<redis::TlsCertificates>>,
     _dir: tempfile::TempDir,
+}
+
+/// A certificate authority of the test's own, made with openssl, and the
+/// certificates it signs (P-256 keys, valid for 2 days).
+pub struct TestCa {
+    /// The CA certificate (PEM), what `tls_ca_file` names to trust it.
+    pub cert: PathBuf,
+    key: PathBuf,
+    dir: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TestCa {
+    /// Creates the CA `name` in `dir`: `NAME-ca.pem` and its key.
+    pub fn new(dir: &Path, name: &str) -> TestCa {
+        let (cert, key) = (format!("{name}-ca.pem"), format!("{name}-ca.key"));
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=preheat test CA {name}"),
+                "-keyout",
+                &key,
+                "-out",
+                &cert,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        TestCa {
+            cert: dir.join(cert),
+            key: dir.join(key),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Issues `NAME.pem` + `NAME.key` for `alt_names` (e.g. "IP:127.0.0.1,DNS:localhost"),
+    /// usable by a server and by a client.
+    pub fn issue(&self, name: &str, alt_names: &str) -> (PathBuf, PathBuf) {
+        let (cert, key, csr, ext) = (
+            format!("{name}.pem"),
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.ext"),
+        );
+        std::fs::write(
+            self.dir.join(&ext),
+            format!("subjectAltName={alt_names}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"),
+        )
+        .unwrap();
+        openssl(
+            &self.dir,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+        );
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                self.cert.to_str().unwrap(),
+                "-CAkey",
+                self.key.to_str().unwrap(),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &cert,
+            ],
+        );
+        (self.dir.join(cert), self.dir.join(key))
+    }
+}
+
+/// How a TLS-only [`RedisServer`] is set up.
+pub struct ServerTls<'a> {
+    /// Its certificate and key.
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    /// The CA it trusts for client certificates.
+    pub ca: &'a Path,
+    /// When set, clients must present a certificate signed by `ca`
+    /// (`--tls-auth-clients yes`); the test's own connections present this one.
+    pub client: Option<(&'a Path, &'a Path)>,
 }
 
 impl RedisServer {
@@ -62,57 +188,46 @@ impl RedisServer {
 
     /// Starts a server on `port`, with no persistence, and waits until it answers.
     pub fn start_on(port: u16) -> RedisServer {
-        RedisServer::launch(port, false)
+        RedisServer::launch(port, None)
     }
 
-    /// Starts a TLS-only server (self-signed certificate made with openssl) on a free port.
-    pub fn start_tls() -> RedisServer {
-        RedisServer::launch(free_port(), true)
+    /// Starts a TLS-only server on a free port.
+    pub fn start_tls(tls: &ServerTls) -> RedisServer {
+        RedisServer::launch(free_port(), Some(tls))
     }
 
-    fn launch(port: u16, tls: bool) -> RedisServer {
+    fn launch(port: u16, tls: Option<&ServerTls>) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("redis-server");
         cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir.path());
-        if tls {
-            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-            let made = Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-keyout",
-                ])
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert)
-                .output()
-                .expect("running openssl");
-            assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        let client_side = tls.map(|tls| {
+            let auth = if tls.client.is_some() { "yes" } else { "no" };
             cmd.args([
                 "--port",
                 "0",
                 "--tls-port",
                 &port.to_string(),
                 "--tls-auth-clients",
-                "no",
+                auth,
             ])
             .arg("--tls-cert-file")
-            .arg(&cert)
+            .arg(tls.cert)
             .arg("--tls-key-file")
-            .arg(&key)
+            .arg(tls.key)
             .arg("--tls-ca-cert-file")
-            .arg(&cert);
+            .arg(tls.ca);
             let _ = rustls::crypto::ring::default_provider().install_default();
-        } else {
+            tls.client.map(|(cert, key)| redis::TlsCertificates {
+                client_tls: Some(redis::ClientTlsConfig {
+                    client_cert: std::fs::read(cert).unwrap(),
+                    client_key: std::fs::read(key).unwrap(),
+                }),
+                root_cert: None,
+            })
+        });
+        if tls.is_none() {
             cmd.args(["--port", &port.to_string()]);
         }
         let child = cmd
@@ -123,7 +238,7 @@ impl RedisServer {
         let server = RedisServer {
             child: Some(child),
             port,
-            tls,
+            tls: client_side,
             _dir: dir,
         };
         let started = Instant::now();
@@ -141,17 +256,19 @@ impl RedisServer {
         }
     }
 
-    /// The server's URL (`rediss://…#insecure` for TLS: the certificate is self-signed).
+    /// The server's URL (`rediss://` for TLS, verifying the certificate).
     pub fn url(&self) -> String {
-        if self.tls {
-            format!("rediss://127.0.0.1:{}/0#insecure", self.port)
-        } else {
-            format!("redis://127.0.0.1:{}/0", self.port)
-        }
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     fn try_conn(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(1))
+        let client = match &self.tls {
+            None => redis::Client::open(self.url())?,
+            Some(None) => redis::Client::open(format!("{}#insecure", self.url()))?,
+            Some(Some(certs)) => redis::Client::build_with_tls(format!("{}#insecure", self.url()), certs.clone())?,
+        };
+        client.get_connection_with_timeout(Duration::from_secs(1))
     }
 
     /// A connection for assertions.

@@ -310,14 +310,3 @@ fn a_password_and_a_database_number_in_the_url_are_honoured_and_never_printed() 
     assert!(!text.contains("wrong-pw"), "the password leaked: {text}");
     assert!(text.contains(":***@127.0.0.1"), "{text}");
 }
-
-#[test]
-fn rediss_urls_reach_a_tls_only_server() {
-    let redis = RedisServer::start_tls();
-    let ws = Workspace::new();
-    let config = ws.config(&critical_keys_config(&redis, ""));
-    let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
-    assert_eq!(run.code(), 0, "{}", run.stderr());
-    assert_eq!(redis.dbsize(), 54);
-    assert!(run.report["backend"].as_str().unwrap().starts_with("redis rediss://"));
-}

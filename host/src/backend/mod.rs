@@ -7,6 +7,7 @@
 mod memory;
 mod redis;
 mod sql;
+pub mod tls;
 
 pub use self::memory::MemoryBackend;
 pub use self::redis::RedisBackend;

@@ -49,19 +49,16 @@ impl RedisBackend {
             .as_deref()
             .context("[backend] url is required for kind = \"redis\"")?;
         let address = super::redact_url(url);
-        if url.starts_with("rediss://") {
-            // rustls needs a process-wide crypto provider; a second install is a no-op.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let client = redis::Client::open(url).with_context(|| {
-            format!("invalid redis URL {address}: expected redis://[:password@]host:port/db or rediss://…")
-        })?;
+        let client = super::tls::client(url, config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
             .set_number_of_retries(1);
-        let unreachable = || {
-            format!("cannot reach redis at {address}: is the server running and the URL right? (set [backend] url or PREHEAT_REDIS_URL)")
+        let failed = |e: anyhow::Error| {
+            match super::tls::handshake_failure(&e, &address, config) {
+            Some(why) => e.context(why),
+            None => e.context(format!("cannot reach redis at {address}: is the server running and the URL right? (set [backend] url or PREHEAT_REDIS_URL)")),
+        }
         };
         let mut conn = tokio::time::timeout(
             config.connect_timeout * 2,
@@ -69,12 +66,12 @@ impl RedisBackend {
         )
         .await
         .map_err(|_| anyhow::anyhow!("timed out after {:?}", config.connect_timeout * 2))
-        .with_context(unreachable)?
-        .with_context(unreachable)?;
+        .and_then(|connected| Ok(connected?))
+        .map_err(failed)?;
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
             .await
-            .with_context(unreachable)?;
+            .map_err(|e| failed(e.into()))?;
         Ok(RedisBackend {
             conn,
             address,

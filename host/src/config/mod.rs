@@ -9,7 +9,7 @@ mod values;
 
 pub use format::{DjangoFormat, FormatConfig, LaravelFormat, LaravelVersion, RailsFormat, RailsVersion};
 pub use usage::{KeyspaceConfig, PredictiveConfig, ReactiveConfig, StreamConfig, UsageConfig};
-pub use values::{ByteSize, CronSchedule, KeyRegex, MemoryBudget, WritePolicy};
+pub use values::{ByteSize, CronSchedule, Keep, KeyRegex, MemoryBudget, WritePolicy};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -179,6 +179,9 @@ pub struct JobsConfig {
     /// Longest wait for the run lock.
     #[serde(with = "humantime_serde")]
     pub lock_wait: Duration,
+    /// How much history is kept: the newest N runs, runs younger than an age,
+    /// or `"all"`; older finished runs are deleted with their plugin rows.
+    pub keep: Keep,
 }
 
 impl Default for JobsConfig {
@@ -189,6 +192,7 @@ impl Default for JobsConfig {
             state_dir: None,
             lock: LockPolicy::Wait,
             lock_wait: Duration::from_secs(60),
+            keep: Keep::Runs(10_000),
         }
     }
 }
@@ -296,6 +300,14 @@ pub struct BackendConfig {
     pub create_table: bool,
     /// How keys and values are laid out for the application that reads them.
     pub format: FormatConfig,
+    /// PEM bundle of the CAs a `rediss://` server's certificate must be signed
+    /// by, instead of the system trust store (redis).
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) shown to a server that asks for one;
+    /// with `tls_key_file` (redis, `rediss://`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file` (redis, `rediss://`).
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for BackendConfig {
@@ -310,6 +322,9 @@ impl Default for BackendConfig {
             key_prefix: String::new(),
             create_table: false,
             format: FormatConfig::Raw {},
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -485,12 +500,18 @@ impl Config {
                 plugin.path = base.join(&plugin.path);
             }
         }
-        for dir in [&mut config.run.cache_dir, &mut config.jobs.state_dir]
-            .into_iter()
-            .flatten()
+        for path in [
+            &mut config.run.cache_dir,
+            &mut config.jobs.state_dir,
+            &mut config.backend.tls_ca_file,
+            &mut config.backend.tls_cert_file,
+            &mut config.backend.tls_key_file,
+        ]
+        .into_iter()
+        .flatten()
         {
-            if dir.is_relative() {
-                *dir = base.join(&*dir);
+            if path.is_relative() {
+                *path = base.join(&*path);
             }
         }
         for source in config.sources.values_mut() {
@@ -545,6 +566,7 @@ impl Config {
             (BackendKind::Sql, None) => bail!("{file}: [backend] kind = \"sql\" needs `url = \"sqlite://cache.db\"` or `url = \"postgres://user@host/db\"`"),
             _ => {}
         }
+        self.validate_tls().with_context(|| file.clone())?;
         if !self
             .backend
             .table
@@ -617,6 +639,32 @@ impl Config {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Checks the `[backend]` TLS options: only with a `rediss://` URL, not
+    /// with `#insecure` (which would ignore the CA), and readable, valid PEM files.
+    fn validate_tls(&self) -> Result<()> {
+        let backend = &self.backend;
+        let set = [
+            ("tls_ca_file", &backend.tls_ca_file),
+            ("tls_cert_file", &backend.tls_cert_file),
+            ("tls_key_file", &backend.tls_key_file),
+        ];
+        let Some((key, _)) = set.iter().find(|(_, v)| v.is_some()) else {
+            return Ok(());
+        };
+        let url = backend.url.as_deref().unwrap_or_default();
+        if backend.kind != BackendKind::Redis || !crate::backend::tls::is_tls(url) {
+            bail!(
+                "[backend] {key} is set but the backend does not connect with TLS (it needs kind = \"redis\" and url = \"rediss://host:port/db\"; the url is {:?}): use a rediss:// URL or remove the tls_* options",
+                crate::backend::redact_url(url)
+            );
+        }
+        if backend.tls_ca_file.is_some() && crate::backend::tls::is_insecure(url).unwrap_or(false) {
+            bail!("[backend] url ends in #insecure, which turns certificate verification off, so tls_ca_file would be ignored: remove #insecure to verify against tls_ca_file, or remove tls_ca_file");
+        }
+        crate::backend::tls::certificates(backend)?;
         Ok(())
     }
 
@@ -717,6 +765,52 @@ page_size = 50
             );
         }
         assert!(parse("[serve]\ntoken = \"x\"\n").unwrap().serve.token.is_some());
+    }
+
+    #[test]
+    fn tls_options_need_a_rediss_url_and_are_anchored_at_the_config_file() {
+        let tls = |url: &str| {
+            parse(&format!(
+                "[backend]\nkind = \"redis\"\nurl = \"{url}\"\ntls_ca_file = \"certs/ca.pem\"\n"
+            ))
+            .unwrap()
+        };
+        let c = tls("rediss://127.0.0.1:6380/0");
+        assert_eq!(
+            c.backend.tls_ca_file.as_deref(),
+            Some(Path::new("/etc/preheat/certs/ca.pem"))
+        );
+        let err = format!("{:#}", c.validate().unwrap_err());
+        assert!(
+            err.contains("tls_ca_file") && err.contains("/etc/preheat/certs/ca.pem") && err.contains("cannot be read"),
+            "{err}"
+        );
+        let err = format!("{:#}", tls("redis://127.0.0.1:6379/0").validate().unwrap_err());
+        assert!(err.contains("tls_ca_file is set") && err.contains("rediss://"), "{err}");
+        let err = format!(
+            "{:#}",
+            tls("rediss://127.0.0.1:6380/0#insecure").validate().unwrap_err()
+        );
+        assert!(err.contains("#insecure") && err.contains("would be ignored"), "{err}");
+    }
+
+    #[test]
+    fn jobs_keep_is_checked_where_it_is_written() {
+        assert_eq!(parse("").unwrap().jobs.keep, Keep::Runs(10_000));
+        assert_eq!(parse("[jobs]\nkeep = 50\n").unwrap().jobs.keep, Keep::Runs(50));
+        assert_eq!(
+            parse("[jobs]\nkeep = \"7d\"\n").unwrap().jobs.keep,
+            Keep::For(Duration::from_secs(7 * 86400))
+        );
+        let err = parse("[jobs]\nlock = \"wait\"\nkeep = 0\n").unwrap_err().to_string();
+        assert!(
+            err.contains("line 3, column 8") && err.contains("outside 1 ..="),
+            "{err}"
+        );
+        let err = parse("[jobs]\nkeep = \"a while\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2, column 8") && err.contains("not an age"), "{err}");
+        let err = parse("[jobs]\nkeep = 1.5\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("a count of runs"), "{err}");
     }
 
     #[test]

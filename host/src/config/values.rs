@@ -222,9 +222,106 @@ impl<'de> Deserialize<'de> for CronSchedule {
     }
 }
 
+/// `[jobs] keep`: how much run history is kept; older finished runs are
+/// deleted with their plugin rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The newest this many runs (`keep = 10000`), 1 ..= [`Keep::MAX_RUNS`].
+    Runs(u64),
+    /// Runs started less than this long ago (`keep = "30d"`), [`Keep::MIN_AGE`] ..= [`Keep::MAX_AGE`].
+    For(Duration),
+    /// Everything, for good (`keep = "all"`).
+    All,
+}
+
+impl Keep {
+    /// Most runs `keep` may name.
+    pub const MAX_RUNS: u64 = 1_000_000_000;
+    /// Shortest age `keep` may name.
+    pub const MIN_AGE: Duration = Duration::from_secs(60);
+    /// Longest age `keep` may name (100 years).
+    pub const MAX_AGE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+    /// Parses a count of runs, an age such as `"30d"`, or `"all"`.
+    pub fn parse(text: &str) -> Result<Keep, String> {
+        let text = text.trim();
+        if text == "all" {
+            return Ok(Keep::All);
+        }
+        let age = humantime::parse_duration(text).map_err(|e| {
+            format!("keep = {text:?} is not an age ({e}); use a count of runs (keep = 10000), an age (keep = \"30d\") or \"all\"")
+        })?;
+        if !(Keep::MIN_AGE..=Keep::MAX_AGE).contains(&age) {
+            return Err(format!(
+                "keep = {text:?} is outside 1 minute ..= 100 years; a typical age is \"30d\""
+            ));
+        }
+        Ok(Keep::For(age))
+    }
+
+    /// Checks a count of runs.
+    pub fn runs(n: i64) -> Result<Keep, String> {
+        match u64::try_from(n) {
+            Ok(n @ 1..=Keep::MAX_RUNS) => Ok(Keep::Runs(n)),
+            _ => Err(format!(
+                "keep = {n} is outside 1 ..= {}: it counts the runs kept (to keep no history set enabled = false; to keep all, keep = \"all\")",
+                Keep::MAX_RUNS
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Keep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Keep::Runs(n) => write!(f, "the newest {n} runs"),
+            Keep::For(age) => write!(f, "runs of the last {}", humantime::format_duration(*age)),
+            Keep::All => f.write_str("all runs"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Keep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Keep;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a count of runs (10000), an age (\"30d\") or \"all\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Keep, E> {
+                Keep::runs(v).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Keep, E> {
+                Keep::runs(i64::try_from(v).unwrap_or(i64::MAX)).map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Keep, E> {
+                Keep::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_is_a_count_an_age_or_all() {
+        assert_eq!(Keep::runs(1000).unwrap(), Keep::Runs(1000));
+        assert_eq!(Keep::parse("30d").unwrap(), Keep::For(Duration::from_secs(30 * 86400)));
+        assert_eq!(Keep::parse("all").unwrap(), Keep::All);
+        for bad in [0, -5, 1_000_000_001] {
+            assert!(
+                Keep::runs(bad).unwrap_err().contains("outside 1 ..= 1000000000"),
+                "{bad}"
+            );
+        }
+        assert!(Keep::parse("30s").unwrap_err().contains("outside 1 minute"));
+        assert!(Keep::parse("200y").unwrap_err().contains("100 years"));
+        assert!(Keep::parse("forever").unwrap_err().contains("keep = 10000"));
+    }
 
     #[test]
     fn sizes_parse_with_units() {

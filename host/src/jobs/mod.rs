@@ -7,13 +7,17 @@
 //! The run lock is a leased row in `preheat_run_locks`: taken atomically with
 //! an upsert that only succeeds over an expired lease, renewed by a heartbeat,
 //! so a crashed run frees it after the lease runs out.
+//!
+//! History is bounded by `[jobs] keep` ([`JobStore::prune`], after every
+//! recorded run and when `serve` starts): a finished run goes with all its
+//! rows, in batches of [`PRUNE_BATCH`] runs; a run still running never does.
 
 mod recorded;
 mod schedules;
 
 pub use recorded::run_recorded;
 
-use crate::config::Config;
+use crate::config::{Config, Keep};
 use crate::db::{Arg, Db, DbOptions};
 use crate::report::{Report, RunStatus};
 use anyhow::{Context, Result};
@@ -29,6 +33,23 @@ pub const RUN_JOB: &str = "run";
 /// Status of a run whose process died: found `running` with a heartbeat older
 /// than the lease, or holding a lock for a process of this host that is gone.
 pub const INTERRUPTED: &str = "interrupted";
+
+/// Runs deleted per statement by [`JobStore::prune`].
+pub const PRUNE_BATCH: usize = 500;
+/// Most batches one [`JobStore::prune`] deletes; a larger backlog (history
+/// kept before `keep` was lowered) is left for the next ones.
+pub const PRUNE_MAX_BATCHES: usize = 20;
+
+/// What one [`JobStore::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Runs deleted.
+    pub runs: u64,
+    /// Rows deleted (each run's row and its plugins' rows).
+    pub rows: u64,
+    /// Whether runs beyond `keep` are left (the batch bound was reached).
+    pub more: bool,
+}
 
 /// A connected job store.
 #[derive(Clone)]
@@ -361,6 +382,64 @@ impl JobStore {
         .await
     }
 
+    /// Deletes the finished runs that `keep` does not keep, each with all its
+    /// rows (the run row is written last, so its plugins' rows are final),
+    /// at most [`PRUNE_BATCH`] runs per statement and [`PRUNE_MAX_BATCHES`]
+    /// statements. A run whose row is `running` or `pending` is never deleted;
+    /// a count counts it among the runs kept.
+    pub async fn prune(&self, keep: Keep) -> Result<Pruned> {
+        let (older, bound) = match keep {
+            Keep::All => return Ok(Pruned::default()),
+            Keep::Runs(n) => {
+                let sql = format!(
+                    "SELECT CAST(id AS TEXT) FROM cache_warming_jobs WHERE job_type = {} ORDER BY id DESC LIMIT 1 OFFSET {}",
+                    self.p(1),
+                    n - 1
+                );
+                let oldest_kept = self.db.fetch_text(&sql, vec![Arg::Text(RUN_JOB.into())]).await?;
+                let Some(id) = oldest_kept.into_iter().next().and_then(|mut r| r[0].take()) else {
+                    return Ok(Pruned::default());
+                };
+                (format!("id < {}", self.p(2)), Arg::Int(id.parse()?))
+            }
+            Keep::For(age) => {
+                let cutoff = SystemTime::now().checked_sub(age).unwrap_or(UNIX_EPOCH);
+                let cutoff = humantime::format_rfc3339_millis(cutoff).to_string();
+                (format!("created_at < {}", self.ts(2)), Arg::Text(cutoff))
+            }
+        };
+        let select = format!(
+            "SELECT run_id FROM cache_warming_jobs WHERE job_type = {} AND status NOT IN ('running', 'pending') AND {older} ORDER BY id LIMIT {PRUNE_BATCH}",
+            self.p(1)
+        );
+        let mut pruned = Pruned::default();
+        for _ in 0..PRUNE_MAX_BATCHES {
+            let runs: Vec<String> = self
+                .db
+                .fetch_text(&select, vec![Arg::Text(RUN_JOB.into()), bound.clone()])
+                .await?
+                .into_iter()
+                .filter_map(|mut r| r[0].take())
+                .collect();
+            if runs.is_empty() {
+                return Ok(pruned);
+            }
+            let list: Vec<String> = (1..=runs.len()).map(|i| self.p(i)).collect();
+            let sql = format!("DELETE FROM cache_warming_jobs WHERE run_id IN ({})", list.join(", "));
+            let count = runs.len();
+            pruned.rows += self
+                .db
+                .execute_with(&sql, runs.into_iter().map(Arg::Text).collect())
+                .await?;
+            pruned.runs += count as u64;
+            if count < PRUNE_BATCH {
+                return Ok(pruned);
+            }
+        }
+        pruned.more = true;
+        Ok(pruned)
+    }
+
     /// The latest runs (run rows only), newest first.
     pub async fn history(&self, limit: usize) -> Result<Vec<JobRow>> {
         self.rows(
@@ -469,6 +548,31 @@ impl JobStore {
     }
 }
 
+/// [`JobStore::prune`] with `[jobs] keep`, logged: what it deleted at DEBUG
+/// (INFO when a backlog is left), a failure as a warning (history only grows
+/// until the next prune; warming is never affected).
+pub async fn prune_history(store: &JobStore, keep: Keep) {
+    match store.prune(keep).await {
+        Ok(pruned) if pruned.more => tracing::info!(
+            runs = pruned.runs,
+            rows = pruned.rows,
+            "job history pruned to {keep} ([jobs] keep); more older runs are left for the next prunes"
+        ),
+        Ok(pruned) if pruned.runs > 0 => {
+            tracing::debug!(
+                runs = pruned.runs,
+                rows = pruned.rows,
+                "job history pruned to {keep} ([jobs] keep)"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            "could not prune the job history {} to {keep} ([jobs] keep): {e:#}",
+            store.address()
+        ),
+    }
+}
+
 /// The lower-case status name stored in the table.
 pub fn status_name(status: RunStatus) -> &'static str {
     match status {
@@ -477,5 +581,79 @@ pub fn status_name(status: RunStatus) -> &'static str {
         RunStatus::Failed => "failed",
         RunStatus::Skipped => "skipped",
         RunStatus::Stopped => "stopped",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store(dir: &std::path::Path) -> JobStore {
+        let toml = format!("[jobs]\nurl = \"sqlite://{}\"\n", dir.join("jobs.db").display());
+        JobStore::open(&Config::parse(&toml, &dir.join("preheat.toml")).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// A finished run: its run row and a plugin row (left as the run recorded it).
+    async fn finished(store: &JobStore, run_id: &str) {
+        let record = store.start_run(run_id, "proactive", &["p".into()]).await.unwrap();
+        let mut report = Report::skipped("done");
+        report.run_id = run_id.into();
+        store.finish_run(&record, &report).await.unwrap();
+    }
+
+    async fn run_ids(store: &JobStore) -> Vec<String> {
+        let rows = store.rows("ORDER BY id", Vec::new()).await.unwrap();
+        rows.into_iter()
+            .map(|r| format!("{}/{}", r.run_id, r.job_type))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn prune_keeps_the_newest_runs_and_every_running_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        store.start_run("live", "proactive", &["p".into()]).await.unwrap();
+        for i in 0..6 {
+            finished(&store, &format!("r{i}")).await;
+        }
+        let pruned = store.prune(Keep::Runs(3)).await.unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                runs: 3,
+                rows: 6,
+                more: false
+            }
+        );
+        assert_eq!(
+            run_ids(&store).await,
+            ["live/run", "live/p", "r3/run", "r3/p", "r4/run", "r4/p", "r5/run", "r5/p"]
+        );
+        assert_eq!(store.prune(Keep::Runs(3)).await.unwrap(), Pruned::default());
+        assert_eq!(store.prune(Keep::All).await.unwrap(), Pruned::default());
+    }
+
+    #[tokio::test]
+    async fn prune_by_age_deletes_finished_runs_started_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        store.start_run("live", "proactive", &[]).await.unwrap();
+        finished(&store, "old").await;
+        finished(&store, "new").await;
+        let backdate =
+            "UPDATE cache_warming_jobs SET created_at = '2000-01-01T00:00:00.000Z' WHERE run_id IN ('live', 'old')";
+        store.db.execute(backdate).await.unwrap();
+        let pruned = store.prune(Keep::For(Duration::from_secs(30 * 86400))).await.unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                runs: 1,
+                rows: 2,
+                more: false
+            }
+        );
+        assert_eq!(run_ids(&store).await, ["live/run", "new/run", "new/p"]);
     }
 }

@@ -1,6 +1,7 @@
 //! A run as `run` and `deploy` do it: connect the backend, take the run lock,
 //! record the run in the job history, keep the lease alive, record the outcome.
 //! The job store being unreachable never stops warming: the report says so.
+//! Afterwards the history is pruned to `[jobs] keep`.
 
 use super::{holder_id, JobStore, RunRecord, HEARTBEAT};
 use crate::backend::Backend;
@@ -12,8 +13,17 @@ use std::time::{Duration, Instant};
 /// How often a waiting run retries the lock.
 const LOCK_POLL: Duration = Duration::from_millis(250);
 
-/// Runs `warmer` with history and locking.
-pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
+/// Runs `warmer` with history and locking, then prunes the history.
+pub async fn run_recorded(warmer: &Warmer, options: RunOptions) -> Report {
+    let (report, store) = record(warmer, options).await;
+    if let Some(store) = store {
+        super::prune_history(&store, warmer.config().jobs.keep).await;
+    }
+    report
+}
+
+/// The run and its record; the job store when it could be opened.
+async fn record(warmer: &Warmer, mut options: RunOptions) -> (Report, Option<JobStore>) {
     let started = Instant::now();
     let config = warmer.config();
     let mut history_error = None;
@@ -46,7 +56,7 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
                 }
             }
             report.history_error = history_error;
-            return report;
+            return (report, store);
         }
     };
 
@@ -87,7 +97,7 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
                     note(e, "recording the skipped run");
                 }
                 report.history_error = history_error;
-                return report;
+                return (report, Some(store.clone()));
             }
             Err(e) => note(e, "taking the run lock"),
         }
@@ -129,7 +139,7 @@ pub async fn run_recorded(warmer: &Warmer, mut options: RunOptions) -> Report {
         }
     }
     report.history_error = history_error;
-    report
+    (report, store)
 }
 
 /// Takes every lock in order; `Ok(Some(reason))` when the run must be skipped

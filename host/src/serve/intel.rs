@@ -22,12 +22,17 @@ pub(super) fn start(shared: &Arc<Shared>, usage: &Arc<Usage>) {
     tokio::spawn(save_loop(usage.clone(), shutdown.clone()));
     if let Some(stream) = config.usage.stream.clone() {
         let url = stream.url.clone().or(config.backend.url.clone()).unwrap_or_default();
-        tokio::spawn(consume_stream(stream, url, usage.clone(), shutdown.clone()));
+        tokio::spawn(consume_stream(
+            stream,
+            url,
+            config.backend.clone(),
+            usage.clone(),
+            shutdown.clone(),
+        ));
     }
     if config.usage.keyspace.enabled {
-        let url = config.backend.url.clone().unwrap_or_default();
         tokio::spawn(watch_keyspace(
-            url,
+            config.backend.clone(),
             config.usage.keyspace.configure,
             usage.clone(),
             shutdown.clone(),

@@ -145,7 +145,10 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
     let store = match config.jobs.enabled {
         false => None,
         true => match JobStore::open(&config).await {
-            Ok(store) => Some(store),
+            Ok(store) => {
+                crate::jobs::prune_history(&store, config.jobs.keep).await;
+                Some(store)
+            }
             Err(e) => {
                 tracing::warn!(
                     "job history unavailable: {e:#}; runs go on without history, schedules are not persisted"

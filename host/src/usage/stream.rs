@@ -3,7 +3,8 @@
 //! are read again first), and keyspace notifications of expired and evicted keys.
 
 use super::{now_ms, Usage};
-use crate::config::StreamConfig;
+use crate::backend::tls;
+use crate::config::{BackendConfig, StreamConfig};
 use crate::runtime::Cancel;
 use futures_util::StreamExt;
 use preheat_usage::AccessEvent;
@@ -50,8 +51,15 @@ fn event_of(entry: &StreamId) -> Result<AccessEvent, String> {
     })
 }
 
-/// Reads the stream until shutdown, reconnecting after errors.
-pub async fn consume_stream(config: StreamConfig, url: String, usage: Arc<Usage>, shutdown: Cancel) {
+/// Reads the stream at `url` until shutdown, reconnecting after errors; a
+/// `rediss://` URL uses the TLS setup of `backend`.
+pub async fn consume_stream(
+    config: StreamConfig,
+    url: String,
+    backend: BackendConfig,
+    usage: Arc<Usage>,
+    shutdown: Cancel,
+) {
     let consumer = config.consumer.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
@@ -65,8 +73,9 @@ pub async fn consume_stream(config: StreamConfig, url: String, usage: Arc<Usage>
     );
     loop {
         tokio::select! {
-            result = read_stream(&config, &url, &consumer, &usage) => {
+            result = read_stream(&config, &url, &backend, &consumer, &usage) => {
                 if let Err(e) = result {
+                    let e = tls::explained(e, &crate::backend::redact_url(&url), &backend);
                     tracing::warn!("usage events: {where_}: {e:#}; reconnecting in {RECONNECT_DELAY:?}");
                 }
             }
@@ -80,8 +89,14 @@ pub async fn consume_stream(config: StreamConfig, url: String, usage: Arc<Usage>
 }
 
 /// One connection's worth of reading: pending entries first, then new ones.
-async fn read_stream(config: &StreamConfig, url: &str, consumer: &str, usage: &Usage) -> anyhow::Result<()> {
-    let client = redis::Client::open(url)?;
+async fn read_stream(
+    config: &StreamConfig,
+    url: &str,
+    backend: &BackendConfig,
+    consumer: &str,
+    usage: &Usage,
+) -> anyhow::Result<()> {
+    let client = tls::client(url, backend)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let created: redis::RedisResult<()> = conn.xgroup_create_mkstream(&config.name, &config.group, "$").await;
     if let Err(e) = created {
@@ -120,12 +135,15 @@ async fn read_stream(config: &StreamConfig, url: &str, consumer: &str, usage: &U
 
 /// Subscribes to the backend's expired/evicted keyspace events until shutdown;
 /// with `configure`, first adds `Exe` to the server's `notify-keyspace-events`.
-pub async fn watch_keyspace(url: String, configure: bool, usage: Arc<Usage>, shutdown: Cancel) {
+pub async fn watch_keyspace(backend: BackendConfig, configure: bool, usage: Arc<Usage>, shutdown: Cancel) {
+    let url = backend.url.clone().unwrap_or_default();
+    let address = crate::backend::redact_url(&url);
     loop {
         tokio::select! {
-            result = keyspace_events(&url, configure, &usage) => {
+            result = keyspace_events(&url, &backend, configure, &usage) => {
                 if let Err(e) = result {
-                    tracing::warn!("keyspace notifications from {}: {e:#}; reconnecting in {RECONNECT_DELAY:?}", crate::backend::redact_url(&url));
+                    let e = tls::explained(e, &address, &backend);
+                    tracing::warn!("keyspace notifications from {address}: {e:#}; reconnecting in {RECONNECT_DELAY:?}");
                 }
             }
             _ = shutdown.cancelled() => return,
@@ -137,8 +155,8 @@ pub async fn watch_keyspace(url: String, configure: bool, usage: Arc<Usage>, shu
     }
 }
 
-async fn keyspace_events(url: &str, configure: bool, usage: &Usage) -> anyhow::Result<()> {
-    let client = redis::Client::open(url)?;
+async fn keyspace_events(url: &str, backend: &BackendConfig, configure: bool, usage: &Usage) -> anyhow::Result<()> {
+    let client = tls::client(url, backend)?;
     let db = client.get_connection_info().redis_settings().db();
     let mut conn = client.get_multiplexed_async_connection().await?;
     let (_, current): (String, String) = redis::cmd("CONFIG")

@@ -800,7 +800,7 @@ async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<WarmItem>) {
                 p,
                 &spec,
                 KeyOutcome::Failed,
-                KeyDetail::error(format!("plugin failed the key: {reason}"), attempt),
+                KeyDetail::rejected(format!("plugin failed the key: {reason}"), attempt),
             ),
             Err(WarmError::Retry(reason)) => schedule_retry(shared, p, spec, attempt, &reason),
         }
@@ -878,7 +878,7 @@ async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, meta: Vec<(W
                 value_bytes: Some(write.value.len()),
                 ttl_seconds: write.ttl.map(|t| t.as_secs()),
                 attempts: *a,
-                error: None,
+                ..Default::default()
             };
             let (outcome, detail) = match outcome {
                 Outcome::Written => (KeyOutcome::Written, detail),

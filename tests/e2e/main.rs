@@ -16,6 +16,7 @@ mod sandbox_bytes;
 mod sandbox_limits;
 mod sandbox_sql;
 mod serve;
+mod serve_contract;
 mod serve_hostile;
 mod simulate;
 mod support;

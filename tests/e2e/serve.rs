@@ -67,9 +67,13 @@ fn api_runs_warm_keys_and_metrics_match_the_report() {
     let (code, health) = serve.get("/healthz");
     assert_eq!((code, health["status"].as_str()), (200, Some("ok")));
 
-    // OpenAPI describes every route.
+    // OpenAPI describes every route, and every answer with its content and schema.
     let (_, doc) = serve.get("/openapi.json");
     for path in [
+        "/",
+        "/dashboard/app.js",
+        "/dashboard/style.css",
+        "/openapi.json",
         "/cache/warming/start",
         "/cache/warming/stop",
         "/cache/warming/status",
@@ -85,6 +89,19 @@ fn api_runs_warm_keys_and_metrics_match_the_report() {
         "/metrics",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing from /openapi.json");
+    }
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            assert!(!responses.is_empty(), "{method} {path} has no answers");
+            for (code, answer) in responses {
+                let content = answer["content"].as_object();
+                assert!(
+                    content.is_some_and(|c| !c.is_empty() && c.values().all(|m| m["schema"].is_object())),
+                    "{method} {path} {code} has no content schema: {answer}"
+                );
+            }
+        }
     }
 
     // Auth: mutating endpoints need the token.
@@ -176,6 +193,64 @@ fn api_runs_warm_keys_and_metrics_match_the_report() {
     assert_eq!(run["totals"]["enumerated"], 10, "{run}");
     assert_eq!(redis.dbsize(), 10);
     assert!(redis.get("synthetic:15").is_some() && redis.get("synthetic:1").is_none());
+}
+
+#[test]
+fn warm_key_answers_422_for_a_key_the_plugin_refuses_and_502_when_it_fails() {
+    let mut redis = RedisServer::start();
+    let ws = Workspace::new();
+    // synthetic refuses (produce answers `fail`) a key that is not its prefix
+    // followed by an index; panicker traps in every produce call.
+    let config = ws.config(&format!(
+        "[backend]\nkind = \"redis\"\nurl = \"{}\"\n[serve]\ntoken = \"{TOKEN}\"\n[[plugins]]\nname = \"synthetic\"\npath = {:?}\nkey_prefixes = [\"synthetic:\"]\n[[plugins]]\nname = \"panicker\"\npath = {:?}\nkey_prefixes = [\"fx.panicker.\"]\n",
+        redis.url(),
+        plugin("synthetic").display().to_string(),
+        fixture("panicker").display().to_string(),
+    ));
+    let serve = start(&ws, &config, &[]);
+    let warm = |plugin: &str, key: &str| serve.post("/cache/warming/warm-key", json!({"plugin": plugin, "key": key}));
+
+    let (code, body) = warm("synthetic", "synthetic:not-an-index");
+    assert_eq!(code, 422, "a key the plugin refuses is the client's input: {body}");
+    assert_eq!(
+        (body["outcome"].as_str(), body["cause"].as_str()),
+        (Some("failed"), Some("rejected")),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("is not a synthetic key"),
+        "{body}"
+    );
+    assert_run_balanced(&body["run"]);
+
+    let (code, body) = warm("synthetic", "elsewhere:1");
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        (body["outcome"].as_str(), body["cause"].as_str()),
+        (Some("invalid"), Some("invalid")),
+        "{body}"
+    );
+
+    let (code, body) = warm("panicker", "fx.panicker.1");
+    assert_eq!(code, 502, "a plugin that traps is the plugin's failure: {body}");
+    assert_eq!(
+        (body["outcome"].as_str(), body["cause"].as_str()),
+        (Some("failed"), Some("failed")),
+        "{body}"
+    );
+
+    let (code, body) = warm("synthetic", "synthetic:7");
+    assert_eq!(
+        (code, body["outcome"].as_str(), body["cause"].as_str()),
+        (200, Some("written"), None),
+        "{body}"
+    );
+    assert_eq!(redis.get("synthetic:7").map(|v| v.len()), Some(200));
+
+    redis.kill();
+    let (code, body) = warm("synthetic", "synthetic:8");
+    assert_eq!(code, 502, "a backend that is down is not the client's fault: {body}");
+    assert_ne!(body["cause"], "rejected", "{body}");
 }
 
 #[test]

@@ -66,7 +66,7 @@ fn num(v: &Value) -> String {
 /// `preheat hot-data`.
 pub fn hot_data(args: HotDataArgs) -> Result<ExitCode> {
     let usage = open(&args.config)?;
-    let doc = usage.hot_data(args.window, args.limit);
+    let doc = serde_json::to_value(usage.hot_data(args.window, args.limit))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);

@@ -2,7 +2,7 @@
 
 use crate::plan::priority_name;
 use crate::report::{
-    clip, escape_hidden, fence_lines, percentile, CallTrace, Counters, KeyError, KeyTrace, PluginReport,
+    clip, escape_hidden, fence_lines, percentile, CallTrace, Counters, ErrorCause, KeyError, KeyTrace, PluginReport,
     MAX_ERROR_BYTES, MAX_SHOWN_KEY_BYTES,
 };
 use crate::runtime::Priority;
@@ -124,6 +124,11 @@ impl Tally {
                 key: clip(&escape_hidden(&key.replace('\n', "\\n")), MAX_SHOWN_KEY_BYTES).into_owned(),
                 error: clip(&escape_hidden(&error), MAX_ERROR_BYTES).into_owned(),
                 attempts: detail.attempts,
+                cause: match (outcome, detail.rejected) {
+                    (KeyOutcome::Invalid, _) => ErrorCause::Invalid,
+                    (_, true) => ErrorCause::Rejected,
+                    (_, false) => ErrorCause::Failed,
+                },
             };
             {
                 let mut recent = self.recent_errors.lock().unwrap();
@@ -229,6 +234,8 @@ pub(crate) struct KeyDetail {
     pub attempts: u32,
     pub value_bytes: Option<usize>,
     pub ttl_seconds: Option<u64>,
+    /// The plugin refused the key (`fail` from `produce`), as opposed to failing.
+    pub rejected: bool,
 }
 
 impl KeyDetail {
@@ -237,6 +244,14 @@ impl KeyDetail {
             error: Some(error.into()),
             attempts,
             ..Default::default()
+        }
+    }
+
+    /// A key the plugin refused: `produce` answered `fail` for it.
+    pub(crate) fn rejected(error: impl Into<String>, attempts: u32) -> KeyDetail {
+        KeyDetail {
+            rejected: true,
+            ..KeyDetail::error(error, attempts)
         }
     }
 }

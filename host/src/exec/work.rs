@@ -94,7 +94,7 @@ pub(super) async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<War
                 p,
                 &spec,
                 KeyOutcome::Failed,
-                KeyDetail::error(format!("plugin failed the key: {reason}"), attempt),
+                KeyDetail::rejected(format!("plugin failed the key: {reason}"), attempt),
             ),
             Err(WarmError::Retry(reason)) => schedule_retry(shared, p, spec, attempt, &reason).await,
         }

@@ -150,7 +150,7 @@ pub(super) async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, m
                 value_bytes: Some(write.value.len()),
                 ttl_seconds: write.ttl.map(|t| t.as_secs()),
                 attempts: *a,
-                error: None,
+                ..Default::default()
             };
             let (outcome, detail) = match outcome {
                 Outcome::Written => (KeyOutcome::Written, detail),

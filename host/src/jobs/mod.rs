@@ -66,7 +66,7 @@ pub struct RunRecord {
 }
 
 /// One row of `cache_warming_jobs`, as `history` and `status` show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobRow {
     /// Row id.
     pub id: i64,

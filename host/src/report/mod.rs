@@ -10,9 +10,10 @@ pub use clip::{
 pub use summary::render_summary;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Every enumerated key was written or deliberately skipped.
@@ -29,7 +30,7 @@ pub enum RunStatus {
 
 /// Per-key outcome counters. Invariant, per plugin and in total:
 /// `enumerated = written + skipped_fresh + skipped_by_plugin + invalid + failed + abandoned`.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Counters {
     /// Distinct keys the plugin listed.
     pub enumerated: u64,
@@ -116,8 +117,23 @@ impl PluginReport {
     }
 }
 
+/// Whose problem a key's error was: the key's (it breaks a rule, or its plugin
+/// refused it) or the machinery's (a call, the retries or the backend failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorCause {
+    /// The key broke the host's key rules (granted prefixes, length, characters).
+    Invalid,
+    /// The plugin refused the key: `produce` answered `fail` for it (no such
+    /// item, a malformed id). Counted as failed.
+    Rejected,
+    /// The plugin's call failed (trap, fuel, timeout, memory, bad output), its
+    /// retries ran out, or the backend refused the write.
+    Failed,
+}
+
 /// One key that went wrong.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct KeyError {
     /// The plugin that owns the key.
     pub plugin: String,
@@ -127,6 +143,8 @@ pub struct KeyError {
     pub error: String,
     /// Attempts made.
     pub attempts: u32,
+    /// Whose problem it was.
+    pub cause: ErrorCause,
 }
 
 /// One key as `plugin test` shows it.

@@ -62,7 +62,7 @@ pub struct Schedules {
 }
 
 /// One plugin's schedule as `GET /cache/warming/schedule` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     /// The plugin's name.
     pub plugin: String,
@@ -73,6 +73,7 @@ pub struct ScheduleView {
     /// `false`: the schedule is kept but paused (set through the API).
     pub enabled: bool,
     /// `"config"` (the config file) or `"api"` (an override set through the API).
+    #[schema(value_type = String, pattern = "^(config|api)$")]
     pub source: &'static str,
     /// When the next scheduled run starts, jitter included (RFC 3339, UTC); `None` when none is due.
     pub next_fire: Option<String>,
@@ -89,20 +90,23 @@ pub struct ScheduleView {
 /// The body of `POST /cache/warming/schedule`: a change to one plugin's
 /// schedule. Fields left out keep their current value; the result is saved as
 /// an override that wins over the config.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleUpdate {
     /// The plugin (an enabled one from the config).
+    #[schema(min_length = 1)]
     pub plugin: String,
     /// `Some(Some(expr))` sets the cron expression (UTC; 5 fields, or 6 with
     /// seconds first), `Some(None)` (JSON `null`) removes the schedule (on
     /// demand only), `None` (absent) keeps it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub cron: Option<Option<String>>,
     /// `Some(Some("30s"))` sets the jitter (a humantime duration below the
     /// schedule's period; `"0s"` is none), `Some(None)` (JSON `null`) removes
     /// it, `None` (absent) keeps it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub jitter: Option<Option<String>>,
     /// Pauses (`false`) or resumes (`true`) the schedule; absent keeps it.
     pub enabled: Option<bool>,

@@ -1,37 +1,54 @@
 //! The HTTP routes of `serve`: `/cache/warming/*`, `/healthz`, `/metrics`,
-//! `/openapi.json` and the dashboard. Errors are JSON `{"error": "…"}` with a
-//! status that says whose fault it was; mutating routes need the bearer token
-//! when one is configured.
+//! `/openapi.json` and the dashboard. Every route is registered together with
+//! its OpenAPI description (`#[utoipa::path]`, see `openapi.rs`); requests and
+//! answers are typed structs, serialized here. Errors are JSON `{"error": "…"}`
+//! with a status that says whose fault it was, also for what axum and the
+//! layers refuse (bad query, unknown path or method, body too large); mutating
+//! routes need the bearer token when one is configured.
 
-use super::runs::{RunRequest, StartError};
-use super::{Event, Shared};
+use super::runs::{
+    Activity, BatchView, CostBenefit, FinishedRun, Performance, ProgressCounts, RunRequest, StartError, StatusView,
+    Timing,
+};
+use super::{Event, ResourceUsage, Shared};
+use crate::jobs::JobRow;
 use crate::plan::{parse_priority, KeyFilter, KeyGlob};
+use crate::report::ErrorCause;
 use crate::runtime::{KeySpec, Priority};
-use crate::schedule::{ScheduleError, ScheduleUpdate};
+use crate::schedule::{ScheduleError, ScheduleUpdate, ScheduleView};
+use crate::usage::{CoverageView, Effectiveness, HotData, MeasuredBenefit, Suggestion};
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 type AppState = State<Arc<Shared>>;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong, and what to do about it.
+    pub error: String,
+}
 
 /// An error answer: status + JSON `{"error": message}`.
 pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
 
@@ -51,7 +68,9 @@ fn bad_request(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-/// Every route, with body limit, auth on mutating routes and request logs.
+/// Every route, with body limit, auth on mutating routes, JSON errors and
+/// request logs; and the OpenAPI document describing them, built from the
+/// config (the token decides whether operations declare `security`).
 pub fn router(shared: Arc<Shared>) -> Router {
     let serve = shared.warmer().config().serve.clone();
     let max_body = serve.max_body.0 as usize;
@@ -59,40 +78,93 @@ pub fn router(shared: Arc<Shared>) -> Router {
         true => tracing::Level::INFO,
         false => tracing::Level::DEBUG,
     };
-    let mutating = Router::new()
-        .route("/cache/warming/start", post(start))
-        .route("/cache/warming/stop", post(stop))
-        .route("/cache/warming/warm-key", post(warm_key))
-        .route("/cache/warming/warm-pattern", post(warm_pattern))
-        .route("/cache/warming/schedule", post(update_schedule))
-        .route("/cache/warming/events", post(ingest_events))
+    let mut mutating = OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(warm_key))
+        .routes(routes!(warm_pattern))
+        .routes(routes!(update_schedule))
+        .routes(routes!(ingest_events))
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_token));
-    Router::new()
-        .route("/", get(dashboard_page))
-        .route("/dashboard/app.js", get(dashboard_script))
-        .route("/dashboard/style.css", get(dashboard_style))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .route("/cache/warming/status", get(status))
-        .route("/cache/warming/progress", get(progress))
-        .route("/cache/warming/runs", get(runs))
-        .route("/cache/warming/events", get(events))
-        .route("/cache/warming/hot-data", get(hot_data))
-        .route("/cache/warming/stats", get(stats))
-        .route("/cache/warming/schedule", get(schedule))
+    if serve.token.is_some() {
+        super::openapi::require_bearer(mutating.get_openapi_mut());
+    }
+    let (routes, mut doc) = OpenApiRouter::with_openapi(super::openapi::base())
+        .routes(routes!(dashboard_page))
+        .routes(routes!(dashboard_script))
+        .routes(routes!(dashboard_style))
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+        .routes(routes!(status))
+        .routes(routes!(progress))
+        .routes(routes!(runs))
+        .routes(routes!(events))
+        .routes(routes!(hot_data))
+        .routes(routes!(stats))
+        .routes(routes!(schedule))
         .merge(mutating)
+        .split_for_parts();
+    super::openapi::finish(&mut doc);
+    routes
         .fallback(not_found)
+        .layer(Extension(Arc::new(doc)))
         // axum's own 2 MiB default would cap a larger max_body.
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(serve.body_timeout))
+        .layer(middleware::from_fn_with_state(shared.clone(), json_errors))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(log_level))
                 .on_response(tower_http::trace::DefaultOnResponse::new().level(log_level)),
         )
         .with_state(shared)
+}
+
+/// Turns every error answer that is not JSON yet (axum's rejections of a bad
+/// query or body, 405, the body limit's 413, the body timeout) into
+/// `{"error": "…"}`, keeping its status and headers such as `Allow`.
+async fn json_errors(State(shared): AppState, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // axum's rejections are one short line; the cap only guards against surprises.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("{method} is not allowed here (allowed: {allow}); see GET /openapi.json")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the body is over [serve] max_body ({} bytes); send less, or raise max_body",
+            shared.warmer().config().serve.max_body.0
+        ),
+        StatusCode::REQUEST_TIMEOUT => "the body did not arrive within [serve] body_timeout; send it faster".into(),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_string(),
+        _ => format!("{text}; see GET /openapi.json"),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let mut answer = ApiError(status, message).into_response();
+    answer.headers_mut().extend(parts.headers);
+    answer
 }
 
 /// Mutating routes need `Authorization: Bearer <token>` when a token is configured.
@@ -142,6 +214,9 @@ async fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "no such endpoint; see GET /openapi.json".into())
 }
 
+/// The dashboard.
+#[utoipa::path(get, path = "/", tag = "dashboard",
+    responses((status = 200, description = "the dashboard page", content_type = "text/html", body = String)))]
 async fn dashboard_page() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -149,6 +224,9 @@ async fn dashboard_page() -> impl IntoResponse {
     )
 }
 
+/// The dashboard's script.
+#[utoipa::path(get, path = "/dashboard/app.js", tag = "dashboard",
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
 async fn dashboard_script() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
@@ -156,6 +234,9 @@ async fn dashboard_script() -> impl IntoResponse {
     )
 }
 
+/// The dashboard's style sheet.
+#[utoipa::path(get, path = "/dashboard/style.css", tag = "dashboard",
+    responses((status = 200, description = "CSS", content_type = "text/css", body = String)))]
 async fn dashboard_style() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
@@ -163,16 +244,40 @@ async fn dashboard_style() -> impl IntoResponse {
     )
 }
 
-async fn healthz(State(shared): AppState) -> Json<Value> {
-    Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": shared.started.elapsed().as_secs(),
-        "active_runs": shared.runs.any_active(),
-        "job_store": shared.store.as_ref().map(|s| s.address().to_string()),
-    }))
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+struct Health {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$")]
+    status: &'static str,
+    /// preheat's version.
+    version: &'static str,
+    /// Seconds since serve started.
+    uptime_seconds: u64,
+    /// Whether a run is in progress.
+    active_runs: bool,
+    /// The job store's address; null without one.
+    job_store: Option<String>,
 }
 
+/// Liveness: version, uptime, whether runs are active.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "serve is up", body = Health)))]
+async fn healthz(State(shared): AppState) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: shared.started.elapsed().as_secs(),
+        active_runs: shared.runs.any_active(),
+        job_store: shared.store.as_ref().map(|s| s.address().to_string()),
+    })
+}
+
+/// Prometheus/OpenMetrics text: preheat_runs_total, preheat_keys_total{plugin,outcome},
+/// preheat_bytes_written_total, preheat_fuel_consumed_total, preheat_retries_total,
+/// preheat_deadline_hits_total, preheat_active_runs, preheat_produce_duration_seconds.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "metrics", content_type = "application/openmetrics-text", body = String)))]
 async fn metrics(State(shared): AppState) -> impl IntoResponse {
     (
         [(
@@ -183,46 +288,105 @@ async fn metrics(State(shared): AppState) -> impl IntoResponse {
     )
 }
 
-async fn openapi() -> Json<Value> {
-    Json(super::openapi::document())
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "the OpenAPI document", body = Object)))]
+async fn openapi(Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>) -> Json<utoipa::openapi::OpenApi> {
+    Json(doc.as_ref().clone())
 }
 
 fn batch_size(shared: &Shared) -> usize {
     shared.warmer().config().run.batch_size.get()
 }
 
-async fn status(State(shared): AppState) -> Json<Value> {
+/// Active runs with progress, current batch, performance, recent errors and
+/// per-plugin counters (the newest run's fields also at the top); the last finished run.
+#[utoipa::path(get, path = "/cache/warming/status", tag = "runs",
+    responses((status = 200, description = "status", body = StatusView)))]
+async fn status(State(shared): AppState) -> Json<StatusView> {
     Json(shared.runs.status(batch_size(&shared)))
 }
 
-async fn progress(State(shared): AppState) -> Json<Value> {
-    let status = shared.runs.status(batch_size(&shared));
-    let pick = |k: &str| status.get(k).cloned().unwrap_or(Value::Null);
-    Json(json!({
-        "status": pick("status"),
-        "run_id": pick("run_id"),
-        "progress": pick("progress"),
-        "current_batch": pick("current_batch"),
-        "performance": pick("performance"),
-    }))
+/// `GET /cache/warming/progress`: the newest active run's progress (null fields when idle).
+#[derive(Debug, Serialize, ToSchema)]
+struct ProgressView {
+    /// idle, running or stopping.
+    status: Activity,
+    /// The newest active run; null when idle.
+    run_id: Option<String>,
+    /// Its keys so far.
+    progress: Option<ProgressCounts>,
+    /// Its latest batch.
+    current_batch: Option<BatchView>,
+    /// Its speed.
+    performance: Option<Performance>,
 }
 
-/// Body of `POST /cache/warming/start`.
-#[derive(Debug, Default, Deserialize)]
+/// Progress, current batch and performance of the newest active run.
+#[utoipa::path(get, path = "/cache/warming/progress", tag = "runs",
+    responses((status = 200, description = "progress", body = ProgressView)))]
+async fn progress(State(shared): AppState) -> Json<ProgressView> {
+    let status = shared.runs.status(batch_size(&shared));
+    let current = status.current;
+    Json(ProgressView {
+        status: status.status,
+        run_id: current.as_ref().map(|r| r.run_id.clone()),
+        current_batch: current.as_ref().and_then(|r| r.current_batch.clone()),
+        performance: current.as_ref().map(|r| r.performance.clone()),
+        progress: current.map(|r| r.progress),
+    })
+}
+
+/// Body of `POST /cache/warming/start` (every field optional; an empty body starts every enabled plugin).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
     /// Plugins to run (default: all enabled).
     #[serde(default)]
+    #[schema(schema_with = name_list)]
     plugins: Vec<String>,
-    /// Strategy name (default `on-demand`).
+    /// Strategy name (default, and when null, `on-demand`).
+    #[schema(min_length = 1, max_length = 128)]
     strategy: Option<String>,
-    /// Only keys matching this glob.
+    /// Only keys matching this glob (at most 1024 bytes and 64 operators `*?[{,`).
+    #[schema(max_length = 1024)]
     pattern: Option<String>,
     /// Only keys with one of these tags.
     #[serde(default)]
+    #[schema(schema_with = name_list)]
     tags: Vec<String>,
     /// Only keys at least this urgent.
+    #[schema(schema_with = priority_name)]
     min_priority: Option<String>,
+}
+
+/// The schema of a priority field: one of the names, or null (the default).
+fn priority_name() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([
+            serde_json::json!("critical"),
+            serde_json::json!("high"),
+            serde_json::json!("normal"),
+            serde_json::json!("low"),
+            serde_json::Value::Null,
+        ]))
+        .build()
+}
+
+/// The schema of `plugins` and `tags`: at most [`MAX_NAMES`] names of 1 to 128 bytes.
+fn name_list() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(MAX_NAME_BYTES)),
+        )
+        .max_items(Some(MAX_NAMES))
+        .build()
 }
 
 /// Longest key pattern accepted, in bytes.
@@ -296,7 +460,30 @@ fn filter_of(pattern: Option<&str>, tags: Vec<String>, min_priority: Option<&str
     })
 }
 
-async fn start(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+/// `202` of `start`: the run and its plugins.
+#[derive(Debug, Serialize, ToSchema)]
+struct Started {
+    /// The run's id.
+    run_id: String,
+    /// The plugins it runs.
+    plugins: Vec<String>,
+}
+
+/// Start a run (all enabled plugins, or some), optionally filtered by key glob, tags and minimum priority.
+#[utoipa::path(post, path = "/cache/warming/start", tag = "runs",
+    request_body(content = StartBody, description = "what to run; may be empty"),
+    responses(
+        (status = 202, description = "the run started", body = Started),
+        (status = 400, description = "a field is invalid (pattern, tags, min_priority, strategy)", body = ErrorBody),
+        (status = 404, description = "unknown plugin", body = ErrorBody),
+        (status = 409, description = "a plugin of the request is already running", body = ErrorBody),
+        (status = 503, description = "serve is shutting down", body = ErrorBody),
+    ))]
+async fn start(
+    State(shared): AppState,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Started>), ApiError> {
     let body: StartBody = parse_body(&headers, &body)?;
     bounded_names("plugins", &body.plugins, MAX_NAME_BYTES)?;
     if let Some(strategy) = &body.strategy {
@@ -309,24 +496,46 @@ async fn start(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Resu
         keys: None,
     };
     let (run_id, plugins) = shared.start_run(request)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"run_id": run_id, "plugins": plugins})),
-    )
-        .into_response())
+    Ok((StatusCode::ACCEPTED, Json(Started { run_id, plugins })))
 }
 
 /// Body of `POST /cache/warming/stop`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StopBody {
-    /// The run to stop (default: every run).
+    /// The run to stop (default, and when null: every run).
+    #[schema(min_length = 1, max_length = 128)]
     run_id: Option<String>,
     /// Answer once the runs have ended (default: at once).
     #[serde(default)]
     wait: bool,
 }
 
+/// `202` of `stop`: the runs asked to stop.
+#[derive(Debug, Serialize, ToSchema)]
+struct Stopping {
+    /// Their ids.
+    stopping: Vec<String>,
+}
+
+/// `200` of `stop` with `wait`: the runs stopped, as they ended.
+#[derive(Debug, Serialize, ToSchema)]
+struct Stopped {
+    /// Their ids.
+    stopped: Vec<String>,
+    /// How they ended.
+    runs: Vec<FinishedRun>,
+}
+
+/// Stop a run (or all) gracefully: batches in flight finish, the rest is abandoned and reported.
+#[utoipa::path(post, path = "/cache/warming/stop", tag = "runs",
+    request_body(content = StopBody, description = "which run; may be empty"),
+    responses(
+        (status = 202, description = "asked to stop", body = Stopping),
+        (status = 200, description = "with wait: stopped", body = Stopped),
+        (status = 400, description = "a field is invalid", body = ErrorBody),
+        (status = 409, description = "no such run in progress", body = ErrorBody),
+    ))]
 async fn stop(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let body: StopBody = parse_body(&headers, &body)?;
     if let Some(id) = &body.run_id {
@@ -344,32 +553,110 @@ async fn stop(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Resul
         for id in &stopping {
             shared.runs.wait(id).await;
         }
-        let runs: Vec<Value> = stopping.iter().filter_map(|id| shared.runs.finished_run(id)).collect();
-        return Ok(Json(json!({"stopped": stopping, "runs": runs})).into_response());
+        let runs = stopping.iter().filter_map(|id| shared.runs.finished_run(id)).collect();
+        return Ok(Json(Stopped {
+            stopped: stopping,
+            runs,
+        })
+        .into_response());
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({"stopping": stopping}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(Stopping { stopping })).into_response())
 }
 
 /// A TTL as seconds or a duration string (`"10m"`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 enum Ttl {
+    /// Seconds.
     Seconds(u32),
+    /// A duration: `"90s"`, `"10m"`, `"1h 30m"`.
     Text(String),
 }
 
 /// Body of `POST /cache/warming/warm-key`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WarmKeyBody {
+    /// The plugin that builds the key.
+    #[schema(min_length = 1, max_length = 128)]
     plugin: String,
+    /// The key.
+    #[schema(min_length = 1, max_length = 1024)]
     key: String,
+    /// Time to live (default: the plugin's).
     ttl: Option<Ttl>,
+    /// Priority (default `high`).
+    #[schema(schema_with = priority_name)]
     priority: Option<String>,
     /// Handed to the plugin's `produce` as the key spec's `arg`.
     arg: Option<String>,
 }
 
+/// What became of a warmed key: the name of the counter it went to, or
+/// `none` when it got none (the plugin did not load).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum KeyOutcome {
+    /// Written to the backend.
+    Written,
+    /// Left alone: the cached value was fresh.
+    SkippedFresh,
+    /// The plugin had nothing to warm for it.
+    SkippedByPlugin,
+    /// It broke the key rules (granted prefixes, length, characters).
+    Invalid,
+    /// The plugin refused it, or producing or writing it failed (see `cause`).
+    Failed,
+    /// Not finished: the run was stopped or hit its deadline.
+    Abandoned,
+    /// No outcome.
+    None,
+}
+
+/// The answer of `warm-key`, whatever became of the key.
+#[derive(Debug, Serialize, ToSchema)]
+struct WarmKeyAnswer {
+    /// The run that warmed it.
+    run_id: String,
+    /// The plugin.
+    plugin: String,
+    /// The key.
+    key: String,
+    /// What became of it.
+    outcome: KeyOutcome,
+    /// Whose problem it was, when it went wrong: `invalid` and `rejected` are the key's (422), `failed` the plugin's or the backend's (502).
+    cause: Option<ErrorCause>,
+    /// What went wrong; null when it was warmed.
+    error: Option<String>,
+    /// The run's document.
+    run: Option<FinishedRun>,
+}
+
+/// The status of a `warm-key` answer: 200 when the key was warmed (or needed
+/// nothing), 422 when the key itself was wrong (it broke the key rules, or the
+/// plugin refused it), 502 when the plugin or the backend failed.
+fn warm_key_status(outcome: KeyOutcome, cause: Option<ErrorCause>) -> StatusCode {
+    match (outcome, cause) {
+        (KeyOutcome::Written | KeyOutcome::SkippedFresh | KeyOutcome::SkippedByPlugin, _) => StatusCode::OK,
+        (KeyOutcome::Invalid, _) | (_, Some(ErrorCause::Invalid | ErrorCause::Rejected)) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// Warm one key now: the plugin's produce builds the value; answers when it is written.
+#[utoipa::path(post, path = "/cache/warming/warm-key", tag = "runs",
+    request_body(content = WarmKeyBody, description = "the key"),
+    responses(
+        (status = 200, description = "written (or fresh, or skipped by the plugin)", body = WarmKeyAnswer),
+        (status = 400, description = "a field is invalid", body = ErrorBody),
+        (status = 404, description = "unknown plugin", body = ErrorBody),
+        (status = 409, description = "the plugin is running", body = ErrorBody),
+        (status = 422, description = "the key is wrong: it breaks the key rules, or the plugin refused it", body = WarmKeyAnswer),
+        (status = 502, description = "the plugin or the backend failed", body = WarmKeyAnswer),
+        (status = 503, description = "serve is shutting down", body = ErrorBody),
+    ))]
 async fn warm_key(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let body: WarmKeyBody = parse_body(&headers, &body)?;
     if body.plugin.is_empty() || body.key.is_empty() {
@@ -413,39 +700,82 @@ async fn warm_key(State(shared): AppState, headers: HeaderMap, body: Bytes) -> R
     };
     let (run_id, _) = shared.start_run(request)?;
     shared.runs.wait(&run_id).await;
-    let run = shared.runs.finished_run(&run_id).unwrap_or(Value::Null);
-    let totals = &run["totals"];
-    let outcome = [
-        "written",
-        "skipped_fresh",
-        "skipped_by_plugin",
-        "invalid",
-        "failed",
-        "abandoned",
-    ]
-    .into_iter()
-    .find(|k| totals[*k].as_u64().unwrap_or(0) > 0)
-    .unwrap_or("none");
-    let error = run["errors"].get(0).map(|e| e["error"].clone()).unwrap_or(Value::Null);
-    let status = match outcome {
-        "written" | "skipped_fresh" | "skipped_by_plugin" => StatusCode::OK,
-        "invalid" => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::BAD_GATEWAY,
+    let run = shared.runs.finished_run(&run_id);
+    let outcome = run.as_ref().map_or(KeyOutcome::None, |r| {
+        let t = &r.totals;
+        [
+            (t.written, KeyOutcome::Written),
+            (t.skipped_fresh, KeyOutcome::SkippedFresh),
+            (t.skipped_by_plugin, KeyOutcome::SkippedByPlugin),
+            (t.invalid, KeyOutcome::Invalid),
+            (t.failed, KeyOutcome::Failed),
+            (t.abandoned, KeyOutcome::Abandoned),
+        ]
+        .into_iter()
+        .find(|(n, _)| *n > 0)
+        .map_or(KeyOutcome::None, |(_, o)| o)
+    });
+    let first_error = run.as_ref().and_then(|r| r.errors.first());
+    let (cause, error) = (first_error.map(|e| e.cause), first_error.map(|e| e.error.clone()));
+    // A plugin or a run that failed as a whole (it did not load, the backend is down) has no key error.
+    let error = error.or_else(|| {
+        let r = run.as_ref()?;
+        r.plugins
+            .iter()
+            .find_map(|p| p.error.clone())
+            .or_else(|| r.error.clone())
+    });
+    let answer = WarmKeyAnswer {
+        run_id,
+        plugin: body.plugin,
+        key: body.key,
+        outcome,
+        cause,
+        error,
+        run,
     };
-    let answer = json!({"run_id": run_id, "plugin": body.plugin, "key": body.key, "outcome": outcome, "error": error, "run": run});
-    Ok((status, Json(answer)).into_response())
+    Ok((warm_key_status(outcome, cause), Json(answer)).into_response())
 }
 
 /// Body of `POST /cache/warming/warm-pattern`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WarmPatternBody {
+    /// A glob over the enumerated keys (`*` crosses separators; at most 1024 bytes and 64 operators `*?[{,`).
+    #[schema(min_length = 1, max_length = 1024)]
     pattern: String,
+    /// Plugins to run (default: all enabled).
     #[serde(default)]
+    #[schema(schema_with = name_list)]
     plugins: Vec<String>,
 }
 
-async fn warm_pattern(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+/// `202` of `warm-pattern`.
+#[derive(Debug, Serialize, ToSchema)]
+struct PatternStarted {
+    /// The run's id.
+    run_id: String,
+    /// The plugins it runs.
+    plugins: Vec<String>,
+    /// The glob.
+    pattern: String,
+}
+
+/// Warm the enumerated keys matching a glob.
+#[utoipa::path(post, path = "/cache/warming/warm-pattern", tag = "runs",
+    request_body(content = WarmPatternBody, description = "the glob"),
+    responses(
+        (status = 202, description = "the run started", body = PatternStarted),
+        (status = 400, description = "the pattern is missing, too long, too complex or not a glob", body = ErrorBody),
+        (status = 404, description = "unknown plugin", body = ErrorBody),
+        (status = 409, description = "a plugin is running", body = ErrorBody),
+        (status = 503, description = "serve is shutting down", body = ErrorBody),
+    ))]
+async fn warm_pattern(
+    State(shared): AppState,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<PatternStarted>), ApiError> {
     let body: WarmPatternBody = parse_body(&headers, &body)?;
     bounded_names("plugins", &body.plugins, MAX_NAME_BYTES)?;
     if body.pattern.is_empty() {
@@ -462,17 +792,37 @@ async fn warm_pattern(State(shared): AppState, headers: HeaderMap, body: Bytes) 
     let (run_id, plugins) = shared.start_run(request)?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"run_id": run_id, "plugins": plugins, "pattern": body.pattern})),
-    )
-        .into_response())
+        Json(PatternStarted {
+            run_id,
+            plugins,
+            pattern: body.pattern,
+        }),
+    ))
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /cache/warming/runs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Limit {
+    /// Most runs (default 50, at most 1000).
     limit: Option<usize>,
 }
 
-async fn runs(State(shared): AppState, Query(q): Query<Limit>) -> Result<Json<Value>, ApiError> {
+/// `GET /cache/warming/runs`.
+#[derive(Debug, Serialize, ToSchema)]
+struct History {
+    /// Rows of whole runs (`job_type` = `run`), newest first.
+    runs: Vec<JobRow>,
+}
+
+/// Run history from the job store.
+#[utoipa::path(get, path = "/cache/warming/runs", tag = "runs", params(Limit),
+    responses(
+        (status = 200, description = "the latest runs", body = History),
+        (status = 400, description = "limit is not a number", body = ErrorBody),
+        (status = 503, description = "no job store, or it failed", body = ErrorBody),
+    ))]
+async fn runs(State(shared): AppState, Query(q): Query<Limit>) -> Result<Json<History>, ApiError> {
     let Some(store) = &shared.store else {
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -483,54 +833,80 @@ async fn runs(State(shared): AppState, Query(q): Query<Limit>) -> Result<Json<Va
         .history(q.limit.unwrap_or(50).min(1000))
         .await
         .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("job history: {e:#}")))?;
-    Ok(Json(json!({ "runs": rows })))
+    Ok(Json(History { runs: rows }))
 }
 
-/// Server-Sent Events: `hello` (status) on connect, then `progress`, `run_finished`,
-/// `schedules`; at shutdown a last `shutdown` event, then the stream ends.
+/// Server-Sent Events: `hello` (status) on connect, then `progress` (every
+/// 500 ms per active run), `run_finished`, `schedules`; at shutdown a last
+/// `shutdown` event, then the stream ends.
+#[utoipa::path(get, path = "/cache/warming/events", tag = "runs",
+    responses((status = 200, description = "an event stream", content_type = "text/event-stream", body = String)))]
 async fn events(State(shared): AppState) -> impl IntoResponse {
     let hello = axum::response::sse::Event::default()
         .event("hello")
-        .json_data(shared.runs.status(batch_size(&shared)))
-        .expect("status serializes");
+        .json_data(shared.runs.status(batch_size(&shared)));
     // The shutdown event is the last one: the stream ends after sending it.
     let updates = futures_util::stream::unfold(Some(shared.events.subscribe()), |rx| async move {
         let mut rx = rx?;
-        let (name, data, rx) = loop {
+        let event = axum::response::sse::Event::default();
+        let (event, rx) = loop {
             match rx.recv().await {
-                Ok(Event::Progress(v)) => break ("progress", v, Some(rx)),
-                Ok(Event::RunFinished(v)) => break ("run_finished", v, Some(rx)),
-                Ok(Event::Schedules(v)) => break ("schedules", v, Some(rx)),
-                Ok(Event::Shutdown(v)) => break ("shutdown", v, None),
+                Ok(Event::Progress(v)) => break (event.event("progress").json_data(v), Some(rx)),
+                Ok(Event::RunFinished(v)) => break (event.event("run_finished").json_data(v), Some(rx)),
+                Ok(Event::Schedules(v)) => break (event.event("schedules").json_data(v), Some(rx)),
+                Ok(Event::Shutdown(v)) => break (event.event("shutdown").json_data(v), None),
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         };
-        Some((axum::response::sse::Event::default().event(name).json_data(data), rx))
-    })
-    .filter_map(|event| async move { event.ok() });
+        Some((event, rx))
+    });
     let stream = futures_util::stream::once(async { hello })
         .chain(updates)
+        .filter_map(|event| async move { event.ok() })
         .map(Ok::<_, std::convert::Infallible>);
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
 /// One access event as posted: `ts_ms` defaults to now.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EventIn {
+    /// The key asked for.
+    #[schema(min_length = 1, max_length = 1024)]
     key: String,
-    hit: Value,
+    /// Whether it was a hit: true, false, 1 or 0.
+    #[schema(schema_with = hit_schema)]
+    hit: serde_json::Value,
+    /// When, in ms since the epoch (default now): at most 5 minutes ahead of the server clock, not older than the longest usage window.
     ts_ms: Option<u64>,
+    /// How long the application waited, in ms (finite, at most an hour).
     latency_ms: Option<f64>,
 }
 
+/// The schema of `hit`: a boolean, or 0 or 1.
+fn hit_schema() -> utoipa::openapi::schema::OneOfBuilder {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .enum_values(Some([0, 1])),
+        )
+}
+
 /// `POST /cache/warming/events`: a JSON array of events, or `{"events": [...]}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 enum EventsBody {
+    /// The events.
     List(Vec<EventIn>),
-    Wrapped { events: Vec<EventIn> },
+    /// The events, wrapped.
+    Wrapped {
+        /// The events.
+        events: Vec<EventIn>,
+    },
 }
 
 impl Default for EventsBody {
@@ -539,7 +915,26 @@ impl Default for EventsBody {
     }
 }
 
-async fn ingest_events(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+/// `202` of `events`.
+#[derive(Debug, Serialize, ToSchema)]
+struct Accepted {
+    /// Events taken in.
+    accepted: usize,
+}
+
+/// Access events in: a JSON array (or `{"events": [...]}`) of `{key, hit, ts_ms, latency_ms}`.
+#[utoipa::path(post, path = "/cache/warming/events", tag = "usage",
+    request_body(content = EventsBody, description = "the events"),
+    responses(
+        (status = 202, description = "taken in", body = Accepted),
+        (status = 400, description = "an event is invalid (key, hit, a time outside the windows, a latency that is not finite or over an hour)", body = ErrorBody),
+        (status = 409, description = "usage tracking is off", body = ErrorBody),
+    ))]
+async fn ingest_events(
+    State(shared): AppState,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let Some(usage) = &shared.usage else {
         return Err(ApiError(
             StatusCode::CONFLICT,
@@ -554,9 +949,9 @@ async fn ingest_events(State(shared): AppState, headers: HeaderMap, body: Bytes)
     let mut accepted = Vec::with_capacity(events.len());
     for (i, e) in events.into_iter().enumerate() {
         let hit = match &e.hit {
-            Value::Bool(b) => *b,
-            Value::Number(n) if n.as_u64() == Some(1) => true,
-            Value::Number(n) if n.as_u64() == Some(0) => false,
+            serde_json::Value::Bool(b) => *b,
+            serde_json::Value::Number(n) if n.as_u64() == Some(1) => true,
+            serde_json::Value::Number(n) if n.as_u64() == Some(0) => false,
             other => {
                 return Err(bad_request(format!(
                     "events[{i}].hit must be true, false, 1 or 0, got {other}"
@@ -576,20 +971,38 @@ async fn ingest_events(State(shared): AppState, headers: HeaderMap, body: Bytes)
         accepted.push(event);
     }
     usage.ingest(&accepted);
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": accepted.len()}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            accepted: accepted.len(),
+        }),
+    ))
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /cache/warming/hot-data`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HotQuery {
+    /// One of the tracker's windows, e.g. `1m`, `1h`, `1day` (default 1h).
     window: Option<String>,
+    /// Most keys (default 50, at most 1000).
     limit: Option<usize>,
 }
 
-async fn hot_data(State(shared): AppState, Query(q): Query<HotQuery>) -> Result<Json<Value>, ApiError> {
+/// The hottest keys of a window (access and miss counts with error bounds,
+/// priority, owning plugin), rising and falling keys; an empty list with the
+/// reason when there is no traffic.
+#[utoipa::path(get, path = "/cache/warming/hot-data", tag = "usage", params(HotQuery),
+    responses(
+        (status = 200, description = "hot keys", body = HotData),
+        (status = 400, description = "window is not a duration, or limit not a number", body = ErrorBody),
+    ))]
+async fn hot_data(State(shared): AppState, Query(q): Query<HotQuery>) -> Result<Json<HotData>, ApiError> {
     let Some(usage) = &shared.usage else {
-        return Ok(Json(
-            json!({"window": null, "keys": [], "reason": "usage tracking is off ([usage] enabled = false)"}),
-        ));
+        return Ok(Json(HotData::empty(
+            None,
+            "usage tracking is off ([usage] enabled = false)",
+        )));
     };
     let window = match q.window.as_deref() {
         None => Duration::from_secs(3600),
@@ -599,31 +1012,43 @@ async fn hot_data(State(shared): AppState, Query(q): Query<HotQuery>) -> Result<
     Ok(Json(usage.hot_data(window, q.limit.unwrap_or(50).min(1000))))
 }
 
-async fn stats(State(shared): AppState) -> Json<Value> {
-    let mut cost_benefit = shared.runs.cost_benefit();
-    let effectiveness = match &shared.usage {
-        None => {
-            json!({"hit_rate_before": null, "hit_rate_after": null, "improvement": null, "reason": "usage tracking is off"})
-        }
-        Some(usage) => {
-            let coverage = coverage(&shared, usage).await;
-            let (effectiveness, measured) = usage.effectiveness(coverage);
-            if let (Some(cb), Some(m)) = (cost_benefit.as_object_mut(), measured.as_object()) {
-                cb.extend(m.clone());
-            }
-            effectiveness
-        }
-    };
-    Json(json!({
-        "effectiveness": effectiveness,
-        "resource_usage": super::resource_usage(&shared),
-        "timing": shared.runs.timing(),
-        "cost_benefit": cost_benefit,
-    }))
+/// `GET /cache/warming/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+struct Stats {
+    /// Hit rates around runs.
+    effectiveness: Effectiveness,
+    /// This process's memory and the runs' budget.
+    resource_usage: ResourceUsage,
+    /// Run and call times.
+    timing: Timing,
+    /// What runs cost and saved.
+    cost_benefit: CostBenefit,
 }
 
-/// How much of the hour's 50 hottest keys the backend holds now (null without traffic or backend).
-async fn coverage(shared: &Shared, usage: &crate::usage::Usage) -> Option<Value> {
+/// Effectiveness, resource usage, timing and cost-benefit; null where not measured.
+#[utoipa::path(get, path = "/cache/warming/stats", tag = "usage",
+    responses((status = 200, description = "figures", body = Stats)))]
+async fn stats(State(shared): AppState) -> Json<Stats> {
+    let (effectiveness, measured) = match &shared.usage {
+        None => (
+            Effectiveness {
+                reason: Some("usage tracking is off".into()),
+                ..Effectiveness::default()
+            },
+            MeasuredBenefit::default(),
+        ),
+        Some(usage) => usage.effectiveness(coverage(&shared, usage).await),
+    };
+    Json(Stats {
+        effectiveness,
+        resource_usage: super::resource_usage(&shared),
+        timing: shared.runs.timing(),
+        cost_benefit: shared.runs.cost_benefit(measured),
+    })
+}
+
+/// How much of the hour's 50 hottest keys the backend holds now (none without traffic or backend).
+async fn coverage(shared: &Shared, usage: &crate::usage::Usage) -> Option<CoverageView> {
     let hot = usage
         .hot(Duration::from_secs(3600), 50)
         .ok()
@@ -636,22 +1061,60 @@ async fn coverage(shared: &Shared, usage: &crate::usage::Usage) -> Option<Value>
         }
     }
     let c = preheat_usage::effect::coverage(hot.entries.iter().map(|e| e.key.as_str()), |k| present.contains(k));
-    Some(
-        json!({"hot_keys": c.hot, "cached": c.cached, "fraction": c.fraction, "missing": c.missing.iter().take(10).collect::<Vec<_>>()}),
-    )
+    Some(CoverageView {
+        hot_keys: c.hot,
+        cached: c.cached,
+        fraction: c.fraction,
+        missing: c.missing.into_iter().take(10).collect(),
+    })
 }
 
-async fn schedule(State(shared): AppState) -> Json<Value> {
+/// `GET /cache/warming/schedule`.
+#[derive(Debug, Serialize, ToSchema)]
+struct ScheduleList {
+    /// Every plugin's schedule.
+    schedules: Vec<ScheduleView>,
+    /// Cron times just before each plugin's traffic peaks (from usage events).
+    suggestions: Vec<Suggestion>,
+}
+
+/// Per-plugin cron schedules with next fire times, and suggestions.
+#[utoipa::path(get, path = "/cache/warming/schedule", tag = "schedules",
+    responses((status = 200, description = "schedules", body = ScheduleList)))]
+async fn schedule(State(shared): AppState) -> Json<ScheduleList> {
     let lead = shared.warmer().config().usage.predictive.lead_time;
     let suggestions = shared
         .usage
         .as_ref()
         .map(|u| u.schedule_suggestions(lead))
         .unwrap_or_default();
-    Json(json!({"schedules": shared.schedules.list(), "suggestions": suggestions}))
+    Json(ScheduleList {
+        schedules: shared.schedules.list(),
+        suggestions,
+    })
 }
 
-async fn update_schedule(State(shared): AppState, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+/// `200` of `POST schedule`.
+#[derive(Debug, Serialize, ToSchema)]
+struct ScheduleChanged {
+    /// The plugin's schedule now (`persisted` = false when there is no job store).
+    schedule: ScheduleView,
+}
+
+/// Change a plugin's schedule at run time (validated, persisted in the job store).
+#[utoipa::path(post, path = "/cache/warming/schedule", tag = "schedules",
+    request_body(content = ScheduleUpdate, description = "the change"),
+    responses(
+        (status = 200, description = "changed", body = ScheduleChanged),
+        (status = 400, description = "a bad cron expression, jitter or combination", body = ErrorBody),
+        (status = 404, description = "unknown plugin", body = ErrorBody),
+        (status = 503, description = "the job store failed", body = ErrorBody),
+    ))]
+async fn update_schedule(
+    State(shared): AppState,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ScheduleChanged>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(bad_request(
             "body needs {\"plugin\": \"<name>\"} and any of \"cron\": \"*/15 * * * *\" (null removes), \"jitter\": \"30s\", \"enabled\": true, or \"reset\": true alone",
@@ -659,9 +1122,9 @@ async fn update_schedule(State(shared): AppState, headers: HeaderMap, body: Byte
     }
     let update: ScheduleUpdate = parse_body_required(&headers, &body)?;
     match shared.schedules.update(update).await {
-        Ok(view) => {
-            shared.publish(Event::Schedules(json!({"schedules": shared.schedules.list()})));
-            Ok(Json(json!({ "schedule": view })).into_response())
+        Ok(schedule) => {
+            shared.publish_schedules();
+            Ok(Json(ScheduleChanged { schedule }))
         }
         Err(e @ ScheduleError::UnknownPlugin(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
         Err(e @ ScheduleError::Invalid(_)) => Err(bad_request(e.to_string())),

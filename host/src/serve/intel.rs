@@ -66,9 +66,7 @@ async fn apply_suggestions_loop(shared: Arc<Shared>, usage: Arc<Usage>) {
         let lead = shared.warmer().config().usage.predictive.lead_time;
         let current = shared.schedules.list();
         for suggestion in usage.schedule_suggestions(lead) {
-            let (Some(plugin), Some(cron)) = (suggestion["plugin"].as_str(), suggestion["cron"].as_str()) else {
-                continue;
-            };
+            let (plugin, cron) = (suggestion.plugin.as_str(), suggestion.cron.as_str());
             let scheduled = current.iter().find(|s| s.plugin == plugin);
             if scheduled.is_none_or(|s| s.cron.is_none() || s.cron.as_deref() == Some(cron)) {
                 continue;

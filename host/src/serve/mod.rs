@@ -24,7 +24,7 @@ use crate::schedule::{Fire, Schedules};
 use anyhow::{bail, Context, Result};
 use metrics::Metrics;
 use runs::{RunRequest, Runs, StartError};
-use serde_json::Value;
+use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -38,14 +38,43 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone)]
 pub enum Event {
     /// Live state of one run.
-    Progress(Value),
+    Progress(runs::RunView),
     /// A run ended (its report, without per-key traces).
-    RunFinished(Value),
+    RunFinished(runs::FinishedRun),
     /// Schedules changed (updated through the API, or the config was reloaded).
-    Schedules(Value),
+    Schedules(SchedulesChanged),
     /// The service is shutting down: the last event of every stream, sent
     /// after the `run_finished` of the runs it stopped.
-    Shutdown(Value),
+    Shutdown(ShuttingDown),
+}
+
+/// The `schedules` event: every schedule after a change.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SchedulesChanged {
+    /// Every plugin's schedule.
+    pub schedules: Vec<crate::schedule::ScheduleView>,
+}
+
+/// The `shutdown` event, the last of every stream.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ShuttingDown {
+    /// Why the stream ends.
+    pub reason: String,
+}
+
+/// The `resource_usage` section of `GET /cache/warming/stats`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ResourceUsage {
+    /// This process's resident memory (null where /proc is missing).
+    pub rss_bytes: Option<u64>,
+    /// Its peak resident memory.
+    pub peak_rss_bytes: Option<u64>,
+    /// The memory budget of a run.
+    pub run_memory_budget_bytes: u64,
+    /// Runs in progress.
+    pub active_runs: usize,
+    /// Seconds since serve started.
+    pub uptime_seconds: u64,
 }
 
 /// What every request handler and background task of the service shares.
@@ -104,15 +133,20 @@ impl Shared {
             tracing::warn!(%listen, "[serve] listen changed; it takes effect at the next restart");
         }
         *self.warmer.write().unwrap() = warmer;
-        self.publish(Event::Schedules(
-            serde_json::json!({"schedules": self.schedules.list()}),
-        ));
+        self.publish_schedules();
+    }
+
+    /// Tells the event stream every schedule (after a change).
+    fn publish_schedules(&self) {
+        self.publish(Event::Schedules(SchedulesChanged {
+            schedules: self.schedules.list(),
+        }));
     }
 }
 
 /// The `resource_usage` section of `GET /cache/warming/stats`: this process's
 /// memory (from /proc) and the memory budget of runs.
-fn resource_usage(shared: &Shared) -> Value {
+fn resource_usage(shared: &Shared) -> ResourceUsage {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = |field: &str| {
         status
@@ -121,13 +155,13 @@ fn resource_usage(shared: &Shared) -> Value {
             .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
             .map(|k| k * 1024)
     };
-    serde_json::json!({
-        "rss_bytes": kib("VmRSS:"),
-        "peak_rss_bytes": kib("VmHWM:"),
-        "run_memory_budget_bytes": crate::exec::budget_bytes(shared.warmer().config().run.memory_budget),
-        "active_runs": shared.runs.active_views(1).len(),
-        "uptime_seconds": shared.started.elapsed().as_secs(),
-    })
+    ResourceUsage {
+        rss_bytes: kib("VmRSS:"),
+        peak_rss_bytes: kib("VmHWM:"),
+        run_memory_budget_bytes: crate::exec::budget_bytes(shared.warmer().config().run.memory_budget),
+        active_runs: shared.runs.active_views(1).len(),
+        uptime_seconds: shared.started.elapsed().as_secs(),
+    }
 }
 
 /// RFC 3339 UTC with milliseconds.
@@ -275,8 +309,8 @@ async fn wait_for_shutdown_signal(shared: Arc<Shared>) {
             humantime::format_duration(bound)
         );
     }
-    shared.publish(Event::Shutdown(
-        serde_json::json!({"reason": "preheat serve is shutting down"}),
-    ));
+    shared.publish(Event::Shutdown(ShuttingDown {
+        reason: "preheat serve is shutting down".into(),
+    }));
     shared.shutdown.cancel();
 }

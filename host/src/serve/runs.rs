@@ -4,16 +4,16 @@
 
 use super::metrics::Metrics;
 use super::{Event, Shared};
-use crate::exec::{LiveProgress, Progress, RunOptions, Warmer};
+use crate::exec::{Progress, RunOptions, Warmer};
 use crate::plan::KeyFilter;
-use crate::report::Report;
+use crate::report::{Counters, KeyError, Report, RunStatus};
 use crate::runtime::{Cancel, KeySpec};
 use serde::Serialize;
-use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
+use utoipa::ToSchema;
 
 /// Finished runs remembered for `finished_run` and `last_run`.
 const RECENT_RUNS: usize = 32;
@@ -68,7 +68,7 @@ pub struct Runs {
     active: Mutex<Vec<Arc<ActiveRun>>>,
     tasks: Mutex<HashMap<String, JoinHandle<()>>>,
     /// The latest finished runs, oldest first.
-    recent: Mutex<std::collections::VecDeque<Value>>,
+    recent: Mutex<std::collections::VecDeque<FinishedRun>>,
     closed: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
     since_start: Mutex<Accumulated>,
@@ -196,32 +196,30 @@ impl Runs {
     }
 
     /// Live views of the active runs, oldest first.
-    pub fn active_views(&self, batch_size: usize) -> Vec<Value> {
+    pub fn active_views(&self, batch_size: usize) -> Vec<RunView> {
         let active = self.active.lock().unwrap().clone();
         active.iter().map(|r| r.view(batch_size)).collect()
     }
 
     /// The status document of `GET /cache/warming/status`.
-    pub fn status(&self, batch_size: usize) -> Value {
+    pub fn status(&self, batch_size: usize) -> StatusView {
         let runs = self.active_views(batch_size);
         let stopping = self.active.lock().unwrap().iter().any(|r| r.stop.is_cancelled());
-        let mut doc = match runs.last() {
-            Some(current) => current.clone(),
-            None => json!({}),
-        };
-        doc["status"] = json!(match (runs.is_empty(), stopping) {
-            (true, _) => "idle",
-            (false, true) => "stopping",
-            (false, false) => "running",
-        });
-        doc["runs"] = json!(runs);
-        doc["last_run"] = self.recent.lock().unwrap().back().cloned().unwrap_or(Value::Null);
-        doc
+        StatusView {
+            status: match (runs.is_empty(), stopping) {
+                (true, _) => Activity::Idle,
+                (false, true) => Activity::Stopping,
+                (false, false) => Activity::Running,
+            },
+            current: runs.last().map(|r| r.run.clone()),
+            runs,
+            last_run: self.recent.lock().unwrap().back().cloned(),
+        }
     }
 
     /// Records a finished run (before it leaves the active list, so waiters find it).
-    fn finished(&self, run_id: &str, report: &Report) -> Value {
-        let summary = finished_view(report);
+    fn finished(&self, run_id: &str, report: &Report) -> FinishedRun {
+        let summary = FinishedRun::of(report);
         {
             let mut recent = self.recent.lock().unwrap();
             if recent.len() == RECENT_RUNS {
@@ -244,41 +242,50 @@ impl Runs {
     }
 
     /// The `timing` section of `GET /cache/warming/stats`.
-    pub fn timing(&self) -> Value {
+    pub fn timing(&self) -> Timing {
         let acc = self.since_start.lock().unwrap();
         let last = self.recent.lock().unwrap().back().cloned();
         let finished = acc.totals.finished();
-        json!({
-            "runs_finished": acc.runs,
-            "run_seconds_total": acc.run_ms as f64 / 1000.0,
-            "keys_per_second": (acc.run_ms > 0).then(|| finished as f64 * 1000.0 / acc.run_ms as f64),
-            "produce_calls": acc.produce_calls,
-            "average_produce_call_ms": (acc.produce_calls > 0).then(|| acc.produce_us as f64 / 1000.0 / acc.produce_calls as f64),
-            "last_run_duration_ms": last.as_ref().map(|r| r["duration_ms"].clone()),
-            "last_run_plugins": last.as_ref().map(|r| r["plugins"].as_array().map(|ps| ps.iter().map(|p| json!({"name": p["name"], "produce_p50_us": p["produce_p50_us"], "produce_p99_us": p["produce_p99_us"]})).collect::<Vec<_>>())),
-        })
+        Timing {
+            runs_finished: acc.runs,
+            run_seconds_total: acc.run_ms as f64 / 1000.0,
+            keys_per_second: (acc.run_ms > 0).then(|| finished as f64 * 1000.0 / acc.run_ms as f64),
+            produce_calls: acc.produce_calls,
+            average_produce_call_ms: (acc.produce_calls > 0)
+                .then(|| acc.produce_us as f64 / 1000.0 / acc.produce_calls as f64),
+            last_run_duration_ms: last.as_ref().map(|r| r.duration_ms),
+            last_run_plugins: last.map(|r| {
+                r.plugins
+                    .into_iter()
+                    .map(|p| PluginTiming {
+                        name: p.name,
+                        produce_p50_us: p.produce_p50_us,
+                        produce_p99_us: p.produce_p99_us,
+                    })
+                    .collect()
+            }),
+        }
     }
 
-    /// The `cost_benefit` section of `GET /cache/warming/stats` (misses avoided and
-    /// latency saved need usage events; null until then).
-    pub fn cost_benefit(&self) -> Value {
+    /// The `cost_benefit` section of `GET /cache/warming/stats`, with what usage
+    /// events measured (null without them).
+    pub fn cost_benefit(&self, measured: crate::usage::MeasuredBenefit) -> CostBenefit {
         let acc = self.since_start.lock().unwrap();
-        json!({
-            "keys_warmed": acc.totals.written,
-            "keys_already_fresh": acc.totals.skipped_fresh,
-            "keys_failed": acc.totals.failed + acc.totals.invalid,
-            "bytes_written": acc.totals.bytes_written,
-            "producer_seconds": acc.produce_us as f64 / 1e6,
-            "fuel_consumed": acc.totals.fuel_consumed,
-            "misses_avoided": null,
-            "estimated_latency_saved_ms": null,
-        })
+        CostBenefit {
+            keys_warmed: acc.totals.written,
+            keys_already_fresh: acc.totals.skipped_fresh,
+            keys_failed: acc.totals.failed + acc.totals.invalid,
+            bytes_written: acc.totals.bytes_written,
+            producer_seconds: acc.produce_us as f64 / 1e6,
+            fuel_consumed: acc.totals.fuel_consumed,
+            measured,
+        }
     }
 
     /// A recently finished run, by id.
-    pub fn finished_run(&self, run_id: &str) -> Option<Value> {
+    pub fn finished_run(&self, run_id: &str) -> Option<FinishedRun> {
         let recent = self.recent.lock().unwrap();
-        recent.iter().rev().find(|r| r["run_id"] == run_id).cloned()
+        recent.iter().rev().find(|r| r.run_id == run_id).cloned()
     }
 }
 
@@ -303,15 +310,15 @@ async fn run_to_end(shared: Arc<Shared>, warmer: Arc<Warmer>, options: RunOption
 
 impl ActiveRun {
     /// The live document of one run (shape of `GET /cache/warming/status`).
-    fn view(&self, batch_size: usize) -> Value {
+    fn view(&self, batch_size: usize) -> RunView {
         let live = self.progress.live();
         let c = live.counters;
         let (mut success, mut failed) = (0, 0);
-        let mut per_plugin = serde_json::Map::new();
-        for (name, counters) in &live.plugins {
+        let mut per_plugin = BTreeMap::new();
+        for (name, counters) in live.plugins {
             success += counters.written + counters.skipped_fresh + counters.skipped_by_plugin;
             failed += counters.failed + counters.invalid;
-            per_plugin.insert(name.clone(), plugin_counters(counters));
+            per_plugin.insert(name, counters);
         }
         let percentage = match c.enumerated {
             0 if c.enumeration_done => 100.0,
@@ -326,61 +333,49 @@ impl ActiveRun {
             super::rfc3339(SystemTime::now() + Duration::from_secs_f64(left))
         });
         let average = (c.finished > 0).then(|| format_ms(live.elapsed.as_secs_f64() * 1000.0 / c.finished as f64));
-        json!({
-            "run_id": self.run_id,
-            "strategy": self.strategy,
-            "plugins": self.plugins,
-            "started_at": self.started_at,
-            "status": if self.stop.is_cancelled() { "stopping" } else { "running" },
-            "progress": {
-                "total_items": c.enumerated,
-                "total_known": c.enumeration_done,
-                "completed": c.finished,
-                "success": success,
-                "failed": failed,
-                "percentage": percentage,
+        RunView {
+            status: match self.stop.is_cancelled() {
+                true => RunState::Stopping,
+                false => RunState::Running,
             },
-            "current_batch": live.batch.map(|b| json!({
-                "batch_size": b.size,
-                "processed": b.processed,
-                "remaining": b.size - b.processed,
-                "configured_batch_size": batch_size,
-            })),
-            "performance": {
-                "items_per_second": (rate * 10.0).round() / 10.0,
-                "average_time_per_item": average,
-                "estimated_completion": eta,
+            run: RunDetails {
+                run_id: self.run_id.clone(),
+                strategy: self.strategy.clone(),
+                plugins: self.plugins.clone(),
+                started_at: self.started_at.clone(),
+                progress: ProgressCounts {
+                    total_items: c.enumerated,
+                    total_known: c.enumeration_done,
+                    completed: c.finished,
+                    success,
+                    failed,
+                    percentage,
+                },
+                current_batch: live.batch.map(|b| BatchView {
+                    batch_size: b.size,
+                    processed: b.processed,
+                    remaining: b.size - b.processed,
+                    configured_batch_size: batch_size,
+                }),
+                performance: Performance {
+                    items_per_second: (rate * 10.0).round() / 10.0,
+                    average_time_per_item: average,
+                    estimated_completion: eta,
+                },
+                errors: live
+                    .recent_errors
+                    .into_iter()
+                    .map(|e| LiveError {
+                        retry_count: e.attempts.saturating_sub(1),
+                        plugin: e.plugin,
+                        key: e.key,
+                        error: e.error,
+                    })
+                    .collect(),
+                per_plugin,
             },
-            "errors": errors_view(&live),
-            "per_plugin": per_plugin,
-        })
+        }
     }
-}
-
-fn errors_view(live: &LiveProgress) -> Value {
-    live.recent_errors
-        .iter()
-        .map(|e| {
-            json!({
-                "plugin": e.plugin,
-                "key": e.key,
-                "error": e.error,
-                "retry_count": e.attempts.saturating_sub(1),
-            })
-        })
-        .collect()
-}
-
-fn plugin_counters(c: &crate::report::Counters) -> Value {
-    json!({
-        "enumerated": c.enumerated,
-        "written": c.written,
-        "skipped_fresh": c.skipped_fresh,
-        "skipped_by_plugin": c.skipped_by_plugin,
-        "invalid": c.invalid,
-        "failed": c.failed,
-        "abandoned": c.abandoned,
-    })
 }
 
 /// `12.3ms`, `1.20s`.
@@ -392,42 +387,266 @@ fn format_ms(ms: f64) -> String {
     }
 }
 
-/// The document of a finished run (`last_run`, the `run_finished` event, `warm-key`'s answer).
-#[derive(Serialize)]
-struct FinishedRun<'a> {
-    run_id: &'a str,
-    strategy: &'a str,
-    status: crate::report::RunStatus,
-    started_at: &'a str,
-    duration_ms: u64,
-    deadline_hit: bool,
-    stopped: bool,
-    error: &'a Option<String>,
-    history_error: &'a Option<String>,
-    totals: &'a crate::report::Counters,
-    plugins: Vec<Value>,
-    errors: &'a [crate::report::KeyError],
+/// Whether the service is doing anything (`GET status`'s `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Activity {
+    /// No run in progress.
+    Idle,
+    /// Runs in progress, none asked to stop.
+    Running,
+    /// A run was asked to stop and is finishing its batches.
+    Stopping,
 }
 
-/// A finished run as JSON (the report without per-key traces).
-pub fn finished_view(report: &Report) -> Value {
-    let doc = FinishedRun {
-        run_id: &report.run_id,
-        strategy: &report.strategy,
-        status: report.status,
-        started_at: &report.started_at,
-        duration_ms: report.duration_ms,
-        deadline_hit: report.deadline_hit,
-        stopped: report.stopped,
-        error: &report.error,
-        history_error: &report.history_error,
-        totals: &report.totals,
-        plugins: report
-            .plugins
-            .iter()
-            .map(|p| json!({"name": p.name, "counters": p.counters, "error": p.error, "produce_calls": p.produce_calls, "produce_p50_us": p.produce_p50_us, "produce_p99_us": p.produce_p99_us}))
-            .collect(),
-        errors: &report.errors,
-    };
-    serde_json::to_value(doc).expect("a report serializes")
+/// The state of one active run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Warming.
+    Running,
+    /// Asked to stop: batches in flight finish, the rest is abandoned.
+    Stopping,
+}
+
+/// A run's keys so far.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProgressCounts {
+    /// Keys enumerated so far (all of them once `total_known`).
+    pub total_items: u64,
+    /// Whether enumeration is over, so `total_items` is final.
+    pub total_known: bool,
+    /// Keys with a final outcome.
+    pub completed: u64,
+    /// Written, fresh, or skipped by the plugin.
+    pub success: u64,
+    /// Failed or invalid.
+    pub failed: u64,
+    /// `completed / total_items` in percent, floored to 0.1.
+    pub percentage: f64,
+}
+
+/// The latest batch handed to a plugin.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BatchView {
+    /// Keys in the batch.
+    pub batch_size: u64,
+    /// Of which processed.
+    pub processed: u64,
+    /// Of which left.
+    pub remaining: u64,
+    /// `[run] batch_size`.
+    pub configured_batch_size: usize,
+}
+
+/// A run's speed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Performance {
+    /// Keys finished per second since the run started.
+    pub items_per_second: f64,
+    /// Mean wall time per finished key (`"12.3ms"`); null before the first.
+    pub average_time_per_item: Option<String>,
+    /// When the run should end at this rate (RFC 3339); null until enumeration is over.
+    pub estimated_completion: Option<String>,
+}
+
+/// A recent key error of a run in progress.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveError {
+    /// The plugin that owns the key.
+    pub plugin: String,
+    /// The key.
+    pub key: String,
+    /// What went wrong.
+    pub error: String,
+    /// Attempts beyond the first.
+    pub retry_count: u32,
+}
+
+/// What a run in progress is and how far it got.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RunDetails {
+    /// The run's id.
+    pub run_id: String,
+    /// Strategy name.
+    pub strategy: String,
+    /// Its plugins.
+    pub plugins: Vec<String>,
+    /// Start time, RFC 3339.
+    pub started_at: String,
+    /// Keys so far.
+    pub progress: ProgressCounts,
+    /// The latest batch; null before the first.
+    pub current_batch: Option<BatchView>,
+    /// Speed and expected end.
+    pub performance: Performance,
+    /// The latest key errors, oldest first.
+    pub errors: Vec<LiveError>,
+    /// Outcome counters per plugin.
+    pub per_plugin: BTreeMap<String, Counters>,
+}
+
+/// One active run (an entry of `status.runs`, the `progress` SSE event).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RunView {
+    /// running or stopping.
+    pub status: RunState,
+    /// The rest of the run.
+    #[serde(flatten)]
+    pub run: RunDetails,
+}
+
+/// `GET /cache/warming/status`: the newest active run's fields at the top
+/// (absent when idle), every active run, and the last finished run.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatusView {
+    /// idle, running, or stopping (some run was asked to stop).
+    pub status: Activity,
+    /// The newest active run's fields (none when idle).
+    #[serde(flatten)]
+    #[schema(schema_with = optional_run_details)]
+    pub current: Option<RunDetails>,
+    /// Every active run, oldest first.
+    pub runs: Vec<RunView>,
+    /// The latest finished run; null before the first.
+    pub last_run: Option<FinishedRun>,
+}
+
+/// [`RunDetails`] with none of its fields required: `status` has them only while a run is active.
+fn optional_run_details() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::Schema;
+    let mut schema = <RunDetails as utoipa::PartialSchema>::schema();
+    if let utoipa::openapi::RefOr::T(Schema::Object(object)) = &mut schema {
+        object.required.clear();
+    }
+    schema
+}
+
+/// One plugin's part of a finished run.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FinishedPlugin {
+    /// Plugin name.
+    pub name: String,
+    /// Outcome counters.
+    pub counters: Counters,
+    /// Set when the plugin failed as a whole.
+    pub error: Option<String>,
+    /// `produce` calls that returned.
+    pub produce_calls: u64,
+    /// Median `produce` call time, µs.
+    pub produce_p50_us: Option<u64>,
+    /// 99th percentile `produce` call time, µs.
+    pub produce_p99_us: Option<u64>,
+}
+
+/// A finished run: the report without per-key traces (`last_run`, the
+/// `run_finished` event, `warm-key`'s and `stop`'s answers).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FinishedRun {
+    /// The run's id.
+    pub run_id: String,
+    /// Strategy name.
+    pub strategy: String,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Start time, RFC 3339.
+    pub started_at: String,
+    /// Wall-clock duration.
+    pub duration_ms: u64,
+    /// Whether the deadline stopped it.
+    pub deadline_hit: bool,
+    /// Whether it was stopped on request.
+    pub stopped: bool,
+    /// Why it failed as a whole, or was skipped.
+    pub error: Option<String>,
+    /// Set when the job history could not be written.
+    pub history_error: Option<String>,
+    /// Sum over plugins.
+    pub totals: Counters,
+    /// Per plugin.
+    pub plugins: Vec<FinishedPlugin>,
+    /// Keys that went wrong (capped).
+    pub errors: Vec<KeyError>,
+}
+
+impl FinishedRun {
+    /// A finished run's document, from its report.
+    pub fn of(report: &Report) -> FinishedRun {
+        FinishedRun {
+            run_id: report.run_id.clone(),
+            strategy: report.strategy.clone(),
+            status: report.status,
+            started_at: report.started_at.clone(),
+            duration_ms: report.duration_ms,
+            deadline_hit: report.deadline_hit,
+            stopped: report.stopped,
+            error: report.error.clone(),
+            history_error: report.history_error.clone(),
+            totals: report.totals.clone(),
+            plugins: report
+                .plugins
+                .iter()
+                .map(|p| FinishedPlugin {
+                    name: p.name.clone(),
+                    counters: p.counters.clone(),
+                    error: p.error.clone(),
+                    produce_calls: p.produce_calls,
+                    produce_p50_us: p.produce_p50_us,
+                    produce_p99_us: p.produce_p99_us,
+                })
+                .collect(),
+            errors: report.errors.clone(),
+        }
+    }
+}
+
+/// The `timing` section of `GET /cache/warming/stats`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Timing {
+    /// Runs finished since the service started.
+    pub runs_finished: u64,
+    /// Their wall time, summed.
+    pub run_seconds_total: f64,
+    /// Keys finished per second of run time; null before the first run.
+    pub keys_per_second: Option<f64>,
+    /// `produce` calls that returned.
+    pub produce_calls: u64,
+    /// Their mean wall time; null before the first.
+    pub average_produce_call_ms: Option<f64>,
+    /// The last run's duration; null before the first.
+    pub last_run_duration_ms: Option<u64>,
+    /// The last run's call times per plugin; null before the first.
+    pub last_run_plugins: Option<Vec<PluginTiming>>,
+}
+
+/// One plugin's `produce` call times in the last run.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PluginTiming {
+    /// Plugin name.
+    pub name: String,
+    /// Median call time, µs.
+    pub produce_p50_us: Option<u64>,
+    /// 99th percentile call time, µs.
+    pub produce_p99_us: Option<u64>,
+}
+
+/// The `cost_benefit` section of `GET /cache/warming/stats`: what runs cost
+/// and, from usage events, what they saved (null until measured).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CostBenefit {
+    /// Keys written since the service started.
+    pub keys_warmed: u64,
+    /// Keys left alone because they were fresh.
+    pub keys_already_fresh: u64,
+    /// Keys failed or invalid.
+    pub keys_failed: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Wall time spent in `produce`.
+    pub producer_seconds: f64,
+    /// Fuel consumed.
+    pub fuel_consumed: u64,
+    /// What the usage events measured around runs.
+    #[serde(flatten)]
+    pub measured: crate::usage::MeasuredBenefit,
 }

@@ -6,9 +6,14 @@
 
 mod routing;
 mod stream;
+mod views;
 
 pub use routing::KeyRouter;
 pub use stream::{consume_stream, watch_keyspace};
+pub use views::{
+    CoverageView, Effectiveness, HotData, HotKey, MeasuredBenefit, RedisHitRates, RedisRunHitRates, RunEffectView,
+    Suggestion,
+};
 
 use crate::config::{Config, UsageConfig};
 use crate::report::Report;
@@ -17,7 +22,6 @@ use preheat_usage::effect::{cost_benefit, BeforeAfter, HitStats, RollingHitRate,
 use preheat_usage::tracker::{HotKeys, Priority as HotPriority, Tracking, Trends};
 use preheat_usage::{predict, AccessEvent, UsageTracker};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Mutex, RwLock};
@@ -230,33 +234,47 @@ impl Usage {
     }
 
     /// The `GET hot-data` document: hot keys of `window` with their owning plugin, and trends.
-    pub fn hot_data(&self, window: Duration, n: usize) -> Value {
+    pub fn hot_data(&self, window: Duration, n: usize) -> HotData {
         let router = self.router.read().unwrap();
+        let mut doc = HotData::empty(Some(humantime::format_duration(window).to_string()), "");
         match (self.hot(window, n), self.trends(window, 20)) {
             (Ok(hot), Ok(trends)) if hot.accesses > 0 => {
                 let state = self.state.lock().unwrap();
-                let keys: Vec<Value> = hot
+                doc.keys = hot
                     .entries
-                    .iter()
+                    .into_iter()
                     .map(|e| {
                         // Seasonal profile (hour of day, day of week) for the keys tracked as series.
                         let series = (e.rank <= PROFILED_KEYS)
                             .then(|| state.tracker.series(Tracking::Keys, &e.key))
                             .flatten();
-                        json!({"key": e.key, "rank": e.rank, "accesses": e.accesses, "misses": e.misses,
-                            "hit_rate": e.hit_rate, "error": e.error, "priority": e.priority, "plugin": router.route(&e.key),
-                            "profile": series.as_ref().map(|s| &s.profile), "forecast_this_step": series.as_ref().map(|s| s.forecast)})
+                        HotKey {
+                            plugin: router.route(&e.key).map(str::to_string),
+                            key: e.key,
+                            rank: e.rank,
+                            accesses: e.accesses,
+                            misses: e.misses,
+                            hit_rate: e.hit_rate,
+                            error: e.error,
+                            priority: e.priority,
+                            forecast_this_step: series.as_ref().map(|s| s.forecast),
+                            profile: series.map(|s| s.profile),
+                        }
                     })
                     .collect();
-                json!({"window": humantime::format_duration(window).to_string(), "accesses": hot.accesses, "misses": hot.misses,
-                    "keys": keys, "rising": trends.rising, "falling": trends.falling, "reason": null})
+                doc.accesses = Some(hot.accesses);
+                doc.misses = Some(hot.misses);
+                doc.rising = trends.rising;
+                doc.falling = trends.falling;
+                doc.reason = None;
             }
-            (Err(e), _) | (_, Err(e)) => {
-                json!({"window": humantime::format_duration(window).to_string(), "keys": [], "reason": format!("{e:#}")})
-            }
-            _ => json!({"window": humantime::format_duration(window).to_string(), "keys": [],
-                "reason": "no usage events in this window: send them to POST /cache/warming/events or configure [usage.stream]"}),
+            (Err(e), _) | (_, Err(e)) => doc.reason = Some(format!("{e:#}")),
+            _ => doc.reason = Some(
+                "no usage events in this window: send them to POST /cache/warming/events or configure [usage.stream]"
+                    .into(),
+            ),
         }
+        doc
     }
 
     /// Notes a key Redis reported expired or evicted.
@@ -367,7 +385,7 @@ impl Usage {
 
     /// The `effectiveness` and `cost_benefit` figures of `GET stats`, from events
     /// (and the Redis server's counters when sampled); null where not measured.
-    pub fn effectiveness(&self, coverage: Option<Value>) -> (Value, Value) {
+    pub fn effectiveness(&self, coverage: Option<CoverageView>) -> (Effectiveness, MeasuredBenefit) {
         let state = self.state.lock().unwrap();
         let finished: Vec<&RunEffect> = state
             .runs
@@ -385,46 +403,50 @@ impl Usage {
             (Some(b), Some(a)) => Some(a - b),
             _ => None,
         };
-        let runs: Vec<Value> = state
+        let runs = state
             .runs
             .iter()
             .rev()
             .take(10)
-            .map(|r| {
-                json!({
-            "run_id": r.run_id, "strategy": r.strategy, "hit_rate_before": r.window.before.hit_rate(),
-            "hit_rate_after": r.window.after.hit_rate(), "requests_before": r.window.before.requests,
-            "requests_after": r.window.after.requests, "keys_warmed": r.cost.keys_warmed})
+            .map(|r| RunEffectView {
+                run_id: r.run_id.clone(),
+                strategy: r.strategy.clone(),
+                hit_rate_before: r.window.before.hit_rate(),
+                hit_rate_after: r.window.after.hit_rate(),
+                requests_before: r.window.before.requests,
+                requests_after: r.window.after.requests,
+                keys_warmed: r.cost.keys_warmed,
             })
             .collect();
         let rolling = state.hits.total();
         let redis = redis_hit_rates(&state.redis, &state.runs, self.config.effect_window.as_millis() as u64);
-        let effectiveness = json!({
-            "hit_rate_before": before.hit_rate(),
-            "hit_rate_after": after.hit_rate(),
-            "improvement": improvement,
-            "measured_runs": finished.len(),
-            "window": humantime::format_duration(self.config.effect_window).to_string(),
-            "hit_rate_last_24h": rolling.hit_rate(),
-            "requests_last_24h": rolling.requests,
-            "events_tracked": state.tracker.events(),
-            "coverage": coverage,
-            "redis": redis,
-            "runs": runs,
-        });
+        let effectiveness = Effectiveness {
+            hit_rate_before: before.hit_rate(),
+            hit_rate_after: after.hit_rate(),
+            improvement,
+            measured_runs: Some(finished.len()),
+            window: Some(humantime::format_duration(self.config.effect_window).to_string()),
+            hit_rate_last_24h: rolling.hit_rate(),
+            requests_last_24h: Some(rolling.requests),
+            events_tracked: Some(state.tracker.events()),
+            coverage,
+            redis,
+            runs,
+            reason: None,
+        };
         let cb = (!finished.is_empty()).then(|| cost_benefit(cost, &before, &after));
-        let cost_benefit = json!({
-            "misses_avoided": cb.map(|c| c.misses_avoided),
-            "misses_avoided_per_key": cb.and_then(|c| c.misses_avoided_per_key),
-            "estimated_latency_saved_ms": cb.and_then(|c| c.latency_saved_ms),
-            "net_ms": cb.and_then(|c| c.net_ms),
-        });
-        (effectiveness, cost_benefit)
+        let measured = MeasuredBenefit {
+            misses_avoided: cb.map(|c| c.misses_avoided),
+            misses_avoided_per_key: cb.and_then(|c| c.misses_avoided_per_key),
+            estimated_latency_saved_ms: cb.and_then(|c| c.latency_saved_ms),
+            net_ms: cb.and_then(|c| c.net_ms),
+        };
+        (effectiveness, measured)
     }
 
     /// Suggested cron times for plugins: `lead` before the peak hour of the
     /// hour-of-day profile of the tracked prefixes each plugin owns (cron in UTC).
-    pub fn schedule_suggestions(&self, lead: Duration) -> Vec<Value> {
+    pub fn schedule_suggestions(&self, lead: Duration) -> Vec<Suggestion> {
         let state = self.state.lock().unwrap();
         let router = self.router.read().unwrap();
         let mut per_plugin: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
@@ -450,13 +472,16 @@ impl Usage {
                 let peak = (0..24).max_by(|&a, &b| profile[a].total_cmp(&profile[b])).unwrap_or(0);
                 // Profile hours are local (utc_offset_minutes); cron runs in UTC.
                 let start_utc = (peak as i64 * 60 - offset - lead.as_secs() as i64 / 60).rem_euclid(24 * 60);
-                json!({
-                    "plugin": plugin,
-                    "peak_hour_local": peak,
-                    "cron": format!("{} {} * * *", start_utc % 60, start_utc / 60),
-                    "why": format!("traffic to {plugin}'s keys peaks at {peak}:00 (local); warm {} before", humantime::format_duration(lead)),
-                    "hour_of_day": profile,
-                })
+                Suggestion {
+                    why: format!(
+                        "traffic to {plugin}'s keys peaks at {peak}:00 (local); warm {} before",
+                        humantime::format_duration(lead)
+                    ),
+                    plugin,
+                    peak_hour_local: peak,
+                    cron: format!("{} {} * * *", start_utc % 60, start_utc / 60),
+                    hour_of_day: profile,
+                }
             })
             .collect()
     }
@@ -483,9 +508,13 @@ impl Usage {
 }
 
 /// Hit rate of the Redis server before and after the latest runs, from `INFO stats` deltas.
-fn redis_hit_rates(samples: &VecDeque<(u64, u64, u64)>, runs: &VecDeque<RunEffect>, window_ms: u64) -> Value {
+fn redis_hit_rates(
+    samples: &VecDeque<(u64, u64, u64)>,
+    runs: &VecDeque<RunEffect>,
+    window_ms: u64,
+) -> Option<RedisHitRates> {
     if samples.len() < 2 {
-        return Value::Null;
+        return None;
     }
     let at = |t: u64| samples.iter().rev().find(|s| s.0 <= t).or(samples.front()).copied();
     let rate = |from: u64, to: u64| {
@@ -495,13 +524,13 @@ fn redis_hit_rates(samples: &VecDeque<(u64, u64, u64)>, runs: &VecDeque<RunEffec
     };
     let last = samples.back().map(|s| s.0).unwrap_or(0);
     let run = runs.iter().rev().find(|r| r.window.at_ms + window_ms <= last);
-    json!({
-        "hit_rate_recent": rate(last.saturating_sub(window_ms), last),
-        "last_measured_run": run.map(|r| json!({
-            "run_id": r.run_id,
-            "hit_rate_before": rate(r.window.at_ms.saturating_sub(window_ms), r.window.at_ms),
-            "hit_rate_after": rate(r.window.at_ms, r.window.at_ms + window_ms),
-        })),
+    Some(RedisHitRates {
+        hit_rate_recent: rate(last.saturating_sub(window_ms), last),
+        last_measured_run: run.map(|r| RedisRunHitRates {
+            run_id: r.run_id.clone(),
+            hit_rate_before: rate(r.window.at_ms.saturating_sub(window_ms), r.window.at_ms),
+            hit_rate_after: rate(r.window.at_ms, r.window.at_ms + window_ms),
+        }),
     })
 }
 
@@ -541,10 +570,10 @@ mod tests {
         }
         usage.ingest(&events);
         let suggestions = usage.schedule_suggestions(Duration::from_secs(600));
-        let of = |plugin: &str| suggestions.iter().find(|s| s["plugin"] == plugin).cloned().unwrap();
-        assert_eq!(of("catalog")["peak_hour_local"], 14);
-        assert_eq!(of("catalog")["cron"], "50 13 * * *");
-        assert_eq!(of("users")["cron"], "50 2 * * *");
+        let of = |plugin: &str| suggestions.iter().find(|s| s.plugin == plugin).cloned().unwrap();
+        assert_eq!(of("catalog").peak_hour_local, 14);
+        assert_eq!(of("catalog").cron, "50 13 * * *");
+        assert_eq!(of("users").cron, "50 2 * * *");
     }
 
     #[test]
@@ -568,12 +597,12 @@ mod tests {
             window: BeforeAfter::new(600_000, 300_000),
             cost: WarmingCost::default(),
         }]);
-        let doc = redis_hit_rates(&samples, &runs, 300_000);
-        let run = &doc["last_measured_run"];
-        assert_eq!(run["run_id"], "r");
-        assert!((run["hit_rate_before"].as_f64().unwrap() - 0.5).abs() < 1e-9, "{doc}");
-        assert!((run["hit_rate_after"].as_f64().unwrap() - 0.9).abs() < 1e-9, "{doc}");
-        assert!(redis_hit_rates(&VecDeque::new(), &runs, 300_000).is_null());
+        let doc = redis_hit_rates(&samples, &runs, 300_000).unwrap();
+        let run = doc.last_measured_run.as_ref().unwrap();
+        assert_eq!(run.run_id, "r");
+        assert!((run.hit_rate_before.unwrap() - 0.5).abs() < 1e-9, "{doc:?}");
+        assert!((run.hit_rate_after.unwrap() - 0.9).abs() < 1e-9, "{doc:?}");
+        assert!(redis_hit_rates(&VecDeque::new(), &runs, 300_000).is_none());
     }
 
     #[test]

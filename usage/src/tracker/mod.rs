@@ -108,6 +108,7 @@ impl Default for PriorityRule {
 }
 
 /// The priority levels of the plugin interface.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
@@ -329,6 +330,7 @@ pub struct HotKeys {
 }
 
 /// A key whose access rate changed between the previous window and the current one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trend {
     /// The key.
@@ -367,6 +369,7 @@ pub struct Estimate {
 
 /// Average accesses by local hour of day and by day of week; `None` where
 /// the series has not been tracked at that time yet.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeasonalProfile {
     /// Accesses per hour at each hour of the day (0–23).

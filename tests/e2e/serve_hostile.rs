@@ -28,6 +28,24 @@ fn start(ws: &Workspace, config: &std::path::Path) -> ServeProcess {
     serve
 }
 
+/// Opens `GET /cache/warming/events` on a connection of its own; the
+/// connection and the answer's status line (the stream stays open while the
+/// connection is held).
+fn open_event_stream(addr: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .write_all(b"GET /cache/warming/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_string();
+    (stream, status)
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -167,10 +185,29 @@ fn slow_clients_neither_lock_out_healthz_nor_hold_up_sigterm() {
         &redis,
         100_000,
         500,
-        "max_connections = 64\nheader_timeout = \"2s\"\nshutdown_timeout = \"3s\"",
+        "max_connections = 64\nmax_event_streams = 8\nheader_timeout = \"2s\"\nshutdown_timeout = \"3s\"",
     );
     let mut serve = start(&ws, &config);
     let addr = serve.base.trim_start_matches("http://").to_string();
+
+    // Event streams never end and need no token: past max_event_streams they
+    // are refused, so they cannot hold every connection.
+    let mut held: Vec<TcpStream> = (0..8)
+        .map(|i| {
+            let (stream, status) = open_event_stream(&addr);
+            assert!(status.contains(" 200 "), "stream {i}: {status}");
+            stream
+        })
+        .collect();
+    let (_, status) = open_event_stream(&addr);
+    assert!(status.contains(" 503 "), "the ninth stream: {status}");
+    let (code, health) = serve.get("/healthz");
+    assert_eq!((code, health["status"].as_str()), (200, Some("ok")));
+    drop(held.pop());
+    wait_for("a closed stream to free its room", Duration::from_secs(20), || {
+        open_event_stream(&addr).1.contains(" 200 ")
+    });
+    drop(held);
 
     // 2. 1000 connections that send half a header and stall; /healthz still answers.
     let trickling: Vec<TcpStream> = (0..1000)
@@ -189,12 +226,16 @@ fn slow_clients_neither_lock_out_healthz_nor_hold_up_sigterm() {
         "healthz took {:?}",
         asked.elapsed()
     );
-    // The stalled ones were cut by the header timeout.
+    // The stalled ones were cut by the header timeout: the server closes them.
     let mut cut = trickling.into_iter().take(10).collect::<Vec<_>>();
     for s in &mut cut {
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut buf = Vec::new();
-        let _ = s.read_to_end(&mut buf);
+        let closed = s.read_to_end(&mut buf);
+        assert!(
+            closed.is_ok(),
+            "a stalled connection was still open after 30 s: {closed:?}"
+        );
     }
 
     // 3, 9. A run in progress, SSE clients, a half-sent body; SIGTERM ends it all in bound.

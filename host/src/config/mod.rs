@@ -222,6 +222,10 @@ pub struct ServeConfig {
     pub missed_runs: MissedRuns,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: NonZeroUsize,
+    /// Event streams (`GET /cache/warming/events`, which never end and need
+    /// no token) open at once; more are answered 503. Below
+    /// `max_connections`, so streams cannot take every connection.
+    pub max_event_streams: NonZeroUsize,
     /// Longest a client may take to send a request's headers.
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
@@ -244,6 +248,7 @@ impl Default for ServeConfig {
             max_body: ByteSize(1 << 20),
             missed_runs: MissedRuns::RunOnce,
             max_connections: NonZeroUsize::new(512).unwrap(),
+            max_event_streams: NonZeroUsize::new(64).unwrap(),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
@@ -567,6 +572,13 @@ impl Config {
             _ => {}
         }
         self.validate_tls().with_context(|| file.clone())?;
+        if self.serve.max_event_streams >= self.serve.max_connections {
+            bail!(
+                "{file}: [serve] max_event_streams = {} must be below max_connections = {}: event streams never end, so they could hold every connection",
+                self.serve.max_event_streams,
+                self.serve.max_connections
+            );
+        }
         if !self
             .backend
             .table
@@ -738,6 +750,25 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(text, Path::new("/etc/preheat/preheat.toml"))
+    }
+
+    #[test]
+    fn event_streams_must_stay_below_the_connection_cap() {
+        let err = parse("[backend]\nkind = \"memory\"\n[serve]\nmax_connections = 64\nmax_event_streams = 64\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_event_streams = 64 must be below max_connections = 64"),
+            "{err}"
+        );
+        let c = parse("[backend]\nkind = \"memory\"\n").unwrap();
+        assert_eq!(
+            (c.serve.max_event_streams.get(), c.serve.max_connections.get()),
+            (64, 512)
+        );
+        c.validate().unwrap();
     }
 
     const MINIMAL: &str = r#"

@@ -840,8 +840,19 @@ async fn runs(State(shared): AppState, Query(q): Query<Limit>) -> Result<Json<Hi
 /// 500 ms per active run), `run_finished`, `schedules`; at shutdown a last
 /// `shutdown` event, then the stream ends.
 #[utoipa::path(get, path = "/cache/warming/events", tag = "runs",
-    responses((status = 200, description = "an event stream", content_type = "text/event-stream", body = String)))]
-async fn events(State(shared): AppState) -> impl IntoResponse {
+    responses(
+        (status = 200, description = "an event stream", content_type = "text/event-stream", body = String),
+        (status = 503, description = "[serve] max_event_streams streams are open", body = ErrorBody),
+    ))]
+async fn events(State(shared): AppState) -> Result<Response, ApiError> {
+    // Held by the stream until the client goes away.
+    let room = shared.event_streams.clone().try_acquire_owned().map_err(|_| {
+        let max = shared.warmer().config().serve.max_event_streams;
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{max} event streams are open, the most [serve] max_event_streams allows; close one, poll GET /cache/warming/status instead, or raise max_event_streams"),
+        )
+    })?;
     let hello = axum::response::sse::Event::default()
         .event("hello")
         .json_data(shared.runs.status(batch_size(&shared)));
@@ -864,8 +875,13 @@ async fn events(State(shared): AppState) -> impl IntoResponse {
     let stream = futures_util::stream::once(async { hello })
         .chain(updates)
         .filter_map(|event| async move { event.ok() })
-        .map(Ok::<_, std::convert::Infallible>);
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .map(move |event| {
+            let _room = &room;
+            Ok::<_, std::convert::Infallible>(event)
+        });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
 }
 
 /// One access event as posted: `ts_ms` defaults to now.

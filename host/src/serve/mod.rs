@@ -93,6 +93,8 @@ pub struct Shared {
     shutdown_deadline: std::sync::OnceLock<Instant>,
     /// The backend connection of `GET stats` (connected on first use, shared).
     backend: tokio::sync::OnceCell<crate::backend::Backend>,
+    /// Room for event streams open at once (`[serve] max_event_streams`).
+    event_streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -197,6 +199,7 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
         false => None,
     };
     let metrics = Arc::new(Metrics::new());
+    let max_event_streams = config.serve.max_event_streams.get();
     let warmer = Arc::new(Warmer::new(config)?);
     let (events, _) = broadcast::channel(256);
     let shared = Arc::new(Shared {
@@ -212,6 +215,7 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
         shutdown: Cancel::default(),
         shutdown_deadline: std::sync::OnceLock::new(),
         backend: tokio::sync::OnceCell::new(),
+        event_streams: Arc::new(tokio::sync::Semaphore::new(max_event_streams)),
     });
 
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {

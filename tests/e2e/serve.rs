@@ -12,17 +12,11 @@ const TOKEN: &str = "serve-test-token";
 
 /// A config warming `keys` synthetic keys into `redis`, at most `rate` keys/s (0 = unlimited).
 fn config(ws: &Workspace, redis: &RedisServer, keys: u64, rate: u64, extra: &str) -> std::path::PathBuf {
-    ws.config(&format!(
-        "[backend]\nkind = \"redis\"\nurl = \"{}\"\n[serve]\ntoken = \"{TOKEN}\"\n[[plugins]]\nname = \"synthetic\"\npath = {:?}\nkey_prefixes = [\"synthetic:\"]\nrate_limit = {rate}\n{extra}\n[plugins.settings]\nkeys = \"{keys}\"\nvalue_size = \"64\"\n",
-        redis.url(),
-        plugin("synthetic").display().to_string(),
-    ))
+    synthetic_serve_config(ws, redis, TOKEN, (keys, rate), "", extra)
 }
 
 fn start(ws: &Workspace, config: &std::path::Path, extra: &[&str]) -> ServeProcess {
-    let mut serve = ServeProcess::start(ws, config, extra);
-    serve.token = Some(TOKEN.into());
-    serve
+    ServeProcess::start_with_token(ws, config, extra, TOKEN)
 }
 
 /// The accounting invariant on a finished run document.

@@ -15,17 +15,11 @@ const TOKEN: &str = "hostile-test-token";
 
 /// synthetic warming `keys` keys into `redis` at `rate` keys/s, plus `serve` lines.
 fn config(ws: &Workspace, redis: &RedisServer, keys: u64, rate: u64, serve: &str) -> std::path::PathBuf {
-    ws.config(&format!(
-        "[backend]\nkind = \"redis\"\nurl = \"{}\"\n[serve]\ntoken = \"{TOKEN}\"\n{serve}\n[[plugins]]\nname = \"synthetic\"\npath = {:?}\nkey_prefixes = [\"synthetic:\"]\nrate_limit = {rate}\n[plugins.settings]\nkeys = \"{keys}\"\nvalue_size = \"64\"\n",
-        redis.url(),
-        plugin("synthetic").display().to_string(),
-    ))
+    synthetic_serve_config(ws, redis, TOKEN, (keys, rate), serve, "")
 }
 
 fn start(ws: &Workspace, config: &std::path::Path) -> ServeProcess {
-    let mut serve = ServeProcess::start(ws, config, &[]);
-    serve.token = Some(TOKEN.into());
-    serve
+    ServeProcess::start_with_token(ws, config, &[], TOKEN)
 }
 
 /// Opens `GET /cache/warming/events` on a connection of its own; the

@@ -717,6 +717,24 @@ pub fn sql(url: &str, statements: &[&str]) -> Vec<Vec<Option<String>>> {
     })
 }
 
+/// A config serving the `synthetic` plugin into `redis` behind `token`:
+/// `keys` keys of 64 bytes, at most `rate` keys/s (0 = unlimited), with
+/// `serve_lines` added to `[serve]` and `plugin_lines` to the plugin.
+pub fn synthetic_serve_config(
+    ws: &Workspace,
+    redis: &RedisServer,
+    token: &str,
+    (keys, rate): (u64, u64),
+    serve_lines: &str,
+    plugin_lines: &str,
+) -> PathBuf {
+    ws.config(&format!(
+        "[backend]\nkind = \"redis\"\nurl = \"{}\"\n[serve]\ntoken = \"{token}\"\n{serve_lines}\n[[plugins]]\nname = \"synthetic\"\npath = {:?}\nkey_prefixes = [\"synthetic:\"]\nrate_limit = {rate}\n{plugin_lines}\n[plugins.settings]\nkeys = \"{keys}\"\nvalue_size = \"64\"\n",
+        redis.url(),
+        plugin("synthetic").display().to_string(),
+    ))
+}
+
 /// Asserts that `text` contains every one of `needles`, naming the first missing one.
 #[track_caller]
 pub fn assert_mentions(text: &str, needles: &[&str]) {
@@ -749,6 +767,13 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
+    /// [`ServeProcess::start`], sending `token` with every mutating request.
+    pub fn start_with_token(ws: &Workspace, config: &Path, extra: &[&str], token: &str) -> ServeProcess {
+        let mut serve = ServeProcess::start(ws, config, extra);
+        serve.token = Some(token.into());
+        serve
+    }
+
     /// Starts `preheat serve --config CONFIG [extra args]` and waits until `/healthz` answers.
     pub fn start(ws: &Workspace, config: &Path, extra: &[&str]) -> ServeProcess {
         let port = free_port();

@@ -6,7 +6,7 @@
 //! and Django's RedisCache: every key must be a hit with the intended value,
 //! the JSON the plugin produced (what the raw format writes).
 
-use super::support::{plugin, preheat, repo, PgServer, RedisServer, Run, Workspace};
+use super::support::{plugin, preheat, python_venv, repo, PgServer, RedisServer, Run, Workspace};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -119,46 +119,18 @@ fn values_file(ws: &Workspace, values: &BTreeMap<String, Vec<u8>>) -> PathBuf {
 fn django_python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let venv = repo().join("target/django-venv");
-        let python = venv.join("bin/python");
-        let pinned = |python: &Path| {
+        let pinned = |venv: &Path| {
             let check = format!(
                 "import django, redis; assert django.__version__ == {:?} and redis.__version__ == {:?}",
                 DJANGO.trim_start_matches("django=="),
                 REDIS_PY.trim_start_matches("redis==")
             );
-            Command::new(python)
+            Command::new(venv.join("bin/python"))
                 .args(["-c", &check])
                 .output()
                 .is_ok_and(|o| o.status.success())
         };
-        if !pinned(&python) {
-            let made = Command::new("python3")
-                .args(["-m", "venv", "--clear"])
-                .arg(&venv)
-                .output()
-                .expect("running python3 -m venv (install python3-venv: scripts/setup.sh)");
-            assert!(
-                made.status.success(),
-                "python3 -m venv: {}",
-                String::from_utf8_lossy(&made.stderr)
-            );
-            let pip = Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", DJANGO, REDIS_PY])
-                .output()
-                .expect("running pip");
-            assert!(
-                pip.status.success(),
-                "pip install {DJANGO} {REDIS_PY}: {}",
-                String::from_utf8_lossy(&pip.stderr)
-            );
-            assert!(
-                pinned(&python),
-                "{DJANGO} and {REDIS_PY} are not importable from {}",
-                venv.display()
-            );
-        }
-        python
+        python_venv("django-venv", &[DJANGO, REDIS_PY], pinned).join("bin/python")
     })
 }
 

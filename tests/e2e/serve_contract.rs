@@ -22,38 +22,14 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_co
 fn schemathesis() -> &'static PathBuf {
     static CLI: OnceLock<PathBuf> = OnceLock::new();
     CLI.get_or_init(|| {
-        let venv = repo().join("target/schemathesis-venv");
-        let cli = venv.join("bin/schemathesis");
         let version = SCHEMATHESIS.trim_start_matches("schemathesis==");
-        let pinned = |cli: &Path| {
-            Command::new(cli)
+        let pinned = |venv: &Path| {
+            Command::new(venv.join("bin/schemathesis"))
                 .arg("--version")
                 .output()
                 .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim().ends_with(version))
         };
-        if !pinned(&cli) {
-            let made = Command::new("python3")
-                .args(["-m", "venv", "--clear"])
-                .arg(&venv)
-                .output()
-                .expect("running python3 -m venv (install python3-venv: scripts/setup.sh)");
-            assert!(
-                made.status.success(),
-                "python3 -m venv: {}",
-                String::from_utf8_lossy(&made.stderr)
-            );
-            let pip = Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", SCHEMATHESIS])
-                .output()
-                .expect("running pip");
-            assert!(
-                pip.status.success(),
-                "pip install {SCHEMATHESIS}: {}",
-                String::from_utf8_lossy(&pip.stderr)
-            );
-            assert!(pinned(&cli), "{SCHEMATHESIS} is not runnable from {}", venv.display());
-        }
-        cli
+        python_venv("schemathesis-venv", &[SCHEMATHESIS], pinned).join("bin/schemathesis")
     })
 }
 

@@ -735,6 +735,38 @@ pub fn synthetic_serve_config(
     ))
 }
 
+/// A Python venv under `target/<name>` holding the pinned `packages` (from
+/// PyPI), made when `pinned` says the one there does not hold them. Returns
+/// the venv's directory.
+pub fn python_venv(name: &str, packages: &[&str], pinned: impl Fn(&Path) -> bool) -> PathBuf {
+    let venv = repo().join("target").join(name);
+    if pinned(&venv) {
+        return venv;
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv)
+        .output()
+        .expect("running python3 -m venv (install python3-venv: scripts/setup.sh)");
+    assert!(
+        made.status.success(),
+        "python3 -m venv: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(packages)
+        .output()
+        .expect("running pip");
+    assert!(
+        pip.status.success(),
+        "pip install {packages:?}: {}",
+        String::from_utf8_lossy(&pip.stderr)
+    );
+    assert!(pinned(&venv), "{packages:?} are not usable from {}", venv.display());
+    venv
+}
+
 /// Asserts that `text` contains every one of `needles`, naming the first missing one.
 #[track_caller]
 pub fn assert_mentions(text: &str, needles: &[&str]) {

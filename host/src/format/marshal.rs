@@ -13,6 +13,9 @@ const HEADER: [u8; 2] = [4, 8];
 const FIXNUM: std::ops::Range<i64> = -(1 << 30)..(1 << 30);
 /// Most values a decoder builds (object links can make small input expand).
 const MAX_NODES: usize = 1 << 20;
+/// Most values a decoder keeps for links: each object is held as a copy, so
+/// nesting multiplies them (a value nested `d` deep is held `d` times).
+const MAX_HELD: usize = 4 * MAX_NODES;
 
 /// A Ruby object the caches hold: a plain value, or an object with instance variables.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,6 +229,7 @@ pub fn load(bytes: &[u8]) -> Result<Ruby, FormatError> {
         symbols: Vec::new(),
         objects: Vec::new(),
         nodes: 0,
+        held: 0,
     };
     let v = r.object(0)?;
     if r.pos != bytes.len() {
@@ -241,9 +245,14 @@ struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
     symbols: Vec<String>,
-    /// Objects in the order Marshal numbers them (for `@` links); `None` while being read.
-    objects: Vec<Option<Ruby>>,
+    /// Objects in the order Marshal numbers them (for `@` links): the object
+    /// (`None` while being read) and the number of values it holds (while being
+    /// read: the value count where it started).
+    objects: Vec<(Option<Ruby>, usize)>,
+    /// Values built so far, those a link copied included.
     nodes: usize,
+    /// Values held in `objects`.
+    held: usize,
 }
 
 fn truncated() -> FormatError {
@@ -322,13 +331,32 @@ impl Reader<'_> {
     }
 
     fn register(&mut self) -> usize {
-        self.objects.push(None);
+        self.objects.push((None, self.nodes));
         self.objects.len() - 1
     }
 
-    fn done(&mut self, slot: usize, v: Ruby) -> Ruby {
-        self.objects[slot] = Some(v.clone());
-        v
+    /// Keeps a copy of the object read into `slot` for the links to it.
+    fn done(&mut self, slot: usize, v: Ruby) -> Result<Ruby, FormatError> {
+        let values = self.nodes - self.objects[slot].1 + 1;
+        self.held += values;
+        if self.held > MAX_HELD {
+            return Err(FormatError::new(format!(
+                "Marshal data nests too many values too deep (more than {MAX_HELD} kept for links)"
+            )));
+        }
+        self.objects[slot] = (Some(v.clone()), values);
+        Ok(v)
+    }
+
+    /// Counts `n` more values built.
+    fn count(&mut self, n: usize) -> Result<(), FormatError> {
+        self.nodes += n;
+        if self.nodes > MAX_NODES {
+            return Err(FormatError::new(format!(
+                "Marshal data holds more than {MAX_NODES} values (links included)"
+            )));
+        }
+        Ok(())
     }
 
     fn plain(&mut self, depth: usize) -> Result<Value, FormatError> {
@@ -341,12 +369,12 @@ impl Reader<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Ruby, FormatError> {
-        self.nodes += 1;
-        if depth > MAX_DEPTH || self.nodes > MAX_NODES {
+        if depth > MAX_DEPTH {
             return Err(FormatError::new(format!(
-                "Marshal data nests deeper than {MAX_DEPTH} levels or holds more than {MAX_NODES} values"
+                "Marshal data nests deeper than {MAX_DEPTH} levels"
             )));
         }
+        self.count(1)?;
         let t = self.byte()?;
         let v = |v: Value| Ok(Ruby::Value(v));
         match t {
@@ -360,7 +388,7 @@ impl Reader<'_> {
                 let shorts = self.len()?;
                 let magnitude = self.take(shorts * 2)?.to_vec();
                 let n = integer(BigInt { negative, magnitude }.normalized());
-                Ok(self.done(slot, Ruby::Value(n)))
+                self.done(slot, Ruby::Value(n))
             }
             b'f' => {
                 let slot = self.register();
@@ -374,13 +402,13 @@ impl Reader<'_> {
                         .parse::<f64>()
                         .map_err(|_| FormatError::new(format!("bad Marshal Float {t:?}")))?,
                 };
-                Ok(self.done(slot, Ruby::Value(Value::Float(f))))
+                self.done(slot, Ruby::Value(Value::Float(f)))
             }
             b'"' => {
                 let slot = self.register();
                 let n = self.len()?;
                 let b = self.take(n)?.to_vec();
-                Ok(self.done(slot, Ruby::Value(Value::Bytes(b))))
+                self.done(slot, Ruby::Value(Value::Bytes(b)))
             }
             b'I' => {
                 let slot = self.objects.len();
@@ -400,7 +428,12 @@ impl Reader<'_> {
                     },
                     other => return Ok(other),
                 };
-                Ok(self.done(slot, Ruby::Value(v)))
+                // The String read first took this slot (unless it was a link:
+                // then no slot is new); links to it see the text.
+                if let Some(object) = self.objects.get_mut(slot) {
+                    object.0 = Some(Ruby::Value(v.clone()));
+                }
+                Ok(Ruby::Value(v))
             }
             b'[' => {
                 let slot = self.register();
@@ -409,7 +442,7 @@ impl Reader<'_> {
                 for _ in 0..n {
                     items.push(self.plain(depth + 1)?);
                 }
-                Ok(self.done(slot, Ruby::Value(Value::List(items))))
+                self.done(slot, Ruby::Value(Value::List(items)))
             }
             b'{' => {
                 let slot = self.register();
@@ -426,7 +459,7 @@ impl Reader<'_> {
                     };
                     entries.push((key, self.plain(depth + 1)?));
                 }
-                Ok(self.done(slot, Ruby::Value(Value::Map(entries))))
+                self.done(slot, Ruby::Value(Value::Map(entries)))
             }
             b':' | b';' => {
                 self.pos -= 1;
@@ -442,13 +475,17 @@ impl Reader<'_> {
                     let name = self.symbol()?;
                     ivars.push((name, self.object(depth + 1)?));
                 }
-                Ok(self.done(slot, Ruby::Object(class, ivars)))
+                self.done(slot, Ruby::Object(class, ivars))
             }
             b'@' => {
                 let i = self.len()?;
                 match self.objects.get(i) {
-                    Some(Some(o)) => Ok(o.clone()),
-                    Some(None) => Err(FormatError::new("a Marshal object refers to itself (a cycle JSON cannot hold)")),
+                    Some(&(Some(_), values)) => {
+                        // Counted before it is copied: links to links can double it each time.
+                        self.count(values)?;
+                        Ok(self.objects[i].0.clone().expect("a finished object"))
+                    }
+                    Some((None, _)) => Err(FormatError::new("a Marshal object refers to itself (a cycle JSON cannot hold)")),
                     None => Err(FormatError::new("Marshal object link out of range")),
                 }
             }
@@ -532,6 +569,55 @@ mod tests {
             load(linked).unwrap(),
             Ruby::Value(Value::List(vec![Value::Str("x".into()), Value::Str("x".into())]))
         );
+    }
+
+    /// `long` as Marshal writes it, for the small numbers these tests use.
+    fn small(n: usize) -> u8 {
+        assert!(n <= 122);
+        n as u8 + 5
+    }
+
+    #[test]
+    fn links_cannot_multiply_values_past_the_cap() {
+        // ["x", [@1, @1], [@2, @2], …]: each Array links twice to the one before, so
+        // the 60th would hold 2^59 strings. Refused once the copies pass MAX_NODES.
+        let mut bytes = vec![4, 8, b'[', small(61), b'"', small(1), b'x'];
+        for k in 2..=61 {
+            bytes.extend_from_slice(&[b'[', small(2), b'@', small(k - 1), b'@', small(k - 1)]);
+        }
+        let err = load(&bytes).unwrap_err().to_string();
+        assert!(err.contains("links included"), "{err}");
+        // Within the cap, links still copy the object they name.
+        let mut few = vec![4, 8, b'[', small(3), b'"', small(1), b'x'];
+        few.extend_from_slice(&[b'[', small(2), b'@', small(1), b'@', small(1)]);
+        few.extend_from_slice(&[b'@', small(2)]);
+        let x = || Value::Bytes(b"x".to_vec());
+        let pair = || Value::List(vec![x(), x()]);
+        assert_eq!(load(&few).unwrap(), Ruby::Value(Value::List(vec![x(), pair(), pair()])));
+    }
+
+    #[test]
+    fn an_encoding_wrapper_around_a_link_reads_the_linked_string() {
+        // ["x", I@1 E=true]: the wrapper's object is a link, not a new slot (a
+        // panic, index out of bounds, before).
+        let bytes = b"\x04\x08[\x07\"\x06xI@\x06\x06:\x06ET";
+        assert_eq!(
+            load(bytes).unwrap(),
+            Ruby::Value(Value::List(vec![Value::Bytes(b"x".to_vec()), Value::Str("x".into())]))
+        );
+    }
+
+    #[test]
+    fn deep_nesting_cannot_hold_a_copy_per_level_past_the_cap() {
+        // 100 Arrays nested around 50,000 nils: every level keeps a copy for links.
+        let mut bytes = vec![4, 8];
+        for _ in 0..100 {
+            bytes.extend_from_slice(&[b'[', small(1)]);
+        }
+        bytes.extend_from_slice(&[b'[', 2, 0x50, 0xc3]); // 50_000
+        bytes.extend(std::iter::repeat_n(b'0', 50_000));
+        let err = load(&bytes).unwrap_err().to_string();
+        assert!(err.contains("kept for links"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod validate;
 
 pub use filter::{parse_priority, KeyFilter, KeyGlob};
 pub use queue::{WarmItem, WorkQueue};
-pub use validate::KeyRules;
+pub use validate::{KeyRules, MAX_TAG_BYTES};
 
 use crate::runtime::Priority;
 

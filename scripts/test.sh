@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, and end-to-end tests
 # against real redis-servers, real PostgreSQL servers and real WebAssembly
-# plugins. Installs the wasm32-wasip2 target, redis-server and postgresql when
-# they are missing. Ends with one line: "N passed, N failed".
+# plugins, then a short fuzz run of the parsers (scripts/fuzz.sh). Installs the
+# wasm32-wasip2 target, redis-server, postgresql and cargo-fuzz when they are
+# missing. Ends with one line: "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 cargo fmt --all -- --check
-for ws in plugins tests/fixtures; do
+for ws in plugins tests/fixtures fuzz; do
   cargo fmt --manifest-path "$ws/Cargo.toml" --all -- --check
 done
 build_wasm plugins/Cargo.toml tests/fixtures/Cargo.toml
@@ -24,4 +25,6 @@ for ws in plugins tests/fixtures; do
   cargo test --manifest-path "$ws/Cargo.toml" 2>&1 | tee -a "$log"
 done
 cargo test --workspace 2>&1 | tee -a "$log"
+# A short bounded fuzz run of every parser of outside input; a failure stops here.
+./scripts/fuzz.sh
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"

@@ -9,8 +9,9 @@
 //!
 //! - CSV with the header `ts_ms,key,hit` (hit is `1` or `0`) and an optional
 //!   fourth column `latency_ms` (which may be empty on any line). A key that
-//!   contains a comma, a quote or a line break is quoted the CSV way
-//!   (`"a,b"`, with `""` for a quote).
+//!   contains a comma, a quote or a carriage return is quoted the CSV way
+//!   (`"a,b"`, with `""` for a quote); one with a line break cannot be in a
+//!   CSV trace (the writer refuses it: JSON lines carry any key).
 //! - JSON lines: one object per line with the same field names
 //!   (`{"ts_ms":1704067200000,"key":"user:1","hit":false,"latency_ms":41.5}`);
 //!   `hit` is a boolean, or `1`/`0`.
@@ -27,11 +28,13 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 
-/// What a live event must meet before it is tracked: a time near the server's
-/// clock and a finite, bounded latency. (Offline traces are replayed as they
-/// were recorded and are not held to a clock.)
+/// What a live event must meet before it is tracked: a key of bounded size, a
+/// time near the server's clock and a finite, bounded latency. (Offline traces
+/// are replayed as they were recorded and are not held to a clock.)
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EventBounds {
+    /// Longest key accepted, in bytes (an empty key is never accepted).
+    pub max_key_bytes: usize,
     /// The server's clock, ms since the Unix epoch.
     pub now_ms: u64,
     /// How far into the future an event may be (clock skew between hosts).
@@ -45,6 +48,13 @@ pub struct EventBounds {
 impl AccessEvent {
     /// Checks the event against `bounds`, saying which field is wrong, its limit and the fix.
     pub fn check(&self, bounds: &EventBounds) -> std::result::Result<(), String> {
+        if self.key.is_empty() || self.key.len() > bounds.max_key_bytes {
+            return Err(format!(
+                "key is {} bytes long; it must be 1 to {} bytes",
+                self.key.len(),
+                bounds.max_key_bytes
+            ));
+        }
         let latest = bounds.now_ms.saturating_add(bounds.max_future_ms);
         let earliest = bounds.now_ms.saturating_sub(bounds.max_age_ms);
         if self.ts_ms > latest {
@@ -405,7 +415,14 @@ impl<W: Write> TraceWriter<W> {
                 self.out.write_all(b"\n")?;
             }
             TraceFormat::Csv => {
-                let key: Cow<str> = if event.key.contains([',', '"', '\n', '\r']) {
+                // The reader reads a line at a time: a key spanning lines would not read back.
+                if event.key.contains('\n') {
+                    bail!(
+                        "key {:?} holds a line break, which a CSV trace cannot carry; write a JSON lines trace (.jsonl)",
+                        event.key
+                    );
+                }
+                let key: Cow<str> = if event.key.contains([',', '"', '\r']) {
                     Cow::Owned(format!("\"{}\"", event.key.replace('"', "\"\"")))
                 } else {
                     Cow::Borrowed(&event.key)
@@ -438,6 +455,7 @@ mod tests {
     #[test]
     fn live_events_are_held_to_the_clock_and_to_finite_latencies() {
         let bounds = EventBounds {
+            max_key_bytes: 16,
             now_ms: 1_700_000_000_000,
             max_future_ms: 300_000,
             max_age_ms: 86_400_000,
@@ -460,6 +478,11 @@ mod tests {
         ] {
             let err = at(ts, latency).unwrap_err();
             assert!(err.contains(word), "{ts} {latency:?}: {err}");
+        }
+        let key = |key: &str| event(bounds.now_ms, key, true, None).check(&bounds);
+        assert!(key(&"k".repeat(16)).is_ok());
+        for bad in ["", &"k".repeat(17)] {
+            assert!(key(bad).unwrap_err().contains("must be 1 to 16 bytes"), "{bad:?}");
         }
     }
 
@@ -573,6 +596,19 @@ mod tests {
                 .collect();
             assert_eq!(back, events, "{format:?}");
         }
+        // Found by the `events` fuzz target: a key with a line break, quoted,
+        // was written to CSV and could not be read back.
+        let broken = event(4, "k\u{e9}\n", true, None);
+        let mut csv = TraceWriter::new(Vec::new(), TraceFormat::Csv).unwrap();
+        assert!(csv.write(&broken).unwrap_err().to_string().contains("JSON lines"));
+        let mut jsonl = TraceWriter::new(Vec::new(), TraceFormat::JsonLines).unwrap();
+        jsonl.write(&broken).unwrap();
+        let bytes = jsonl.finish().unwrap();
+        let back: Vec<_> = TraceReader::new(&bytes[..], None, "t")
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(back, [broken]);
     }
 
     #[test]

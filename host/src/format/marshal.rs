@@ -224,6 +224,7 @@ pub fn load(bytes: &[u8]) -> Result<Ruby, FormatError> {
         symbols: Vec::new(),
         objects: Vec::new(),
         budget: DecodeBudget::new("Marshal"),
+        built: 0,
     };
     let v = r.object(0)?;
     if r.pos != bytes.len() {
@@ -239,11 +240,15 @@ struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
     symbols: Vec<String>,
-    /// Objects in the order Marshal numbers them (for `@` links): the budget
-    /// used when reading it began, then, once read, the object and its weight
-    /// (what it took from the budget, which every copy takes again).
+    /// Objects in the order Marshal numbers them (for `@` links): `built`
+    /// when reading it began, then, once read, the object and its weight (what
+    /// it built, which every copy of it takes from the budget again).
     objects: Vec<(usize, Option<(Ruby, usize)>)>,
+    /// What the whole decode may hold: what is built, and the copies kept for links.
     budget: DecodeBudget,
+    /// Estimated bytes of the value being built (link copies included, the
+    /// copies kept for links not), to weigh objects.
+    built: usize,
 }
 
 fn truncated() -> FormatError {
@@ -321,14 +326,21 @@ impl Reader<'_> {
         }
     }
 
+    /// Takes `bytes` of the value being built from the budget.
+    fn build(&mut self, bytes: usize) -> Result<(), FormatError> {
+        self.budget.charge(bytes)?;
+        self.built += bytes;
+        Ok(())
+    }
+
     fn register(&mut self) -> usize {
-        self.objects.push((self.budget.used(), None));
+        self.objects.push((self.built, None));
         self.objects.len() - 1
     }
 
     /// Keeps a copy of the object read into `slot` for later links, charged to the budget.
     fn done(&mut self, slot: usize, v: Ruby) -> Result<Ruby, FormatError> {
-        let weight = self.budget.used() - self.objects[slot].0;
+        let weight = self.built - self.objects[slot].0;
         self.budget.charge(weight)?;
         self.objects[slot].1 = Some((v.clone(), weight));
         Ok(v)
@@ -349,7 +361,7 @@ impl Reader<'_> {
                 "Marshal data nests deeper than {MAX_DEPTH} levels"
             )));
         }
-        self.budget.charge_node(&Value::Null)?;
+        self.build(std::mem::size_of::<Value>())?;
         let t = self.byte()?;
         let v = |v: Value| Ok(Ruby::Value(v));
         match t {
@@ -361,7 +373,7 @@ impl Reader<'_> {
                 let slot = self.register();
                 let negative = self.byte()? == b'-';
                 let shorts = self.len()?;
-                self.budget.charge(shorts * 2)?;
+                self.build(shorts * 2)?;
                 let magnitude = self.take(shorts * 2)?.to_vec();
                 let n = BigInt::from_magnitude(negative, magnitude).ok_or_else(|| {
                     FormatError::new(format!("a Bignum of {} bytes, over the {MAX_BIGINT_BYTES}-byte limit", shorts * 2))
@@ -386,7 +398,7 @@ impl Reader<'_> {
             b'"' => {
                 let slot = self.register();
                 let n = self.len()?;
-                self.budget.charge(n)?;
+                self.build(n)?;
                 let b = self.take(n)?.to_vec();
                 self.done(slot, Ruby::Value(Value::Bytes(b)))
             }
@@ -408,7 +420,13 @@ impl Reader<'_> {
                     },
                     other => return Ok(other),
                 };
-                self.done(slot, Ruby::Value(v))
+                // The String read first took this slot (unless it was a link:
+                // then no slot is new); links to it see the text. Its weight
+                // was charged when it was read.
+                if let Some((_, Some((object, _)))) = self.objects.get_mut(slot) {
+                    *object = Ruby::Value(v.clone());
+                }
+                Ok(Ruby::Value(v))
             }
             b'[' => {
                 let slot = self.register();
@@ -455,10 +473,10 @@ impl Reader<'_> {
             b'@' => {
                 let i = self.len()?;
                 match self.objects.get(i) {
-                    Some((_, Some((o, weight)))) => {
-                        let (o, weight) = (o.clone(), *weight);
-                        self.budget.charge(weight)?;
-                        Ok(o)
+                    Some(&(_, Some((_, weight)))) => {
+                        // Charged before it is copied: links to links can double it each time.
+                        self.build(weight)?;
+                        Ok(self.objects[i].1.as_ref().expect("a finished object").0.clone())
                     }
                     Some((_, None)) => Err(FormatError::new("a Marshal object refers to itself (a cycle JSON cannot hold)")),
                     None => Err(FormatError::new("Marshal object link out of range")),
@@ -544,6 +562,60 @@ mod tests {
             load(linked).unwrap(),
             Ruby::Value(Value::List(vec![Value::Str("x".into()), Value::Str("x".into())]))
         );
+    }
+
+    /// `long` as Marshal writes it, for the small numbers these tests use.
+    fn small(n: usize) -> u8 {
+        assert!(n <= 122);
+        n as u8 + 5
+    }
+
+    #[test]
+    fn links_cannot_multiply_values_past_the_cap() {
+        // ["x", [@1, @1], [@2, @2], …]: each Array links twice to the one before, so
+        // the 60th would hold 2^59 strings. Refused once the copies pass the decode budget.
+        let mut bytes = vec![4, 8, b'[', small(61), b'"', small(1), b'x'];
+        for k in 2..=61 {
+            bytes.extend_from_slice(&[b'[', small(2), b'@', small(k - 1), b'@', small(k - 1)]);
+        }
+        let err = load(&bytes).unwrap_err().to_string();
+        assert!(err.contains("expands to more than 256 MiB"), "{err}");
+        // Within the cap, links still copy the object they name.
+        let mut few = vec![4, 8, b'[', small(3), b'"', small(1), b'x'];
+        few.extend_from_slice(&[b'[', small(2), b'@', small(1), b'@', small(1)]);
+        few.extend_from_slice(&[b'@', small(2)]);
+        let x = || Value::Bytes(b"x".to_vec());
+        let pair = || Value::List(vec![x(), x()]);
+        assert_eq!(load(&few).unwrap(), Ruby::Value(Value::List(vec![x(), pair(), pair()])));
+    }
+
+    #[test]
+    fn an_encoding_wrapper_around_a_link_reads_the_linked_string() {
+        // ["x", I@1 E=true]: the wrapper's object is a link, not a new slot (a
+        // panic, index out of bounds, before).
+        let bytes = b"\x04\x08[\x07\"\x06xI@\x06\x06:\x06ET";
+        assert_eq!(
+            load(bytes).unwrap(),
+            Ruby::Value(Value::List(vec![Value::Bytes(b"x".to_vec()), Value::Str("x".into())]))
+        );
+    }
+
+    #[test]
+    fn deep_nesting_cannot_hold_a_copy_per_level_past_the_cap() {
+        // 120 Arrays nested around 100,000 nils: every level keeps a copy for
+        // links (120 × 3 MiB); the same 10 deep is read.
+        let nested = |levels: usize| {
+            let mut bytes = vec![4, 8];
+            for _ in 0..levels {
+                bytes.extend_from_slice(&[b'[', small(1)]);
+            }
+            bytes.extend_from_slice(&[b'[', 3, 0xa0, 0x86, 0x01]); // 100_000
+            bytes.extend(std::iter::repeat_n(b'0', 100_000));
+            bytes
+        };
+        let err = load(&nested(120)).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("expands to more than 256 MiB"), "{err}");
+        assert!(load(&nested(10)).is_ok());
     }
 
     #[test]

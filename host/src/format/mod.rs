@@ -13,6 +13,7 @@ mod marshal;
 mod rails;
 mod value;
 
+pub use laravel::Laravel;
 pub use value::{BigInt, Value};
 
 use crate::backend::{Backend, Bounded};

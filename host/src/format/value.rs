@@ -65,11 +65,6 @@ impl DecodeBudget {
         };
         self.charge(std::mem::size_of::<Value>() + inline)
     }
-
-    /// What was taken so far (to weigh a subtree: the difference of two readings).
-    pub fn used(&self) -> usize {
-        MAX_DECODED_BYTES - self.left
-    }
 }
 
 /// A JSON-like value, as the frameworks' native encodings hold them.
@@ -221,17 +216,10 @@ impl BigInt {
     }
 
     /// The nearest `f64` (PHP turns integers beyond its range into floats).
+    /// Through the decimal digits: Rust parses them correctly rounded, where
+    /// summing the bytes rounds at every step.
     pub fn to_f64(&self) -> f64 {
-        let m = self
-            .magnitude
-            .iter()
-            .rev()
-            .fold(0f64, |acc, &b| acc * 256.0 + f64::from(b));
-        if self.negative {
-            -m
-        } else {
-            m
-        }
+        self.to_decimal().parse().expect("decimal digits parse as a float")
     }
 }
 
@@ -615,5 +603,18 @@ mod tests {
         );
         assert!(BigInt::from_magnitude(false, vec![1; MAX_BIGINT_BYTES]).is_some());
         assert!(BigInt::from_magnitude(false, vec![1; MAX_BIGINT_BYTES + 1]).is_none());
+    }
+
+    #[test]
+    fn bigint_to_f64_is_the_nearest_float() {
+        // Found by the format_encode fuzz target: summing the bytes gave
+        // -9.273232073713709e26, one unit in the last place off.
+        let big = BigInt::from_decimal("-927323207371370955169551618").unwrap();
+        assert_eq!(big.to_f64(), -9.27323207371371e26);
+        assert_eq!(
+            BigInt::from_decimal("18446744073709551616").unwrap().to_f64(),
+            2f64.powi(64)
+        );
+        assert_eq!(BigInt::from_decimal(&"9".repeat(400)).unwrap().to_f64(), f64::INFINITY);
     }
 }

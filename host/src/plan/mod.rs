@@ -14,7 +14,7 @@ pub(crate) use cursors::{CursorHistory, MAX_CURSOR_BYTES};
 pub(crate) use dedup::RecentKeys;
 pub use filter::{parse_priority, KeyFilter, KeyGlob};
 pub use queue::{WarmItem, WorkQueue};
-pub use validate::KeyRules;
+pub use validate::{KeyRules, MAX_TAG_BYTES};
 
 use crate::runtime::Priority;
 

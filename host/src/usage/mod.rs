@@ -9,7 +9,7 @@ mod stream;
 mod views;
 
 pub use routing::KeyRouter;
-pub use stream::{consume_stream, watch_keyspace};
+pub use stream::{consume_stream, stream_event, watch_keyspace};
 pub use views::{
     CoverageView, Effectiveness, HotData, HotKey, MeasuredBenefit, RedisHitRates, RedisRunHitRates, RunEffectView,
     Suggestion,
@@ -40,6 +40,8 @@ const HIT_BUCKETS: usize = 1440;
 const MAX_EVENT_SKEW_MS: u64 = 5 * 60_000;
 /// Largest `latency_ms` of a live event: an hour.
 const MAX_EVENT_LATENCY_MS: f64 = 3_600_000.0;
+/// Longest key of a live event, in bytes (the limit of `warm-key` too).
+pub const MAX_EVENT_KEY_BYTES: usize = 1024;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
@@ -171,9 +173,10 @@ impl Usage {
         &self.config
     }
 
-    /// Checks a live event (API, Redis Stream) before it is tracked: at most
-    /// 5 minutes ahead of this host's clock, no older than the longest tracked
-    /// window, a finite latency of at most an hour.
+    /// Checks a live event (API, Redis Stream) before it is tracked: a key of
+    /// 1 to [`MAX_EVENT_KEY_BYTES`] bytes, at most 5 minutes ahead of this
+    /// host's clock, no older than the longest tracked window, a finite latency
+    /// of at most an hour.
     pub fn check(&self, event: &AccessEvent) -> Result<(), String> {
         let longest = self
             .config
@@ -184,6 +187,7 @@ impl Usage {
             .max()
             .unwrap_or(0);
         event.check(&preheat_usage::EventBounds {
+            max_key_bytes: MAX_EVENT_KEY_BYTES,
             now_ms: now_ms(),
             max_future_ms: MAX_EVENT_SKEW_MS,
             max_age_ms: longest,

@@ -18,16 +18,23 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// An event from a stream entry's fields (`key`, `hit` 1|0|true|false, optional `ts_ms`, `latency_ms`).
 fn event_of(entry: &StreamId) -> Result<AccessEvent, String> {
-    let key: String = entry.get("key").ok_or("no `key` field")?;
-    let hit: String = entry.get("hit").ok_or("no `hit` field")?;
+    stream_event(&entry.id, |name| entry.get(name))
+}
+
+/// An event from a stream entry: its id (`<ms>-<seq>`, the time when `ts_ms`
+/// is absent) and its fields by name (`key`, `hit` 1|0|true|false|hit|miss,
+/// optional `ts_ms`, `latency_ms`). Not yet checked against the clock and the
+/// limits ([`Usage::check`]).
+pub fn stream_event(id: &str, field: impl Fn(&str) -> Option<String>) -> Result<AccessEvent, String> {
+    let key = field("key").ok_or("no `key` field")?;
+    let hit = field("hit").ok_or("no `hit` field")?;
     let hit = match hit.as_str() {
         "1" | "true" | "hit" => true,
         "0" | "false" | "miss" => false,
         other => return Err(format!("`hit` must be 1 or 0, got {other:?}")),
     };
-    let ts_ms = match entry.get::<String>("ts_ms") {
-        None => entry
-            .id
+    let ts_ms = match field("ts_ms") {
+        None => id
             .split('-')
             .next()
             .and_then(|ms| ms.parse().ok())
@@ -36,7 +43,7 @@ fn event_of(entry: &StreamId) -> Result<AccessEvent, String> {
             .parse()
             .map_err(|_| format!("`ts_ms` must be milliseconds, got {t:?}"))?,
     };
-    let latency_ms = match entry.get::<String>("latency_ms") {
+    let latency_ms = match field("latency_ms") {
         None => None,
         Some(l) => Some(
             l.parse()

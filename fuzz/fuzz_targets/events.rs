@@ -1,0 +1,104 @@
+//! Access events: the trace reader of `preheat simulate --trace` (CSV and JSON
+//! lines, sniffed or by extension), the Redis Stream entry parser of
+//! `[usage.stream]`, and the check every live event passes before it is tracked.
+//!
+//! Input: one mode byte, then the text. Mode `& 3`: 0 sniffs the trace format,
+//! 1 reads CSV, 2 JSON lines, 3 a stream entry (first line its id, then one
+//! `field value` per line); mode `& 4` requires a sorted trace.
+//!
+//! Properties: an event read from a trace has a key and a finite latency >= 0
+//! (and time order when required); a trace written back reads back identically
+//! in both formats; an event the live check accepts has a key of 1 to
+//! `MAX_EVENT_KEY_BYTES` bytes, a time within the bounds and a bounded latency.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use preheat_usage::event::{TraceFormat, TraceReader, TraceWriter};
+use preheat_usage::{AccessEvent, EventBounds};
+
+const BOUNDS: EventBounds = EventBounds {
+    max_key_bytes: preheat::usage::MAX_EVENT_KEY_BYTES,
+    now_ms: 1_700_000_000_000,
+    max_future_ms: 300_000,
+    max_age_ms: 86_400_000,
+    max_latency_ms: 3_600_000.0,
+};
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&mode, text)) = input.split_first() else {
+        return;
+    };
+    let format = match mode & 3 {
+        0 => None,
+        1 => Some(TraceFormat::Csv),
+        2 => Some(TraceFormat::JsonLines),
+        _ => return stream_entry(text),
+    };
+    let mut reader = TraceReader::new(text, format, "trace").expect("reading from memory cannot fail");
+    if mode & 4 != 0 {
+        reader = reader.require_sorted();
+    }
+    let mut last_ts = 0;
+    for event in reader.flatten() {
+        assert!(!event.key.is_empty(), "{event:?}");
+        assert!(event.latency_ms.is_none_or(|l| l.is_finite() && l >= 0.0), "{event:?}");
+        if mode & 4 != 0 {
+            assert!(event.ts_ms >= last_ts, "out of order: {event:?} after {last_ts}");
+            last_ts = event.ts_ms;
+        }
+        reads_back(&event);
+        live_check(&event);
+    }
+});
+
+/// A trace holding `event` reads back as `event`, in both formats (or the
+/// writer refuses it).
+fn reads_back(event: &AccessEvent) {
+    for format in [TraceFormat::Csv, TraceFormat::JsonLines] {
+        let mut writer = TraceWriter::new(Vec::new(), format).expect("writing to memory");
+        if writer.write(event).is_err() {
+            continue;
+        }
+        let bytes = writer.finish().expect("writing to memory");
+        let back: Vec<_> = TraceReader::new(&bytes[..], Some(format), "written")
+            .expect("reading from memory")
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{format:?}: {event:?} written as {:?} does not read back: {e:#}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            });
+        assert_eq!(
+            back,
+            std::slice::from_ref(event),
+            "{format:?}: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+}
+
+/// What the live check accepts is within every bound it states.
+fn live_check(event: &AccessEvent) {
+    if event.check(&BOUNDS).is_err() {
+        return;
+    }
+    assert!((1..=BOUNDS.max_key_bytes).contains(&event.key.len()), "{event:?}");
+    assert!(event.ts_ms >= BOUNDS.now_ms - BOUNDS.max_age_ms && event.ts_ms <= BOUNDS.now_ms + BOUNDS.max_future_ms);
+    assert!(event
+        .latency_ms
+        .is_none_or(|l| l.is_finite() && (0.0..=BOUNDS.max_latency_ms).contains(&l)));
+}
+
+/// A stream entry: its id on the first line, then `field value` lines.
+fn stream_entry(text: &[u8]) {
+    let text = String::from_utf8_lossy(text);
+    let mut lines = text.split('\n');
+    let id = lines.next().unwrap_or_default();
+    let fields: Vec<(&str, &str)> = lines.map(|l| l.split_once(' ').unwrap_or((l, ""))).collect();
+    let field = |name: &str| fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string());
+    if let Ok(event) = preheat::usage::stream_event(id, field) {
+        live_check(&event);
+    }
+}

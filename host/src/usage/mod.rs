@@ -254,13 +254,7 @@ impl Usage {
                             .flatten();
                         HotKey {
                             plugin: router.route(&e.key).map(str::to_string),
-                            key: e.key,
-                            rank: e.rank,
-                            accesses: e.accesses,
-                            misses: e.misses,
-                            hit_rate: e.hit_rate,
-                            error: e.error,
-                            priority: e.priority,
+                            entry: e,
                             forecast_this_step: series.as_ref().map(|s| s.forecast),
                             profile: series.map(|s| s.profile),
                         }

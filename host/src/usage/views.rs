@@ -2,7 +2,7 @@
 //! `effectiveness` and measured `cost_benefit` of `GET stats`, and schedule
 //! suggestions. Typed until `serve` (or `preheat hot-data --json`) serializes them.
 
-use preheat_usage::tracker::{Priority, SeasonalProfile, Trend};
+use preheat_usage::tracker::{HotEntry, SeasonalProfile, Trend};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -44,20 +44,9 @@ impl HotData {
 /// One hot key.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HotKey {
-    /// The key.
-    pub key: String,
-    /// 1 for the busiest.
-    pub rank: usize,
-    /// Estimated accesses in the window (at most `error` above the truth).
-    pub accesses: u64,
-    /// Misses counted while monitored (at most `error` below the truth).
-    pub misses: u64,
-    /// Hit rate over the accesses observed while monitored.
-    pub hit_rate: Option<f64>,
-    /// Bound of the estimates' error.
-    pub error: u64,
-    /// From rank and miss rate.
-    pub priority: Priority,
+    /// Its place in the window's top list (the tracker's entry).
+    #[serde(flatten)]
+    pub entry: HotEntry,
     /// The plugin whose `key_patterns` match it; null when none does.
     pub plugin: Option<String>,
     /// Seasonal profile, for the top keys tracked as series.

@@ -299,6 +299,7 @@ pub enum Tracking {
 
 /// A key of a window's top list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HotEntry {
     /// The key.
     pub key: String,

@@ -19,7 +19,8 @@ static HIDDEN_BUT_NEWLINE: LazyLock<Regex> =
 /// Whether `c` could rewrite or hide output where it is printed: a control
 /// character (newline, carriage return, escape, …) or a format character.
 pub fn is_hidden_char(c: char) -> bool {
-    c.is_control() || FORMAT_CHARACTER.is_match(c.encode_utf8(&mut [0; 4]))
+    // No ASCII character is a format character: the regex only sees the rest.
+    c.is_control() || (!c.is_ascii() && FORMAT_CHARACTER.is_match(c.encode_utf8(&mut [0; 4])))
 }
 
 /// `text` with every control character but the newline, and every format

@@ -248,6 +248,41 @@ fn warm_key_answers_422_for_a_key_the_plugin_refuses_and_502_when_it_fails() {
 }
 
 #[test]
+fn warm_key_answers_409_when_its_run_is_stopped_before_the_key_is_written() {
+    let redis = RedisServer::start();
+    let ws = Workspace::new();
+    // flaky answers `retry` to the first attempt; the retry waits an hour, so
+    // the key is waiting (not in flight) when another client stops the run.
+    let config = ws.config(&format!(
+        "retry_base_delay = \"1h\"\n[backend]\nkind = \"redis\"\nurl = \"{}\"\n[serve]\ntoken = \"{TOKEN}\"\n[[plugins]]\nname = \"flaky\"\npath = {:?}\nkey_prefixes = [\"fx.flaky.\"]\n[plugins.settings]\nfail_times = \"1\"\n",
+        redis.url(),
+        fixture("flaky").display().to_string(),
+    ));
+    let serve = start(&ws, &config, &[]);
+    let (code, body) = std::thread::scope(|s| {
+        let warming = s.spawn(|| {
+            serve.post(
+                "/cache/warming/warm-key",
+                json!({"plugin": "flaky", "key": "fx.flaky.1"}),
+            )
+        });
+        wait_for("the key to wait for its retry", Duration::from_secs(30), || {
+            serve.get("/cache/warming/status").1["per_plugin"]["flaky"]["retried"].as_u64() > Some(0)
+        });
+        let (code, stopped) = serve.post("/cache/warming/stop", json!({}));
+        assert_eq!(code, 202, "{stopped}");
+        warming.join().unwrap()
+    });
+    assert_eq!(code, 409, "a run another client stopped is not a server error: {body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("was stopped") && error.contains("send it again"),
+        "{body}"
+    );
+    assert_eq!(redis.get("fx.flaky.1"), None);
+}
+
+#[test]
 fn bad_input_gets_clear_errors() {
     let redis = RedisServer::start();
     let ws = Workspace::new();

@@ -67,9 +67,10 @@ fn assert_conforms(ws: &Workspace, serve: &ServeProcess) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "schemathesis found answers the document does not describe:\n{stdout}\n{}\nserve log:\n{}",
+        "serve log:\n{}\nschemathesis found answers the document does not describe (its report last, so a clipped \
+         output keeps it):\n{}\n{stdout}",
+        serve.log(),
         String::from_utf8_lossy(&out.stderr),
-        serve.log()
     );
     eprintln!("{stdout}");
 }

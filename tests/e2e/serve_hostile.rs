@@ -272,9 +272,26 @@ fn slow_clients_neither_lock_out_healthz_nor_hold_up_sigterm() {
 
 #[test]
 fn a_sigkilled_run_is_interrupted_and_its_lock_taken_over_at_once() {
+    sigkilled_run_is_interrupted_and_its_lock_taken_over(None);
+}
+
+#[test]
+fn a_sigkilled_run_is_interrupted_and_its_lock_taken_over_at_once_on_postgres() {
+    let pg = PgServer::start();
+    sigkilled_run_is_interrupted_and_its_lock_taken_over(Some(&pg.url()));
+}
+
+/// A run SIGKILLed mid-way, its job store the default SQLite file or the
+/// PostgreSQL database at `jobs_url`: the next run takes the dead process's
+/// lock at once, and the history shows the killed run `interrupted`.
+fn sigkilled_run_is_interrupted_and_its_lock_taken_over(jobs_url: Option<&str>) {
     let redis = RedisServer::start();
     let ws = Workspace::new();
     let config = config(&ws, &redis, 100_000, 200, "");
+    if let Some(url) = jobs_url {
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("{text}[jobs]\nurl = \"{url}\"\n")).unwrap();
+    }
     let config_arg = config.to_str().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_preheat"))
         .args(["run", "--config", config_arg])
@@ -316,6 +333,16 @@ fn a_sigkilled_run_is_interrupted_and_its_lock_taken_over_at_once() {
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["completed", "interrupted"], "{rows}");
+    if let Some(url) = jobs_url {
+        let stored = sql(
+            url,
+            &["SELECT status FROM cache_warming_jobs WHERE job_type = 'run' ORDER BY id"],
+        );
+        let stored: Vec<&str> = stored.iter().map(|r| r[0].as_deref().unwrap()).collect();
+        assert_eq!(stored, ["interrupted", "completed"], "the rows are in PostgreSQL");
+        let locks = sql(url, &["SELECT CAST(count(*) AS TEXT) FROM preheat_run_locks"]);
+        assert_eq!(locks[0][0].as_deref(), Some("0"), "no lock is left behind");
+    }
     let status = preheat_in(&ws, &["status", "--config", config_arg]);
     assert!(String::from_utf8_lossy(&status.stdout).contains("no run in progress"));
 }

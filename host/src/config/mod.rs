@@ -52,15 +52,20 @@ pub struct Config {
 }
 
 /// `[run]`: how a warming run is executed.
+/// Most batches a run produces and writes at once (`[run] concurrency`).
+pub const MAX_CONCURRENCY: usize = 1024;
+/// Most keys per `produce` call and backend pipeline (`[run] batch_size`).
+pub const MAX_BATCH_SIZE: usize = 65_536;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
     /// Global deadline of a run; when reached, the rest is abandoned.
     #[serde(with = "humantime_serde")]
     pub deadline: Duration,
-    /// Batches produced and written at the same time.
+    /// Batches produced and written at the same time (at most [`MAX_CONCURRENCY`]).
     pub concurrency: NonZeroUsize,
-    /// Keys per `produce` call and per backend pipeline.
+    /// Keys per `produce` call and per backend pipeline (at most [`MAX_BATCH_SIZE`]).
     pub batch_size: NonZeroUsize,
     /// Bytes of produced values allowed in flight: `"50%"` of available memory, or a size.
     pub memory_budget: MemoryBudget,
@@ -572,6 +577,18 @@ impl Config {
             _ => {}
         }
         self.validate_tls().with_context(|| file.clone())?;
+        if self.run.concurrency.get() > MAX_CONCURRENCY {
+            bail!(
+                "{file}: [run] concurrency = {} is above the limit of {MAX_CONCURRENCY} batches at once",
+                self.run.concurrency
+            );
+        }
+        if self.run.batch_size.get() > MAX_BATCH_SIZE {
+            bail!(
+                "{file}: [run] batch_size = {} is above the limit of {MAX_BATCH_SIZE} keys per call",
+                self.run.batch_size
+            );
+        }
         if self.serve.max_event_streams >= self.serve.max_connections {
             bail!(
                 "{file}: [serve] max_event_streams = {} must be below max_connections = {}: event streams never end, so they could hold every connection",
@@ -638,12 +655,10 @@ impl Config {
             if plugin.fuel_per_call == 0 {
                 bail!("{at}: fuel_per_call must be above 0");
             }
-            if let Some(bad) = plugin
-                .key_patterns
-                .iter()
-                .find(|p| crate::plan::KeyGlob::new(p).is_err())
-            {
-                bail!("{at}: key_patterns: {:#}", crate::plan::KeyGlob::new(bad).unwrap_err());
+            for (i, pattern) in plugin.key_patterns.iter().enumerate() {
+                if let Err(e) = crate::plan::KeyGlob::new(pattern) {
+                    bail!("{at}: key_patterns[{i}]: {e:#}");
+                }
             }
             if let Some(unknown) = plugin.sources.iter().find(|s| !self.sources.contains_key(*s)) {
                 bail!(
@@ -783,6 +798,36 @@ key_prefixes = ["system.", "user.profile."]
 user_ids = "1-100"
 page_size = 50
 "#;
+
+    #[test]
+    fn a_key_pattern_past_the_glob_bounds_is_refused_before_globset_sees_it() {
+        let huge = format!("{MINIMAL}key_patterns = [\"user.*\", \"{}\"]\n", "a".repeat(300 * 1024));
+        let err = parse(&huge.replace("[plugins.settings]\nuser_ids = \"1-100\"\npage_size = 50\n", ""))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("key_patterns[1]") && err.contains("the limit is 1024 bytes"),
+            "{}",
+            &err[..err.len().min(300)]
+        );
+    }
+
+    #[test]
+    fn run_sizes_past_their_limits_are_refused() {
+        let run = |table: &str| {
+            parse(&format!("[run]\n{table}\n[backend]\nkind = \"memory\"\n"))
+                .unwrap()
+                .validate()
+                .map_err(|e| e.to_string())
+        };
+        assert!(run("concurrency = 1025").unwrap_err().contains("limit of 1024"));
+        assert!(run("batch_size = 1000000000000")
+            .unwrap_err()
+            .contains("limit of 65536"));
+        run("concurrency = 1024\nbatch_size = 65536").unwrap();
+    }
 
     #[test]
     fn blank_serve_token_is_refused_with_line_and_column() {

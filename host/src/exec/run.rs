@@ -142,8 +142,23 @@ impl Warmer {
                 tracing::error!("worker task failed: {e}");
             }
         }
-        watchdog.abort();
-        stopper.abort();
+        // A helper whose token fired finishes recording what it drained from
+        // the queue (the workers may have seen the closed queue first); one
+        // whose token did not has nothing to do.
+        for (helper, fired) in [
+            (stopper, shared.stop.is_cancelled()),
+            (watchdog, shared.cancel.is_cancelled()),
+        ] {
+            if fired {
+                let _ = helper.await;
+            } else {
+                helper.abort();
+            }
+        }
+        // Keys waiting out a retry's backoff hold a permit until they are
+        // requeued or their outcome is recorded (a halt ends the wait).
+        let all = u32::try_from(capacity).expect("[run] bounds keep the queue capacity within u32");
+        drop(shared.retry_room.acquire_many(all).await);
 
         let (plugins, errors, errors_omitted, keys, calls) = shared.tally.finish();
         let mut totals = Counters::default();

@@ -136,10 +136,12 @@ pub(super) async fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec
             _ = tokio::time::sleep(delay) => shared.queue.push_now(item.clone()),
             _ = shared.halt() => false,
         };
-        drop(waiting);
         if !requeued {
             shared.finish(p, &item.spec, KeyOutcome::Abandoned, KeyDetail::default());
         }
+        // Given back once the key is requeued or its outcome recorded: the run
+        // waits for every permit before it reports.
+        drop(waiting);
         shared.queue.producer_done();
     });
 }

@@ -13,9 +13,37 @@ pub struct KeyGlob {
     matcher: globset::GlobMatcher,
 }
 
+/// Longest key pattern accepted, in bytes (API patterns and `key_patterns` alike).
+pub const MAX_PATTERN_BYTES: usize = 1024;
+/// Most glob operators (`*`, `?`, `[`, `{`, `,`) in one pattern: each one grows
+/// the regex globset compiles it into (and globset panics on a huge one).
+pub const MAX_PATTERN_OPERATORS: usize = 64;
+
+/// How many glob operators `pattern` holds (see [`MAX_PATTERN_OPERATORS`]).
+fn operators(pattern: &str) -> usize {
+    pattern
+        .chars()
+        .filter(|c| matches!(c, '*' | '?' | '[' | '{' | ','))
+        .count()
+}
+
 impl KeyGlob {
-    /// Compiles a glob, saying what is wrong with a bad one.
+    /// Compiles a glob, saying what is wrong with a bad one. A pattern longer
+    /// than [`MAX_PATTERN_BYTES`] or with more than [`MAX_PATTERN_OPERATORS`]
+    /// operators is refused before globset sees it.
     pub fn new(pattern: &str) -> Result<KeyGlob> {
+        if pattern.len() > MAX_PATTERN_BYTES {
+            return Err(anyhow!(
+                "key pattern is {} bytes long; the limit is {MAX_PATTERN_BYTES} bytes: match a shorter prefix, e.g. \"products/*\"",
+                pattern.len()
+            ));
+        }
+        let count = operators(pattern);
+        if count > MAX_PATTERN_OPERATORS {
+            return Err(anyhow!(
+                "key pattern has {count} glob operators (*, ?, [, {{, ,); the limit is {MAX_PATTERN_OPERATORS}: use fewer wildcards and alternatives"
+            ));
+        }
         let glob = globset::GlobBuilder::new(pattern)
             .literal_separator(false)
             .backslash_escape(true)
@@ -104,6 +132,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("invalid key pattern"));
+    }
+
+    #[test]
+    fn patterns_past_the_limits_are_refused_and_the_worst_within_them_compile() {
+        let refused = |p: &str| KeyGlob::new(p).unwrap_err().to_string();
+        assert!(refused(&"a".repeat(300 * 1024)).contains("limit is 1024 bytes"));
+        assert!(refused(&"*".repeat(65)).contains("limit is 64"));
+        // A hostile author's best within the bounds: every operator a negated
+        // class, an alternation, or a wildcard, padded to 1 KiB.
+        for unit in ["[^a]", "{a,b}", "*?", "[!\u{10FFFF}-\u{10FFFF}]"] {
+            let mut pattern = String::new();
+            while pattern.len() + unit.len() <= MAX_PATTERN_BYTES
+                && operators(&pattern) + operators(unit) <= MAX_PATTERN_OPERATORS
+            {
+                pattern.push_str(unit);
+            }
+            pattern.push_str(&"x".repeat(MAX_PATTERN_BYTES - pattern.len()));
+            let glob = KeyGlob::new(&pattern).unwrap_or_else(|e| panic!("{unit}: {e:#}"));
+            assert!(!glob.is_match("short"));
+        }
     }
 
     #[test]

@@ -16,7 +16,9 @@ use crate::plan::{parse_priority, KeyFilter, KeyGlob};
 use crate::report::ErrorCause;
 use crate::runtime::{KeySpec, Priority};
 use crate::schedule::{ScheduleError, ScheduleUpdate, ScheduleView};
-use crate::usage::{CoverageView, Effectiveness, HotData, MeasuredBenefit, Suggestion};
+use crate::usage::{
+    CoverageView, Effectiveness, HotData, MeasuredBenefit, PostedEvents, Suggestion, MAX_EVENT_KEY_BYTES,
+};
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -389,38 +391,16 @@ fn name_list() -> utoipa::openapi::schema::Array {
         .build()
 }
 
-/// Longest key pattern accepted, in bytes.
-const MAX_PATTERN_BYTES: usize = 1024;
-/// Most glob operators (`*`, `?`, `[`, `{`, `,`) in one pattern: each one grows
-/// the regex globset compiles it into.
-const MAX_PATTERN_OPERATORS: usize = 64;
 /// Most names in a request's `plugins` or `tags`.
 const MAX_NAMES: usize = 256;
 /// Longest plugin name, strategy or run id accepted.
 const MAX_NAME_BYTES: usize = 128;
 /// Longest tag accepted (the sandbox's bound on the tags of a key spec).
 const MAX_TAG_BYTES: usize = 128;
-/// Longest key accepted in `warm-key` and access events.
-const MAX_KEY_BYTES: usize = 1024;
 
-/// Refuses a pattern globset should never see: too long or too many operators.
+/// Compiles a request's pattern (bounded by [`KeyGlob::new`]); a bad one is a 400.
 fn bounded_pattern(pattern: &str) -> Result<KeyGlob, ApiError> {
-    if pattern.len() > MAX_PATTERN_BYTES {
-        return Err(bad_request(format!(
-            "pattern is {} bytes long; the limit is {MAX_PATTERN_BYTES} bytes: match a shorter prefix, e.g. \"products/*\"",
-            pattern.len()
-        )));
-    }
-    let operators = pattern
-        .chars()
-        .filter(|c| matches!(c, '*' | '?' | '[' | '{' | ','))
-        .count();
-    if operators > MAX_PATTERN_OPERATORS {
-        return Err(bad_request(format!(
-            "pattern has {operators} glob operators (*, ?, [, {{, ,); the limit is {MAX_PATTERN_OPERATORS}: use fewer wildcards and alternatives"
-        )));
-    }
-    KeyGlob::new(pattern).map_err(|e| bad_request(format!("{e:#}")))
+    KeyGlob::new(pattern).map_err(|e| bad_request(format!("pattern: {e:#}")))
 }
 
 /// Refuses a list of names that is too long or holds a name too long (or empty).
@@ -634,7 +614,8 @@ struct WarmKeyAnswer {
 
 /// The status of a `warm-key` answer: 200 when the key was warmed (or needed
 /// nothing), 422 when the key itself was wrong (it broke the key rules, or the
-/// plugin refused it), 502 when the plugin or the backend failed.
+/// plugin refused it), 502 when the plugin or the backend failed. A key its
+/// run abandoned is not an answer but an [`abandoned`] error.
 fn warm_key_status(outcome: KeyOutcome, cause: Option<ErrorCause>) -> StatusCode {
     match (outcome, cause) {
         (KeyOutcome::Written | KeyOutcome::SkippedFresh | KeyOutcome::SkippedByPlugin, _) => StatusCode::OK,
@@ -645,6 +626,22 @@ fn warm_key_status(outcome: KeyOutcome, cause: Option<ErrorCause>) -> StatusCode
     }
 }
 
+/// The error for a key whose run stopped before writing it: 503 when serve is
+/// shutting down, else 409 (a stop request or the run's deadline, neither the
+/// key's fault nor a failure: sending it again warms it).
+fn abandoned(shared: &Shared, run_id: &str, key: &str) -> ApiError {
+    if shared.runs.is_closed() {
+        return ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("serve is shutting down: run {run_id} stopped before {key:?} was written"),
+        );
+    }
+    ApiError(
+        StatusCode::CONFLICT,
+        format!("run {run_id} was stopped (a stop request, or its deadline) before {key:?} was written; send it again"),
+    )
+}
+
 /// Warm one key now: the plugin's produce builds the value; answers when it is written.
 #[utoipa::path(post, path = "/cache/warming/warm-key", tag = "runs",
     request_body(content = WarmKeyBody, description = "the key"),
@@ -652,7 +649,7 @@ fn warm_key_status(outcome: KeyOutcome, cause: Option<ErrorCause>) -> StatusCode
         (status = 200, description = "written (or fresh, or skipped by the plugin)", body = WarmKeyAnswer),
         (status = 400, description = "a field is invalid", body = ErrorBody),
         (status = 404, description = "unknown plugin", body = ErrorBody),
-        (status = 409, description = "the plugin is running", body = ErrorBody),
+        (status = 409, description = "the plugin is running, or the key's run was stopped (a stop request) or hit its deadline before the key was written: send it again", body = ErrorBody),
         (status = 422, description = "the key is wrong: it breaks the key rules, or the plugin refused it", body = WarmKeyAnswer),
         (status = 502, description = "the plugin or the backend failed", body = WarmKeyAnswer),
         (status = 503, description = "serve is shutting down", body = ErrorBody),
@@ -665,7 +662,7 @@ async fn warm_key(State(shared): AppState, headers: HeaderMap, body: Bytes) -> R
         ));
     }
     bounded_name("plugin", &body.plugin, MAX_NAME_BYTES)?;
-    bounded_name("key", &body.key, MAX_KEY_BYTES)?;
+    bounded_name("key", &body.key, MAX_EVENT_KEY_BYTES)?;
     let ttl_seconds = match body.ttl {
         None => None,
         Some(Ttl::Seconds(s)) => Some(s),
@@ -734,6 +731,9 @@ async fn warm_key(State(shared): AppState, headers: HeaderMap, body: Bytes) -> R
         error,
         run,
     };
+    if outcome == KeyOutcome::Abandoned {
+        return Err(abandoned(&shared, &answer.run_id, &answer.key));
+    }
     Ok((warm_key_status(outcome, cause), Json(answer)).into_response())
 }
 
@@ -884,53 +884,6 @@ async fn events(State(shared): AppState) -> Result<Response, ApiError> {
         .into_response())
 }
 
-/// One access event as posted: `ts_ms` defaults to now.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct EventIn {
-    /// The key asked for.
-    #[schema(min_length = 1, max_length = 1024)]
-    key: String,
-    /// Whether it was a hit: true, false, 1 or 0.
-    #[schema(schema_with = hit_schema)]
-    hit: serde_json::Value,
-    /// When, in ms since the epoch (default now): at most 5 minutes ahead of the server clock, not older than the longest usage window.
-    ts_ms: Option<u64>,
-    /// How long the application waited, in ms (finite, at most an hour).
-    latency_ms: Option<f64>,
-}
-
-/// The schema of `hit`: a boolean, or 0 or 1.
-fn hit_schema() -> utoipa::openapi::schema::OneOfBuilder {
-    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-    OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::Boolean))
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .enum_values(Some([0, 1])),
-        )
-}
-
-/// `POST /cache/warming/events`: a JSON array of events, or `{"events": [...]}`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(untagged)]
-enum EventsBody {
-    /// The events.
-    List(Vec<EventIn>),
-    /// The events, wrapped.
-    Wrapped {
-        /// The events.
-        events: Vec<EventIn>,
-    },
-}
-
-impl Default for EventsBody {
-    fn default() -> Self {
-        EventsBody::List(Vec::new())
-    }
-}
-
 /// `202` of `events`.
 #[derive(Debug, Serialize, ToSchema)]
 struct Accepted {
@@ -940,7 +893,7 @@ struct Accepted {
 
 /// Access events in: a JSON array (or `{"events": [...]}`) of `{key, hit, ts_ms, latency_ms}`.
 #[utoipa::path(post, path = "/cache/warming/events", tag = "usage",
-    request_body(content = EventsBody, description = "the events"),
+    request_body(content = PostedEvents, description = "the events"),
     responses(
         (status = 202, description = "taken in", body = Accepted),
         (status = 400, description = "an event is invalid (key, hit, a time outside the windows, a latency that is not finite or over an hour)", body = ErrorBody),
@@ -957,34 +910,14 @@ async fn ingest_events(
             "usage tracking is off ([usage] enabled = false)".into(),
         ));
     };
-    let body: EventsBody = parse_body(&headers, &body).map_err(|ApiError(code, msg)| {
+    let body: PostedEvents = parse_body(&headers, &body).map_err(|ApiError(code, msg)| {
         ApiError(code, format!("{msg}; expected [{{\"key\": \"…\", \"hit\": true|false|1|0, \"ts_ms\": 1700000000000, \"latency_ms\": 12.5}}, …] or {{\"events\": [...]}}"))
     })?;
-    let (EventsBody::List(events) | EventsBody::Wrapped { events }) = body;
-    let now = crate::usage::now_ms();
-    let mut accepted = Vec::with_capacity(events.len());
-    for (i, e) in events.into_iter().enumerate() {
-        let hit = match &e.hit {
-            serde_json::Value::Bool(b) => *b,
-            serde_json::Value::Number(n) if n.as_u64() == Some(1) => true,
-            serde_json::Value::Number(n) if n.as_u64() == Some(0) => false,
-            other => {
-                return Err(bad_request(format!(
-                    "events[{i}].hit must be true, false, 1 or 0, got {other}"
-                )))
-            }
-        };
-        bounded_name(&format!("events[{i}].key"), &e.key, MAX_KEY_BYTES)?;
-        let event = preheat_usage::AccessEvent {
-            ts_ms: e.ts_ms.unwrap_or(now),
-            key: e.key,
-            hit,
-            latency_ms: e.latency_ms,
-        };
+    let accepted = body.into_events(crate::usage::now_ms()).map_err(bad_request)?;
+    for (i, event) in accepted.iter().enumerate() {
         usage
-            .check(&event)
+            .check(event)
             .map_err(|why| bad_request(format!("events[{i}]: {why}")))?;
-        accepted.push(event);
     }
     usage.ingest(&accepted);
     Ok((
@@ -1151,34 +1084,4 @@ async fn update_schedule(
 /// [`parse_body`] for bodies without a default.
 fn parse_body_required<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
     parse_body::<Option<T>>(headers, body)?.ok_or_else(|| bad_request("the body must be a JSON object, not null"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn patterns_past_the_limits_are_refused_and_the_worst_within_them_compile() {
-        let long = "a".repeat(300 * 1024);
-        assert!(bounded_pattern(&long).unwrap_err().1.contains("limit is 1024 bytes"));
-        assert!(bounded_pattern(&"*".repeat(65)).unwrap_err().1.contains("limit is 64"));
-        // A hostile author's best within the bounds: every operator a negated
-        // class, an alternation, or a wildcard, padded to 1 KiB.
-        for unit in ["[^a]", "{a,b}", "*?", "[!\u{10FFFF}-\u{10FFFF}]"] {
-            let mut pattern = String::new();
-            while pattern.len() + unit.len() <= MAX_PATTERN_BYTES
-                && pattern
-                    .chars()
-                    .filter(|c| matches!(c, '*' | '?' | '[' | '{' | ','))
-                    .count()
-                    + 2
-                    <= MAX_PATTERN_OPERATORS
-            {
-                pattern.push_str(unit);
-            }
-            pattern.push_str(&"x".repeat(MAX_PATTERN_BYTES - pattern.len()));
-            let glob = bounded_pattern(&pattern).unwrap_or_else(|e| panic!("{unit}: {}", e.1));
-            assert!(!glob.is_match("short"));
-        }
-    }
 }

@@ -97,10 +97,15 @@ impl Runs {
         }
     }
 
+    /// Whether serve is shutting down (no run starts any more).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Starts a run in the background and returns its id and plugins; refuses
     /// when one of its plugins is running already.
     pub fn start(&self, shared: &Arc<Shared>, request: RunRequest) -> Result<(String, Vec<String>), StartError> {
-        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.is_closed() {
             return Err(StartError::ShuttingDown);
         }
         let warmer = shared.warmer();

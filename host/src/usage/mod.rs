@@ -4,10 +4,12 @@
 //! effect of runs on the hit rate; state saved to a file so restarts keep the
 //! history and the models. The algorithms live in the `preheat-usage` crate.
 
+mod posted;
 mod routing;
 mod stream;
 mod views;
 
+pub use posted::{PostedEvent, PostedEvents};
 pub use routing::KeyRouter;
 pub use stream::{consume_stream, stream_event, watch_keyspace};
 pub use views::{

@@ -35,8 +35,8 @@ fuzz_target!(|text: &str| {
     let store = Store::of(&config.backend);
     for plugin in &config.plugins {
         Format::new(config.format_of(plugin), store).expect("a validated format resolves");
-        for pattern in &plugin.key_patterns {
-            preheat::plan::KeyGlob::new(pattern).expect("validated key patterns compile");
+        for glob in &plugin.key_patterns {
+            preheat::config::KeyGlob::new(glob.pattern()).expect("a parsed key pattern compiles again");
         }
     }
     let mut tracker = preheat_usage::UsageTracker::new(config.usage.tracker.clone())

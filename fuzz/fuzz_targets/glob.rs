@@ -13,7 +13,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use preheat::plan::KeyGlob;
+use preheat::config::KeyGlob;
 
 /// Largest pattern × key (in characters) the quadratic reference matcher is run on.
 const MAX_REFERENCE_WORK: usize = 1 << 16;

@@ -60,7 +60,7 @@ pub enum DbConnectOptions {
 impl DbConnectOptions {
     /// Parses `url` (`sqlite://…` or `postgres://…`) with `options` applied.
     pub fn parse(url: &str, options: &DbOptions) -> Result<DbConnectOptions> {
-        let shown = crate::backend::redact_url(url);
+        let shown = crate::support::redact_url(url);
         if url.starts_with("sqlite:") {
             let connect = SqliteConnectOptions::from_str(url)
                 .with_context(|| format!("invalid SQLite URL {shown}"))?

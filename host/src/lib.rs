@@ -21,8 +21,10 @@ pub mod runtime;
 pub mod schedule;
 pub mod serve;
 pub mod sources;
+pub mod support;
 pub mod usage;
 pub mod watch;
+pub mod wit;
 
 pub use config::Config;
 pub use exec::{RunOptions, Warmer};

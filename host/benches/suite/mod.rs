@@ -11,7 +11,8 @@ pub mod native;
 
 use preheat::backend::{Backend, MemoryBackend};
 use preheat::exec::{Producer, RunOptions, Warmer};
-use preheat::runtime::{Cancel, HostServices, KeySpec, LoadedPlugin, PluginLimits, Priority, RunContext, Runtime};
+use preheat::runtime::{HostServices, KeySpec, LoadedPlugin, PluginLimits, Priority, RunContext, Runtime};
+use preheat::support::Cancel;
 use preheat::Config;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -4,7 +4,8 @@
 
 use futures_util::future::BoxFuture;
 use preheat::exec::{CallResult, Producer};
-use preheat::runtime::{CallStats, Cancel, Entry, KeySpec, Page, Priority, RunContext, WarmError};
+use preheat::runtime::{CallStats, Entry, KeySpec, Page, Priority, RunContext, WarmError};
+use preheat::support::Cancel;
 use std::time::Instant;
 
 /// The synthetic plugin, compiled into the host.

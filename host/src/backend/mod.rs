@@ -134,18 +134,6 @@ impl Backend {
     }
 }
 
-/// Hides the password of a URL: `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// Whether a key in the cache with `remaining` TTL should be rewritten under `policy`.
 /// `remaining` is `None` for a key without expiry.
 pub(crate) fn should_overwrite(policy: WritePolicy, remaining: Option<Duration>) -> bool {
@@ -153,17 +141,5 @@ pub(crate) fn should_overwrite(policy: WritePolicy, remaining: Option<Duration>)
         WritePolicy::Always => true,
         WritePolicy::IfMissing => false,
         WritePolicy::RefreshIfTtlBelow(threshold) => matches!(remaining, Some(r) if r < threshold),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_never_reach_messages() {
-        assert_eq!(redact_url("redis://:hunter2@db:6379/0"), "redis://:***@db:6379/0");
-        assert_eq!(redact_url("postgres://app:pw@db/app"), "postgres://app:***@db/app");
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

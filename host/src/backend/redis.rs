@@ -48,7 +48,7 @@ impl RedisBackend {
             .url
             .as_deref()
             .context("[backend] url is required for kind = \"redis\"")?;
-        let address = super::redact_url(url);
+        let address = crate::support::redact_url(url);
         let client = super::tls::client(url, config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))

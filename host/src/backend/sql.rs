@@ -47,7 +47,7 @@ impl SqlBackend {
             .url
             .as_deref()
             .context("[backend] url is required for kind = \"sql\"")?;
-        let address = super::redact_url(url);
+        let address = crate::support::redact_url(url);
         let options = DbOptions {
             read_only: false,
             create_if_missing: config.create_table,

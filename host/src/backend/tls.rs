@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 /// `rediss://` URL the `tls_*` files are read (again, so rotated files are
 /// picked up) and checked; a plain `redis://` URL ignores them.
 pub fn client(url: &str, backend: &BackendConfig) -> Result<redis::Client> {
-    let address = super::redact_url(url);
+    let address = crate::support::redact_url(url);
     let invalid = || format!("invalid redis URL {address}: expected redis://[:password@]host:port/db or rediss://…");
     if !is_tls(url) {
         return redis::Client::open(url).with_context(invalid);

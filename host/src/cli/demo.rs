@@ -57,7 +57,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         max_connections: 1,
         connect_timeout: Duration::from_secs(5),
     };
-    let shown = crate::backend::redact_url(&args.database);
+    let shown = crate::support::redact_url(&args.database);
     let db = Db::connect(&args.database, options)
         .await
         .with_context(|| format!("opening the demo database {shown}"))?;

@@ -4,10 +4,12 @@
 //! and bad values are rejected by the parser with the file, line and column.
 
 mod format;
+mod glob;
 mod usage;
 mod values;
 
 pub use format::{DjangoFormat, FormatConfig, LaravelFormat, LaravelVersion, RailsFormat, RailsVersion};
+pub use glob::{KeyGlob, MAX_PATTERN_BYTES, MAX_PATTERN_OPERATORS};
 pub use usage::{KeyspaceConfig, PredictiveConfig, ReactiveConfig, StreamConfig, UsageConfig};
 pub use values::{ByteSize, CronSchedule, Keep, KeyRegex, MemoryBudget, WritePolicy};
 
@@ -409,7 +411,7 @@ pub struct PluginConfig {
     /// Glob patterns (`*` = any run of characters) of keys this plugin can `produce` when
     /// asked for one it did not list (hot keys found in traffic); default: its key prefixes + `*`.
     #[serde(default)]
-    pub key_patterns: Vec<String>,
+    pub key_patterns: Vec<KeyGlob>,
     /// This plugin's value format, instead of `[backend] format`.
     #[serde(default)]
     pub format: Option<FormatConfig>,
@@ -655,11 +657,6 @@ impl Config {
             if plugin.fuel_per_call == 0 {
                 bail!("{at}: fuel_per_call must be above 0");
             }
-            for (i, pattern) in plugin.key_patterns.iter().enumerate() {
-                if let Err(e) = crate::plan::KeyGlob::new(pattern) {
-                    bail!("{at}: key_patterns[{i}]: {e:#}");
-                }
-            }
             if let Some(unknown) = plugin.sources.iter().find(|s| !self.sources.contains_key(*s)) {
                 bail!(
                     "{at}: sources = [{unknown:?}] names no [sources.{unknown}] table; define it or remove the grant"
@@ -685,7 +682,7 @@ impl Config {
         if backend.kind != BackendKind::Redis || !crate::backend::tls::is_tls(url) {
             bail!(
                 "[backend] {key} is set but the backend does not connect with TLS (it needs kind = \"redis\" and url = \"rediss://host:port/db\"; the url is {:?}): use a rediss:// URL or remove the tls_* options",
-                crate::backend::redact_url(url)
+                crate::support::redact_url(url)
             );
         }
         if backend.tls_ca_file.is_some() && crate::backend::tls::is_insecure(url).unwrap_or(false) {
@@ -800,17 +797,21 @@ page_size = 50
 "#;
 
     #[test]
-    fn a_key_pattern_past_the_glob_bounds_is_refused_before_globset_sees_it() {
-        let huge = format!("{MINIMAL}key_patterns = [\"user.*\", \"{}\"]\n", "a".repeat(300 * 1024));
-        let err = parse(&huge.replace("[plugins.settings]\nuser_ids = \"1-100\"\npage_size = 50\n", ""))
-            .unwrap()
-            .validate()
+    fn a_key_pattern_past_the_glob_bounds_is_refused_at_its_line_before_globset_sees_it() {
+        let plugin = MINIMAL.replace("[plugins.settings]\nuser_ids = \"1-100\"\npage_size = 50\n", "");
+        let huge = format!("{plugin}key_patterns = [\"user.*\", \"{}\"]\n", "a".repeat(300 * 1024));
+        let err = parse(&huge).unwrap_err().to_string();
+        let shown = &err[..err.len().min(300)];
+        assert!(
+            err.contains("line 9") && err.contains("the limit is 1024 bytes"),
+            "{shown}"
+        );
+        let err = parse(&format!("{plugin}key_patterns = [\"a[\"]\n"))
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("key_patterns[1]") && err.contains("the limit is 1024 bytes"),
-            "{}",
-            &err[..err.len().min(300)]
+            err.contains("line 9") && err.contains("invalid key pattern \"a[\""),
+            "{err}"
         );
     }
 

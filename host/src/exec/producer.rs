@@ -6,7 +6,8 @@
 //! of WebAssembly from the cost of the rest of the pipeline. It is not a
 //! plugin API: plugins are components.
 
-use crate::runtime::{CallError, CallStats, Cancel, Entry, KeySpec, LoadedPlugin, Page, RunContext, WarmError};
+use crate::runtime::{CallError, CallStats, Entry, KeySpec, LoadedPlugin, Page, RunContext, WarmError};
+use crate::support::Cancel;
 use futures_util::future::BoxFuture;
 
 /// What one call returns: the plugin's answer and its cost, or why there is none.

@@ -2,12 +2,12 @@
 //! turned into a write (see `write.rs`), a retry, or an outcome.
 
 use super::budget::ByteBudget;
-use super::retry;
 use super::shared::Shared;
 use super::tally::{KeyDetail, KeyOutcome};
 use super::write::write_batch;
 use crate::plan::WarmItem;
 use crate::runtime::{CallError, KeySpec, WarmError};
+use crate::support::backoff;
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -124,7 +124,7 @@ pub(super) async fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec
     };
     shared.tally.add(p, |c| c.retried += 1);
     shared.queue.add_producer();
-    let delay = retry::backoff(shared.config.run.retry_base_delay, attempt);
+    let delay = backoff(shared.config.run.retry_base_delay, attempt);
     let shared = shared.clone();
     tokio::spawn(async move {
         let item = WarmItem {

@@ -1,11 +1,11 @@
 //! The Entry → Write step (TTL, value format, size) and the backend write of a
 //! batch with its retries and outcomes.
 
-use super::retry;
 use super::shared::{Shared, Slot};
 use super::tally::{KeyDetail, KeyOutcome};
 use crate::backend::{BackendError, Outcome, Write};
 use crate::runtime::{Entry, KeySpec, Priority};
+use crate::support::backoff;
 use rand::Rng;
 use std::time::{Duration, SystemTime};
 
@@ -125,7 +125,7 @@ pub(super) async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, m
                 tracing::warn!(plugin = %shared.tally.name(p), attempt, error = %e, "backend write failed; retrying");
                 shared.tally.add(p, |c| c.retried += writes.len() as u64);
                 tokio::select! {
-                    _ = tokio::time::sleep(retry::backoff(shared.config.run.retry_base_delay, attempt)) => {}
+                    _ = tokio::time::sleep(backoff(shared.config.run.retry_base_delay, attempt)) => {}
                     _ = shared.cancel.cancelled() => {}
                 }
                 attempt += 1;

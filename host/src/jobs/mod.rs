@@ -16,6 +16,7 @@ mod recorded;
 mod schedules;
 
 pub use recorded::run_recorded;
+pub use schedules::StoredSchedule;
 
 use crate::config::{Config, Keep};
 use crate::db::{Arg, Db, DbOptions};
@@ -141,7 +142,7 @@ impl JobStore {
                 format!("sqlite://{}", dir.join("preheat.db").display())
             }
         };
-        let address = crate::backend::redact_url(&url);
+        let address = crate::support::redact_url(&url);
         let options = DbOptions {
             read_only: false,
             create_if_missing: true,

@@ -7,10 +7,27 @@
 
 use super::JobStore;
 use crate::db::Arg;
-use crate::schedule::StoredSchedule;
 use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::time::Duration;
+
+/// A schedule as the job store keeps it (a row of `preheat_schedules`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSchedule {
+    /// The plugin's name (primary key).
+    pub plugin: String,
+    /// The override's cron expression; `None`: no schedule.
+    pub cron: Option<String>,
+    /// The override's jitter.
+    pub jitter: Option<Duration>,
+    /// Whether the override's schedule is enabled.
+    pub enabled: bool,
+    /// Whether the row holds an API override; `false`: it only records `last_fired`.
+    pub overridden: bool,
+    /// When the plugin's schedule last fired (read only: [`JobStore::save_schedule`]
+    /// keeps the stored value, [`JobStore::record_schedule_fired`] sets it).
+    pub last_fired: Option<DateTime<Utc>>,
+}
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)

@@ -12,7 +12,7 @@ mod validate;
 
 pub(crate) use cursors::{CursorHistory, MAX_CURSOR_BYTES};
 pub(crate) use dedup::RecentKeys;
-pub use filter::{parse_priority, KeyFilter, KeyGlob};
+pub use filter::{parse_priority, KeyFilter};
 pub use queue::{WarmItem, WorkQueue};
 pub use validate::{KeyRules, MAX_TAG_BYTES};
 

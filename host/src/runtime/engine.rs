@@ -1,8 +1,8 @@
 //! The wasmtime engine, its epoch ticker and the linker shared by all plugins.
 
-use super::bindings::Plugin;
 use super::compile_cache::CompileCache;
 use super::sandbox::HostState;
+use crate::wit::Plugin;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;

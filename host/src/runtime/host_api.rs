@@ -1,7 +1,7 @@
 //! The host functions a plugin imports (`preheat:plugin/host`).
 
-use super::bindings::preheat::plugin::{host, types};
 use super::sandbox::HostState;
+use crate::wit::preheat::plugin::{host, types};
 use types::{Level, Rows, SqlValue};
 
 impl types::Host for HostState {}

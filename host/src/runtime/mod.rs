@@ -9,7 +9,6 @@
 //! escaped, capped and rate-limited; a failing call is reported as a
 //! [`CallError`] and never takes the host down.
 
-mod bindings;
 mod compile_cache;
 mod engine;
 mod guest_output;
@@ -20,7 +19,7 @@ mod log_limit;
 mod plugin;
 mod sandbox;
 
-pub use bindings::preheat::plugin::types::{
+pub use crate::wit::preheat::plugin::types::{
     Entry, KeySpec, Level, Page, Priority, Rows, RunContext, SqlValue, WarmError,
 };
 pub use compile_cache::CacheOutcome;
@@ -29,4 +28,4 @@ pub use inspect::{inspect, Inspection};
 pub use limiter::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 pub use log_limit::{LOG_BURST, LOG_LINES_PER_SECOND, MAX_LOG_MESSAGE_BYTES, SUMMARY_INTERVAL};
 pub use plugin::{CallError, CallStats, LoadedPlugin, PluginLimits};
-pub use sandbox::{Cancel, HostServices};
+pub use sandbox::HostServices;

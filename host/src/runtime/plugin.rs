@@ -1,14 +1,15 @@
 //! One loaded plugin: a compiled, version-checked component with a pool of
 //! ready instances, and the two calls of the interface under the sandbox limits.
 
-use super::bindings::{Plugin, PluginPre};
 use super::compile_cache::CacheOutcome;
 use super::engine::{Runtime, INTERFACE_VERSION};
 use super::guest_output::GuestOutput;
 use super::limiter::{count_cap_message, MemoryCapExceeded};
 use super::log_limit::PluginLog;
-use super::sandbox::{Cancel, HostServices, HostState, Interrupted};
+use super::sandbox::{HostServices, HostState, Interrupted};
 use super::{Entry, KeySpec, Page, RunContext, WarmError};
+use crate::support::Cancel;
+use crate::wit::{Plugin, PluginPre};
 use anyhow::{bail, Context, Result};
 use std::future::Future;
 use std::path::Path;

@@ -6,40 +6,12 @@
 use super::guest_output::GuestOutput;
 use super::limiter::StoreCap;
 use crate::backend::Backend;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::support::Cancel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-/// A run-wide stop signal: once set, calls in flight are interrupted at the
-/// next epoch tick, and tasks awaiting [`Cancel::cancelled`] wake up.
-#[derive(Clone, Default, Debug)]
-pub struct Cancel(Arc<(AtomicBool, tokio::sync::Notify)>);
-
-impl Cancel {
-    /// Signals every call and task watching this flag to stop.
-    pub fn cancel(&self) {
-        self.0 .0.store(true, Ordering::SeqCst);
-        self.0 .1.notify_waiters();
-    }
-
-    /// Whether [`Cancel::cancel`] was called.
-    pub fn is_cancelled(&self) -> bool {
-        self.0 .0.load(Ordering::SeqCst)
-    }
-
-    /// Completes once [`Cancel::cancel`] has been called.
-    pub async fn cancelled(&self) {
-        let notified = self.0 .1.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if !self.is_cancelled() {
-            notified.await;
-        }
-    }
-}
 
 /// Host capabilities a plugin's imports reach: its name, the backend it reads with
 /// `cache-get` (values up to `max_value_bytes`), the key prefixes and the SQL

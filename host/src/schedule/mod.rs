@@ -30,8 +30,8 @@
 mod timing;
 
 use crate::config::{Config, CronSchedule, MissedRuns, PluginConfig};
-use crate::jobs::JobStore;
-use crate::runtime::Cancel;
+use crate::jobs::{JobStore, StoredSchedule};
+use crate::support::Cancel;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
@@ -146,24 +146,6 @@ pub enum Fire {
     Busy,
     /// The run could not start; why.
     Failed(String),
-}
-
-/// A schedule as the job store keeps it (a row of `preheat_schedules`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredSchedule {
-    /// The plugin's name (primary key).
-    pub plugin: String,
-    /// The override's cron expression; `None`: no schedule.
-    pub cron: Option<String>,
-    /// The override's jitter.
-    pub jitter: Option<Duration>,
-    /// Whether the override's schedule is enabled.
-    pub enabled: bool,
-    /// Whether the row holds an API override; `false`: it only records `last_fired`.
-    pub overridden: bool,
-    /// When the plugin's schedule last fired (read only: [`JobStore::save_schedule`]
-    /// keeps the stored value, [`JobStore::record_schedule_fired`] sets it).
-    pub last_fired: Option<DateTime<Utc>>,
 }
 
 /// The schedule in force for a plugin.

@@ -11,8 +11,9 @@ use super::runs::{
     Timing,
 };
 use super::{Event, ResourceUsage, Shared};
+use crate::config::KeyGlob;
 use crate::jobs::JobRow;
-use crate::plan::{parse_priority, KeyFilter, KeyGlob};
+use crate::plan::{parse_priority, KeyFilter};
 use crate::report::ErrorCause;
 use crate::runtime::{KeySpec, Priority};
 use crate::schedule::{ScheduleError, ScheduleUpdate, ScheduleView};

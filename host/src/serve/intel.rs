@@ -87,7 +87,7 @@ async fn apply_suggestions_loop(shared: Arc<Shared>, usage: Arc<Usage>) {
 }
 
 /// Saves the usage state every `save_every`, and once more at shutdown.
-async fn save_loop(usage: Arc<Usage>, shutdown: crate::runtime::Cancel) {
+async fn save_loop(usage: Arc<Usage>, shutdown: crate::support::Cancel) {
     let mut tick = tokio::time::interval(usage.config().save_every);
     tick.tick().await;
     loop {

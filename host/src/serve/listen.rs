@@ -8,7 +8,7 @@
 //! descriptors, so `/healthz` is answered once the slow ones are cut.
 
 use crate::config::ServeConfig;
-use crate::runtime::Cancel;
+use crate::support::Cancel;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};

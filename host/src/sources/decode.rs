@@ -1,6 +1,6 @@
 //! Converting between SQL values and the interface's `sql-value`.
 
-use crate::runtime::SqlValue;
+use crate::wit::preheat::plugin::types::SqlValue;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};

@@ -19,7 +19,8 @@ mod sqlite;
 
 use crate::config::SourceConfig;
 use crate::db::{pool_options, Db, DbConnectOptions, DbOptions};
-use crate::runtime::{Cancel, Rows, SqlValue};
+use crate::support::Cancel;
+use crate::wit::preheat::plugin::types::{Rows, SqlValue};
 use anyhow::{Context, Result};
 use futures_util::TryStreamExt;
 use sqlx::postgres::PgPool;
@@ -98,7 +99,7 @@ impl Target {
     /// Opens one connection, locks it down, checks it (a round trip; on
     /// PostgreSQL the role) and closes it, failing with the source's name and address.
     async fn check(name: &str, config: &SourceConfig) -> Result<Target> {
-        let address = crate::backend::redact_url(&config.url);
+        let address = crate::support::redact_url(&config.url);
         let pool = DbOptions {
             read_only: true,
             create_if_missing: false,
@@ -208,7 +209,7 @@ impl Source {
                 Ok(Ok(rows)) => return Ok(rows),
                 Ok(Err(QueryError::Transient(e))) if attempt < QUERY_ATTEMPTS => {
                     tracing::warn!(source = %name, attempt, error = %e, "query failed on a lost connection; retrying");
-                    tokio::time::sleep(crate::exec::backoff(RETRY_BASE, attempt)).await;
+                    tokio::time::sleep(crate::support::backoff(RETRY_BASE, attempt)).await;
                     attempt += 1;
                 }
                 Ok(Err(QueryError::Transient(e))) => {

@@ -2,7 +2,7 @@
 //! whose `key_patterns` (default: each key prefix followed by `*`) match it.
 
 use crate::config::Config;
-use crate::plan::KeyGlob;
+use crate::config::KeyGlob;
 
 /// The plugins' key patterns, in config order (the first match wins).
 #[derive(Debug, Clone, Default)]
@@ -27,15 +27,14 @@ impl KeyRouter {
         let routes = config
             .enabled_plugins()
             .map(|p| {
-                let patterns: Vec<String> = if p.key_patterns.is_empty() {
+                let globs = if p.key_patterns.is_empty() {
                     p.key_prefixes
                         .iter()
-                        .map(|prefix| format!("{}*", literal(prefix)))
+                        .filter_map(|prefix| KeyGlob::new(&format!("{}*", literal(prefix))).ok())
                         .collect()
                 } else {
                     p.key_patterns.clone()
                 };
-                let globs = patterns.iter().filter_map(|g| KeyGlob::new(g).ok()).collect();
                 (p.name.clone(), globs)
             })
             .collect();

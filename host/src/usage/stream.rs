@@ -5,7 +5,7 @@
 use super::{now_ms, Usage};
 use crate::backend::tls;
 use crate::config::{BackendConfig, StreamConfig};
-use crate::runtime::Cancel;
+use crate::support::Cancel;
 use futures_util::StreamExt;
 use preheat_usage::AccessEvent;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
@@ -76,13 +76,13 @@ pub async fn consume_stream(
         "stream {} (group {}, consumer {consumer}) at {}",
         config.name,
         config.group,
-        crate::backend::redact_url(&url)
+        crate::support::redact_url(&url)
     );
     loop {
         tokio::select! {
             result = read_stream(&config, &url, &backend, &consumer, &usage) => {
                 if let Err(e) = result {
-                    let e = tls::explained(e, &crate::backend::redact_url(&url), &backend);
+                    let e = tls::explained(e, &crate::support::redact_url(&url), &backend);
                     tracing::warn!("usage events: {where_}: {e:#}; reconnecting in {RECONNECT_DELAY:?}");
                 }
             }
@@ -144,7 +144,7 @@ async fn read_stream(
 /// with `configure`, first adds `Exe` to the server's `notify-keyspace-events`.
 pub async fn watch_keyspace(backend: BackendConfig, configure: bool, usage: Arc<Usage>, shutdown: Cancel) {
     let url = backend.url.clone().unwrap_or_default();
-    let address = crate::backend::redact_url(&url);
+    let address = crate::support::redact_url(&url);
     loop {
         tokio::select! {
             result = keyspace_events(&url, &backend, configure, &usage) => {

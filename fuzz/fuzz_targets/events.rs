@@ -18,8 +18,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use preheat_usage::event::{TraceFormat, TraceReader, TraceWriter};
 use preheat::usage::{PostedEvents, MAX_EVENT_KEY_BYTES};
+use preheat_usage::event::{TraceFormat, TraceReader, TraceWriter};
 use preheat_usage::{AccessEvent, EventBounds};
 
 const BOUNDS: EventBounds = EventBounds {
@@ -109,7 +109,11 @@ fn posted(text: &[u8]) {
         return;
     };
     let as_posted: serde_json::Value = serde_json::from_slice(text).expect("it parsed as events");
-    let posted = as_posted.get("events").unwrap_or(&as_posted).as_array().expect("a list of events");
+    let posted = as_posted
+        .get("events")
+        .unwrap_or(&as_posted)
+        .as_array()
+        .expect("a list of events");
     assert_eq!(posted.len(), events.len());
     for (event, as_posted) in events.iter().zip(posted) {
         assert!((1..=MAX_EVENT_KEY_BYTES).contains(&event.key.len()), "{event:?}");

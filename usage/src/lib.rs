@@ -31,5 +31,5 @@ pub mod topk;
 pub mod tracker;
 
 pub use event::{AccessEvent, EventBounds};
-pub use forecast::{predict, HoltWinters, HoltWintersParams, Predicted, Prediction};
-pub use tracker::{TrackerConfig, UsageTracker};
+pub use forecast::{HoltWinters, HoltWintersParams};
+pub use tracker::{predict, Predicted, Prediction, TrackerConfig, UsageTracker};

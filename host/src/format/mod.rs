@@ -16,7 +16,6 @@ mod value;
 pub use laravel::Laravel;
 pub use value::{BigInt, Value};
 
-use crate::backend::{Backend, Bounded};
 use crate::config::{BackendConfig, BackendKind, FormatConfig};
 use std::io::Read as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -176,39 +175,6 @@ impl Format {
     }
 }
 
-/// What a plugin's `cache-get` of its key returns: the stored bytes when the
-/// format is raw, else the decoded value as JSON (`None` for a Rails entry whose
-/// own expiry has passed, which Rails reads as a miss). A stored value over
-/// `max` bytes is refused without being transferred, and so is one whose
-/// JSON is over `max` (decoding is bounded by [`value::MAX_DECODED_BYTES`]).
-pub async fn read_value(backend: &Backend, format: &Format, key: &str, max: u64) -> anyhow::Result<Option<Vec<u8>>> {
-    let stored_key = format.storage_key(key)?;
-    let stored = match backend.get_at_most(&stored_key, max).await? {
-        Bounded::Absent => return Ok(None),
-        Bounded::Value(stored) => stored,
-        Bounded::TooLarge { bytes } => anyhow::bail!(
-            "the value is {bytes} bytes, over max_value_bytes = {max} for this plugin; it was not read (raise max_value_bytes for this plugin, or read smaller keys)"
-        ),
-    };
-    if format.is_raw() {
-        return Ok(Some(stored));
-    }
-    let decoded = format
-        .decode(&stored)
-        .map_err(|e| anyhow::anyhow!("{stored_key:?} is not a {} value: {e}", format.name()))?;
-    if decoded.is_expired(SystemTime::now()) {
-        return Ok(None);
-    }
-    let json = decoded.value.to_json();
-    if json.len() as u64 > max {
-        anyhow::bail!(
-            "{stored_key:?} decodes to {} bytes of JSON, over max_value_bytes = {max} for this plugin (compression or links made it grow); not handed to the plugin",
-            json.len()
-        );
-    }
-    Ok(Some(json.into_bytes()))
-}
-
 /// zlib-inflates at most [`MAX_INFLATED_BYTES`] (a stored value may be hostile).
 fn inflate(data: &[u8]) -> Result<Vec<u8>, FormatError> {
     let mut out = Vec::new();
@@ -281,77 +247,6 @@ mod tests {
             .decode(&django.encode_value(produced.clone(), None, now).unwrap())
             .unwrap();
         assert_eq!(d.value.to_json(), String::from_utf8(produced).unwrap());
-    }
-
-    #[tokio::test]
-    async fn cache_get_reads_the_stored_key_and_hands_back_json() {
-        use crate::backend::{MemoryBackend, Write};
-        use crate::config::WritePolicy;
-        let memory = std::sync::Arc::new(MemoryBackend::new(1 << 20));
-        let backend = Backend::Memory(memory.clone());
-        let rails = Format::Rails(RailsFormat {
-            namespace: Some("app".into()),
-            cache_format_version: RailsVersion::V6_1,
-            compress: true,
-            compress_threshold: ByteSize(1024),
-        });
-        let write = |key: &str, value: Vec<u8>| Write {
-            key: key.into(),
-            value,
-            ttl: Some(Duration::from_secs(60)),
-        };
-        let fresh = rails
-            .encode_value(br#"{"n":1}"#.to_vec(), Some(Duration::from_secs(60)), SystemTime::now())
-            .unwrap();
-        let stale = rails
-            .encode_value(
-                b"2".to_vec(),
-                Some(Duration::from_secs(1)),
-                UNIX_EPOCH + Duration::from_secs(10),
-            )
-            .unwrap();
-        memory.write_batch(
-            WritePolicy::Always,
-            &[
-                write("app:k.fresh", fresh),
-                write("app:k.stale", stale),
-                write("app:k.junk", b"junk".to_vec()),
-            ],
-        );
-        assert_eq!(
-            read_value(&backend, &rails, "k.fresh", 1 << 20).await.unwrap(),
-            Some(br#"{"n":1}"#.to_vec())
-        );
-        // Compressed to a few hundred bytes, 100 KB of JSON: refused under a 64 KiB cap.
-        let zeros = format!("[{}0]", "0,".repeat(50_000));
-        let bomb = rails
-            .encode_value(zeros.into_bytes(), Some(Duration::from_secs(60)), SystemTime::now())
-            .unwrap();
-        assert!(bomb.len() < 4096, "{}", bomb.len());
-        memory.write_batch(WritePolicy::Always, &[write("app:k.bomb", bomb)]);
-        let err = read_value(&backend, &rails, "k.bomb", 64 << 10)
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("decodes to 100003 bytes of JSON, over max_value_bytes = 65536"),
-            "{err}"
-        );
-        assert_eq!(
-            read_value(&backend, &rails, "k.stale", 1 << 20).await.unwrap(),
-            None,
-            "past its own expiry: a miss, as Rails reads it"
-        );
-        assert_eq!(read_value(&backend, &rails, "k.none", 1 << 20).await.unwrap(), None);
-        let err = read_value(&backend, &rails, "k.junk", 1 << 20)
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("app:k.junk") && err.contains("rails 6.1"), "{err}");
-        assert_eq!(
-            read_value(&backend, &Format::Raw, "app:k.junk", 1 << 20).await.unwrap(),
-            Some(b"junk".to_vec())
-        );
     }
 
     #[test]

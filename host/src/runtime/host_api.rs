@@ -1,7 +1,11 @@
 //! The host functions a plugin imports (`preheat:plugin/host`).
 
 use super::sandbox::HostState;
+use crate::backend::{Backend, Bounded};
+use crate::format::Format;
 use crate::wit::preheat::plugin::{host, types};
+use anyhow::{anyhow, bail, Result};
+use std::time::SystemTime;
 use types::{Level, Rows, SqlValue};
 
 impl types::Host for HostState {}
@@ -18,7 +22,7 @@ impl host::Host for HostState {
                 self.services.key_prefixes
             ));
         }
-        crate::format::read_value(
+        read_value(
             &self.services.backend,
             &self.services.format,
             &key,
@@ -45,5 +49,116 @@ impl host::Host for HostState {
                 "query on source `{source}` cut short: the call's timeout ran out"
             )),
         }
+    }
+}
+
+/// What a plugin's `cache-get` of its key returns: the stored bytes when the
+/// format is raw, else the decoded value as JSON (`None` for a Rails entry whose
+/// own expiry has passed, which Rails reads as a miss). A stored value over
+/// `max` bytes is refused without being transferred, and so is one whose
+/// JSON is over `max` (decoding is bounded by the format's decode budget).
+async fn read_value(backend: &Backend, format: &Format, key: &str, max: u64) -> Result<Option<Vec<u8>>> {
+    let stored_key = format.storage_key(key)?;
+    let stored = match backend.get_at_most(&stored_key, max).await? {
+        Bounded::Absent => return Ok(None),
+        Bounded::Value(stored) => stored,
+        Bounded::TooLarge { bytes } => bail!(
+            "the value is {bytes} bytes, over max_value_bytes = {max} for this plugin; it was not read (raise max_value_bytes for this plugin, or read smaller keys)"
+        ),
+    };
+    if format.is_raw() {
+        return Ok(Some(stored));
+    }
+    let decoded = format
+        .decode(&stored)
+        .map_err(|e| anyhow!("{stored_key:?} is not a {} value: {e}", format.name()))?;
+    if decoded.is_expired(SystemTime::now()) {
+        return Ok(None);
+    }
+    let json = decoded.value.to_json();
+    if json.len() as u64 > max {
+        bail!(
+            "{stored_key:?} decodes to {} bytes of JSON, over max_value_bytes = {max} for this plugin (compression or links made it grow); not handed to the plugin",
+            json.len()
+        );
+    }
+    Ok(Some(json.into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ByteSize, RailsFormat, RailsVersion};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[tokio::test]
+    async fn cache_get_reads_the_stored_key_and_hands_back_json() {
+        use crate::backend::{MemoryBackend, Write};
+        use crate::config::WritePolicy;
+        let memory = std::sync::Arc::new(MemoryBackend::new(1 << 20));
+        let backend = Backend::Memory(memory.clone());
+        let rails = Format::Rails(RailsFormat {
+            namespace: Some("app".into()),
+            cache_format_version: RailsVersion::V6_1,
+            compress: true,
+            compress_threshold: ByteSize(1024),
+        });
+        let write = |key: &str, value: Vec<u8>| Write {
+            key: key.into(),
+            value,
+            ttl: Some(Duration::from_secs(60)),
+        };
+        let fresh = rails
+            .encode_value(br#"{"n":1}"#.to_vec(), Some(Duration::from_secs(60)), SystemTime::now())
+            .unwrap();
+        let stale = rails
+            .encode_value(
+                b"2".to_vec(),
+                Some(Duration::from_secs(1)),
+                UNIX_EPOCH + Duration::from_secs(10),
+            )
+            .unwrap();
+        memory.write_batch(
+            WritePolicy::Always,
+            &[
+                write("app:k.fresh", fresh),
+                write("app:k.stale", stale),
+                write("app:k.junk", b"junk".to_vec()),
+            ],
+        );
+        assert_eq!(
+            read_value(&backend, &rails, "k.fresh", 1 << 20).await.unwrap(),
+            Some(br#"{"n":1}"#.to_vec())
+        );
+        // Compressed to a few hundred bytes, 100 KB of JSON: refused under a 64 KiB cap.
+        let zeros = format!("[{}0]", "0,".repeat(50_000));
+        let bomb = rails
+            .encode_value(zeros.into_bytes(), Some(Duration::from_secs(60)), SystemTime::now())
+            .unwrap();
+        assert!(bomb.len() < 4096, "{}", bomb.len());
+        memory.write_batch(WritePolicy::Always, &[write("app:k.bomb", bomb)]);
+        let err = read_value(&backend, &rails, "k.bomb", 64 << 10)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("decodes to 100003 bytes of JSON, over max_value_bytes = 65536"),
+            "{err}"
+        );
+        assert_eq!(
+            read_value(&backend, &rails, "k.stale", 1 << 20).await.unwrap(),
+            None,
+            "past its own expiry: a miss, as Rails reads it"
+        );
+        assert_eq!(read_value(&backend, &rails, "k.none", 1 << 20).await.unwrap(), None);
+        let err = read_value(&backend, &rails, "k.junk", 1 << 20)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("app:k.junk") && err.contains("rails 6.1"), "{err}");
+        assert_eq!(
+            read_value(&backend, &Format::Raw, "app:k.junk", 1 << 20).await.unwrap(),
+            Some(b"junk".to_vec())
+        );
     }
 }

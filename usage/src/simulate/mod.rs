@@ -52,8 +52,8 @@ pub use generate::{generate, GeneratorConfig};
 
 use crate::calendar::{DAY_MS, HOUR_MS};
 use crate::event::AccessEvent;
-use crate::forecast::{predict, HoltWintersParams};
-use crate::tracker::{TrackerConfig, TrackingRule, UsageTracker};
+use crate::forecast::HoltWintersParams;
+use crate::tracker::{predict, TrackerConfig, TrackingRule, UsageTracker};
 use anyhow::{ensure, Result};
 use cache::Cache;
 use serde::{Deserialize, Serialize};

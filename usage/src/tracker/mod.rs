@@ -49,8 +49,11 @@
 //! A key both busy and missing costs the most latency, so it comes first; a
 //! busy key that already hits still deserves a refresh before it expires.
 
+mod predict;
 mod series;
 mod window;
+
+pub use predict::{predict, Predicted, Prediction};
 
 use crate::calendar::{Cycle, DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::event::AccessEvent;

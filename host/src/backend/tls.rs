@@ -9,14 +9,11 @@
 //! `SSL_CERT_FILE`/`SSL_CERT_DIR`). `#insecure` at the end of the URL is the
 //! explicit opt-out: no verification at all, logged as a warning.
 
-use crate::config::BackendConfig;
-use anyhow::{bail, Context, Result};
-use redis::{ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, TlsCertificates};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use crate::config::{is_insecure, is_tls, BackendConfig};
+use anyhow::{Context, Result};
+use redis::{ClientTlsConfig, TlsCertificates};
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// A Redis client for `url` with the TLS setup of `[backend]`. For a
 /// `rediss://` URL the `tls_*` files are read (again, so rotated files are
@@ -32,23 +29,19 @@ pub fn client(url: &str, backend: &BackendConfig) -> Result<redis::Client> {
     if is_insecure(url).with_context(invalid)? {
         warn_insecure(&address);
     }
-    match certificates(backend)? {
-        Some(certs) => redis::Client::build_with_tls(url, certs).with_context(invalid),
+    match backend.tls_files()? {
+        Some(files) => {
+            let certs = TlsCertificates {
+                client_tls: files.client.map(|(client_cert, client_key)| ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                }),
+                root_cert: files.root_cert,
+            };
+            redis::Client::build_with_tls(url, certs).with_context(invalid)
+        }
         None => redis::Client::open(url).with_context(invalid),
     }
-}
-
-/// Whether `url` connects with TLS (`rediss://`).
-pub fn is_tls(url: &str) -> bool {
-    url.starts_with("rediss://")
-}
-
-/// Whether `url` turns certificate verification off (`rediss://…#insecure`).
-pub fn is_insecure(url: &str) -> Result<bool> {
-    Ok(matches!(
-        url.into_connection_info()?.addr(),
-        ConnectionAddr::TcpTls { insecure: true, .. }
-    ))
 }
 
 /// Logs, once per process and address, that `#insecure` turned verification off.
@@ -59,69 +52,6 @@ fn warn_insecure(address: &str) {
             "TLS certificate verification is OFF for redis at {address} (#insecure in the URL): anyone on the network path can impersonate the server and read what is written; remove #insecure and set [backend] tls_ca_file to the CA that signed the server's certificate"
         );
     }
-}
-
-/// Reads and checks the `[backend]` `tls_ca_file`, `tls_cert_file` and
-/// `tls_key_file`: `None` when none is set. Every error names the key and the
-/// file: unreadable, not PEM, no certificate or key in it, a key that is not
-/// the certificate's, or a cert without its key.
-pub fn certificates(backend: &BackendConfig) -> Result<Option<TlsCertificates>> {
-    let root_cert = match &backend.tls_ca_file {
-        Some(path) => {
-            let pem = read("tls_ca_file", path)?;
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in certs_in("tls_ca_file", path, &pem)? {
-                roots.add(cert).with_context(|| {
-                    format!("[backend] tls_ca_file = {path:?} holds a certificate that cannot be a trust anchor")
-                })?;
-            }
-            Some(pem)
-        }
-        None => None,
-    };
-    let client_tls = match (&backend.tls_cert_file, &backend.tls_key_file) {
-        (None, None) => None,
-        (Some(_), None) | (None, Some(_)) => bail!(
-            "[backend] tls_cert_file and tls_key_file go together: a client certificate needs its private key; set both or neither"
-        ),
-        (Some(cert_path), Some(key_path)) => {
-            let client_cert = read("tls_cert_file", cert_path)?;
-            let chain = certs_in("tls_cert_file", cert_path, &client_cert)?;
-            let client_key = read("tls_key_file", key_path)?;
-            let key = PrivateKeyDer::from_pem_slice(&client_key).map_err(|e| {
-                anyhow::anyhow!("[backend] tls_key_file = {key_path:?} holds no private key ({e}); give the PEM key (PKCS#8, PKCS#1 or SEC1) of tls_cert_file")
-            })?;
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_client_auth_cert(chain, key)
-                .with_context(|| {
-                    format!("[backend] tls_key_file = {key_path:?} cannot be used with tls_cert_file = {cert_path:?}; give the private key of that certificate")
-                })?;
-            Some(ClientTlsConfig {
-                client_cert,
-                client_key,
-            })
-        }
-    };
-    Ok((root_cert.is_some() || client_tls.is_some()).then_some(TlsCertificates { client_tls, root_cert }))
-}
-
-fn read(key: &str, path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| {
-        format!("[backend] {key} = {path:?} cannot be read; give the path of a PEM file (a relative path is relative to the config file)")
-    })
-}
-
-/// The certificates of a PEM file; at least one.
-fn certs_in(key: &str, path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("[backend] {key} = {path:?} is not valid PEM: {e}"))?;
-    if certs.is_empty() {
-        bail!("[backend] {key} = {path:?} holds no certificate: expected PEM \"-----BEGIN CERTIFICATE-----\" blocks");
-    }
-    Ok(certs)
 }
 
 /// What `error` (from connecting to `address`) means when it is a failed TLS
@@ -255,41 +185,5 @@ mod tests {
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
         let e = anyhow::Error::new(redis::RedisError::from(refused));
         assert_eq!(handshake_failure(&e, "rediss://h:1/0", &BackendConfig::default()), None);
-    }
-
-    #[test]
-    fn insecure_is_read_from_the_url() {
-        assert!(is_insecure("rediss://127.0.0.1:6380/0#insecure").unwrap());
-        assert!(!is_insecure("rediss://127.0.0.1:6380/0").unwrap());
-        assert!(!is_insecure("redis://127.0.0.1:6379/0").unwrap());
-    }
-
-    #[test]
-    fn pem_files_are_checked_with_their_key_and_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("nope.pem");
-        let junk = dir.path().join("junk.pem");
-        std::fs::write(&junk, "not a certificate\n").unwrap();
-        let with = |ca: &Path| BackendConfig {
-            tls_ca_file: Some(ca.to_path_buf()),
-            ..BackendConfig::default()
-        };
-        let err = format!("{:#}", certificates(&with(&missing)).unwrap_err());
-        assert!(
-            err.contains("tls_ca_file") && err.contains("nope.pem") && err.contains("cannot be read"),
-            "{err}"
-        );
-        let err = format!("{:#}", certificates(&with(&junk)).unwrap_err());
-        assert!(
-            err.contains("tls_ca_file") && err.contains("junk.pem") && err.contains("holds no certificate"),
-            "{err}"
-        );
-        let half = BackendConfig {
-            tls_cert_file: Some(junk.clone()),
-            ..BackendConfig::default()
-        };
-        let err = format!("{:#}", certificates(&half).unwrap_err());
-        assert!(err.contains("tls_cert_file and tls_key_file go together"), "{err}");
-        assert!(certificates(&BackendConfig::default()).unwrap().is_none());
     }
 }

@@ -1,7 +1,7 @@
 //! `format = { kind = … }`: how values and keys are laid out for the
 //! application that reads them (`[backend] format`, overridable per plugin).
 
-use super::ByteSize;
+use super::{BackendConfig, BackendKind, ByteSize};
 use serde::Deserialize;
 
 /// The value format of a target or a plugin.
@@ -132,8 +132,92 @@ fn default_django_version() -> i64 {
     1
 }
 
+/// Where a formatted value is stored: Laravel lays keys and values out differently per store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// A Redis server (and the in-process memory backend, which stands in for one).
+    Redis,
+    /// A SQLite cache table.
+    Sqlite,
+    /// A PostgreSQL cache table.
+    Postgres,
+}
+
+impl Store {
+    /// The store of a backend config.
+    pub fn of(backend: &BackendConfig) -> Store {
+        match (backend.kind, backend.url.as_deref()) {
+            (BackendKind::Sql, Some(url)) if url.starts_with("postgres") => Store::Postgres,
+            (BackendKind::Sql, _) => Store::Sqlite,
+            _ => Store::Redis,
+        }
+    }
+}
+
+impl LaravelFormat {
+    /// The prefix Laravel's `store` puts before every key (see
+    /// `format/laravel.rs` for the layout): the explicit prefixes, else the
+    /// skeleton's defaults derived from `app_name`; an error when a default
+    /// must be derived from a name that is not ASCII.
+    pub fn key_prefix(&self, store: Store) -> Result<String, String> {
+        let v = self.version;
+        let app = self.app_name.as_deref().unwrap_or("laravel");
+        let slug = |sep: char| {
+            slug(app, sep).ok_or_else(|| {
+                format!(
+                    "app_name = {app:?}: preheat derives Laravel's default prefixes only from ASCII names (Laravel transliterates others); set cache_prefix (and redis_prefix) explicitly"
+                )
+            })
+        };
+        let cache_prefix = match &self.cache_prefix {
+            Some(p) => p.clone(),
+            None => match v {
+                LaravelVersion::V8 => format!("{}_cache", slug('_')?),
+                LaravelVersion::V9 | LaravelVersion::V10 | LaravelVersion::V11 => format!("{}_cache_", slug('_')?),
+                LaravelVersion::V12 | LaravelVersion::V13 => format!("{}-cache-", slug('-')?),
+            },
+        };
+        let colon = v < LaravelVersion::V11 && !cache_prefix.is_empty();
+        Ok(match store {
+            Store::Redis => {
+                let redis_prefix = match &self.redis_prefix {
+                    Some(p) => p.clone(),
+                    None if v >= LaravelVersion::V12 => format!("{}-database-", slug('-')?),
+                    None => format!("{}_database_", slug('_')?),
+                };
+                format!("{redis_prefix}{cache_prefix}{}", if colon { ":" } else { "" })
+            }
+            Store::Sqlite | Store::Postgres => cache_prefix,
+        })
+    }
+}
+
+/// `Str::slug($title, $separator)` for ASCII titles; `None` for others.
+fn slug(title: &str, sep: char) -> Option<String> {
+    if !title.is_ascii() {
+        return None;
+    }
+    let flip = if sep == '-' { '_' } else { '-' };
+    let title = title.replace(flip, &sep.to_string());
+    let title = title.replace('@', &format!("{sep}at{sep}"));
+    let kept: String = title
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| *c == sep || c.is_ascii_alphanumeric() || c.is_ascii_whitespace())
+        .collect();
+    let mut out = String::new();
+    for c in kept.chars() {
+        let c = if c == sep || c.is_ascii_whitespace() { sep } else { c };
+        if !(c == sep && out.ends_with(sep)) {
+            out.push(c);
+        }
+    }
+    Some(out.trim_matches(sep).to_string())
+}
+
 #[cfg(test)]
 mod tests {
+    use super::slug;
     use crate::config::{Config, FormatConfig, LaravelVersion, RailsVersion};
     use std::path::Path;
 
@@ -199,5 +283,16 @@ mod tests {
             assert!(err.contains("line 3") && err.contains("column"), "{bad}: {err}");
             assert!(err.contains(needle), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn slug_matches_str_slug() {
+        // Values printed by Laravel 8.83's Illuminate\Support\Str::slug.
+        assert_eq!(slug("Laravel", '_').unwrap(), "laravel");
+        assert_eq!(slug("My App!", '_').unwrap(), "my_app");
+        assert_eq!(slug("My App!", '-').unwrap(), "my-app");
+        assert_eq!(slug("my_app-x", '_').unwrap(), "my_app_x");
+        assert_eq!(slug("my_app-x", '-').unwrap(), "my-app-x");
+        assert_eq!(slug("A@B", '_').unwrap(), "a_at_b");
     }
 }

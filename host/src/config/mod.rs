@@ -5,11 +5,13 @@
 
 mod format;
 mod glob;
+mod tls;
 mod usage;
 mod values;
 
-pub use format::{DjangoFormat, FormatConfig, LaravelFormat, LaravelVersion, RailsFormat, RailsVersion};
+pub use format::{DjangoFormat, FormatConfig, LaravelFormat, LaravelVersion, RailsFormat, RailsVersion, Store};
 pub use glob::{KeyGlob, MAX_PATTERN_BYTES, MAX_PATTERN_OPERATORS};
+pub use tls::{is_insecure, is_tls, TlsFiles};
 pub use usage::{KeyspaceConfig, PredictiveConfig, ReactiveConfig, StreamConfig, UsageConfig};
 pub use values::{ByteSize, CronSchedule, Keep, KeyRegex, MemoryBudget, WritePolicy};
 
@@ -679,16 +681,16 @@ impl Config {
             return Ok(());
         };
         let url = backend.url.as_deref().unwrap_or_default();
-        if backend.kind != BackendKind::Redis || !crate::backend::tls::is_tls(url) {
+        if backend.kind != BackendKind::Redis || !is_tls(url) {
             bail!(
                 "[backend] {key} is set but the backend does not connect with TLS (it needs kind = \"redis\" and url = \"rediss://host:port/db\"; the url is {:?}): use a rediss:// URL or remove the tls_* options",
                 crate::support::redact_url(url)
             );
         }
-        if backend.tls_ca_file.is_some() && crate::backend::tls::is_insecure(url).unwrap_or(false) {
+        if backend.tls_ca_file.is_some() && is_insecure(url).unwrap_or(false) {
             bail!("[backend] url ends in #insecure, which turns certificate verification off, so tls_ca_file would be ignored: remove #insecure to verify against tls_ca_file, or remove tls_ca_file");
         }
-        crate::backend::tls::certificates(backend)?;
+        backend.tls_files()?;
         Ok(())
     }
 
@@ -706,7 +708,9 @@ impl Config {
                 _ => {}
             }
         }
-        crate::format::Format::new(format, crate::format::Store::of(&self.backend))?;
+        if let FormatConfig::Laravel(laravel) = format {
+            laravel.key_prefix(Store::of(&self.backend)).map_err(anyhow::Error::msg)?;
+        }
         Ok(())
     }
 

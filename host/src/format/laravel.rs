@@ -33,34 +33,7 @@ impl Laravel {
     /// Resolves prefixes (explicit, else the skeleton's defaults from `app_name`) for `store`.
     pub fn new(config: &LaravelFormat, store: Store) -> Result<Laravel, FormatError> {
         let v = config.version;
-        let app = config.app_name.as_deref().unwrap_or("laravel");
-        let slug = |sep: char| {
-            slug(app, sep).ok_or_else(|| {
-                FormatError::new(format!(
-                    "app_name = {app:?}: preheat derives Laravel's default prefixes only from ASCII names (Laravel transliterates others); set cache_prefix (and redis_prefix) explicitly"
-                ))
-            })
-        };
-        let cache_prefix = match &config.cache_prefix {
-            Some(p) => p.clone(),
-            None => match v {
-                LaravelVersion::V8 => format!("{}_cache", slug('_')?),
-                LaravelVersion::V9 | LaravelVersion::V10 | LaravelVersion::V11 => format!("{}_cache_", slug('_')?),
-                LaravelVersion::V12 | LaravelVersion::V13 => format!("{}-cache-", slug('-')?),
-            },
-        };
-        let colon = v < LaravelVersion::V11 && !cache_prefix.is_empty();
-        let prefix = match store {
-            Store::Redis => {
-                let redis_prefix = match &config.redis_prefix {
-                    Some(p) => p.clone(),
-                    None if v >= LaravelVersion::V12 => format!("{}-database-", slug('-')?),
-                    None => format!("{}_database_", slug('_')?),
-                };
-                format!("{redis_prefix}{cache_prefix}{}", if colon { ":" } else { "" })
-            }
-            Store::Sqlite | Store::Postgres => cache_prefix,
-        };
+        let prefix = config.key_prefix(store).map_err(FormatError::new)?;
         Ok(Laravel {
             prefix,
             numbers_raw: store == Store::Redis,
@@ -116,29 +89,6 @@ impl Laravel {
             detected: detected.into(),
         })
     }
-}
-
-/// `Str::slug($title, $separator)` for ASCII titles; `None` for others.
-fn slug(title: &str, sep: char) -> Option<String> {
-    if !title.is_ascii() {
-        return None;
-    }
-    let flip = if sep == '-' { '_' } else { '-' };
-    let title = title.replace(flip, &sep.to_string());
-    let title = title.replace('@', &format!("{sep}at{sep}"));
-    let kept: String = title
-        .to_ascii_lowercase()
-        .chars()
-        .filter(|c| *c == sep || c.is_ascii_alphanumeric() || c.is_ascii_whitespace())
-        .collect();
-    let mut out = String::new();
-    for c in kept.chars() {
-        let c = if c == sep || c.is_ascii_whitespace() { sep } else { c };
-        if !(c == sep && out.ends_with(sep)) {
-            out.push(c);
-        }
-    }
-    Some(out.trim_matches(sep).to_string())
 }
 
 /// The Redis store's raw form of a finite number (`RedisStore::serialize`).
@@ -487,17 +437,6 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("cache_prefix"));
-    }
-
-    #[test]
-    fn slug_matches_str_slug() {
-        // Values printed by Laravel 8.83's Illuminate\Support\Str::slug.
-        assert_eq!(slug("Laravel", '_').unwrap(), "laravel");
-        assert_eq!(slug("My App!", '_').unwrap(), "my_app");
-        assert_eq!(slug("My App!", '-').unwrap(), "my-app");
-        assert_eq!(slug("my_app-x", '_').unwrap(), "my_app_x");
-        assert_eq!(slug("my_app-x", '-').unwrap(), "my-app-x");
-        assert_eq!(slug("A@B", '_').unwrap(), "a_at_b");
     }
 
     /// Bytes printed by PHP 8.2's `serialize()`.

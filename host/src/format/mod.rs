@@ -16,7 +16,8 @@ mod value;
 pub use laravel::Laravel;
 pub use value::{BigInt, Value};
 
-use crate::config::{BackendConfig, BackendKind, FormatConfig};
+use crate::config::FormatConfig;
+pub use crate::config::Store;
 use std::io::Read as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,28 +63,6 @@ impl Decoded {
             Ok(d) if at < YEAR_10000 => humantime::format_rfc3339_millis(UNIX_EPOCH + d).to_string(),
             _ => format!("{at} (unix seconds)"),
         })
-    }
-}
-
-/// Where a formatted value is stored: Laravel lays keys and values out differently per store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Store {
-    /// A Redis server (and the in-process memory backend, which stands in for one).
-    Redis,
-    /// A SQLite cache table.
-    Sqlite,
-    /// A PostgreSQL cache table.
-    Postgres,
-}
-
-impl Store {
-    /// The store of a backend config.
-    pub fn of(backend: &BackendConfig) -> Store {
-        match (backend.kind, backend.url.as_deref()) {
-            (BackendKind::Sql, Some(url)) if url.starts_with("postgres") => Store::Postgres,
-            (BackendKind::Sql, _) => Store::Sqlite,
-            _ => Store::Redis,
-        }
     }
 }
 

@@ -1,12 +1,17 @@
 //! preheat: a cache warming engine scripted with WebAssembly plugins.
 //!
-//! The data flow, one module per stage:
-//! [`config`] → [`runtime`] (sandboxed plugins) → [`plan`] (validated,
-//! prioritised keys) → [`exec`] (batches, retries, deadline, budget) →
-//! [`format`] (the application's encoding and key layout) →
-//! [`backend`] (write policy, Redis or memory) → [`report`]. [`cli`] is the
-//! `preheat` binary on top; [`serve`] is the long-lived service (API, schedules,
-//! metrics, dashboard) and [`watch`] the hot reload.
+//! The data flow, one module per stage: [`config`] → [`runtime`] (sandboxed
+//! plugins; [`sources`] the read-only SQL they may query) → [`plan`]
+//! (validated, prioritised keys) → [`exec`] (batches, retries, deadline,
+//! budget) → [`format`] (the application's encoding and key layout) →
+//! [`backend`] (write policy; Redis, memory or an SQL cache table) →
+//! [`report`], recorded by [`jobs`] (history, run lock). [`cli`] is the
+//! `preheat` binary on top; [`serve`] is the long-lived service (API,
+//! [`schedule`]s, [`usage`]-driven and predictive warming, metrics,
+//! dashboard) and [`watch`] the hot reload. [`support`] and [`wit`] (the
+//! plugin interface's types) sit below everything; [`db`] is the SQL pool
+//! shared by sources, the sql backend and jobs. Imports only point down this
+//! list (ARCHITECTURE.md gives the order).
 
 pub mod backend;
 pub mod cli;

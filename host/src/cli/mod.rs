@@ -1,4 +1,6 @@
-//! The `preheat` command line: `run`, `deploy`, `check` and `plugin test`.
+//! The `preheat` command line: `run`, `deploy`, `check`, `watch`, `serve`,
+//! `history`/`status`, `hot-data`/`stats`/`simulate`, `cache get`/`ttl`,
+//! `plugin test`/`new`/`inspect` and `demo`.
 
 mod cache;
 mod demo;

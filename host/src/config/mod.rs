@@ -709,7 +709,9 @@ impl Config {
             }
         }
         if let FormatConfig::Laravel(laravel) = format {
-            laravel.key_prefix(Store::of(&self.backend)).map_err(anyhow::Error::msg)?;
+            laravel
+                .key_prefix(Store::of(&self.backend))
+                .map_err(anyhow::Error::msg)?;
         }
         Ok(())
     }

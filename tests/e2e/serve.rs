@@ -520,6 +520,22 @@ fn sigterm_stops_runs_and_sighup_reloads_only_a_valid_config() {
     wait_for("the new schedule", Duration::from_secs(30), || {
         serve.get("/cache/warming/schedule").1["schedules"][0]["cron"] == "0 4 * * *"
     });
+    // The document follows the token in force: removed by a reload, no
+    // operation declares `security` any more; put back, they all do again.
+    let declares_security = |doc: &Value| doc.to_string().contains("\"security\"");
+    assert!(declares_security(&serve.get("/openapi.json").1));
+    let token_line = format!("token = \"{TOKEN}\"\n");
+    assert!(text.contains(&token_line));
+    std::fs::write(&config, text.replace(&token_line, "")).unwrap();
+    serve.signal("HUP");
+    wait_for("the document without security", Duration::from_secs(30), || {
+        !declares_security(&serve.get("/openapi.json").1)
+    });
+    std::fs::write(&config, &text).unwrap();
+    serve.signal("HUP");
+    wait_for("the document with security again", Duration::from_secs(30), || {
+        declares_security(&serve.get("/openapi.json").1)
+    });
 
     // SIGTERM mid-run: the run is stopped and recorded, the process exits 0.
     let (_, started) = serve.post("/cache/warming/start", json!({}));

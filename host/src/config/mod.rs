@@ -56,6 +56,10 @@ pub struct Config {
 }
 
 /// `[run]`: how a warming run is executed.
+/// Longest line of a config parse error (the parser quotes the offending
+/// line of the file, which may be of any length).
+pub const MAX_ERROR_LINE_BYTES: usize = 2048;
+
 /// Most batches a run produces and writes at once (`[run] concurrency`).
 pub const MAX_CONCURRENCY: usize = 1024;
 /// Most keys per `produce` call and backend pipeline (`[run] batch_size`).
@@ -506,8 +510,15 @@ impl Config {
 
     /// Parses TOML text; `path` names the file in errors and anchors relative plugin paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let mut config: Config =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            // The parser quotes the offending line: clip it, a line may be megabytes long.
+            let shown: Vec<_> = e
+                .to_string()
+                .lines()
+                .map(|line| crate::report::clip(line, MAX_ERROR_LINE_BYTES).into_owned())
+                .collect();
+            anyhow::anyhow!("invalid config {}: {}", path.display(), shown.join("\n"))
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for plugin in &mut config.plugins {
             if plugin.path.is_relative() {
@@ -811,6 +822,11 @@ page_size = 50
         assert!(
             err.contains("line 9") && err.contains("the limit is 1024 bytes"),
             "{shown}"
+        );
+        assert!(
+            err.len() < 4 * MAX_ERROR_LINE_BYTES && err.contains("[truncated: "),
+            "the 300 KB line is not echoed whole: {} bytes",
+            err.len()
         );
         let err = parse(&format!("{plugin}key_patterns = [\"a[\"]\n"))
             .unwrap_err()

@@ -71,16 +71,18 @@ fn bad_request(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-/// Every route, with body limit, auth on mutating routes, JSON errors and
-/// request logs; and the OpenAPI document describing them, built from the
-/// config (the token decides whether operations declare `security`).
-pub fn router(shared: Arc<Shared>) -> Router {
-    let serve = shared.warmer().config().serve.clone();
-    let max_body = serve.max_body.0 as usize;
-    let log_level = match serve.access_log {
-        true => tracing::Level::INFO,
-        false => tracing::Level::DEBUG,
-    };
+/// The OpenAPI document in both forms: which one `/openapi.json` answers
+/// follows the token of the config in force (a SIGHUP may add or remove it).
+struct Documents {
+    /// Without a token: no `security`.
+    open: utoipa::openapi::OpenApi,
+    /// With a token: the mutating operations declare bearer `security` and 401.
+    guarded: utoipa::openapi::OpenApi,
+}
+
+/// Every route registered with its description, auth on the mutating ones;
+/// and the document, with `security` on those when `bearer`.
+fn documented_routes(shared: &Arc<Shared>, bearer: bool) -> (Router<Arc<Shared>>, utoipa::openapi::OpenApi) {
     let mut mutating = OpenApiRouter::new()
         .routes(routes!(start))
         .routes(routes!(stop))
@@ -89,7 +91,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .routes(routes!(update_schedule))
         .routes(routes!(ingest_events))
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_token));
-    if serve.token.is_some() {
+    if bearer {
         super::openapi::require_bearer(mutating.get_openapi_mut());
     }
     let (routes, mut doc) = OpenApiRouter::with_openapi(super::openapi::base())
@@ -109,6 +111,21 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(mutating)
         .split_for_parts();
     super::openapi::finish(&mut doc);
+    (routes, doc)
+}
+
+/// Every route, with body limit, auth on mutating routes, JSON errors and
+/// request logs; and the OpenAPI document describing them.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let serve = shared.warmer().config().serve.clone();
+    let max_body = serve.max_body.0 as usize;
+    let log_level = match serve.access_log {
+        true => tracing::Level::INFO,
+        false => tracing::Level::DEBUG,
+    };
+    let (routes, guarded) = documented_routes(&shared, true);
+    let (_, open) = documented_routes(&shared, false);
+    let doc = Documents { open, guarded };
     routes
         .fallback(not_found)
         .layer(Extension(Arc::new(doc)))
@@ -294,8 +311,15 @@ async fn metrics(State(shared): AppState) -> impl IntoResponse {
 /// This document (OpenAPI 3.1).
 #[utoipa::path(get, path = "/openapi.json", tag = "service",
     responses((status = 200, description = "the OpenAPI document", body = Object)))]
-async fn openapi(Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>) -> Json<utoipa::openapi::OpenApi> {
-    Json(doc.as_ref().clone())
+async fn openapi(
+    State(shared): AppState,
+    Extension(docs): Extension<Arc<Documents>>,
+) -> Json<utoipa::openapi::OpenApi> {
+    let doc = match shared.warmer().config().serve.token {
+        Some(_) => &docs.guarded,
+        None => &docs.open,
+    };
+    Json(doc.clone())
 }
 
 fn batch_size(shared: &Shared) -> usize {

@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -67,10 +67,15 @@ impl DbConnectOptions {
                 .read_only(options.read_only)
                 .create_if_missing(options.create_if_missing && !options.read_only)
                 .busy_timeout(Duration::from_secs(5));
+            // WAL with synchronous = NORMAL: a crash never corrupts the file
+            // (a power cut may lose the last commits); FULL syncs every commit,
+            // several per run.
             Ok(DbConnectOptions::Sqlite(if options.read_only {
                 connect
             } else {
-                connect.journal_mode(SqliteJournalMode::Wal)
+                connect
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
             }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let mut connect =

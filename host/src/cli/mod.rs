@@ -240,8 +240,9 @@ async fn warm(config: Config, args: &RunArgs, quiet: bool) -> Result<Report> {
         strategy: args.strategy.clone(),
         ..RunOptions::default()
     };
+    let history = crate::jobs::History::open(warmer.config()).await;
     let display = ProgressDisplay::start(options.progress.clone(), quiet);
-    let report = warmer.run(options).await;
+    let report = crate::jobs::run_recorded(&warmer, &history, options).await;
     display.stop();
     finish(&report, args.report.as_deref())?;
     Ok(report)

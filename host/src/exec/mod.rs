@@ -219,12 +219,6 @@ impl Warmer {
         }
     }
 
-    /// Connects to the configured backend and runs every enabled plugin,
-    /// recorded in the job history under the run lock (see [`crate::jobs`]).
-    pub async fn run(&self, options: RunOptions) -> Report {
-        crate::jobs::run_recorded(self, options).await
-    }
-
     /// The report of a run whose backend could not be reached.
     pub fn backend_unavailable(&self, error: &anyhow::Error, options: &RunOptions, took: Duration) -> Report {
         let mut report = Report::failed(error);

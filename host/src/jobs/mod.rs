@@ -52,6 +52,44 @@ pub struct Pruned {
     pub more: bool,
 }
 
+/// The job history a process records its runs in: opened once, when the
+/// process starts (a run then only locks, records and prunes).
+#[derive(Clone)]
+pub enum History {
+    /// `[jobs] enabled = false`: runs are not recorded and take no lock.
+    Off,
+    /// The job store.
+    Store(JobStore),
+    /// The job store could not be opened: why. Runs go on without history
+    /// and without the run lock, and their reports say so.
+    Unavailable(String),
+}
+
+impl History {
+    /// Opens the configured job store, logging why when it cannot be.
+    pub async fn open(config: &Config) -> History {
+        if !config.jobs.enabled {
+            return History::Off;
+        }
+        match JobStore::open(config).await {
+            Ok(store) => History::Store(store),
+            Err(e) => {
+                let msg = format!("job history could not be written: {e:#}");
+                tracing::warn!("{msg}; warming goes on without history and without the run lock");
+                History::Unavailable(msg)
+            }
+        }
+    }
+
+    /// The job store, when there is one.
+    pub fn store(&self) -> Option<&JobStore> {
+        match self {
+            History::Store(store) => Some(store),
+            History::Off | History::Unavailable(_) => None,
+        }
+    }
+}
+
 /// A connected job store.
 #[derive(Clone)]
 pub struct JobStore {

@@ -3,7 +3,7 @@
 //! The job store being unreachable never stops warming: the report says so.
 //! Afterwards the history is pruned to `[jobs] keep`.
 
-use super::{holder_id, JobStore, RunRecord, HEARTBEAT};
+use super::{holder_id, History, JobStore, RunRecord, HEARTBEAT};
 use crate::backend::Backend;
 use crate::config::LockPolicy;
 use crate::exec::{new_run_id, RunOptions, Warmer};
@@ -13,33 +13,25 @@ use std::time::{Duration, Instant};
 /// How often a waiting run retries the lock.
 const LOCK_POLL: Duration = Duration::from_millis(250);
 
-/// Runs `warmer` with history and locking, then prunes the history.
-pub async fn run_recorded(warmer: &Warmer, options: RunOptions) -> Report {
-    let (report, store) = record(warmer, options).await;
-    if let Some(store) = store {
-        super::prune_history(&store, warmer.config().jobs.keep).await;
+/// Runs `warmer` recorded in `history` under the run lock, then prunes the
+/// history. The history is the process's, opened once ([`History::open`]).
+pub async fn run_recorded(warmer: &Warmer, history: &History, options: RunOptions) -> Report {
+    let report = record(warmer, history, options).await;
+    if let Some(store) = history.store() {
+        super::prune_history(store, warmer.config().jobs.keep).await;
     }
     report
 }
 
-/// The run and its record; the job store when it could be opened.
-async fn record(warmer: &Warmer, mut options: RunOptions) -> (Report, Option<JobStore>) {
+/// The run and its record.
+async fn record(warmer: &Warmer, history: &History, mut options: RunOptions) -> Report {
     let started = Instant::now();
     let config = warmer.config();
-    let mut history_error = None;
-    let store = if config.jobs.enabled {
-        match JobStore::open(config).await {
-            Ok(store) => Some(store),
-            Err(e) => {
-                let msg = format!("job history could not be written: {e:#}");
-                tracing::warn!("{msg}; warming goes on without history and without the run lock");
-                history_error = Some(msg);
-                None
-            }
-        }
-    } else {
-        None
+    let mut history_error = match history {
+        History::Unavailable(why) => Some(why.clone()),
+        History::Off | History::Store(_) => None,
     };
+    let store = history.store();
     let mut note = |e: anyhow::Error, what: &str| {
         let msg = format!("job history could not be written ({what}): {e:#}");
         tracing::warn!("{msg}");
@@ -50,13 +42,13 @@ async fn record(warmer: &Warmer, mut options: RunOptions) -> (Report, Option<Job
         Ok(backend) => backend,
         Err(e) => {
             let mut report = warmer.backend_unavailable(&e, &options, started.elapsed());
-            if let Some(store) = &store {
+            if let Some(store) = store {
                 if let Err(e) = store.record_unstarted(&report).await {
                     note(e, "recording the failed run");
                 }
             }
             report.history_error = history_error;
-            return (report, store);
+            return report;
         }
     };
 
@@ -83,7 +75,7 @@ async fn record(warmer: &Warmer, mut options: RunOptions) -> (Report, Option<Job
             .map(|p| format!("target {} plugin {p}", other.describe()))
             .collect(),
     };
-    if let Some(store) = &store {
+    if let Some(store) = store {
         match acquire_all(store, &lock_names, &holder, config.jobs.lock, lock_wait).await {
             Ok(None) => {}
             Ok(Some(reason)) => {
@@ -97,13 +89,13 @@ async fn record(warmer: &Warmer, mut options: RunOptions) -> (Report, Option<Job
                     note(e, "recording the skipped run");
                 }
                 report.history_error = history_error;
-                return (report, Some(store.clone()));
+                return report;
             }
             Err(e) => note(e, "taking the run lock"),
         }
     }
 
-    let record = match &store {
+    let record = match store {
         Some(store) => match store.start_run(&run_id, &options.strategy, &plugins).await {
             Ok(record) => Some(record),
             Err(e) => {
@@ -113,7 +105,7 @@ async fn record(warmer: &Warmer, mut options: RunOptions) -> (Report, Option<Job
         },
         None => None,
     };
-    let heartbeat = store.clone().map(|store| {
+    let heartbeat = store.cloned().map(|store| {
         let progress = options.progress.clone();
         let record = record.clone();
         let locks = lock_names.clone();
@@ -126,7 +118,7 @@ async fn record(warmer: &Warmer, mut options: RunOptions) -> (Report, Option<Job
     if let Some(heartbeat) = heartbeat {
         heartbeat.abort();
     }
-    if let Some(store) = &store {
+    if let Some(store) = store {
         if let Some(record) = &record {
             if let Err(e) = store.finish_run(record, &report).await {
                 note(e, "recording the outcome");
@@ -139,7 +131,7 @@ async fn record(warmer: &Warmer, mut options: RunOptions) -> (Report, Option<Job
         }
     }
     report.history_error = history_error;
-    (report, store)
+    report
 }
 
 /// Takes every lock in order; `Ok(Some(reason))` when the run must be skipped

@@ -289,7 +289,7 @@ async fn healthz(State(shared): AppState) -> Json<Health> {
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: shared.started.elapsed().as_secs(),
         active_runs: shared.runs.any_active(),
-        job_store: shared.store.as_ref().map(|s| s.address().to_string()),
+        job_store: shared.history.store().map(|s| s.address().to_string()),
     })
 }
 
@@ -848,7 +848,7 @@ struct History {
         (status = 503, description = "no job store, or it failed", body = ErrorBody),
     ))]
 async fn runs(State(shared): AppState, Query(q): Query<Limit>) -> Result<Json<History>, ApiError> {
-    let Some(store) = &shared.store else {
+    let Some(store) = shared.history.store() else {
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "no job history: [jobs] enabled = false, or the job store was unreachable at start (see the log)".into(),

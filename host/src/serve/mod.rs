@@ -18,7 +18,7 @@ mod runs;
 
 use crate::config::Config;
 use crate::exec::Warmer;
-use crate::jobs::JobStore;
+use crate::jobs::History;
 use crate::schedule::{Fire, Schedules};
 use crate::support::Cancel;
 use anyhow::{bail, Context, Result};
@@ -84,7 +84,8 @@ pub struct Shared {
     runs: Runs,
     metrics: Arc<Metrics>,
     schedules: Arc<Schedules>,
-    store: Option<JobStore>,
+    /// The job history every run of the process records in.
+    history: History,
     usage: Option<Arc<crate::usage::Usage>>,
     events: broadcast::Sender<Event>,
     started: Instant,
@@ -178,22 +179,14 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
     if config.serve.token.is_none() && !listen.ip().is_loopback() {
         bail!("refusing to listen on {listen} without an API token: mutating endpoints would be open to the network. Set [serve] token = \"…\" (or PREHEAT_API_TOKEN), or listen on 127.0.0.1");
     }
-    let store = match config.jobs.enabled {
-        false => None,
-        true => match JobStore::open(&config).await {
-            Ok(store) => {
-                crate::jobs::prune_history(&store, config.jobs.keep).await;
-                Some(store)
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "job history unavailable: {e:#}; runs go on without history, schedules are not persisted"
-                );
-                None
-            }
-        },
-    };
-    let schedules = Arc::new(Schedules::load(&config, store.clone()).await?);
+    // Opened once: every run of the process records in it.
+    let history = History::open(&config).await;
+    if let Some(store) = history.store() {
+        crate::jobs::prune_history(store, config.jobs.keep).await;
+    } else if matches!(history, History::Unavailable(_)) {
+        tracing::warn!("without the job store, schedule overrides made through the API are not persisted");
+    }
+    let schedules = Arc::new(Schedules::load(&config, history.store().cloned()).await?);
     let usage = match config.usage.enabled {
         true => Some(Arc::new(crate::usage::Usage::open(&config)?)),
         false => None,
@@ -208,7 +201,7 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
         runs: Runs::new(metrics.clone()),
         metrics,
         schedules: schedules.clone(),
-        store,
+        history,
         usage: usage.clone(),
         events,
         started: Instant::now(),

@@ -298,7 +298,7 @@ impl Runs {
 /// Runs to the end, then records the outcome and tells the event stream.
 async fn run_to_end(shared: Arc<Shared>, warmer: Arc<Warmer>, options: RunOptions) {
     let run_id = options.run_id.clone().unwrap_or_default();
-    let report = warmer.run(options).await;
+    let report = crate::jobs::run_recorded(&warmer, &shared.history, options).await;
     tracing::info!(
         run_id = %run_id,
         status = ?report.status,

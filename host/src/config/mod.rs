@@ -10,7 +10,7 @@ mod usage;
 mod values;
 
 pub use format::{DjangoFormat, FormatConfig, LaravelFormat, LaravelVersion, RailsFormat, RailsVersion, Store};
-pub use glob::{KeyGlob, MAX_PATTERN_BYTES, MAX_PATTERN_OPERATORS};
+pub use glob::KeyGlob;
 pub use tls::{is_insecure, is_tls, TlsFiles};
 pub use usage::{KeyspaceConfig, PredictiveConfig, ReactiveConfig, StreamConfig, UsageConfig};
 pub use values::{ByteSize, CronSchedule, Keep, KeyRegex, MemoryBudget, WritePolicy};

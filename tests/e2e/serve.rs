@@ -190,6 +190,60 @@ fn api_runs_warm_keys_and_metrics_match_the_report() {
 }
 
 #[test]
+fn serve_loads_a_plugin_once_and_again_only_when_its_file_changes() {
+    let redis = RedisServer::start();
+    let ws = Workspace::new();
+    let wasm = ws.dir.path().join("plugin.wasm");
+    // Replaced the way deploys and cargo do it: written aside, renamed over.
+    let put = |component: &std::path::Path| {
+        let aside = ws.dir.path().join("plugin.wasm.new");
+        std::fs::copy(component, &aside).unwrap();
+        std::fs::rename(&aside, &wasm).unwrap();
+    };
+    put(&plugin("synthetic"));
+    let config = ws.config(&format!(
+        "[backend]\nkind = \"redis\"\nurl = \"{}\"\n[serve]\ntoken = \"{TOKEN}\"\n[[plugins]]\nname = \"synthetic\"\npath = {:?}\nkey_prefixes = [\"synthetic:\"]\n[plugins.settings]\nkeys = \"10\"\nvalue_size = \"64\"\n",
+        redis.url(),
+        wasm.display().to_string(),
+    ));
+    let serve = start(&ws, &config, &[]);
+    let warm = |key: &str| serve.post("/cache/warming/warm-key", json!({"plugin": "synthetic", "key": key}));
+    let loads = || serve.log().matches("plugin loaded").count();
+
+    for i in 0..3 {
+        let (code, body) = warm(&format!("synthetic:{i}"));
+        assert_eq!(code, 200, "{body}");
+    }
+    // The background preload at start and the first run share one load.
+    assert_eq!(loads(), 1, "{}", serve.log());
+    assert_eq!(redis.dbsize(), 3);
+
+    // A new component at the same path: the next run loads it (panicker traps in produce).
+    put(&fixture("panicker"));
+    let (code, body) = warm("synthetic:5");
+    assert_eq!(code, 502, "the new version ran: {body}");
+    assert_eq!(loads(), 2, "{}", serve.log());
+    assert!(
+        serve.log().contains("plugin loaded (its file changed on disk)"),
+        "{}",
+        serve.log()
+    );
+    let (code, body) = warm("synthetic:6");
+    assert_eq!(code, 502, "{body}");
+    assert_eq!(loads(), 2, "an unchanged file is not loaded again: {}", serve.log());
+
+    // Gone: the run says so, and the next good file is picked up.
+    std::fs::remove_file(&wasm).unwrap();
+    let (code, body) = warm("synthetic:7");
+    assert_eq!(code, 502, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("cannot read"), "{body}");
+    put(&plugin("synthetic"));
+    let (code, body) = warm("synthetic:8");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(redis.dbsize(), 4);
+}
+
+#[test]
 fn warm_key_answers_422_for_a_key_the_plugin_refuses_and_502_when_it_fails() {
     let mut redis = RedisServer::start();
     let ws = Workspace::new();

@@ -510,6 +510,38 @@ pub fn run(setup: &Setup) -> Results {
         );
     }
 
+    let requests = if wanted("9a") || wanted("9b") {
+        serve_requests(setup, &redis, work.path())
+    } else {
+        skipped()
+    };
+    let (status, warm_key) = match requests {
+        Ok((status, warm_key)) => (Ok(status), Ok(warm_key)),
+        Err(e) => (Err(e.clone()), Err(e)),
+    };
+    let ratio = match (&status, &warm_key) {
+        (Ok((s, _)), Ok((w, _))) => format!("{:.1} × a status request; ", w / s),
+        _ => String::new(),
+    };
+    if wanted("9a") {
+        push(
+            &mut rows,
+            "9a",
+            "`preheat serve`: `GET /cache/warming/status`, one request at a time".into(),
+            "ms",
+            status,
+        );
+    }
+    if wanted("9b") {
+        push(
+            &mut rows,
+            "9b",
+            "`preheat serve`: `POST /cache/warming/warm-key`, one key (a recorded run: lock, job history, plugin call, Redis write)".into(),
+            "ms",
+            warm_key.map(|(ms, note)| (ms, format!("{ratio}{note}"))),
+        );
+    }
+
     let value = |id: &str| rows.iter().find(|r| r.id == id).and_then(|r| r.value);
     let ratio = |a: &str, b: &str| Some(value(a)? / value(b)?);
     let target = |what, measured: Option<f64>, unit, ok: fn(f64) -> bool| Target {
@@ -539,6 +571,9 @@ pub fn run(setup: &Setup) -> Results {
             "ms",
             |v| v <= 50.0,
         ),
+        target("`warm-key` ≤ 4 × a status request", ratio("9b", "9a"), "×", |v| {
+            v <= 4.0
+        }),
     ];
     drop(redis);
     Results {
@@ -850,20 +885,19 @@ value_size = "{value_size}"
     )
 }
 
-/// One run through the library (`Warmer::run_with_backend`), timed from the call
+/// One run through the library (`Warmer::execute`), timed from the call
 /// (plugin load from the compile cache included) to the report: keys/s.
 /// The note says how long `produce` calls took (p50/p99 per batch).
 async fn in_process_run(toml: &str, dir: &Path, native: bool, keys: u64) -> Measured {
     let config = Config::parse(toml, &dir.join("preheat.toml")).map_err(|e| format!("{e:#}"))?;
     let warmer = Warmer::new(config).map_err(|e| format!("{e:#}"))?;
-    let backend = Backend::connect(&warmer.config().backend)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
+    // Connected before the clock starts, as a long-lived process has it.
+    warmer.backend().await.map_err(|e| format!("{e:#}"))?;
     if native {
         warmer.install_producer(Arc::new(native::NativeSynthetic::new("synthetic")));
     }
     let started = Instant::now();
-    let report = warmer.run_with_backend(backend, RunOptions::default()).await;
+    let report = warmer.execute(RunOptions::default()).await;
     let secs = started.elapsed().as_secs_f64();
     if report.totals.written != keys {
         return Err(format!(
@@ -1191,13 +1225,14 @@ fn startup(setup: &Setup, redis: &RedisServer, dir: &Path, cached: bool) -> Meas
     Ok((median(samples), note))
 }
 
-/// The reload figures: same bytes, then new bytes.
-type Reloads = Result<((f64, String), (f64, String)), String>;
+/// Two figures measured together (reload: same bytes, then new bytes;
+/// serve: status, then warm-key).
+type TwoFigures = Result<((f64, String), (f64, String)), String>;
 
 /// Median time from rewriting the plugin's `.wasm` to `preheat watch` logging
 /// `plugin reloaded`: same bytes (compile cache hit), then new bytes (a custom
 /// section appended, so it compiles).
-fn hot_reload(setup: &Setup, redis: &RedisServer, dir: &Path) -> Reloads {
+fn hot_reload(setup: &Setup, redis: &RedisServer, dir: &Path) -> TwoFigures {
     let run_dir = dir.join("watch");
     std::fs::create_dir_all(&run_dir).map_err(|e| e.to_string())?;
     let wasm = run_dir.join("synthetic.wasm");
@@ -1279,6 +1314,97 @@ fn hot_reload(setup: &Setup, redis: &RedisServer, dir: &Path) -> Reloads {
         let same = measure(false)?;
         let new = measure(true)?;
         Ok((same, new))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    redis.flush();
+    result
+}
+
+// ---------------------------------------------------------------- 9: serve requests
+
+/// Median latency of `GET status`, then of `POST warm-key` (each key new, so
+/// each is written), against a `preheat serve` of its own with the job history
+/// on (SQLite), as an operator runs it; one request at a time.
+fn serve_requests(setup: &Setup, redis: &RedisServer, dir: &Path) -> TwoFigures {
+    let run_dir = dir.join("serve");
+    std::fs::create_dir_all(&run_dir).map_err(|e| e.to_string())?;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let toml = run_config(
+        redis,
+        &run_dir.join("cache"),
+        &run_dir,
+        &setup.synthetic_wasm,
+        setup.sizes.startup_keys,
+        setup.sizes.value_size,
+    );
+    let config = write_config(&run_dir, "preheat.toml", &toml);
+    let mut child = Command::new(&setup.preheat_bin)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(&config)
+        .env_remove("PREHEAT_REDIS_URL")
+        .env_remove("PREHEAT_CACHE_DIR")
+        .env_remove("PREHEAT_API_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start preheat serve: {e}"))?;
+    let base = format!("http://127.0.0.1:{port}/cache/warming");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let result = (|| {
+        let up = Instant::now();
+        while agent.get(format!("{base}/status")).call().is_err() {
+            if up.elapsed() > Duration::from_secs(60) {
+                return Err("preheat serve did not answer within 60 s".to_string());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = || -> Result<f64, String> {
+            let started = Instant::now();
+            agent
+                .get(format!("{base}/status"))
+                .call()
+                .map_err(|e| format!("status: {e}"))?;
+            Ok(started.elapsed().as_secs_f64() * 1000.0)
+        };
+        let warm_key = |i: usize| -> Result<f64, String> {
+            // Past the enumerated range (synthetic builds any index), so never in Redis yet.
+            let body = serde_json::json!({ "plugin": "synthetic", "key": format!("synthetic:{}", 1_000_000_000 + i) });
+            let started = Instant::now();
+            agent
+                .post(format!("{base}/warm-key"))
+                .send_json(&body)
+                .map_err(|e| format!("warm-key: {e}"))?;
+            Ok(started.elapsed().as_secs_f64() * 1000.0)
+        };
+        let n = (setup.sizes.repeat * 40).max(20);
+        // Unmeasured: the first run loads the plugin, the first request opens connections.
+        for i in 0..5 {
+            status()?;
+            warm_key(n + i)?;
+        }
+        let mut statuses = Vec::new();
+        let mut warm_keys = Vec::new();
+        for i in 0..n {
+            statuses.push(status()?);
+            warm_keys.push(warm_key(i)?);
+        }
+        let note = |v: &[f64]| {
+            let mut sorted = v.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            format!(
+                "median of {n}, interleaved; p90 {:.2} ms",
+                sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)]
+            )
+        };
+        let (s_note, w_note) = (note(&statuses), note(&warm_keys));
+        Ok(((median(statuses), s_note), (median(warm_keys), w_note)))
     })();
     let _ = child.kill();
     let _ = child.wait();

@@ -83,14 +83,14 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
         source: None,
     };
     let memory = Arc::new(MemoryBackend::new(config.backend.max_bytes.0));
-    let warmer = Warmer::new(config)?;
+    let warmer = Warmer::with_backend(config, Backend::Memory(memory))?;
     let options = RunOptions {
         strategy: "test".into(),
         trace: true,
         key_limit: args.limit,
         ..RunOptions::default()
     };
-    let report = warmer.run_with_backend(Backend::Memory(memory), options).await;
+    let report = warmer.execute(options).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("reports serialize"));
     } else {

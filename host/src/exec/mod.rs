@@ -19,6 +19,7 @@
 
 mod budget;
 mod enumerate;
+mod kept;
 mod producer;
 mod progress;
 mod run;
@@ -122,26 +123,52 @@ impl Default for RunOptions {
     }
 }
 
-/// The engine: a config plus a wasmtime runtime, able to run warming passes.
+/// The engine: a config plus a wasmtime runtime, and what its runs share for
+/// the life of the process: the backend connection and the loaded plugins.
 pub struct Warmer {
     config: Config,
     runtime: Runtime,
-    /// Plugins loaded ahead of runs (hot reload keeps the last good version here).
-    preloaded: std::sync::Mutex<std::collections::HashMap<String, Arc<LoadedPlugin>>>,
+    /// The backend, connected on first use (a failed connect is tried again
+    /// by the next run); runs, `cache-get` and the API's reads share it.
+    backend: tokio::sync::OnceCell<Backend>,
+    /// Plugins loaded by earlier runs, by a preload or by a hot reload.
+    plugins: kept::KeptPlugins,
     /// Native producers standing in for plugins by name (benchmarks only).
     native: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn Producer>>>,
 }
 
 impl Warmer {
-    /// Builds the runtime (engine, linker, compile cache) for a validated config.
+    /// Builds the runtime (engine, linker, compile cache) for a validated
+    /// config; the backend connects at the first run.
     pub fn new(config: Config) -> Result<Warmer> {
         let runtime = Runtime::new(config.component_cache_dir())?;
         Ok(Warmer {
             config,
             runtime,
-            preloaded: Default::default(),
+            backend: tokio::sync::OnceCell::new(),
+            plugins: Default::default(),
             native: Default::default(),
         })
+    }
+
+    /// A warmer whose runs write to `backend` instead of the configured one
+    /// (`plugin test`'s memory backend, in-process tests).
+    pub fn with_backend(config: Config, backend: Backend) -> Result<Warmer> {
+        let warmer = Warmer::new(config)?;
+        warmer
+            .backend
+            .set(backend)
+            .map_err(|_| anyhow::anyhow!("the backend was already set"))?;
+        Ok(warmer)
+    }
+
+    /// The backend, connected now if no earlier call did; fails fast with the
+    /// address and the fix.
+    pub async fn backend(&self) -> Result<Backend> {
+        self.backend
+            .get_or_try_init(|| Backend::connect(&self.config.backend))
+            .await
+            .cloned()
     }
 
     /// Makes runs call `producer` for the plugin of that name instead of its
@@ -155,16 +182,19 @@ impl Warmer {
             .insert(producer.name().to_string(), producer);
     }
 
-    /// Makes runs use `plugin` for its name instead of loading it from disk
-    /// (the swap of a hot reload: runs in flight keep the version they have).
+    /// Makes runs use `plugin` for its name, whatever happens to its file,
+    /// until the next install (the swap of a hot reload: runs in flight keep
+    /// the version they have).
     pub fn install(&self, plugin: Arc<LoadedPlugin>) {
-        self.preloaded.lock().unwrap().insert(plugin.name().to_string(), plugin);
+        match self.config.plugins.iter().find(|p| p.name == plugin.name()) {
+            Some(config) => self.plugins.pin(plugin, &config.path),
+            None => tracing::error!(plugin = plugin.name(), "not installed: no such plugin in the config"),
+        }
     }
 
-    /// The installed version of a plugin, if it was loaded from `path`.
+    /// The kept version of a plugin, if it was loaded from `path`.
     pub fn installed(&self, name: &str, path: &std::path::Path) -> Option<Arc<LoadedPlugin>> {
-        let config = self.config.plugins.iter().find(|p| p.name == name && p.path == path)?;
-        self.preloaded.lock().unwrap().get(&config.name).cloned()
+        self.plugins.kept(name, path)
     }
 
     /// The config this warmer runs.
@@ -200,12 +230,28 @@ impl Warmer {
         Ok(Arc::new(plugin))
     }
 
-    /// [`Warmer::load_plugin`], given up when the run's deadline (`deadline_at`) comes first.
-    async fn load_until(
+    /// The plugin for a run: the kept version when its file has not changed,
+    /// otherwise loaded now (connecting `sources` on first need) and kept.
+    async fn plugin(
         &self,
         config: &PluginConfig,
-        backend: Backend,
-        sources: &SourceSet,
+        backend: &Backend,
+        sources: &tokio::sync::OnceCell<SourceSet>,
+    ) -> Result<Arc<LoadedPlugin>> {
+        self.plugins
+            .get_or_load(&config.name, &config.path, async {
+                let sources = sources.get_or_init(|| SourceSet::connect(&self.config.sources)).await;
+                self.load_plugin(config, backend.clone(), sources).await
+            })
+            .await
+    }
+
+    /// [`Warmer::plugin`], given up when the run's deadline (`deadline_at`) comes first.
+    async fn plugin_until(
+        &self,
+        config: &PluginConfig,
+        backend: &Backend,
+        sources: &tokio::sync::OnceCell<SourceSet>,
         deadline_at: tokio::time::Instant,
     ) -> Result<Arc<LoadedPlugin>> {
         tokio::select! {
@@ -215,7 +261,23 @@ impl Warmer {
                 config.name,
                 self.config.run.deadline
             )),
-            loaded = self.load_plugin(config, backend, sources) => loaded,
+            loaded = self.plugin(config, backend, sources) => loaded,
+        }
+    }
+
+    /// Loads every enabled plugin that is not kept yet, so the first run of
+    /// each starts at once (`serve` does this in the background at start and
+    /// after a reload). Failures are logged; runs report them again.
+    pub async fn preload(&self) {
+        let backend = match self.backend().await {
+            Ok(backend) => backend,
+            Err(e) => return tracing::warn!("plugins not preloaded: {e:#}"),
+        };
+        let sources = tokio::sync::OnceCell::new();
+        for config in self.config.enabled_plugins() {
+            if let Err(e) = self.plugin(config, &backend, &sources).await {
+                tracing::warn!(plugin = %config.name, "not preloaded: {e:#}");
+            }
         }
     }
 

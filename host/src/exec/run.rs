@@ -14,15 +14,24 @@ use crate::format::{Format, Store};
 use crate::plan::WorkQueue;
 use crate::report::{Counters, Report};
 use crate::runtime::KeySpec;
-use crate::sources::SourceSet;
 use crate::support::Cancel;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 impl Warmer {
-    /// Runs every enabled plugin against an already connected backend.
-    pub async fn run_with_backend(&self, backend: Backend, mut options: RunOptions) -> Report {
+    /// Runs every enabled plugin included by `options` (not recorded: see
+    /// [`crate::jobs::run_recorded`]); a backend that cannot be reached fails the run.
+    pub async fn execute(&self, options: RunOptions) -> Report {
+        let started = options.clock_started.unwrap_or_else(Instant::now);
+        match self.backend().await {
+            Ok(backend) => self.run_on(backend, options).await,
+            Err(e) => self.backend_unavailable(&e, &options, started.elapsed()),
+        }
+    }
+
+    /// [`Warmer::execute`] on the warmer's backend, already connected.
+    pub(crate) async fn run_on(&self, backend: Backend, mut options: RunOptions) -> Report {
         let started = options.clock_started.unwrap_or_else(Instant::now);
         // The deadline is absolute: connecting sources and loading plugins count.
         let deadline_at = tokio::time::Instant::from_std(started + self.config.run.deadline);
@@ -40,16 +49,15 @@ impl Warmer {
             options.trace,
         ));
         options.progress.attach(tally.clone());
-        let sources = SourceSet::connect(&self.config.sources).await;
+        // Connected only when a plugin has to be loaded.
+        let sources = tokio::sync::OnceCell::new();
         let mut slots = Vec::with_capacity(configs.len());
         for (i, config) in configs.into_iter().enumerate() {
             let native = self.native.lock().unwrap().get(&config.name).cloned();
-            let preloaded = self.preloaded.lock().unwrap().get(&config.name).cloned();
-            let loaded = match (native, preloaded) {
-                (Some(producer), _) => Ok(producer),
-                (None, Some(plugin)) => Ok(plugin as Arc<dyn Producer>),
-                (None, None) => self
-                    .load_until(&config, backend.clone(), &sources, deadline_at)
+            let loaded = match native {
+                Some(producer) => Ok(producer),
+                None => self
+                    .plugin_until(&config, &backend, &sources, deadline_at)
                     .await
                     .map(|p| p as Arc<dyn Producer>),
             };

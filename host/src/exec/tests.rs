@@ -161,13 +161,14 @@ fn warmer(extra: &str, producer: Arc<Scripted>) -> (Warmer, Arc<MemoryBackend>, 
     );
     let mut config = Config::parse(&toml, &dir.path().join("preheat.toml")).unwrap();
     config.run.cache_dir = Some(dir.path().join("cache"));
-    let warmer = Warmer::new(config).unwrap();
+    let memory = Arc::new(MemoryBackend::new(1 << 20));
+    let warmer = Warmer::with_backend(config, Backend::Memory(memory.clone())).unwrap();
     warmer.install_producer(producer);
-    (warmer, Arc::new(MemoryBackend::new(1 << 20)), dir)
+    (warmer, memory, dir)
 }
 
-async fn run(warmer: &Warmer, memory: &Arc<MemoryBackend>, options: RunOptions) -> Report {
-    let report = warmer.run_with_backend(Backend::Memory(memory.clone()), options).await;
+async fn run(warmer: &Warmer, options: RunOptions) -> Report {
+    let report = warmer.execute(options).await;
     assert!(report.balanced(), "one outcome per key: {:?}", report.totals);
     report
 }
@@ -183,7 +184,7 @@ fn error_of<'a>(report: &'a Report, key: &str) -> &'a str {
 async fn every_key_gets_exactly_one_outcome() {
     let keys = ["s.1", "s.2.skip", "s.3.fail", "elsewhere.4", "s.1", "s.5", "s.6"];
     let (warmer, memory, _dir) = warmer("", Arc::new(Scripted::new(&keys)));
-    let report = run(&warmer, &memory, RunOptions::default()).await;
+    let report = run(&warmer, RunOptions::default()).await;
     let t = &report.totals;
     assert_eq!(
         (
@@ -208,8 +209,8 @@ async fn every_key_gets_exactly_one_outcome() {
 #[tokio::test]
 async fn text_from_a_plugin_reaches_the_report_and_summary_escaped() {
     let keys = ["s.1.hostile", "s.\u{1b}[31m.x"];
-    let (warmer, memory, _dir) = warmer("", Arc::new(Scripted::new(&keys)));
-    let report = run(&warmer, &memory, RunOptions::default()).await;
+    let (warmer, _memory, _dir) = warmer("", Arc::new(Scripted::new(&keys)));
+    let report = run(&warmer, RunOptions::default()).await;
     assert_eq!(
         error_of(&report, "s.1.hostile"),
         "plugin failed the key: \\r\\u{1b}[2K  ! all keys warmed\\u{202e}desrever\\u{e0041}"
@@ -228,7 +229,7 @@ async fn text_from_a_plugin_reaches_the_report_and_summary_escaped() {
 async fn retries_are_bounded_by_max_attempts() {
     let keys = ["s.a.retry2", "s.b.forever", "s.c"];
     let (warmer, memory, _dir) = warmer("max_attempts = 3", Arc::new(Scripted::new(&keys)));
-    let report = run(&warmer, &memory, RunOptions::default()).await;
+    let report = run(&warmer, RunOptions::default()).await;
     let t = &report.totals;
     assert_eq!((t.written, t.failed), (2, 1));
     assert_eq!(
@@ -247,11 +248,11 @@ async fn keys_waiting_for_a_retry_are_bounded_by_the_queue_capacity() {
     // and producing all of them: without a bound the host would hold every key.
     let keys: Vec<String> = (0..6000).map(|i| format!("s.{i}.retry1")).collect();
     let producer = Arc::new(Scripted::new(&keys.iter().map(String::as_str).collect::<Vec<_>>()));
-    let (warmer, memory, _dir) = warmer(
+    let (warmer, _memory, _dir) = warmer(
         "batch_size = 8\nconcurrency = 1\nretry_base_delay = \"10s\"\ndeadline = \"1h\"",
         producer.clone(),
     );
-    let report = run(&warmer, &memory, RunOptions::default()).await;
+    let report = run(&warmer, RunOptions::default()).await;
     assert_eq!((report.totals.written, report.totals.retried), (6000, 6000));
     let most = producer.most_held_for_retry.load(Ordering::SeqCst);
     // The queue's capacity is max(4 × concurrency × batch_size, 1024): at
@@ -266,8 +267,8 @@ async fn three_failed_calls_in_a_row_disable_the_plugin() {
     let mut producer = Scripted::new(&keys.iter().map(String::as_str).collect::<Vec<_>>());
     producer.calls_fail = true;
     let calls = Arc::new(producer);
-    let (warmer, memory, _dir) = warmer("batch_size = 2\nconcurrency = 1", calls.clone());
-    let report = run(&warmer, &memory, RunOptions::default()).await;
+    let (warmer, _memory, _dir) = warmer("batch_size = 2\nconcurrency = 1", calls.clone());
+    let report = run(&warmer, RunOptions::default()).await;
     assert_eq!(
         calls.produce_calls.load(Ordering::SeqCst),
         3,
@@ -304,7 +305,7 @@ async fn a_stop_lets_the_batch_in_flight_finish() {
         tokio::time::sleep(Duration::from_millis(450)).await;
         stop.cancel();
     });
-    let report = run(&warmer, &memory, options).await;
+    let report = run(&warmer, options).await;
     stopper.await.unwrap();
     assert!(report.stopped && !report.deadline_hit);
     assert_eq!(report.status, RunStatus::Stopped);
@@ -317,7 +318,7 @@ async fn a_stop_lets_the_batch_in_flight_finish() {
 #[tokio::test(start_paused = true)]
 async fn the_deadline_interrupts_the_batch_in_flight() {
     let (warmer, memory, _dir) = warmer("batch_size = 5\nconcurrency = 1\ndeadline = \"450ms\"", slow());
-    let report = run(&warmer, &memory, RunOptions::default()).await;
+    let report = run(&warmer, RunOptions::default()).await;
     assert!(report.deadline_hit && !report.stopped);
     let t = &report.totals;
     assert_eq!(t.written, 5, "only the batch that finished before the deadline");
@@ -353,7 +354,7 @@ async fn keys_waiting_out_a_retry_are_abandoned_when_the_run_halts() {
             });
         }
         // `run` checks that every key got exactly one outcome.
-        let report = run(&warmer, &memory, options).await;
+        let report = run(&warmer, options).await;
         let t = &report.totals;
         // Normally all 12 wait for their retry at the halt; on a loaded machine
         // some may not have been produced yet, and are abandoned all the same.

@@ -38,7 +38,7 @@ async fn record(warmer: &Warmer, history: &History, mut options: RunOptions) -> 
         history_error.get_or_insert(msg);
     };
 
-    let backend = match Backend::connect(&config.backend).await {
+    let backend = match warmer.backend().await {
         Ok(backend) => backend,
         Err(e) => {
             let mut report = warmer.backend_unavailable(&e, &options, started.elapsed());
@@ -113,7 +113,7 @@ async fn record(warmer: &Warmer, history: &History, mut options: RunOptions) -> 
         tokio::spawn(async move { beat(store, record, locks, holder, progress).await })
     });
 
-    let mut report = warmer.run_with_backend(backend, options).await;
+    let mut report = warmer.run_on(backend, options).await;
 
     if let Some(heartbeat) = heartbeat {
         heartbeat.abort();

@@ -107,17 +107,13 @@ async fn save_loop(usage: Arc<Usage>, shutdown: crate::support::Cancel) {
 
 /// Samples the Redis backend's keyspace hits and misses.
 async fn sample_redis(shared: Arc<Shared>, usage: Arc<Usage>) {
-    let mut backend = None;
     let mut tick = tokio::time::interval(REDIS_SAMPLE_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shared.shutdown.cancelled() => return,
         }
-        if backend.is_none() {
-            backend = Backend::connect(&shared.warmer().config().backend).await.ok();
-        }
-        if let Some(Backend::Redis(redis)) = &backend {
+        if let Ok(Backend::Redis(redis)) = shared.backend().await {
             match redis.keyspace_stats().await {
                 Ok((hits, misses)) => usage.redis_sample(hits, misses),
                 Err(e) => tracing::debug!("INFO stats: {e}"),

@@ -92,8 +92,6 @@ pub struct Shared {
     shutdown: Cancel,
     /// When connections are closed at the latest (set at SIGTERM/SIGINT).
     shutdown_deadline: std::sync::OnceLock<Instant>,
-    /// The backend connection of `GET stats` (connected on first use, shared).
-    backend: tokio::sync::OnceCell<crate::backend::Backend>,
     /// Room for event streams open at once (`[serve] max_event_streams`).
     event_streams: Arc<tokio::sync::Semaphore>,
 }
@@ -104,11 +102,9 @@ impl Shared {
         self.warmer.read().unwrap().clone()
     }
 
-    /// The process's backend connection, connected on first use; later uses share it.
-    pub async fn backend(&self) -> Result<&crate::backend::Backend> {
-        self.backend
-            .get_or_try_init(|| async { crate::backend::Backend::connect(&self.warmer().config().backend).await })
-            .await
+    /// The backend of the current config, shared with its runs (connected on first use).
+    pub async fn backend(&self) -> Result<crate::backend::Backend> {
+        self.warmer().backend().await
     }
 
     fn publish(&self, event: Event) {
@@ -121,12 +117,12 @@ impl Shared {
         self.runs.start(self, request)
     }
 
-    /// Installs a new config (SIGHUP, `--watch`): later runs and schedules use it.
-    /// A config whose schedules are invalid is rejected and the old one kept.
-    fn install(&self, warmer: Arc<Warmer>) {
+    /// Installs a new config (SIGHUP, `--watch`): later runs and schedules use
+    /// it. A config whose schedules are invalid is rejected (`false`) and the old one kept.
+    fn install(&self, warmer: Arc<Warmer>) -> bool {
         if let Err(e) = self.schedules.reload(warmer.config()) {
             tracing::error!("config reload rejected, keeping the previous config: {e}");
-            return;
+            return false;
         }
         if let Some(usage) = &self.usage {
             usage.reload(warmer.config());
@@ -137,6 +133,7 @@ impl Shared {
         }
         *self.warmer.write().unwrap() = warmer;
         self.publish_schedules();
+        true
     }
 
     /// Tells the event stream every schedule (after a change).
@@ -207,7 +204,6 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
         started: Instant::now(),
         shutdown: Cancel::default(),
         shutdown_deadline: std::sync::OnceLock::new(),
-        backend: tokio::sync::OnceCell::new(),
         event_streams: Arc::new(tokio::sync::Semaphore::new(max_event_streams)),
     });
 
@@ -217,6 +213,10 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
     let local = listener.local_addr()?;
     tracing::info!(address = %local, dashboard = %format!("http://{local}/"), "preheat serve listening");
 
+    if !watch {
+        // With --watch, the watch session loads the plugins itself.
+        preload(&shared);
+    }
     let reloader = tokio::spawn(reload::reload_loop(shared.clone(), watch));
     let ticker = tokio::spawn(progress_ticker(shared.clone()));
     let scheduler = tokio::spawn(schedules.clone().run(
@@ -250,6 +250,13 @@ pub async fn serve(config_path: &Path, listen: Option<SocketAddr>, watch: bool) 
     reloader.abort();
     tracing::info!("preheat serve stopped");
     Ok(())
+}
+
+/// Loads the current config's plugins in the background, so the first run of
+/// each (a `warm-key` request, a schedule) does not wait for it.
+fn preload(shared: &Shared) {
+    let warmer = shared.warmer();
+    tokio::spawn(async move { warmer.preload().await });
 }
 
 /// A scheduled fire: a proactive run of one plugin, unless it is running already.

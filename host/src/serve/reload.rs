@@ -112,8 +112,10 @@ fn rerun(shared: &Arc<Shared>, plugins: Vec<String>) {
 fn reload_config(shared: &Shared) {
     match Config::load(&shared.config_path).and_then(Warmer::new) {
         Ok(warmer) => {
-            shared.install(Arc::new(warmer));
-            tracing::info!(config = %shared.config_path.display(), "config reloaded");
+            if shared.install(Arc::new(warmer)) {
+                tracing::info!(config = %shared.config_path.display(), "config reloaded");
+                super::preload(shared);
+            }
         }
         Err(e) => tracing::error!("config reload rejected, keeping the previous config: {e:#}"),
     }

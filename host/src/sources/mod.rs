@@ -41,7 +41,7 @@ const OUTAGE_MEMORY: Duration = Duration::from_secs(2);
 /// holds in the host beyond `max_result_bytes` to a few rows.
 const SQLITE_ROWS_AHEAD: usize = 4;
 
-/// The sources of a config, checked once per run; a source that is down or
+/// The sources of a config, checked when plugins are loaded; a source that is down or
 /// refused fails only the plugins granted it.
 #[derive(Default)]
 pub struct SourceSet {

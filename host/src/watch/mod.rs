@@ -35,34 +35,31 @@ pub(crate) fn absolute(path: &Path) -> PathBuf {
     }
 }
 
-/// The state of a watch session: the config, the engine and its backend.
+/// The state of a watch session: the config and the engine (with its backend).
 pub(crate) struct Session {
     config_path: PathBuf,
     warmer: Arc<Warmer>,
-    backend: Backend,
 }
 
 impl Session {
     /// Loads the config, connects the backend and loads every plugin; `previous`
     /// supplies the last good version of a plugin whose file does not load now.
     pub(crate) async fn start(config_path: &Path, previous: Option<&Session>) -> Result<Session> {
-        let config = Config::load(config_path)?;
-        let backend = Backend::connect(&config.backend).await?;
-        let warmer = Arc::new(Warmer::new(config)?);
+        let warmer = Arc::new(Warmer::new(Config::load(config_path)?)?);
+        let backend = warmer.backend().await?;
         let session = Session {
             config_path: absolute(config_path),
             warmer,
-            backend,
         };
-        session.preload_all(previous).await;
+        session.preload_all(&backend, previous).await;
         Ok(session)
     }
 
     /// Loads every plugin now, so a later broken file has a working version to fall back on.
-    async fn preload_all(&self, previous: Option<&Session>) {
+    async fn preload_all(&self, backend: &Backend, previous: Option<&Session>) {
         let sources = SourceSet::connect(&self.warmer.config().sources).await;
         for plugin in self.warmer.config().enabled_plugins() {
-            match self.warmer.load_plugin(plugin, self.backend.clone(), &sources).await {
+            match self.warmer.load_plugin(plugin, backend.clone(), &sources).await {
                 Ok(loaded) => self.warmer.install(loaded),
                 Err(e) => match previous.and_then(|p| p.warmer.installed(&plugin.name, &plugin.path)) {
                     Some(old) => {
@@ -98,7 +95,7 @@ impl Session {
             only,
             ..RunOptions::default()
         };
-        let report = self.warmer.run_with_backend(self.backend.clone(), options).await;
+        let report = self.warmer.execute(options).await;
         eprint!("{}", render_summary(&report));
     }
 
@@ -121,6 +118,14 @@ impl Session {
                 }
             };
         }
+        // Connected when the session started: this does not connect again.
+        let backend = match self.warmer.backend().await {
+            Ok(backend) => backend,
+            Err(e) => {
+                tracing::error!("plugins not reloaded: {e:#}");
+                return None;
+            }
+        };
         let sources = SourceSet::connect(&self.warmer.config().sources).await;
         let mut reloaded = Vec::new();
         for plugin in self
@@ -129,7 +134,7 @@ impl Session {
             .enabled_plugins()
             .filter(|p| changed.contains(&absolute(&p.path)))
         {
-            match self.warmer.load_plugin(plugin, self.backend.clone(), &sources).await {
+            match self.warmer.load_plugin(plugin, backend.clone(), &sources).await {
                 Ok(loaded) => {
                     self.warmer.install(loaded);
                     tracing::info!(

@@ -66,11 +66,13 @@ ensure_componentize_py() {
 build_python() {
   local src=$ROOT/plugins/python-critical-keys
   local out=$OUT/python_critical_keys.wasm
+  # The tool is ensured even when the component is up to date: `plugin new`'s
+  # Python scaffold builds with it (target/ may have been cleaned since).
+  ensure_componentize_py
   if up_to_date "$out" "$src/critical_keys.py" "$WIT" "$0"; then
     log "python: $out is up to date"
     return
   fi
-  ensure_componentize_py
   local started tmp
   started=$(now_ms)
   tmp=$OUT/.python_critical_keys.$$.wasm
@@ -98,11 +100,12 @@ ensure_js_tools() {
 build_js() {
   local dir=$ROOT/plugins/js-critical-keys
   local out=$OUT/js_critical_keys.wasm
+  # Ensured even when the component is up to date: the JS scaffold builds with them.
+  ensure_js_tools
   if up_to_date "$out" "$dir/critical-keys.js" "$dir/package-lock.json" "$WIT" "$0"; then
     log "js: $out is up to date"
     return
   fi
-  ensure_js_tools
   local started tmp
   started=$(now_ms)
   tmp=$OUT/.js_critical_keys.$$.wasm

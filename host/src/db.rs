@@ -97,11 +97,18 @@ pub fn pool_options<DB: sqlx::Database>(options: &DbOptions) -> PoolOptions<DB> 
         .acquire_timeout(options.connect_timeout)
 }
 
+/// [`pool_options`] for a SQLite file: no ping before each acquire (a
+/// connection to a file does not go stale, and the ping is a round trip to
+/// the connection's worker thread, about 100 µs, before every statement).
+pub fn sqlite_pool_options(options: &DbOptions) -> PoolOptions<sqlx::Sqlite> {
+    pool_options(options).test_before_acquire(false)
+}
+
 impl Db {
     /// Opens a pool for `url` (`sqlite://…` or `postgres://…`) and checks it with a round trip.
     pub async fn connect(url: &str, options: DbOptions) -> Result<Db> {
         let db = match DbConnectOptions::parse(url, &options)? {
-            DbConnectOptions::Sqlite(connect) => Db::Sqlite(pool_options(&options).connect_with(connect).await?),
+            DbConnectOptions::Sqlite(connect) => Db::Sqlite(sqlite_pool_options(&options).connect_with(connect).await?),
             DbConnectOptions::Postgres(connect) => Db::Postgres(pool_options(&options).connect_with(connect).await?),
         };
         db.execute("SELECT 1").await?;
@@ -123,6 +130,27 @@ impl Db {
             ($pool:expr) => {{
                 let q = bound_query!(sql, args);
                 q.execute($pool).await.map(|r| r.rows_affected())
+            }};
+        }
+        match self {
+            Db::Sqlite(p) => run!(p),
+            Db::Postgres(p) => run!(p),
+        }
+    }
+
+    /// Runs statements with parameters in one transaction (one commit, not
+    /// one per statement); returns the rows affected by each.
+    pub async fn execute_all(&self, statements: Vec<(String, Vec<Arg>)>) -> Result<Vec<u64>, sqlx::Error> {
+        macro_rules! run {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let mut affected = Vec::with_capacity(statements.len());
+                for (sql, args) in statements {
+                    let q = bound_query!(sql, args);
+                    affected.push(q.execute(&mut *tx).await?.rows_affected());
+                }
+                tx.commit().await?;
+                Ok(affected)
             }};
         }
         match self {

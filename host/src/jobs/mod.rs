@@ -90,6 +90,17 @@ impl History {
     }
 }
 
+/// One SQL statement and its bind parameters.
+type Statement = (String, Vec<Arg>);
+
+/// The outcome of one job row of a run.
+struct Finished<'a> {
+    job_type: &'a str,
+    status: &'a str,
+    metadata: serde_json::Value,
+    error: Option<&'a str>,
+}
+
 /// A connected job store.
 #[derive(Clone)]
 pub struct JobStore {
@@ -290,41 +301,49 @@ impl JobStore {
         }
     }
 
-    async fn insert(
-        &self,
-        run_id: &str,
-        job_type: &str,
-        strategy: &str,
-        status: &str,
-        error: Option<&str>,
-    ) -> Result<()> {
-        let now = now_rfc3339();
+    /// The statement inserting one job row per `job_types` (one statement,
+    /// so one round trip and one commit), all with the same run, strategy,
+    /// status and error.
+    fn insert(&self, run_id: &str, job_types: &[&str], strategy: &str, status: &str, error: Option<&str>) -> Statement {
+        let rows: Vec<String> = (0..job_types.len())
+            .map(|i| {
+                format!(
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {})",
+                    self.p(1),
+                    self.p(6 + i),
+                    self.p(2),
+                    self.p(3),
+                    self.json(4),
+                    self.p(5),
+                    self.ts(6 + job_types.len()),
+                    self.ts(6 + job_types.len()),
+                    self.ts(6 + job_types.len())
+                )
+            })
+            .collect();
         let sql = format!(
-            "INSERT INTO cache_warming_jobs (run_id, job_type, strategy, status, metadata, error_message, started_at, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {})",
-            self.p(1), self.p(2), self.p(3), self.p(4), self.json(5), self.p(6), self.ts(7), self.ts(8), self.ts(9)
+            "INSERT INTO cache_warming_jobs (run_id, job_type, strategy, status, metadata, error_message, started_at, created_at, updated_at) VALUES {}",
+            rows.join(", ")
         );
-        let error = error.map(|e| Arg::Text(e.to_string())).unwrap_or(Arg::Null);
-        let args = vec![
+        let mut args = vec![
             Arg::Text(run_id.into()),
-            Arg::Text(job_type.into()),
             Arg::Text(strategy.into()),
             Arg::Text(status.into()),
             Arg::Text("{}".into()),
-            error,
-            Arg::Text(now.clone()),
-            Arg::Text(now.clone()),
-            Arg::Text(now),
+            error.map(|e| Arg::Text(e.to_string())).unwrap_or(Arg::Null),
         ];
-        self.db.execute_with(&sql, args).await?;
-        Ok(())
+        args.extend(job_types.iter().map(|t| Arg::Text(t.to_string())));
+        args.push(Arg::Text(now_rfc3339()));
+        (sql, args)
     }
 
     /// Records the start of a run: one `running` row for the run and one per plugin.
     pub async fn start_run(&self, run_id: &str, strategy: &str, plugins: &[String]) -> Result<RunRecord> {
-        self.insert(run_id, RUN_JOB, strategy, "running", None).await?;
-        for plugin in plugins {
-            self.insert(run_id, plugin, strategy, "running", None).await?;
-        }
+        let job_types: Vec<&str> = std::iter::once(RUN_JOB)
+            .chain(plugins.iter().map(String::as_str))
+            .collect();
+        let (sql, args) = self.insert(run_id, &job_types, strategy, "running", None);
+        self.db.execute_with(&sql, args).await?;
         Ok(RunRecord {
             run_id: run_id.to_string(),
         })
@@ -338,16 +357,22 @@ impl JobStore {
         } else {
             report.run_id.clone()
         };
-        self.insert(&run_id, RUN_JOB, &report.strategy, status, report.error.as_deref())
-            .await?;
-        self.finish_row(
-            &run_id,
-            RUN_JOB,
-            status,
-            &serde_json::to_value(&report.totals)?,
-            report.error.as_deref(),
-        )
-        .await
+        let error = report.error.as_deref();
+        let totals = serde_json::to_value(&report.totals)?;
+        let rows = vec![
+            self.insert(&run_id, &[RUN_JOB], &report.strategy, status, error),
+            self.finish(
+                &run_id,
+                &[Finished {
+                    job_type: RUN_JOB,
+                    status,
+                    metadata: totals,
+                    error,
+                }],
+            ),
+        ];
+        self.db.execute_all(rows).await?;
+        Ok(())
     }
 
     /// Stores live progress in the run row.
@@ -369,34 +394,41 @@ impl JobStore {
         Ok(())
     }
 
-    async fn finish_row(
-        &self,
-        run_id: &str,
-        job_type: &str,
-        status: &str,
-        metadata: &serde_json::Value,
-        error: Option<&str>,
-    ) -> Result<()> {
-        let now = now_rfc3339();
+    /// The statement recording the outcome of some of a run's job rows: one
+    /// UPDATE (so one round trip, and the rows become final together).
+    fn finish(&self, run_id: &str, rows: &[Finished]) -> Statement {
+        // $1 now, $2 the run; then per row: job type, status, metadata, error.
+        let at = |i: usize, field: usize| 3 + 4 * i + field;
+        let case = |value: &dyn Fn(usize) -> String| {
+            let arms: String = (0..rows.len())
+                .map(|i| format!(" WHEN {} THEN {}", self.p(at(i, 0)), value(i)))
+                .collect();
+            format!("CASE job_type{arms} END")
+        };
+        let types: Vec<String> = (0..rows.len()).map(|i| self.p(at(i, 0))).collect();
         let sql = format!(
-            "UPDATE cache_warming_jobs SET status = {}, metadata = {}, error_message = {}, completed_at = {}, updated_at = {} WHERE run_id = {} AND job_type = {}",
-            self.p(1), self.json(2), self.p(3), self.ts(4), self.ts(5), self.p(6), self.p(7)
+            "UPDATE cache_warming_jobs SET status = {}, metadata = {}, error_message = {}, completed_at = {}, updated_at = {} WHERE run_id = {} AND job_type IN ({})",
+            case(&|i| self.p(at(i, 1))),
+            case(&|i| self.json(at(i, 2))),
+            case(&|i| self.p(at(i, 3))),
+            self.ts(1),
+            self.ts(1),
+            self.p(2),
+            types.join(", ")
         );
-        let args = vec![
-            Arg::Text(status.into()),
-            Arg::Text(metadata.to_string()),
-            error.map(|e| Arg::Text(e.into())).unwrap_or(Arg::Null),
-            Arg::Text(now.clone()),
-            Arg::Text(now),
-            Arg::Text(run_id.into()),
-            Arg::Text(job_type.into()),
-        ];
-        self.db.execute_with(&sql, args).await?;
-        Ok(())
+        let mut args = vec![Arg::Text(now_rfc3339()), Arg::Text(run_id.into())];
+        for row in rows {
+            args.push(Arg::Text(row.job_type.into()));
+            args.push(Arg::Text(row.status.into()));
+            args.push(Arg::Text(row.metadata.to_string()));
+            args.push(row.error.map(|e| Arg::Text(e.into())).unwrap_or(Arg::Null));
+        }
+        (sql, args)
     }
 
     /// Records the outcome of every plugin and of the run.
     pub async fn finish_run(&self, record: &RunRecord, report: &Report) -> Result<()> {
+        let mut rows = Vec::with_capacity(report.plugins.len() + 1);
         for p in &report.plugins {
             let mut metadata = serde_json::to_value(&p.counters)?;
             metadata["produce_p50_us"] = p.produce_p50_us.into();
@@ -404,25 +436,31 @@ impl JobStore {
             // The plugin's own failure, else its first key error, says what went wrong.
             let first_key_error = report.errors.iter().find(|e| e.plugin == p.name);
             let error = p.error.as_deref().or(first_key_error.map(|e| e.error.as_str()));
-            self.finish_row(&record.run_id, &p.name, status_name(p.status()), &metadata, error)
-                .await?;
+            rows.push(Finished {
+                job_type: &p.name,
+                status: status_name(p.status()),
+                metadata,
+                error,
+            });
         }
         let mut metadata = serde_json::to_value(&report.totals)?;
         metadata["duration_ms"] = report.duration_ms.into();
         metadata["deadline_hit"] = report.deadline_hit.into();
         metadata["backend"] = report.backend.clone().into();
-        self.finish_row(
-            &record.run_id,
-            RUN_JOB,
-            status_name(report.status),
-            &metadata,
-            report.error.as_deref(),
-        )
-        .await
+        // One statement: the run row is never final while its plugins' rows are not (pruning relies on it).
+        rows.push(Finished {
+            job_type: RUN_JOB,
+            status: status_name(report.status),
+            metadata,
+            error: report.error.as_deref(),
+        });
+        let (sql, args) = self.finish(&record.run_id, &rows);
+        self.db.execute_with(&sql, args).await?;
+        Ok(())
     }
 
     /// Deletes the finished runs that `keep` does not keep, each with all its
-    /// rows (the run row is written last, so its plugins' rows are final),
+    /// rows (a run's rows are finished in one statement: its run row is final only with its plugins' rows),
     /// at most [`PRUNE_BATCH`] runs per statement and [`PRUNE_MAX_BATCHES`]
     /// statements. A run whose row is `running` or `pending` is never deleted;
     /// a count counts it among the runs kept.
@@ -647,6 +685,58 @@ mod tests {
         rows.into_iter()
             .map(|r| format!("{}/{}", r.run_id, r.job_type))
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_finished_run_records_each_plugin_and_the_run_in_its_own_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let record = store
+            .start_run("r1", "on-demand", &["a".into(), "b".into()])
+            .await
+            .unwrap();
+        store.start_run("r2", "on-demand", &["a".into()]).await.unwrap();
+        let plugin = |name: &str, written: u64, error: Option<&str>| crate::report::PluginReport {
+            name: name.into(),
+            counters: crate::report::Counters {
+                enumerated: written,
+                written,
+                ..Default::default()
+            },
+            produce_calls: 1,
+            produce_p50_us: Some(7),
+            produce_p99_us: Some(9),
+            produce_total_us: 7,
+            error: error.map(String::from),
+        };
+        let mut report = Report::failed(&anyhow::anyhow!("it's 'quoted'"));
+        report.run_id = "r1".into();
+        report.plugins = vec![plugin("a", 2, None), plugin("b", 0, Some("b would not load"))];
+        report.totals.written = 2;
+        store.finish_run(&record, &report).await.unwrap();
+
+        let rows = store.rows("ORDER BY id", Vec::new()).await.unwrap();
+        let row = |run: &str, job: &str| rows.iter().find(|r| r.run_id == run && r.job_type == job).unwrap();
+        let (run, a, b) = (row("r1", "run"), row("r1", "a"), row("r1", "b"));
+        assert_eq!(
+            (run.status.as_str(), run.error_message.as_deref()),
+            ("failed", Some("it's 'quoted'"))
+        );
+        assert_eq!(run.metadata["written"], 2);
+        assert_eq!((a.status.as_str(), a.error_message.as_deref()), ("completed", None));
+        assert_eq!(
+            (a.metadata["written"].as_u64(), a.metadata["produce_p99_us"].as_u64()),
+            (Some(2), Some(9))
+        );
+        assert_eq!(
+            (b.status.as_str(), b.error_message.as_deref()),
+            ("failed", Some("b would not load"))
+        );
+        assert!(run.completed_at.is_some() && a.completed_at.is_some() && b.completed_at.is_some());
+        // Another run's rows with the same job types are untouched.
+        assert_eq!(row("r2", "run").status, "running");
+        assert_eq!(row("r2", "a").status, "running");
+        assert!(row("r2", "a").completed_at.is_none());
     }
 
     #[tokio::test]

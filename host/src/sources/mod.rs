@@ -18,7 +18,7 @@ mod postgres;
 mod sqlite;
 
 use crate::config::SourceConfig;
-use crate::db::{pool_options, Db, DbConnectOptions, DbOptions};
+use crate::db::{pool_options, sqlite_pool_options, Db, DbConnectOptions, DbOptions};
 use crate::support::Cancel;
 use crate::wit::preheat::plugin::types::{Rows, SqlValue};
 use anyhow::{Context, Result};
@@ -167,7 +167,7 @@ impl Source {
     fn open(target: Arc<Target>) -> Source {
         let db = match &target.connect {
             DbConnectOptions::Sqlite(options) => Db::Sqlite(
-                pool_options(&target.pool)
+                sqlite_pool_options(&target.pool)
                     .after_connect(|conn, _| Box::pin(sqlite::lock_down(conn)))
                     .connect_lazy_with(options.clone()),
             ),

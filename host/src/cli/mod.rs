@@ -242,7 +242,8 @@ async fn warm(config: Config, args: &RunArgs, quiet: bool) -> Result<Report> {
     };
     let history = crate::jobs::History::open(warmer.config()).await;
     let display = ProgressDisplay::start(options.progress.clone(), quiet);
-    let report = crate::jobs::run_recorded(&warmer, &history, options).await;
+    let (report, prune) = crate::jobs::run_recorded(&warmer, &history, options).await;
+    prune.run().await;
     display.stop();
     finish(&report, args.report.as_deref())?;
     Ok(report)

@@ -128,6 +128,15 @@ impl Warmer {
             }
             per_slot
         });
+        // No more workers than given keys (a warm-key run has one).
+        let workers = match &given {
+            Some(per_slot) => per_slot
+                .iter()
+                .map(Vec::len)
+                .sum::<usize>()
+                .clamp(1, run.concurrency.get()),
+            None => run.concurrency.get(),
+        };
         let mut tasks = Vec::new();
         for i in (0..shared.slots.len()).filter(|&i| shared.slots[i].plugin.is_some()) {
             shared.queue.add_producer();
@@ -142,9 +151,7 @@ impl Warmer {
             }
             shared.progress.set_enumeration_done();
         };
-        let workers: Vec<_> = (0..run.concurrency.get())
-            .map(|_| tokio::spawn(worker(shared.clone())))
-            .collect();
+        let workers: Vec<_> = (0..workers).map(|_| tokio::spawn(worker(shared.clone()))).collect();
         enumeration.await;
         for w in workers {
             if let Err(e) = w.await {

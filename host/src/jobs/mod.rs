@@ -15,7 +15,7 @@
 mod recorded;
 mod schedules;
 
-pub use recorded::run_recorded;
+pub use recorded::{run_recorded, Prune};
 pub use schedules::StoredSchedule;
 
 use crate::config::{Config, Keep};
@@ -195,7 +195,11 @@ impl JobStore {
         let options = DbOptions {
             read_only: false,
             create_if_missing: true,
-            max_connections: 2,
+            // SQLite has one writer at a time: a second connection's write
+            // waits in SQLite's busy handler (1 ms and up), one connection
+            // queues in the pool instead (a run's statements and the previous
+            // run's pruning meet often in `serve`).
+            max_connections: if url.starts_with("sqlite:") { 1 } else { 2 },
             connect_timeout: Duration::from_secs(3),
         };
         let db = Db::connect(&url, options)

@@ -1,11 +1,11 @@
 //! A run as `run` and `deploy` do it: connect the backend, take the run lock,
 //! record the run in the job history, keep the lease alive, record the outcome.
 //! The job store being unreachable never stops warming: the report says so.
-//! Afterwards the history is pruned to `[jobs] keep`.
+//! Afterwards the caller prunes the history to `[jobs] keep` ([`Prune`]).
 
 use super::{holder_id, History, JobStore, RunRecord, HEARTBEAT};
 use crate::backend::Backend;
-use crate::config::LockPolicy;
+use crate::config::{Keep, LockPolicy};
 use crate::exec::{new_run_id, RunOptions, Warmer};
 use crate::report::Report;
 use std::time::{Duration, Instant};
@@ -13,14 +13,33 @@ use std::time::{Duration, Instant};
 /// How often a waiting run retries the lock.
 const LOCK_POLL: Duration = Duration::from_millis(250);
 
-/// Runs `warmer` recorded in `history` under the run lock, then prunes the
-/// history. The history is the process's, opened once ([`History::open`]).
-pub async fn run_recorded(warmer: &Warmer, history: &History, options: RunOptions) -> Report {
+/// Runs `warmer` recorded in `history` under the run lock; the history is the
+/// process's, opened once ([`History::open`]). Returns the report, and the
+/// pruning of the history to `[jobs] keep` that is due now: the caller runs
+/// it once it has used the report (`serve` answers first).
+pub async fn run_recorded(warmer: &Warmer, history: &History, options: RunOptions) -> (Report, Prune) {
     let report = record(warmer, history, options).await;
-    if let Some(store) = history.store() {
-        super::prune_history(store, warmer.config().jobs.keep).await;
+    let prune = Prune {
+        store: history.store().cloned(),
+        keep: warmer.config().jobs.keep,
+    };
+    (report, prune)
+}
+
+/// The pruning of the job history due after a run.
+#[must_use = "the job history grows until it is pruned: call `Prune::run`"]
+pub struct Prune {
+    store: Option<JobStore>,
+    keep: Keep,
+}
+
+impl Prune {
+    /// Prunes the history ([`super::prune_history`]: failures are logged).
+    pub async fn run(self) {
+        if let Some(store) = &self.store {
+            super::prune_history(store, self.keep).await;
+        }
     }
-    report
 }
 
 /// The run and its record.

@@ -13,6 +13,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
@@ -68,6 +69,9 @@ struct ActiveRun {
 pub struct Runs {
     active: Mutex<Vec<Arc<ActiveRun>>>,
     tasks: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// Turns `true` when an active run is finished (its outcome recorded and
+    /// published), before the history is pruned; removed then.
+    done: Mutex<HashMap<String, watch::Receiver<bool>>>,
     /// The latest finished runs, oldest first.
     recent: Mutex<std::collections::VecDeque<FinishedRun>>,
     closed: std::sync::atomic::AtomicBool,
@@ -91,6 +95,7 @@ impl Runs {
         Runs {
             active: Mutex::default(),
             tasks: Mutex::default(),
+            done: Mutex::default(),
             recent: Mutex::default(),
             closed: Default::default(),
             metrics,
@@ -157,7 +162,9 @@ impl Runs {
         drop(active);
         self.metrics.run_started();
         tracing::info!(run_id = %run_id, plugins = ?plugins, "run started");
-        let task = tokio::spawn(run_to_end(shared.clone(), warmer, options));
+        let (done, finished) = watch::channel(false);
+        self.done.lock().unwrap().insert(run_id.clone(), finished);
+        let task = tokio::spawn(run_to_end(shared.clone(), warmer, options, done));
         self.tasks.lock().unwrap().insert(run_id.clone(), task);
         Ok((run_id, plugins))
     }
@@ -175,11 +182,13 @@ impl Runs {
             .collect()
     }
 
-    /// Waits for a run to end (no-op when it is not running).
+    /// Waits until a run is finished: its outcome recorded and published
+    /// (no-op when it is not running).
     pub async fn wait(&self, run_id: &str) {
-        let task = self.tasks.lock().unwrap().remove(run_id);
-        if let Some(task) = task {
-            let _ = task.await;
+        let finished = self.done.lock().unwrap().get(run_id).cloned();
+        if let Some(mut finished) = finished {
+            // An error: the run's task ended without finishing (it panicked).
+            let _ = finished.wait_for(|done| *done).await;
         }
     }
 
@@ -244,6 +253,7 @@ impl Runs {
         }
         self.active.lock().unwrap().retain(|r| r.run_id != run_id);
         self.tasks.lock().unwrap().remove(run_id);
+        self.done.lock().unwrap().remove(run_id);
         summary
     }
 
@@ -296,9 +306,9 @@ impl Runs {
 }
 
 /// Runs to the end, then records the outcome and tells the event stream.
-async fn run_to_end(shared: Arc<Shared>, warmer: Arc<Warmer>, options: RunOptions) {
+async fn run_to_end(shared: Arc<Shared>, warmer: Arc<Warmer>, options: RunOptions, done: watch::Sender<bool>) {
     let run_id = options.run_id.clone().unwrap_or_default();
-    let report = crate::jobs::run_recorded(&warmer, &shared.history, options).await;
+    let (report, prune) = crate::jobs::run_recorded(&warmer, &shared.history, options).await;
     tracing::info!(
         run_id = %run_id,
         status = ?report.status,
@@ -312,6 +322,9 @@ async fn run_to_end(shared: Arc<Shared>, warmer: Arc<Warmer>, options: RunOption
     }
     let summary = shared.runs.finished(&run_id, &report);
     shared.publish(Event::RunFinished(summary));
+    done.send_replace(true);
+    // After the answer (a warm-key request waits for `done`), not before it.
+    prune.run().await;
 }
 
 impl ActiveRun {

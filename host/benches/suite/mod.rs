@@ -482,15 +482,11 @@ pub fn run(setup: &Setup) -> Results {
             startup(setup, &redis, work.path(), cached),
         );
     }
-    let reload = if wanted("8a") || wanted("8b") {
+    let (same, new) = split(if wanted("8a") || wanted("8b") {
         hot_reload(setup, &redis, work.path())
     } else {
         skipped()
-    };
-    let (same, new) = match reload {
-        Ok((same, new)) => (Ok(same), Ok(new)),
-        Err(e) => (Err(e.clone()), Err(e)),
-    };
+    });
     if wanted("8a") {
         push(
             &mut rows,
@@ -510,15 +506,11 @@ pub fn run(setup: &Setup) -> Results {
         );
     }
 
-    let requests = if wanted("9a") || wanted("9b") {
+    let (status, warm_key) = split(if wanted("9a") || wanted("9b") {
         serve_requests(setup, &redis, work.path())
     } else {
         skipped()
-    };
-    let (status, warm_key) = match requests {
-        Ok((status, warm_key)) => (Ok(status), Ok(warm_key)),
-        Err(e) => (Err(e.clone()), Err(e)),
-    };
+    });
     let ratio = match (&status, &warm_key) {
         (Ok((s, _)), Ok((w, _))) => format!("{:.1} × a status request; ", w / s),
         _ => String::new(),
@@ -1228,6 +1220,14 @@ fn startup(setup: &Setup, redis: &RedisServer, dir: &Path, cached: bool) -> Meas
 /// Two figures measured together (reload: same bytes, then new bytes;
 /// serve: status, then warm-key).
 type TwoFigures = Result<((f64, String), (f64, String)), String>;
+
+/// Two figures measured together as two rows' results (a failure fails both).
+fn split(both: TwoFigures) -> (Measured, Measured) {
+    match both {
+        Ok((a, b)) => (Ok(a), Ok(b)),
+        Err(e) => (Err(e.clone()), Err(e)),
+    }
+}
 
 /// Median time from rewriting the plugin's `.wasm` to `preheat watch` logging
 /// `plugin reloaded`: same bytes (compile cache hit), then new bytes (a custom

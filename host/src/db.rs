@@ -138,27 +138,6 @@ impl Db {
         }
     }
 
-    /// Runs statements with parameters in one transaction (one commit, not
-    /// one per statement); returns the rows affected by each.
-    pub async fn execute_all(&self, statements: Vec<(String, Vec<Arg>)>) -> Result<Vec<u64>, sqlx::Error> {
-        macro_rules! run {
-            ($pool:expr) => {{
-                let mut tx = $pool.begin().await?;
-                let mut affected = Vec::with_capacity(statements.len());
-                for (sql, args) in statements {
-                    let q = bound_query!(sql, args);
-                    affected.push(q.execute(&mut *tx).await?.rows_affected());
-                }
-                tx.commit().await?;
-                Ok(affected)
-            }};
-        }
-        match self {
-            Db::Sqlite(p) => run!(p),
-            Db::Postgres(p) => run!(p),
-        }
-    }
-
     /// Runs a query with parameters and returns every column as text (cast
     /// non-text columns in the SQL); NULL is `None`.
     pub async fn fetch_text(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Vec<Option<String>>>, sqlx::Error> {

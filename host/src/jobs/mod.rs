@@ -307,37 +307,43 @@ impl JobStore {
 
     /// The statement inserting one job row per `job_types` (one statement,
     /// so one round trip and one commit), all with the same run, strategy,
-    /// status and error.
-    fn insert(&self, run_id: &str, job_types: &[&str], strategy: &str, status: &str, error: Option<&str>) -> Statement {
+    /// status, metadata and error; a row not `running` is final already.
+    fn insert(
+        &self,
+        run_id: &str,
+        job_types: &[&str],
+        strategy: &str,
+        status: &str,
+        metadata: &serde_json::Value,
+        error: Option<&str>,
+    ) -> Statement {
+        // $1–$6 are shared by every row, then one job type per row.
+        let (now, completed_at) = (self.ts(5), self.ts(6));
+        let shared = format!(
+            "{}, {}, {}, {now}, {completed_at}, {now}, {now}, {}",
+            self.p(2),
+            self.p(3),
+            self.json(4),
+            self.p(7 + job_types.len())
+        );
         let rows: Vec<String> = (0..job_types.len())
-            .map(|i| {
-                format!(
-                    "({}, {}, {}, {}, {}, {}, {}, {}, {})",
-                    self.p(1),
-                    self.p(6 + i),
-                    self.p(2),
-                    self.p(3),
-                    self.json(4),
-                    self.p(5),
-                    self.ts(6 + job_types.len()),
-                    self.ts(6 + job_types.len()),
-                    self.ts(6 + job_types.len())
-                )
-            })
+            .map(|i| format!("({}, {}, {shared})", self.p(1), self.p(7 + i)))
             .collect();
         let sql = format!(
-            "INSERT INTO cache_warming_jobs (run_id, job_type, strategy, status, metadata, error_message, started_at, created_at, updated_at) VALUES {}",
+            "INSERT INTO cache_warming_jobs (run_id, job_type, strategy, status, metadata, started_at, completed_at, created_at, updated_at, error_message) VALUES {}",
             rows.join(", ")
         );
+        let now = now_rfc3339();
         let mut args = vec![
             Arg::Text(run_id.into()),
             Arg::Text(strategy.into()),
             Arg::Text(status.into()),
-            Arg::Text("{}".into()),
-            error.map(|e| Arg::Text(e.to_string())).unwrap_or(Arg::Null),
+            Arg::Text(metadata.to_string()),
+            Arg::Text(now.clone()),
+            if status == "running" { Arg::Null } else { Arg::Text(now) },
         ];
         args.extend(job_types.iter().map(|t| Arg::Text(t.to_string())));
-        args.push(Arg::Text(now_rfc3339()));
+        args.push(error.map(|e| Arg::Text(e.to_string())).unwrap_or(Arg::Null));
         (sql, args)
     }
 
@@ -346,7 +352,7 @@ impl JobStore {
         let job_types: Vec<&str> = std::iter::once(RUN_JOB)
             .chain(plugins.iter().map(String::as_str))
             .collect();
-        let (sql, args) = self.insert(run_id, &job_types, strategy, "running", None);
+        let (sql, args) = self.insert(run_id, &job_types, strategy, "running", &serde_json::json!({}), None);
         self.db.execute_with(&sql, args).await?;
         Ok(RunRecord {
             run_id: run_id.to_string(),
@@ -361,21 +367,16 @@ impl JobStore {
         } else {
             report.run_id.clone()
         };
-        let error = report.error.as_deref();
         let totals = serde_json::to_value(&report.totals)?;
-        let rows = vec![
-            self.insert(&run_id, &[RUN_JOB], &report.strategy, status, error),
-            self.finish(
-                &run_id,
-                &[Finished {
-                    job_type: RUN_JOB,
-                    status,
-                    metadata: totals,
-                    error,
-                }],
-            ),
-        ];
-        self.db.execute_all(rows).await?;
+        let (sql, args) = self.insert(
+            &run_id,
+            &[RUN_JOB],
+            &report.strategy,
+            status,
+            &totals,
+            report.error.as_deref(),
+        );
+        self.db.execute_with(&sql, args).await?;
         Ok(())
     }
 

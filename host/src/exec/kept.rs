@@ -10,7 +10,7 @@ use anyhow::Result;
 use std::collections::HashMap;
 use std::future::Future;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -27,10 +27,9 @@ struct Entry {
     loading: tokio::sync::Mutex<()>,
 }
 
-/// A loaded plugin and what it was loaded from.
+/// A loaded plugin and the version of its file.
 struct Kept {
     plugin: Arc<LoadedPlugin>,
-    path: PathBuf,
     /// The file as it was when loading began; `None`: pinned by a hot reload.
     stamp: Option<FileStamp>,
 }
@@ -59,7 +58,7 @@ impl Entry {
     /// The kept plugin when it is still the version at `path`.
     fn current(&self, path: &Path) -> Option<Arc<LoadedPlugin>> {
         let kept = self.kept.lock().unwrap();
-        let kept = kept.as_ref().filter(|k| k.path == path)?;
+        let kept = kept.as_ref()?;
         match &kept.stamp {
             None => Some(kept.plugin.clone()),
             Some(stamp) => (FileStamp::of(path).as_ref() == Some(stamp)).then(|| kept.plugin.clone()),
@@ -105,27 +104,22 @@ impl KeptPlugins {
         );
         *entry.kept.lock().unwrap() = Some(Kept {
             plugin: plugin.clone(),
-            path: path.to_path_buf(),
             stamp,
         });
         Ok(plugin)
     }
 
-    /// Keeps `plugin`, loaded from `path`, until the next pin or load.
-    pub(super) fn pin(&self, plugin: Arc<LoadedPlugin>, path: &Path) {
+    /// Keeps `plugin` until the next pin or load.
+    pub(super) fn pin(&self, plugin: Arc<LoadedPlugin>) {
         let entry = self.entry(plugin.name());
-        *entry.kept.lock().unwrap() = Some(Kept {
-            plugin,
-            path: path.to_path_buf(),
-            stamp: None,
-        });
+        *entry.kept.lock().unwrap() = Some(Kept { plugin, stamp: None });
     }
 
-    /// The kept version of `name`, if it was loaded from `path`, current or not.
-    pub(super) fn kept(&self, name: &str, path: &Path) -> Option<Arc<LoadedPlugin>> {
+    /// The kept version of `name`, current or not.
+    pub(super) fn kept(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
         let entry = self.by_name.lock().unwrap().get(name).cloned()?;
         let kept = entry.kept.lock().unwrap();
-        kept.as_ref().filter(|k| k.path == path).map(|k| k.plugin.clone())
+        kept.as_ref().map(|k| k.plugin.clone())
     }
 }
 

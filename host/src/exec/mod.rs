@@ -186,15 +186,13 @@ impl Warmer {
     /// until the next install (the swap of a hot reload: runs in flight keep
     /// the version they have).
     pub fn install(&self, plugin: Arc<LoadedPlugin>) {
-        match self.config.plugins.iter().find(|p| p.name == plugin.name()) {
-            Some(config) => self.plugins.pin(plugin, &config.path),
-            None => tracing::error!(plugin = plugin.name(), "not installed: no such plugin in the config"),
-        }
+        self.plugins.pin(plugin);
     }
 
-    /// The kept version of a plugin, if it was loaded from `path`.
+    /// The kept version of a plugin, if this warmer's config loads it from `path`.
     pub fn installed(&self, name: &str, path: &std::path::Path) -> Option<Arc<LoadedPlugin>> {
-        self.plugins.kept(name, path)
+        self.config.plugins.iter().find(|p| p.name == name && p.path == path)?;
+        self.plugins.kept(name)
     }
 
     /// The config this warmer runs.

@@ -68,15 +68,20 @@ struct ActiveRun {
 /// Every run of the service: the active ones and the last finished one.
 pub struct Runs {
     active: Mutex<Vec<Arc<ActiveRun>>>,
-    tasks: Mutex<HashMap<String, JoinHandle<()>>>,
-    /// Turns `true` when an active run is finished (its outcome recorded and
-    /// published), before the history is pruned; removed then.
-    done: Mutex<HashMap<String, watch::Receiver<bool>>>,
+    /// The task of each active run, removed when the run is finished.
+    tasks: Mutex<HashMap<String, RunTask>>,
     /// The latest finished runs, oldest first.
     recent: Mutex<std::collections::VecDeque<FinishedRun>>,
     closed: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
     since_start: Mutex<Accumulated>,
+}
+
+/// An active run's task, and what turns `true` when the run is finished (its
+/// outcome recorded and published), before the history is pruned.
+struct RunTask {
+    handle: JoinHandle<()>,
+    finished: watch::Receiver<bool>,
 }
 
 /// Sums over every run finished since the service started.
@@ -95,7 +100,6 @@ impl Runs {
         Runs {
             active: Mutex::default(),
             tasks: Mutex::default(),
-            done: Mutex::default(),
             recent: Mutex::default(),
             closed: Default::default(),
             metrics,
@@ -163,9 +167,11 @@ impl Runs {
         self.metrics.run_started();
         tracing::info!(run_id = %run_id, plugins = ?plugins, "run started");
         let (done, finished) = watch::channel(false);
-        self.done.lock().unwrap().insert(run_id.clone(), finished);
-        let task = tokio::spawn(run_to_end(shared.clone(), warmer, options, done));
-        self.tasks.lock().unwrap().insert(run_id.clone(), task);
+        // Held while spawning: the run cannot be finished (and removed) before it is in.
+        let mut tasks = self.tasks.lock().unwrap();
+        let handle = tokio::spawn(run_to_end(shared.clone(), warmer, options, done));
+        tasks.insert(run_id.clone(), RunTask { handle, finished });
+        drop(tasks);
         Ok((run_id, plugins))
     }
 
@@ -185,7 +191,7 @@ impl Runs {
     /// Waits until a run is finished: its outcome recorded and published
     /// (no-op when it is not running).
     pub async fn wait(&self, run_id: &str) {
-        let finished = self.done.lock().unwrap().get(run_id).cloned();
+        let finished = self.tasks.lock().unwrap().get(run_id).map(|t| t.finished.clone());
         if let Some(mut finished) = finished {
             // An error: the run's task ended without finishing (it panicked).
             let _ = finished.wait_for(|done| *done).await;
@@ -199,7 +205,7 @@ impl Runs {
         if !stopped.is_empty() {
             tracing::warn!(runs = ?stopped, "shutting down: stopping runs in progress (batches in flight finish)");
         }
-        let tasks: Vec<JoinHandle<()>> = self.tasks.lock().unwrap().drain().map(|(_, t)| t).collect();
+        let tasks: Vec<JoinHandle<()>> = self.tasks.lock().unwrap().drain().map(|(_, t)| t.handle).collect();
         for task in tasks {
             let _ = task.await;
         }
@@ -253,7 +259,6 @@ impl Runs {
         }
         self.active.lock().unwrap().retain(|r| r.run_id != run_id);
         self.tasks.lock().unwrap().remove(run_id);
-        self.done.lock().unwrap().remove(run_id);
         summary
     }
 

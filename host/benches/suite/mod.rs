@@ -1177,13 +1177,7 @@ fn startup(setup: &Setup, redis: &RedisServer, dir: &Path, cached: bool) -> Meas
         let config = write_config(&run_dir, "preheat.toml", &toml);
         redis.flush();
         let started = Instant::now();
-        let mut child = Command::new(&setup.preheat_bin)
-            .args(["deploy", "--quiet", "--config"])
-            .arg(&config)
-            .env_remove("PREHEAT_REDIS_URL")
-            .env_remove("PREHEAT_CACHE_DIR")
-            .env_remove("PREHEAT_SKIP")
-            .stdout(Stdio::null())
+        let mut child = preheat(setup, &["deploy", "--quiet"], &config)
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start preheat: {e}"))?;
@@ -1247,12 +1241,7 @@ fn hot_reload(setup: &Setup, redis: &RedisServer, dir: &Path) -> TwoFigures {
         setup.sizes.value_size,
     );
     let config = write_config(&run_dir, "preheat.toml", &toml);
-    let mut child = Command::new(&setup.preheat_bin)
-        .args(["watch", "--log-format", "json", "--config"])
-        .arg(&config)
-        .env_remove("PREHEAT_REDIS_URL")
-        .env_remove("PREHEAT_CACHE_DIR")
-        .stdout(Stdio::null())
+    let mut child = preheat(setup, &["watch", "--log-format", "json"], &config)
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start preheat watch: {e}"))?;
@@ -1342,13 +1331,7 @@ fn serve_requests(setup: &Setup, redis: &RedisServer, dir: &Path) -> TwoFigures 
         setup.sizes.value_size,
     );
     let config = write_config(&run_dir, "preheat.toml", &toml);
-    let mut child = Command::new(&setup.preheat_bin)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
-        .arg(&config)
-        .env_remove("PREHEAT_REDIS_URL")
-        .env_remove("PREHEAT_CACHE_DIR")
-        .env_remove("PREHEAT_API_TOKEN")
-        .stdout(Stdio::null())
+    let mut child = preheat(setup, &["serve", "--listen", &format!("127.0.0.1:{port}")], &config)
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start preheat serve: {e}"))?;
@@ -1410,6 +1393,23 @@ fn serve_requests(setup: &Setup, redis: &RedisServer, dir: &Path) -> TwoFigures 
     let _ = child.wait();
     redis.flush();
     result
+}
+
+/// `preheat <args> --config <config>`, stdout discarded, without the
+/// environment variables that would override the config.
+fn preheat(setup: &Setup, args: &[&str], config: &Path) -> Command {
+    let mut command = Command::new(&setup.preheat_bin);
+    command.args(args).arg("--config").arg(config);
+    for var in [
+        "PREHEAT_REDIS_URL",
+        "PREHEAT_CACHE_DIR",
+        "PREHEAT_SKIP",
+        "PREHEAT_API_TOKEN",
+    ] {
+        command.env_remove(var);
+    }
+    command.stdout(Stdio::null());
+    command
 }
 
 /// A component with a custom section appended: the same program, different bytes.

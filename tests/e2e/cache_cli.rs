@@ -231,3 +231,66 @@ fn a_key_too_long_for_the_postgresql_key_column_fails_alone() {
     let rows = sql(&pg.url(), &["SELECT count(*)::text FROM cache"]);
     assert_eq!(rows[0][0].as_deref(), Some("3"));
 }
+
+/// Bytes that are not UTF-8 in a text `value` column: SQLite keeps them as
+/// they are (as PHP's PDO stores Laravel's serialized binary strings) and
+/// gives them back whole; on PostgreSQL, whose text holds only UTF-8,
+/// Laravel's format base64-encodes a serialized value with a NUL (Laravel's
+/// own rule), and anything else that is not UTF-8 fails alone, with the
+/// reason.
+#[test]
+fn binary_values_in_a_text_column_are_kept_on_sqlite_and_base64_or_refused_on_postgresql() {
+    let pg = PgServer::start();
+    let ws = Workspace::new();
+    let sqlite = format!("sqlite://{}", ws.dir.path().join("cache.db").display());
+    let zoo = format!(
+        "[[plugins]]\nname = \"value-zoo\"\npath = {:?}\nkey_prefixes = [\"fx.value-zoo.\"]\n",
+        fixture("value_zoo").display().to_string()
+    );
+    let laravel = "create_table = true\nformat = { kind = \"laravel\", version = \"8\" }";
+    // What is stored for the binary value: serialize("\xff\xfe\x00\x80 binary
+    // \xc3\x28") as SQLite text (read as hex), its base64 on PostgreSQL, or
+    // nothing (refused).
+    let sqlite_stored = (
+        "SELECT hex(value) FROM cache WHERE key = 'laravel_cachefx.value-zoo.binary'",
+        "733A31343A22FFFE00802062696E61727920C328223B",
+    );
+    let pg_stored = (
+        "SELECT value FROM cache WHERE key = 'laravel_cachefx.value-zoo.binary'",
+        "czoxNDoi//4AgCBiaW5hcnkgwygiOw==",
+    );
+    for (url, backend, stored) in [
+        (&sqlite, laravel, Some(sqlite_stored)),
+        (&pg.url(), laravel, Some(pg_stored)),
+        (&pg.url(), "table = \"raw_cache\"", None),
+    ] {
+        if backend.contains("raw_cache") {
+            sql(url, &["CREATE TABLE raw_cache (key varchar(255) PRIMARY KEY, value text NOT NULL, expiration bigint NOT NULL)"]);
+        }
+        let path = ws.config(&format!("[backend]\nkind = \"sql\"\nurl = \"{url}\"\n{backend}\n{zoo}"));
+        let config = path.to_str().unwrap();
+        let run = preheat(&ws, &["run", "--config", config], &[]);
+        run.assert_balanced();
+        let Some((select, stored)) = stored else {
+            assert_eq!(run.count("value-zoo", "failed"), 1, "{}", run.report);
+            assert_eq!(run.report["errors"][0]["key"], "fx.value-zoo.binary");
+            assert_mentions(
+                &run.errors_of("value-zoo"),
+                &["`raw_cache` is PostgreSQL text, which holds only UTF-8; use a BYTEA column"],
+            );
+            continue;
+        };
+        assert_eq!(run.count("value-zoo", "failed"), 0, "{}", run.report);
+        assert_eq!(sql(url, &[select])[0][0].as_deref(), Some(stored));
+        let (code, out, err) = cache(&ws, &["get", "fx.value-zoo.binary", "--config", config, "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let format = got["format"].as_str().unwrap();
+        assert!(format.starts_with("laravel serialize()"), "{out}");
+        assert_eq!(
+            got["bytes"],
+            stored.len() as u64 / if url == &sqlite { 2 } else { 1 },
+            "{out}"
+        );
+    }
+}

@@ -6,7 +6,7 @@
 //! and Django's RedisCache: every key must be a hit with the intended value,
 //! the JSON the plugin produced (what the raw format writes).
 
-use super::support::{plugin, preheat, python_venv, repo, PgServer, RedisServer, Run, Workspace};
+use super::support::{fixture, plugin, preheat, python_venv, repo, PgServer, RedisServer, Run, Workspace};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,28 +57,54 @@ fn plugins_each(catalog_extra: &str, critical_extra: &str) -> String {
 }
 
 /// Every key the example plugins warm from the demo database, with the
-/// bytes they produced: a run with the default (raw) format into a redis of
-/// its own. Computed once per test process.
+/// bytes they produced (every value is JSON). Computed once per test process.
 fn intended() -> &'static BTreeMap<String, Vec<u8>> {
     static VALUES: OnceLock<BTreeMap<String, Vec<u8>>> = OnceLock::new();
     VALUES.get_or_init(|| {
-        let redis = RedisServer::start();
-        let ws = Workspace::new();
-        let config = ws.config(&format!(
-            "[backend]\nkind = \"redis\"\nurl = \"{}\"\n{}",
-            redis.url(),
-            plugins("")
-        ));
-        let run = warm(&ws, &config);
-        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis.conn()).unwrap();
-        assert_eq!(keys.len() as u64, run.report["totals"]["written"].as_u64().unwrap());
-        keys.into_iter()
-            .map(|k| {
-                let v: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut redis.conn()).unwrap();
-                (k, v)
-            })
-            .collect()
+        let values = produced(&plugins(""));
+        for (key, value) in &values {
+            let text = std::str::from_utf8(value).unwrap_or_else(|_| panic!("{key}: the plugin's value is not UTF-8"));
+            serde_json::from_str::<Value>(text)
+                .unwrap_or_else(|e| panic!("{key}: the plugin's value is not JSON: {e}"));
+        }
+        values
     })
+}
+
+/// The `value-zoo` fixture's plugin table, with an extra line.
+fn zoo_plugin(extra: &str) -> String {
+    format!(
+        "[[plugins]]\nname = \"value-zoo\"\npath = {:?}\nkey_prefixes = [\"fx.value-zoo.\"]\n{extra}\n",
+        fixture("value_zoo").display().to_string()
+    )
+}
+
+/// Every shape of value the `value-zoo` fixture produces (JSON of every type
+/// at its edges, text, bytes), by key. Computed once per test process.
+fn zoo() -> &'static BTreeMap<String, Vec<u8>> {
+    static VALUES: OnceLock<BTreeMap<String, Vec<u8>>> = OnceLock::new();
+    VALUES.get_or_init(|| produced(&zoo_plugin("")))
+}
+
+/// Every key the plugins of `plugins` (config tables) warm, with the bytes
+/// they produced: a run with the default (raw) format into a redis of its
+/// own.
+fn produced(plugins: &str) -> BTreeMap<String, Vec<u8>> {
+    let redis = RedisServer::start();
+    let ws = Workspace::new();
+    let config = ws.config(&format!(
+        "[backend]\nkind = \"redis\"\nurl = \"{}\"\n{plugins}",
+        redis.url()
+    ));
+    let run = warm(&ws, &config);
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis.conn()).unwrap();
+    assert_eq!(keys.len() as u64, run.report["totals"]["written"].as_u64().unwrap());
+    keys.into_iter()
+        .map(|k| {
+            let v: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut redis.conn()).unwrap();
+            (k, v)
+        })
+        .collect()
 }
 
 /// `preheat run`: it must complete, every key written or skipped as fresh,
@@ -87,7 +113,8 @@ fn warm(ws: &Workspace, config: &Path) -> Run {
     let run = preheat(ws, &["run", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(run.code(), 0, "{}\n{}", run.report, run.stderr());
     run.assert_balanced();
-    for name in ["catalog", "critical-keys"] {
+    for plugin in run.report["plugins"].as_array().unwrap() {
+        let name = plugin["name"].as_str().unwrap();
         assert_eq!(run.count(name, "failed"), 0, "{}", run.errors_of(name));
         assert_eq!(run.count(name, "invalid"), 0, "{}", run.errors_of(name));
     }
@@ -95,21 +122,30 @@ fn warm(ws: &Workspace, config: &Path) -> Run {
 }
 
 /// Writes a reader's VALUES.json: each key and the plugin's JSON, verbatim
-/// (so that objects keep the plugin's key order).
-fn values_file(ws: &Workspace, values: &BTreeMap<String, Vec<u8>>) -> PathBuf {
+/// (so that objects keep the plugin's key order), or its text as a JSON
+/// string when it is not JSON; with `hex`, the hex of each value's bytes
+/// (which the reader takes with `--bytes`).
+fn values_file(ws: &Workspace, values: &BTreeMap<String, Vec<u8>>, hex: bool) -> PathBuf {
     let mut text = String::from("{");
     for (i, (key, value)) in values.iter().enumerate() {
         if i > 0 {
             text.push(',');
         }
-        let value = std::str::from_utf8(value).unwrap_or_else(|_| panic!("{key}: the plugin's value is not UTF-8"));
-        serde_json::from_str::<Value>(value).unwrap_or_else(|e| panic!("{key}: the plugin's value is not JSON: {e}"));
         text.push_str(&serde_json::to_string(key).unwrap());
         text.push(':');
-        text.push_str(value);
+        if hex {
+            let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+            text.push_str(&serde_json::to_string(&hex).unwrap());
+            continue;
+        }
+        let value = std::str::from_utf8(value).unwrap_or_else(|_| panic!("{key}: not UTF-8 (pass it as hex)"));
+        match serde_json::from_str::<Value>(value) {
+            Ok(_) => text.push_str(value),
+            Err(_) => text.push_str(&serde_json::to_string(value).unwrap()),
+        }
     }
     text.push('}');
-    let path = ws.dir.path().join("values.json");
+    let path = ws.dir.path().join(if hex { "bytes.json" } else { "values.json" });
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -273,19 +309,37 @@ impl Reader {
         }
     }
 
-    /// Reads every key of `values`; the lines.
+    /// Reads every key of `values`; the lines. Values that are not UTF-8
+    /// are read in a second pass, given as hex.
     fn read(&self, ws: &Workspace, values: &BTreeMap<String, Vec<u8>>) -> Vec<Read> {
-        let file = values_file(ws, values);
-        let reads = self.run(&[file.to_str().unwrap()]);
+        let (text, binary): (BTreeMap<_, _>, BTreeMap<_, _>) = values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .partition(|(_, v)| std::str::from_utf8(v).is_ok());
+        let mut reads = Vec::new();
+        if !text.is_empty() {
+            reads.extend(self.run(&[values_file(ws, &text, false).to_str().unwrap()]));
+        }
+        if !binary.is_empty() {
+            reads.extend(self.run(&["--bytes", values_file(ws, &binary, true).to_str().unwrap()]));
+        }
         assert_eq!(reads.len(), values.len(), "one line per key");
         reads
     }
 
     /// The application itself caches `values` (no expiry).
     fn write(&self, ws: &Workspace, values: &BTreeMap<String, Vec<u8>>) {
-        let file = values_file(ws, values);
+        let file = values_file(ws, values, false);
         let lines = self.run(&["--write", file.to_str().unwrap()]);
         assert_eq!(lines.len(), values.len());
+    }
+
+    /// Whether a value can be a hit in this framework, whoever cached it:
+    /// Laravel's `get()` answers `null` for a miss and for a cached `null`
+    /// alike, and `has()` says false for both.
+    fn can_hit(&self, value: &[u8]) -> bool {
+        let laravel = matches!(self, Reader::LaravelRedis { .. } | Reader::LaravelDatabase { .. });
+        !(laravel && value.trim_ascii() == b"null")
     }
 
     fn name(&self) -> &'static str {
@@ -313,19 +367,30 @@ impl Reader {
     }
 }
 
-/// Warms the example plugins into `backend` with `format` (a TOML inline
-/// table) and checks, through `reader`, that every key is a hit with the
-/// intended value.
+/// Warms the example plugins and the `value-zoo` fixture into `backend` with
+/// `format` (a TOML inline table) and checks, through `reader`, that every
+/// key is a hit with the intended value.
 fn warm_and_read(backend: &str, format: &str, reader: &Reader) {
     reader.self_test();
     let ws = Workspace::new();
-    let config = ws.config(&format!("{backend}\nformat = {format}\n{}", plugins("")));
+    let config = ws.config(&format!(
+        "{backend}\nformat = {format}\n{}{}",
+        plugins(""),
+        zoo_plugin("")
+    ));
     let run = warm(&ws, &config);
     assert_eq!(
         run.report["totals"]["written"].as_u64().unwrap() as usize,
-        intended().len()
+        intended().len() + zoo().len()
     );
-    reader.assert_all_hits(&ws, intended());
+    let mut values = intended().clone();
+    values.extend(
+        zoo()
+            .iter()
+            .filter(|(_, v)| reader.can_hit(v))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    reader.assert_all_hits(&ws, &values);
 }
 
 fn redis_backend(redis: &RedisServer) -> String {
@@ -581,13 +646,14 @@ fn rails_7_0_and_7_1_payloads_load_in_real_ruby() {
         let redis = RedisServer::start();
         let ws = Workspace::new();
         let config = ws.config(&format!(
-            "{}\nformat = {{ kind = \"rails\", cache_format_version = \"{version}\", compress = false }}\n{}",
+            "{}\nformat = {{ kind = \"rails\", cache_format_version = \"{version}\", compress = false }}\n{}{}",
             redis_backend(&redis),
-            plugins("")
+            plugins(""),
+            zoo_plugin("")
         ));
         warm(&ws, &config);
         let mut lines = String::new();
-        for (key, value) in intended() {
+        for (key, value) in intended().iter().chain(zoo()) {
             let raw: Vec<u8> = redis::cmd("GET").arg(key).query(&mut redis.conn()).unwrap();
             let (kind, payload, expires) = match version {
                 "7.0" => {
@@ -609,13 +675,13 @@ fn rails_7_0_and_7_1_payloads_load_in_real_ruby() {
                     (kind, raw[start..].to_vec(), Some(expires))
                 }
             };
-            let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
             let line = serde_json::json!({
                 "key": key,
                 "kind": kind,
-                "payload": hex,
+                "payload": hex(&payload),
                 "expires": expires,
-                "intended": String::from_utf8_lossy(value),
+                "intended": hex(value),
             });
             lines.push_str(&format!("{line}\n"));
         }
@@ -627,7 +693,11 @@ fn rails_7_0_and_7_1_payloads_load_in_real_ruby() {
             File.foreach(ARGV[0]) do |line|
               e = JSON.parse(line); n += 1
               bytes = [e["payload"]].pack("H*")
-              intended = begin JSON.parse(e["intended"]) rescue e["intended"] end
+              # The plugin's bytes: JSON, else UTF-8 text, else a binary String.
+              produced = [e["intended"]].pack("H*").force_encoding(Encoding::UTF_8)
+              produced.force_encoding(Encoding::BINARY) unless produced.valid_encoding?
+              # (JSON.parse of a copy: it re-tags a binary source as UTF-8.)
+              intended = begin JSON.parse(produced.dup) rescue produced end
               value, expires = case e["kind"]
                 when "packed" then v = Marshal.load(bytes); [v[0], v[1]]
                 when "marshal" then [Marshal.load(bytes), e["expires"]]
@@ -635,7 +705,8 @@ fn rails_7_0_and_7_1_payloads_load_in_real_ruby() {
                 when "binary" then [bytes.force_encoding(Encoding::BINARY), e["expires"]]
                 when "ascii" then [bytes.force_encoding(Encoding::US_ASCII), e["expires"]]
               end
-              ok = value == intended && (!value.is_a?(String) || value.valid_encoding?)
+              ok = value == intended && value.class == intended.class &&
+                (!value.is_a?(String) || (value.valid_encoding? && value.encoding == intended.encoding))
               bad << "#{e["key"]}: got #{value.inspect[0, 200]}" unless ok
               bad << "#{e["key"]}: expires #{expires.inspect} is not in the future" unless expires.is_a?(Float) && expires > now
             end
@@ -648,7 +719,7 @@ fn rails_7_0_and_7_1_payloads_load_in_real_ruby() {
             .expect("running ruby (scripts/setup.sh installs it)");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(result["read"], intended().len(), "{version}: {result}");
+        assert_eq!(result["read"], intended().len() + zoo().len(), "{version}: {result}");
         assert_eq!(result["bad"], serde_json::json!([]), "{version}: {result}");
     }
 }

@@ -13,13 +13,14 @@ are str and in the same order); error: every exception a call raised, caught and
 of crashing.
 
 Usage:
-  python django_read.py --url URL [--key-prefix P] [--version N] VALUES.json
+  python django_read.py --url URL [--key-prefix P] [--version N] [--bytes] VALUES.json
   python django_read.py --url URL [--key-prefix P] [--version N] --write VALUES.json [--timeout S]
   python django_read.py --url URL [--key-prefix P] [--version N] --self-test
 
 VALUES.json maps each key to its intended value: the JSON document the
 plugin produced (json.loads gives the Python object Django should read), or a
-plain string for non-JSON bytes. Exit status: 0 when every line was printed
+plain string for non-JSON text; with --bytes, the hex of bytes that are not
+UTF-8 (which the application caches as bytes). Exit status: 0 when every line was printed
 (hits and misses alike), 2 on bad arguments.
 """
 
@@ -107,6 +108,7 @@ def main():
     parser.add_argument("--version", type=int, default=1, help="CACHES VERSION (default 1)")
     parser.add_argument("--write", action="store_true", help="the application writes the values itself")
     parser.add_argument("--timeout", type=int, default=None, help="timeout of --write, seconds")
+    parser.add_argument("--bytes", action="store_true", help="VALUES.json holds the hex of binary values")
     parser.add_argument("--self-test", action="store_true", help="Django writes sample values, then reads them back")
     parser.add_argument("values", nargs="?", help="VALUES.json")
     args = parser.parse_args()
@@ -142,6 +144,8 @@ def main():
     if not isinstance(values, dict):
         parser.error(f"{args.values}: expected a JSON object mapping keys to values")
     for key, value in values.items():
+        if args.bytes:
+            value = bytes.fromhex(value)
         if args.write:
             cache.set(key, value, args.timeout)
             line({"key": key, "written": True})

@@ -16,7 +16,7 @@
 // and reported instead of crashing.
 //
 // Usage:
-//   php laravel_read.php STORE [--cache-prefix P] VALUES.json            read every key of VALUES.json
+//   php laravel_read.php STORE [--cache-prefix P] [--bytes] VALUES.json  read every key of VALUES.json
 //   php laravel_read.php STORE [--cache-prefix P] --write VALUES.json [--ttl S]  the app writes them
 //   php laravel_read.php STORE [--cache-prefix P] --self-test            Laravel writes, then reads back
 //   php laravel_read.php STORE [--cache-prefix P] --key KEY [--key KEY…]  read these keys ("equal": null)
@@ -28,7 +28,8 @@
 // after it, as Laravel 8 does); --redis-prefix is
 // config('database.redis.options.prefix'). Both default to empty.
 // VALUES.json maps each key to its intended value: the JSON document the
-// plugin produced, or a plain string for non-JSON bytes. Exit status: 0 when
+// plugin produced, or a plain string for non-JSON text; with --bytes, the
+// hex of bytes that are not UTF-8 (a PHP string holds them as they are). Exit status: 0 when
 // every line was printed (hits and misses alike), 2 on bad arguments.
 
 require '/usr/share/php/Illuminate/autoload.php';
@@ -41,7 +42,7 @@ use Illuminate\Database\DatabaseManager;
 use Illuminate\Redis\RedisManager;
 
 const USAGE = "usage: php laravel_read.php --store redis --redis-url URL [--redis-prefix P] | --store database --db URL [--table T]\n"
-    . "       [--cache-prefix P] (VALUES.json | --write VALUES.json [--ttl S] | --self-test | --key KEY...)\n";
+    . "       [--cache-prefix P] ([--bytes] VALUES.json | --write VALUES.json [--ttl S] | --self-test | --key KEY...)\n";
 
 // The values --self-test has Laravel write and read back: every JSON type,
 // nested, an integer beyond int64 (a float in PHP), a non-ASCII string, and
@@ -68,13 +69,15 @@ function fail_usage(string $why): void
 function arguments(array $argv): array
 {
     $opts = ['store' => null, 'redis-url' => null, 'redis-prefix' => '', 'db' => null, 'table' => 'cache',
-        'cache-prefix' => '', 'ttl' => null, 'mode' => 'read', 'values' => null, 'keys' => []];
+        'cache-prefix' => '', 'ttl' => null, 'mode' => 'read', 'values' => null, 'keys' => [], 'bytes' => false];
     $valued = ['store', 'redis-url', 'redis-prefix', 'db', 'table', 'cache-prefix', 'ttl'];
     $rest = [];
     for ($i = 1; $i < count($argv); $i++) {
         $arg = $argv[$i];
         if ($arg === '--write') {
             $opts['mode'] = 'write';
+        } elseif ($arg === '--bytes') {
+            $opts['bytes'] = true;
         } elseif ($arg === '--self-test') {
             $opts['mode'] = 'self-test';
         } elseif ($arg === '--key') {
@@ -230,14 +233,14 @@ function check($cache, string $key, $want, bool $compare = true): array
     ];
 }
 
-/** The intended values of a VALUES.json file. */
-function values(string $path): array
+/** The intended values of a VALUES.json file (hex-decoded with --bytes). */
+function values(string $path, bool $bytes): array
 {
     $values = json_decode(file_get_contents($path), true, 512, JSON_THROW_ON_ERROR);
     if (!is_array($values)) {
         fail_usage("$path: expected a JSON object mapping keys to values");
     }
-    return $values;
+    return $bytes ? array_map('hex2bin', $values) : $values;
 }
 
 set_error_handler(function (int $level, string $message, string $file, int $line) {
@@ -263,7 +266,7 @@ switch ($opts['mode']) {
         break;
     case 'write':
         ensure_table($opts);
-        foreach (values($opts['values']) as $key => $value) {
+        foreach (values($opts['values'], $opts['bytes']) as $key => $value) {
             $ttl = $opts['ttl'] === null ? null : (int) $opts['ttl'];
             $ttl === null ? $cache->forever((string) $key, $value) : $cache->put((string) $key, $value, $ttl);
             $line(['key' => (string) $key, 'written' => true]);
@@ -275,7 +278,7 @@ switch ($opts['mode']) {
         }
         break;
     default:
-        foreach (values($opts['values']) as $key => $want) {
+        foreach (values($opts['values'], $opts['bytes']) as $key => $want) {
             $line(check($cache, (string) $key, $want));
         }
 }

@@ -12,10 +12,13 @@
 # reported instead of crashing (a Rails app would not rescue them).
 #
 # Usage:
-#   ruby rails_read.rb --url URL [--namespace NS] VALUES.json   read every key of VALUES.json
+#   ruby rails_read.rb --url URL [--namespace NS] [--bytes] VALUES.json   read every key of VALUES.json
 #   ruby rails_read.rb --url URL [--namespace NS] --write VALUES.json [--expires-in S]
 #                                                                the app itself writes them
 #   ruby rails_read.rb --url URL [--namespace NS] --self-test   Rails writes, then reads back
+#
+# --bytes: VALUES.json maps each key to the hex of bytes that are not UTF-8,
+# which the application caches as a binary String (ASCII-8BIT).
 #
 # --compress-threshold BYTES has the store compress what it writes from that
 # size on (Rails' `compress_threshold`; reading accepts compressed entries
@@ -114,13 +117,14 @@ def check(cache, key, want)
   }
 end
 
-options = { namespace: nil, mode: :read, expires_in: nil }
+options = { namespace: nil, mode: :read, expires_in: nil, bytes: false }
 parser = OptionParser.new do |o|
   o.banner = "usage: ruby rails_read.rb --url URL [--namespace NS] (VALUES.json | --write VALUES.json | --self-test)"
   o.on("--url URL", "Redis URL of the cache store") { |v| options[:url] = v }
   o.on("--namespace NS", "the store's namespace (default: none)") { |v| options[:namespace] = v }
   o.on("--write", "the application writes the values itself") { options[:mode] = :write }
   o.on("--expires-in SECONDS", Integer, "expiry of --write") { |v| options[:expires_in] = v }
+  o.on("--bytes", "VALUES.json holds the hex of binary values") { options[:bytes] = true }
   o.on("--self-test", "Rails writes sample values, then reads them back") { options[:mode] = :self_test }
   o.on("--compress-threshold BYTES", Integer, "compress written values from this size on") do |v|
     options[:compress_threshold] = v
@@ -152,5 +156,8 @@ when :write
     puts JSON.generate({ "key" => key, "written" => true })
   end
 else
-  JSON.parse(File.read(ARGV[0])).each { |key, want| puts JSON.generate(check(cache, key, want)) }
+  JSON.parse(File.read(ARGV[0])).each do |key, want|
+    want = [want].pack("H*") if options[:bytes]
+    puts JSON.generate(check(cache, key, want))
+  end
 end

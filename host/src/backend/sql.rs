@@ -28,6 +28,11 @@ pub struct SqlBackend {
     timestamps: bool,
     /// The `value` column holds bytes (BLOB/BYTEA) rather than text.
     binary_values: bool,
+    /// The `value` column is SQLite text, which holds any bytes: SQLite
+    /// never checks a text's encoding, and PHP's PDO stores Laravel's
+    /// serialized bytes (a binary string in a PHP value) there as they are.
+    /// Values are bound as bytes and cast to text, and read back as bytes.
+    sqlite_text: bool,
     /// The `key` column's length limit in characters (PostgreSQL
     /// `varchar(n)`, 255 in Laravel's schema); SQLite has none.
     max_key_chars: Option<usize>,
@@ -76,6 +81,7 @@ impl SqlBackend {
         }
         let binary_values =
             matches!(find("value"), Some(t) if t.eq_ignore_ascii_case("BLOB") || t.eq_ignore_ascii_case("BYTEA"));
+        let sqlite_text = !binary_values && matches!(db, Db::Sqlite(_));
         let timestamps = find("created_at").is_some() && find("updated_at").is_some();
         let max_key_chars = key_length_limit(&db, &table)
             .await
@@ -87,6 +93,7 @@ impl SqlBackend {
             address,
             timestamps,
             binary_values,
+            sqlite_text,
             max_key_chars,
         })
     }
@@ -102,14 +109,14 @@ impl SqlBackend {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; writes.len()];
         let mut rows: Vec<(String, Arg, i64)> = Vec::with_capacity(writes.len());
         for (i, w) in writes.iter().enumerate() {
-            let value = if self.binary_values {
+            let value = if self.binary_values || self.sqlite_text {
                 Arg::Bytes(w.value.clone())
             } else {
                 match String::from_utf8(w.value.clone()) {
                     Ok(text) => Arg::Text(text),
                     Err(_) => {
                         outcomes[i] = Some(Outcome::Rejected(format!(
-                            "value is not UTF-8 text, but the `value` column of `{}` is text; use a BLOB/BYTEA column or produce text",
+                            "value is not UTF-8 text, and the `value` column of `{}` is PostgreSQL text, which holds only UTF-8; use a BYTEA column or produce text",
                             self.table
                         )));
                         continue;
@@ -167,7 +174,12 @@ impl SqlBackend {
         let values: Vec<String> = (0..n)
             .map(|i| {
                 let p = |k: usize| self.db.placeholder(3 * i + k);
-                format!("({}, {}, {}{stamps})", p(1), p(2), p(3))
+                let value = if self.sqlite_text {
+                    format!("CAST({} AS TEXT)", p(2))
+                } else {
+                    p(2)
+                };
+                format!("({}, {value}, {}{stamps})", p(1), p(3))
             })
             .collect();
         let mut set = String::from("\"value\" = excluded.\"value\", \"expiration\" = excluded.\"expiration\"");
@@ -227,8 +239,14 @@ impl SqlBackend {
     /// The live value of a key if it is at most `max` bytes: the database
     /// measures it (`octet_length`) and sends it only when it fits.
     pub async fn get_at_most(&self, key: &str, max: u64) -> Result<super::Bounded, BackendError> {
+        // SQLite text is read as its bytes, which need not be UTF-8.
+        let value = if self.sqlite_text {
+            "CAST(\"value\" AS BLOB)"
+        } else {
+            "\"value\""
+        };
         let sql = format!(
-            "SELECT CAST(octet_length(\"value\") AS BIGINT), CASE WHEN octet_length(\"value\") <= {max} THEN \"value\" END FROM {} WHERE \"key\" = {} AND \"expiration\" > {}",
+            "SELECT CAST(octet_length(\"value\") AS BIGINT), CASE WHEN octet_length(\"value\") <= {max} THEN {value} END FROM {} WHERE \"key\" = {} AND \"expiration\" > {}",
             self.table,
             self.db.placeholder(1),
             now_secs()
@@ -248,7 +266,7 @@ impl SqlBackend {
                     if bytes > max {
                         return Ok(super::Bounded::TooLarge { bytes });
                     }
-                    if self.binary_values {
+                    if self.binary_values || self.sqlite_text {
                         r.try_get::<Vec<u8>, _>(1).map(super::Bounded::Value)
                     } else {
                         r.try_get::<String, _>(1)

@@ -635,34 +635,48 @@ fn a_plugin_s_format_overrides_the_backend_s() {
     }
 }
 
-/// The Rails 7.0 and 7.1 framings, which no installable Rails reads here:
-/// the framing is taken apart as ActiveSupport's 7.0 `Rails70Coder` and
-/// 7.1 `Coder` lay it out, and every payload is loaded by real Ruby
-/// (`Marshal.load`, or the string payload in its encoding), which must give
-/// the intended value and a future expiry.
+/// The Rails 7.0 and 7.1 framings, plain and compressed, which no
+/// installable Rails reads here: the framing is taken apart as
+/// ActiveSupport's 7.0 `Rails70Coder` and 7.1 `Coder` lay it out, and every
+/// payload is inflated when marked compressed and loaded by real Ruby
+/// (`Zlib::Inflate`, `Marshal.load`, or the string payload in its encoding),
+/// which must give the intended value and a future expiry.
 #[test]
 fn rails_7_0_and_7_1_payloads_load_in_real_ruby() {
-    for version in ["7.0", "7.1"] {
+    // Uncompressed, then every value from 64 bytes on deflated.
+    for (version, compress) in [
+        ("7.0", "compress = false"),
+        ("7.0", "compress_threshold = \"64\""),
+        ("7.1", "compress = false"),
+        ("7.1", "compress_threshold = \"64\""),
+    ] {
         let redis = RedisServer::start();
         let ws = Workspace::new();
         let config = ws.config(&format!(
-            "{}\nformat = {{ kind = \"rails\", cache_format_version = \"{version}\", compress = false }}\n{}{}",
+            "{}\nformat = {{ kind = \"rails\", cache_format_version = \"{version}\", {compress} }}\n{}{}",
             redis_backend(&redis),
             plugins(""),
             zoo_plugin("")
         ));
         warm(&ws, &config);
         let mut lines = String::new();
+        let mut compressed_keys = 0;
         for (key, value) in intended().iter().chain(zoo()) {
             let raw: Vec<u8> = redis::cmd("GET").arg(key).query(&mut redis.conn()).unwrap();
+            // 7.0: a mark byte, 0 or 1 (compressed); 7.1: the type byte's 0x80 bit.
+            let compressed = match version {
+                "7.0" => raw[0] == 0x01,
+                _ => raw[2] & 0x80 != 0,
+            };
+            compressed_keys += usize::from(compressed);
             let (kind, payload, expires) = match version {
                 "7.0" => {
-                    assert_eq!(raw[0], 0x00, "{key}: the uncompressed 7.0 mark");
+                    assert!(raw[0] <= 0x01, "{key}: the 7.0 mark is {:#x}", raw[0]);
                     ("packed", raw[1..].to_vec(), None)
                 }
                 _ => {
                     assert_eq!(&raw[..2], b"\x00\x11", "{key}: the 7.1 signature");
-                    let kind = match raw[2] {
+                    let kind = match raw[2] & 0x7f {
                         0x01 => "marshal",
                         0x02 => "utf8",
                         0x03 => "binary",
@@ -681,6 +695,7 @@ fn rails_7_0_and_7_1_payloads_load_in_real_ruby() {
                 "kind": kind,
                 "payload": hex(&payload),
                 "expires": expires,
+                "compressed": compressed,
                 "intended": hex(value),
             });
             lines.push_str(&format!("{line}\n"));
@@ -689,10 +704,12 @@ fn rails_7_0_and_7_1_payloads_load_in_real_ruby() {
         std::fs::write(&input, lines).unwrap();
         let script = r##"
             require "json"
+            require "zlib"
             bad = []; n = 0; now = Time.now.to_f
             File.foreach(ARGV[0]) do |line|
               e = JSON.parse(line); n += 1
               bytes = [e["payload"]].pack("H*")
+              bytes = Zlib::Inflate.inflate(bytes) if e["compressed"]
               # The plugin's bytes: JSON, else UTF-8 text, else a binary String.
               produced = [e["intended"]].pack("H*").force_encoding(Encoding::UTF_8)
               produced.force_encoding(Encoding::BINARY) unless produced.valid_encoding?
@@ -721,5 +738,13 @@ fn rails_7_0_and_7_1_payloads_load_in_real_ruby() {
         let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(result["read"], intended().len() + zoo().len(), "{version}: {result}");
         assert_eq!(result["bad"], serde_json::json!([]), "{version}: {result}");
+        if compress == "compress = false" {
+            assert_eq!(compressed_keys, 0, "{version}");
+        } else {
+            assert!(
+                compressed_keys > 100,
+                "{version} {compress}: {compressed_keys} keys compressed"
+            );
+        }
     }
 }

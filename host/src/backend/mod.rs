@@ -4,6 +4,7 @@
 //! writes a batch in one round trip where it can, applying the
 //! [`WritePolicy`] atomically per key, and reports an [`Outcome`] per key.
 
+pub mod events;
 mod memory;
 mod redis;
 mod sql;
@@ -13,7 +14,7 @@ pub use self::memory::MemoryBackend;
 pub use self::redis::RedisBackend;
 pub use self::sql::SqlBackend;
 
-use crate::config::{BackendConfig, BackendKind, WritePolicy};
+use crate::config::{BackendConfig, Target, WritePolicy};
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,15 @@ pub enum Bounded {
     },
 }
 
+/// A cache server's own counters of reads that found a key and reads that did not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Reads that found the key (Redis `keyspace_hits`).
+    pub hits: u64,
+    /// Reads that did not (Redis `keyspace_misses`).
+    pub misses: u64,
+}
+
 /// A connected backend; cheap to clone.
 #[derive(Clone)]
 pub enum Backend {
@@ -78,10 +88,10 @@ pub enum Backend {
 impl Backend {
     /// Connects to the configured backend; fails fast with the address and the fix.
     pub async fn connect(config: &BackendConfig) -> Result<Backend> {
-        match config.kind {
-            BackendKind::Redis => Ok(Backend::Redis(RedisBackend::connect(config).await?)),
-            BackendKind::Memory => Ok(Backend::Memory(Arc::new(MemoryBackend::new(config.max_bytes.0)))),
-            BackendKind::Sql => Ok(Backend::Sql(SqlBackend::connect(config).await?)),
+        match &config.target {
+            Target::Redis(redis) => Ok(Backend::Redis(RedisBackend::connect(redis).await?)),
+            Target::Memory(memory) => Ok(Backend::Memory(Arc::new(MemoryBackend::new(memory.max_bytes.0)))),
+            Target::Sql(sql) => Ok(Backend::Sql(SqlBackend::connect(sql, &config.format).await?)),
         }
     }
 
@@ -121,6 +131,15 @@ impl Backend {
             Backend::Redis(r) => r.get_at_most(key, max).await,
             Backend::Memory(m) => Ok(m.get_at_most(key, max)),
             Backend::Sql(s) => s.get_at_most(key, max).await,
+        }
+    }
+
+    /// Server-wide hit and miss counters, where the kind has them
+    /// (`Capabilities::server_stats`: Redis `INFO stats`); `None` elsewhere.
+    pub async fn server_stats(&self) -> Result<Option<ServerStats>, BackendError> {
+        match self {
+            Backend::Redis(r) => r.server_stats().await.map(Some),
+            Backend::Memory(_) | Backend::Sql(_) => Ok(None),
         }
     }
 

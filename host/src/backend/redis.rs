@@ -3,7 +3,7 @@
 //! (`SET NX`, a Lua script for refresh-ahead, plain `SET`).
 
 use super::{BackendError, Outcome, Write};
-use crate::config::{BackendConfig, WritePolicy};
+use crate::config::{RedisTarget, WritePolicy};
 use anyhow::{Context, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RetryMethod, Value};
@@ -43,7 +43,7 @@ pub struct RedisBackend {
 
 impl RedisBackend {
     /// Connects and pings, so an unreachable server fails the run before any plugin work.
-    pub async fn connect(config: &BackendConfig) -> Result<RedisBackend> {
+    pub async fn connect(config: &RedisTarget) -> Result<RedisBackend> {
         let url = config
             .url
             .as_deref()
@@ -170,7 +170,7 @@ impl RedisBackend {
     }
 
     /// The server's `keyspace_hits` and `keyspace_misses` (`INFO stats`).
-    pub async fn keyspace_stats(&self) -> Result<(u64, u64), BackendError> {
+    pub async fn server_stats(&self) -> Result<super::ServerStats, BackendError> {
         let mut conn = self.conn.clone();
         let info: String = redis::cmd("INFO")
             .arg("stats")
@@ -182,7 +182,10 @@ impl RedisBackend {
                 .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        Ok((field("keyspace_hits"), field("keyspace_misses")))
+        Ok(super::ServerStats {
+            hits: field("keyspace_hits"),
+            misses: field("keyspace_misses"),
+        })
     }
 
     fn error(&self, what: &str, e: redis::RedisError) -> BackendError {

@@ -7,7 +7,7 @@
 //! Laravel's, else a binary `value` column that holds any bytes.
 
 use super::{BackendError, Outcome, Write};
-use crate::config::{BackendConfig, FormatConfig, WritePolicy};
+use crate::config::{FormatConfig, SqlTarget, WritePolicy};
 use crate::db::{Arg, Db, DbOptions};
 use anyhow::{bail, Context, Result};
 use sqlx::{AssertSqlSafe, Column, Row, TypeInfo};
@@ -46,8 +46,8 @@ fn now_secs() -> i64 {
 }
 
 impl SqlBackend {
-    /// Connects, creates the table when asked, and inspects its columns.
-    pub async fn connect(config: &BackendConfig) -> Result<SqlBackend> {
+    /// Connects, creates the table when asked (laid out for `format`), and inspects its columns.
+    pub async fn connect(config: &SqlTarget, format: &FormatConfig) -> Result<SqlBackend> {
         let url = config
             .url
             .as_deref()
@@ -64,7 +64,7 @@ impl SqlBackend {
             .with_context(|| format!("cannot reach the SQL cache database {address}: check [backend] url"))?;
         let table = config.table.clone();
         if config.create_table {
-            for ddl in create_table_sql(&db, &table, &config.format) {
+            for ddl in create_table_sql(&db, &table, format) {
                 db.execute(&ddl)
                     .await
                     .with_context(|| format!("creating cache table `{table}` in {address}"))?;

@@ -9,7 +9,7 @@
 //! `SSL_CERT_FILE`/`SSL_CERT_DIR`). `#insecure` at the end of the URL is the
 //! explicit opt-out: no verification at all, logged as a warning.
 
-use crate::config::{is_insecure, is_tls, BackendConfig};
+use crate::config::{is_insecure, is_tls, RedisTarget};
 use anyhow::{Context, Result};
 use redis::{ClientTlsConfig, TlsCertificates};
 use std::collections::BTreeSet;
@@ -18,7 +18,7 @@ use std::sync::Mutex;
 /// A Redis client for `url` with the TLS setup of `[backend]`. For a
 /// `rediss://` URL the `tls_*` files are read (again, so rotated files are
 /// picked up) and checked; a plain `redis://` URL ignores them.
-pub fn client(url: &str, backend: &BackendConfig) -> Result<redis::Client> {
+pub fn client(url: &str, backend: &RedisTarget) -> Result<redis::Client> {
     let address = crate::support::redact_url(url);
     let invalid = || format!("invalid redis URL {address}: expected redis://[:password@]host:port/db or rediss://…");
     if !is_tls(url) {
@@ -59,7 +59,7 @@ fn warn_insecure(address: &str) {
 ///
 /// rustls' errors reach us as text inside the redis crate's I/O errors, so
 /// they are recognised by rustls' wording (kept honest by the tests below).
-pub fn handshake_failure(error: &anyhow::Error, address: &str, backend: &BackendConfig) -> Option<String> {
+pub fn handshake_failure(error: &anyhow::Error, address: &str, backend: &RedisTarget) -> Option<String> {
     let text = format!("{error:#}");
     let has = |s: &str| text.contains(s);
     let trusted = match &backend.tls_ca_file {
@@ -102,7 +102,7 @@ pub fn handshake_failure(error: &anyhow::Error, address: &str, backend: &Backend
 
 /// `error` from connecting to `address`, with [`handshake_failure`]'s
 /// explanation in front when it is a failed TLS handshake.
-pub fn explained(error: anyhow::Error, address: &str, backend: &BackendConfig) -> anyhow::Error {
+pub fn explained(error: anyhow::Error, address: &str, backend: &RedisTarget) -> anyhow::Error {
     match handshake_failure(&error, address, backend) {
         Some(why) => error.context(why),
         None => error,
@@ -120,13 +120,13 @@ mod tests {
         anyhow::Error::new(redis::RedisError::from(io)).context("connecting")
     }
 
-    fn explain(e: rustls::Error, backend: &BackendConfig) -> String {
+    fn explain(e: rustls::Error, backend: &RedisTarget) -> String {
         handshake_failure(&failed(e), "rediss://h:1/0", backend).unwrap_or_default()
     }
 
     #[test]
     fn handshake_failures_say_what_to_do() {
-        let plain = BackendConfig::default();
+        let plain = RedisTarget::default();
         let untrusted = explain(
             rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
             &plain,
@@ -139,9 +139,9 @@ mod tests {
                 && untrusted.contains("#insecure"),
             "{untrusted}"
         );
-        let with_ca = BackendConfig {
+        let with_ca = RedisTarget {
             tls_ca_file: Some("/etc/preheat/ca.pem".into()),
-            ..BackendConfig::default()
+            ..RedisTarget::default()
         };
         let untrusted = explain(
             rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
@@ -163,10 +163,10 @@ mod tests {
             required.contains("requires a client certificate") && required.contains("tls_cert_file"),
             "{required}"
         );
-        let with_cert = BackendConfig {
+        let with_cert = RedisTarget {
             tls_cert_file: Some("/etc/preheat/client.pem".into()),
             tls_key_file: Some("/etc/preheat/client.key".into()),
-            ..BackendConfig::default()
+            ..RedisTarget::default()
         };
         let refused = explain(rustls::Error::AlertReceived(AlertDescription::UnknownCA), &with_cert);
         assert!(
@@ -184,6 +184,6 @@ mod tests {
     fn other_errors_are_not_taken_for_tls() {
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
         let e = anyhow::Error::new(redis::RedisError::from(refused));
-        assert_eq!(handshake_failure(&e, "rediss://h:1/0", &BackendConfig::default()), None);
+        assert_eq!(handshake_failure(&e, "rediss://h:1/0", &RedisTarget::default()), None);
     }
 }

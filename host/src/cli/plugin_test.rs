@@ -2,7 +2,7 @@
 //! what it listed and produced, with fuel and time per call.
 
 use crate::backend::{Backend, MemoryBackend};
-use crate::config::{BackendConfig, Config, JobsConfig, PluginConfig, RunConfig};
+use crate::config::{BackendConfig, Config, JobsConfig, MemoryTarget, PluginConfig, RunConfig};
 use crate::exec::{RunOptions, Warmer};
 use crate::report::{Report, RunStatus};
 use anyhow::{bail, Result};
@@ -82,7 +82,7 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
         plugins: vec![plugin],
         source: None,
     };
-    let memory = Arc::new(MemoryBackend::new(config.backend.max_bytes.0));
+    let memory = Arc::new(MemoryBackend::new(MemoryTarget::default().max_bytes.0));
     let warmer = Warmer::with_backend(config, Backend::Memory(memory))?;
     let options = RunOptions {
         strategy: "test".into(),

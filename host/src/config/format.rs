@@ -1,7 +1,7 @@
 //! `format = { kind = … }`: how values and keys are laid out for the
 //! application that reads them (`[backend] format`, overridable per plugin).
 
-use super::{BackendConfig, BackendKind, ByteSize};
+use super::{BackendConfig, ByteSize, Target};
 use serde::Deserialize;
 
 /// The value format of a target or a plugin.
@@ -17,6 +17,18 @@ pub enum FormatConfig {
     Laravel(LaravelFormat),
     /// Django `django.core.cache.backends.redis.RedisCache`.
     Django(DjangoFormat),
+}
+
+impl FormatConfig {
+    /// The kind as written in the config (`kind = "…"`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FormatConfig::Raw {} => "raw",
+            FormatConfig::Rails(_) => "rails",
+            FormatConfig::Laravel(_) => "laravel",
+            FormatConfig::Django(_) => "django",
+        }
+    }
 }
 
 impl Default for FormatConfig {
@@ -146,9 +158,9 @@ pub enum Store {
 impl Store {
     /// The store of a backend config.
     pub fn of(backend: &BackendConfig) -> Store {
-        match (backend.kind, backend.url.as_deref()) {
-            (BackendKind::Sql, Some(url)) if url.starts_with("postgres") => Store::Postgres,
-            (BackendKind::Sql, _) => Store::Sqlite,
+        match &backend.target {
+            Target::Sql(sql) if sql.url.as_deref().is_some_and(|url| url.starts_with("postgres")) => Store::Postgres,
+            Target::Sql(_) => Store::Sqlite,
             _ => Store::Redis,
         }
     }

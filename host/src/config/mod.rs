@@ -3,12 +3,14 @@
 //! Every field is documented in `config/preheat.example.toml`. Unknown fields
 //! and bad values are rejected by the parser with the file, line and column.
 
+mod backend;
 mod format;
 mod glob;
 mod tls;
 mod usage;
 mod values;
 
+pub use backend::{BackendConfig, BackendKind, Capabilities, MemoryTarget, RedisTarget, SqlTarget, Target};
 pub use format::{DjangoFormat, FormatConfig, LaravelFormat, LaravelVersion, RailsFormat, RailsVersion, Store};
 pub use glob::KeyGlob;
 pub use tls::{is_insecure, is_tls, TlsFiles};
@@ -32,8 +34,8 @@ pub struct Config {
     /// How runs are executed.
     #[serde(default)]
     pub run: RunConfig,
-    /// Where values are written.
-    #[serde(default)]
+    /// Where values are written (`[backend]`, read by [`BackendConfig::from_toml`]).
+    #[serde(skip)]
     pub backend: BackendConfig,
     /// Named SQL sources plugins may query (`[sources.NAME]`).
     #[serde(default)]
@@ -282,71 +284,6 @@ fn nonblank_token<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
     Ok(Some(token))
 }
 
-/// Which backend kind to write to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendKind {
-    /// A Redis server (`redis://` or `rediss://` URL).
-    Redis,
-    /// An in-process, TTL-aware, size-bounded map.
-    Memory,
-    /// A SQL cache table (Laravel's database cache store layout), SQLite or PostgreSQL.
-    Sql,
-}
-
-/// `[backend]`: where values go.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BackendConfig {
-    /// Backend kind.
-    pub kind: BackendKind,
-    /// Connection URL (redis).
-    pub url: Option<String>,
-    /// How long to wait for a server reply before the write counts as failed (redis).
-    #[serde(with = "humantime_serde")]
-    pub response_timeout: Duration,
-    /// How long to wait for a connection (redis).
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// Size bound of the memory backend (keys + values).
-    pub max_bytes: ByteSize,
-    /// Cache table (sql).
-    pub table: String,
-    /// Prefix prepended to every key (sql; Laravel's cache prefix).
-    pub key_prefix: String,
-    /// Create the cache table when it does not exist (sql).
-    pub create_table: bool,
-    /// How keys and values are laid out for the application that reads them.
-    pub format: FormatConfig,
-    /// PEM bundle of the CAs a `rediss://` server's certificate must be signed
-    /// by, instead of the system trust store (redis).
-    pub tls_ca_file: Option<PathBuf>,
-    /// PEM client certificate (chain) shown to a server that asks for one;
-    /// with `tls_key_file` (redis, `rediss://`).
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key of `tls_cert_file` (redis, `rediss://`).
-    pub tls_key_file: Option<PathBuf>,
-}
-
-impl Default for BackendConfig {
-    fn default() -> Self {
-        BackendConfig {
-            kind: BackendKind::Memory,
-            url: None,
-            response_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(3),
-            max_bytes: ByteSize(256 << 20),
-            table: "cache".into(),
-            key_prefix: String::new(),
-            create_table: false,
-            format: FormatConfig::Raw {},
-            tls_ca_file: None,
-            tls_cert_file: None,
-            tls_key_file: None,
-        }
-    }
-}
-
 /// `[[plugins]]`: one warming plugin and what it is granted.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -510,7 +447,8 @@ impl Config {
 
     /// Parses TOML text; `path` names the file in errors and anchors relative plugin paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let mut config: Config = toml::from_str(text).map_err(|e| {
+        let invalid = |mut e: toml::de::Error| {
+            e.set_input(Some(text));
             // The parser quotes the offending line: clip it, a line may be megabytes long.
             let shown: Vec<_> = e
                 .to_string()
@@ -518,32 +456,43 @@ impl Config {
                 .map(|line| crate::report::clip(line, MAX_ERROR_LINE_BYTES).into_owned())
                 .collect();
             anyhow::anyhow!("invalid config {}: {}", path.display(), shown.join("\n"))
-        })?;
+        };
+        let mut document = toml::de::DeTable::parse(text).map_err(invalid)?;
+        // `[backend]` is read on its own, so that its kind decides which fields it takes.
+        let backend = document.get_mut().remove("backend");
+        let mut config = Config::deserialize(toml::de::Deserializer::from(document)).map_err(invalid)?;
+        if let Some(backend) = backend {
+            config.backend = BackendConfig::from_toml(backend).map_err(invalid)?;
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         for plugin in &mut config.plugins {
             if plugin.path.is_relative() {
                 plugin.path = base.join(&plugin.path);
             }
         }
-        for path in [
-            &mut config.run.cache_dir,
-            &mut config.jobs.state_dir,
-            &mut config.backend.tls_ca_file,
-            &mut config.backend.tls_cert_file,
-            &mut config.backend.tls_key_file,
-        ]
-        .into_iter()
-        .flatten()
-        {
+        let mut paths = vec![&mut config.run.cache_dir, &mut config.jobs.state_dir];
+        match &mut config.backend.target {
+            Target::Redis(redis) => {
+                paths.extend([
+                    &mut redis.tls_ca_file,
+                    &mut redis.tls_cert_file,
+                    &mut redis.tls_key_file,
+                ]);
+            }
+            Target::Sql(sql) => {
+                if let Some(url) = &sql.url {
+                    sql.url = Some(anchor_sqlite_url(url, base));
+                }
+            }
+            Target::Memory(_) => {}
+        }
+        for path in paths.into_iter().flatten() {
             if path.is_relative() {
                 *path = base.join(&*path);
             }
         }
         for source in config.sources.values_mut() {
             source.url = anchor_sqlite_url(&source.url, base);
-        }
-        if let Some(url) = &config.backend.url {
-            config.backend.url = Some(anchor_sqlite_url(url, base));
         }
         if let Some(url) = &config.jobs.url {
             config.jobs.url = Some(anchor_sqlite_url(url, base));
@@ -560,8 +509,15 @@ impl Config {
     /// Applies `PREHEAT_*` environment overrides.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
         if let Some(url) = var("PREHEAT_REDIS_URL") {
-            self.backend.kind = BackendKind::Redis;
-            self.backend.url = Some(url);
+            match &mut self.backend.target {
+                Target::Redis(redis) => redis.url = Some(url),
+                other => {
+                    *other = Target::Redis(RedisTarget {
+                        url: Some(url),
+                        ..RedisTarget::default()
+                    })
+                }
+            }
         }
         if let Some(deadline) = var("PREHEAT_DEADLINE") {
             self.run.deadline = humantime::parse_duration(&deadline)
@@ -586,12 +542,17 @@ impl Config {
             .as_deref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "config".into());
-        match (self.backend.kind, &self.backend.url) {
-            (BackendKind::Redis, None) => bail!("{file}: [backend] kind = \"redis\" needs `url = \"redis://host:6379/0\"` (or set PREHEAT_REDIS_URL)"),
-            (BackendKind::Sql, None) => bail!("{file}: [backend] kind = \"sql\" needs `url = \"sqlite://cache.db\"` or `url = \"postgres://user@host/db\"`"),
+        match &self.backend.target {
+            Target::Redis(RedisTarget { url: None, .. }) => bail!("{file}: [backend] kind = \"redis\" needs `url = \"redis://host:6379/0\"` (or set PREHEAT_REDIS_URL)"),
+            Target::Sql(SqlTarget { url: None, .. }) => bail!("{file}: [backend] kind = \"sql\" needs `url = \"sqlite://cache.db\"` or `url = \"postgres://user@host/db\"`"),
+            Target::Sql(SqlTarget { table, .. })
+                if table.is_empty() || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
+            {
+                bail!("{file}: [backend] table = {table:?}: use letters, digits, `_` and `.` only")
+            }
+            Target::Redis(redis) => validate_tls(redis).with_context(|| file.clone())?,
             _ => {}
         }
-        self.validate_tls().with_context(|| file.clone())?;
         if self.run.concurrency.get() > MAX_CONCURRENCY {
             bail!(
                 "{file}: [run] concurrency = {} is above the limit of {MAX_CONCURRENCY} batches at once",
@@ -611,18 +572,6 @@ impl Config {
                 self.serve.max_connections
             );
         }
-        if !self
-            .backend
-            .table
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-            || self.backend.table.is_empty()
-        {
-            bail!(
-                "{file}: [backend] table = {:?}: use letters, digits, `_` and `.` only",
-                self.backend.table
-            );
-        }
         self.usage
             .tracker
             .validate()
@@ -638,11 +587,13 @@ impl Config {
         {
             bail!("{file}: [usage.reactive] window = {:?} is not one of the tracker's windows ([usage.tracker] windows); use one of {:?} ms", self.usage.reactive.window, self.usage.tracker.windows.iter().map(|w| w.length_ms).collect::<Vec<_>>());
         }
-        if self.usage.stream.as_ref().is_some_and(|s| s.url.is_none()) && self.backend.kind != BackendKind::Redis {
-            bail!("{file}: [usage.stream] needs `url = \"redis://…\"` when the backend is not Redis");
+        let capabilities = self.backend.capabilities();
+        let kind = self.backend.kind().name();
+        if self.usage.stream.as_ref().is_some_and(|s| s.url.is_none()) && !capabilities.event_stream {
+            bail!("{file}: [usage.stream] needs `url = \"redis://…\"`: a kind = \"{kind}\" backend has no stream to read usage events from");
         }
-        if self.usage.keyspace.enabled && self.backend.kind != BackendKind::Redis {
-            bail!("{file}: [usage.keyspace] enabled = true needs a Redis backend");
+        if self.usage.keyspace.enabled && !capabilities.key_events {
+            bail!("{file}: [usage.keyspace] enabled = true needs a backend that reports expired and evicted keys (kind = \"redis\"); a kind = \"{kind}\" backend does not");
         }
         self.validate_format(&self.backend.format)
             .with_context(|| format!("{file}: [backend] format"))?;
@@ -651,6 +602,9 @@ impl Config {
             let at = format!("{file}: [[plugins]] #{} (`{}`)", i + 1, plugin.name);
             if let Some(format) = &plugin.format {
                 self.validate_format(format).with_context(|| format!("{at}: format"))?;
+            }
+            if !capabilities.supports(plugin.write_policy) {
+                bail!("{at}: write_policy = {} needs a backend that reads a key's remaining TTL, and a kind = \"{kind}\" backend cannot; use \"if-missing\" or \"always\"", plugin.write_policy);
             }
             if plugin.name.trim().is_empty() {
                 bail!("{file}: [[plugins]] #{} has an empty name", i + 1);
@@ -679,44 +633,27 @@ impl Config {
         Ok(())
     }
 
-    /// Checks the `[backend]` TLS options: only with a `rediss://` URL, not
-    /// with `#insecure` (which would ignore the CA), and readable, valid PEM files.
-    fn validate_tls(&self) -> Result<()> {
-        let backend = &self.backend;
-        let set = [
-            ("tls_ca_file", &backend.tls_ca_file),
-            ("tls_cert_file", &backend.tls_cert_file),
-            ("tls_key_file", &backend.tls_key_file),
-        ];
-        let Some((key, _)) = set.iter().find(|(_, v)| v.is_some()) else {
-            return Ok(());
-        };
-        let url = backend.url.as_deref().unwrap_or_default();
-        if backend.kind != BackendKind::Redis || !is_tls(url) {
-            bail!(
-                "[backend] {key} is set but the backend does not connect with TLS (it needs kind = \"redis\" and url = \"rediss://host:port/db\"; the url is {:?}): use a rediss:// URL or remove the tls_* options",
-                crate::support::redact_url(url)
-            );
-        }
-        if backend.tls_ca_file.is_some() && is_insecure(url).unwrap_or(false) {
-            bail!("[backend] url ends in #insecure, which turns certificate verification off, so tls_ca_file would be ignored: remove #insecure to verify against tls_ca_file, or remove tls_ca_file");
-        }
-        backend.tls_files()?;
-        Ok(())
-    }
-
     /// Checks that `format` fits the backend and resolves (e.g. Laravel's prefixes).
     fn validate_format(&self, format: &FormatConfig) -> Result<()> {
-        if self.backend.kind == BackendKind::Sql {
-            match format {
-                FormatConfig::Rails(_) | FormatConfig::Django(_) => bail!(
-                    "this format is for a Redis backend; a sql cache table takes kind = \"raw\" or kind = \"laravel\" (Laravel's DatabaseStore)"
-                ),
-                FormatConfig::Laravel(_) if !self.backend.key_prefix.is_empty() => bail!(
+        let formats = self.backend.capabilities().formats;
+        if !formats.contains(&format.kind()) {
+            bail!(
+                "a kind = \"{}\" backend cannot hold the {} format; it takes kind = {}",
+                self.backend.kind().name(),
+                format.kind(),
+                formats
+                    .iter()
+                    .map(|f| format!("{f:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            );
+        }
+        if let (FormatConfig::Laravel(_), Target::Sql(sql)) = (format, &self.backend.target) {
+            if !sql.key_prefix.is_empty() {
+                bail!(
                     "[backend] key_prefix = {:?} would be added to Laravel's cache prefix; remove it and set the format's cache_prefix instead",
-                    self.backend.key_prefix
-                ),
-                _ => {}
+                    sql.key_prefix
+                );
             }
         }
         if let FormatConfig::Laravel(laravel) = format {
@@ -764,6 +701,31 @@ impl Config {
 }
 
 /// Makes a relative `sqlite://` path relative to the config file's directory.
+/// Checks the Redis TLS options: only with a `rediss://` URL, not with
+/// `#insecure` (which would ignore the CA), and readable, valid PEM files.
+fn validate_tls(redis: &RedisTarget) -> Result<()> {
+    let set = [
+        ("tls_ca_file", &redis.tls_ca_file),
+        ("tls_cert_file", &redis.tls_cert_file),
+        ("tls_key_file", &redis.tls_key_file),
+    ];
+    let Some((key, _)) = set.iter().find(|(_, v)| v.is_some()) else {
+        return Ok(());
+    };
+    let url = redis.url.as_deref().unwrap_or_default();
+    if !is_tls(url) {
+        bail!(
+            "[backend] {key} is set but the backend does not connect with TLS (the url is {:?}): use a rediss://host:port/db URL or remove the tls_* options",
+            crate::support::redact_url(url)
+        );
+    }
+    if redis.tls_ca_file.is_some() && is_insecure(url).unwrap_or(false) {
+        bail!("[backend] url ends in #insecure, which turns certificate verification off, so tls_ca_file would be ignored: remove #insecure to verify against tls_ca_file, or remove tls_ca_file");
+    }
+    redis.tls_files()?;
+    Ok(())
+}
+
 fn anchor_sqlite_url(url: &str, base: &Path) -> String {
     match url.strip_prefix("sqlite://") {
         Some(rest) if !rest.starts_with('/') && !rest.starts_with(':') && !rest.is_empty() => {
@@ -876,7 +838,7 @@ page_size = 50
         };
         let c = tls("rediss://127.0.0.1:6380/0");
         assert_eq!(
-            c.backend.tls_ca_file.as_deref(),
+            c.backend.redis().unwrap().tls_ca_file.as_deref(),
             Some(Path::new("/etc/preheat/certs/ca.pem"))
         );
         let err = format!("{:#}", c.validate().unwrap_err());
@@ -916,7 +878,7 @@ page_size = 50
     fn minimal_config_parses_with_defaults_and_relative_paths() {
         let c = parse(MINIMAL).unwrap();
         c.validate().unwrap();
-        assert_eq!(c.backend.kind, BackendKind::Redis);
+        assert_eq!(c.backend.kind(), BackendKind::Redis);
         assert_eq!(c.run.deadline, Duration::from_secs(300));
         let p = &c.plugins[0];
         assert_eq!(p.path, Path::new("/etc/preheat/plugins/critical_keys.wasm"));
@@ -969,7 +931,7 @@ page_size = 50
         c.validate().unwrap();
         assert_eq!(c.sources["app"].url, "sqlite:///etc/preheat/data/app.db");
         assert_eq!(c.sources["pg"].url, "postgres://u@db/app");
-        assert_eq!(c.backend.url.as_deref(), Some("sqlite:///etc/preheat/cache.db"));
+        assert_eq!(c.backend.url(), Some("sqlite:///etc/preheat/cache.db"));
         assert_eq!(c.sources["app"].max_rows, 10_000);
         let err = parse(&MINIMAL.replace("key_prefixes", "sources = [\"nope\"]\nkey_prefixes"))
             .unwrap()
@@ -987,8 +949,8 @@ page_size = 50
             _ => None,
         })
         .unwrap();
-        assert_eq!(c.backend.kind, BackendKind::Redis);
-        assert_eq!(c.backend.url.as_deref(), Some("redis://10.0.0.1:6380/2"));
+        assert_eq!(c.backend.kind(), BackendKind::Redis);
+        assert_eq!(c.backend.url(), Some("redis://10.0.0.1:6380/2"));
         assert_eq!(c.run.deadline, Duration::from_secs(90));
         let err = c
             .apply_env(|k| (k == "PREHEAT_DEADLINE").then(|| "later".to_string()))

@@ -3,7 +3,7 @@
 //! file is a config error naming its key). `backend::tls` builds the Redis
 //! client from them.
 
-use super::BackendConfig;
+use super::RedisTarget;
 use anyhow::{bail, Context, Result};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 use rustls::pki_types::pem::PemObject;
@@ -33,7 +33,7 @@ pub fn is_insecure(url: &str) -> Result<bool> {
     ))
 }
 
-impl BackendConfig {
+impl RedisTarget {
     /// Reads and checks the `tls_ca_file`, `tls_cert_file` and `tls_key_file`:
     /// `None` when none is set. Every error names the key and the file:
     /// unreadable, not PEM, no certificate or key in it, a key that is not the
@@ -115,9 +115,9 @@ mod tests {
         let missing = dir.path().join("nope.pem");
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not a certificate\n").unwrap();
-        let with = |ca: &Path| BackendConfig {
+        let with = |ca: &Path| RedisTarget {
             tls_ca_file: Some(ca.to_path_buf()),
-            ..BackendConfig::default()
+            ..RedisTarget::default()
         };
         let err = format!("{:#}", with(&missing).tls_files().unwrap_err());
         assert!(
@@ -129,12 +129,12 @@ mod tests {
             err.contains("tls_ca_file") && err.contains("junk.pem") && err.contains("holds no certificate"),
             "{err}"
         );
-        let half = BackendConfig {
+        let half = RedisTarget {
             tls_cert_file: Some(junk.clone()),
-            ..BackendConfig::default()
+            ..RedisTarget::default()
         };
         let err = format!("{:#}", half.tls_files().unwrap_err());
         assert!(err.contains("tls_cert_file and tls_key_file go together"), "{err}");
-        assert!(BackendConfig::default().tls_files().unwrap().is_none());
+        assert!(RedisTarget::default().tls_files().unwrap().is_none());
     }
 }

@@ -5,7 +5,6 @@
 
 use super::runs::RunRequest;
 use super::Shared;
-use crate::backend::Backend;
 use crate::runtime::KeySpec;
 use crate::usage::{consume_stream, watch_keyspace, Candidate, Usage};
 use std::sync::Arc;
@@ -21,25 +20,25 @@ pub(super) fn start(shared: &Arc<Shared>, usage: &Arc<Usage>) {
     let shutdown = shared.shutdown.clone();
     tokio::spawn(save_loop(usage.clone(), shutdown.clone()));
     if let Some(stream) = config.usage.stream.clone() {
-        let url = stream.url.clone().or(config.backend.url.clone()).unwrap_or_default();
-        tokio::spawn(consume_stream(
-            stream,
-            url,
-            config.backend.clone(),
-            usage.clone(),
-            shutdown.clone(),
-        ));
+        let url = stream
+            .url
+            .clone()
+            .or(config.backend.url().map(str::to_string))
+            .unwrap_or_default();
+        let tls = config.backend.redis().cloned().unwrap_or_default();
+        tokio::spawn(consume_stream(stream, url, tls, usage.clone(), shutdown.clone()));
     }
-    if config.usage.keyspace.enabled {
+    // Validation has made sure that these backends can do what is asked of them.
+    if let (true, Some(redis)) = (config.usage.keyspace.enabled, config.backend.redis()) {
         tokio::spawn(watch_keyspace(
-            config.backend.clone(),
+            redis.clone(),
             config.usage.keyspace.configure,
             usage.clone(),
             shutdown.clone(),
         ));
     }
-    if config.backend.kind == crate::config::BackendKind::Redis {
-        tokio::spawn(sample_redis(shared.clone(), usage.clone()));
+    if config.backend.capabilities().server_stats {
+        tokio::spawn(sample_server_stats(shared.clone(), usage.clone()));
     }
     if config.usage.reactive.enabled {
         tokio::spawn(reactive_loop(shared.clone(), usage.clone()));
@@ -105,19 +104,19 @@ async fn save_loop(usage: Arc<Usage>, shutdown: crate::support::Cancel) {
     }
 }
 
-/// Samples the Redis backend's keyspace hits and misses.
-async fn sample_redis(shared: Arc<Shared>, usage: Arc<Usage>) {
+/// Samples the backend server's hits and misses.
+async fn sample_server_stats(shared: Arc<Shared>, usage: Arc<Usage>) {
     let mut tick = tokio::time::interval(REDIS_SAMPLE_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shared.shutdown.cancelled() => return,
         }
-        if let Ok(Backend::Redis(redis)) = shared.backend().await {
-            match redis.keyspace_stats().await {
-                Ok((hits, misses)) => usage.redis_sample(hits, misses),
-                Err(e) => tracing::debug!("INFO stats: {e}"),
-            }
+        let Ok(backend) = shared.backend().await else { continue };
+        match backend.server_stats().await {
+            Ok(Some(stats)) => usage.redis_sample(stats.hits, stats.misses),
+            Ok(None) => return,
+            Err(e) => tracing::debug!("server stats: {e}"),
         }
     }
 }

@@ -1,0 +1,528 @@
+//! `[backend]`: where values go. `kind` picks a table of its own
+//! ([`Target`]: the fields of that kind and no other), `format` lays values
+//! out for the application beside it, and [`Capabilities`] says what each
+//! kind can do, so that validation refuses what a kind cannot honour.
+//!
+//! The table is read from the parsed document with its spans
+//! ([`BackendConfig::from_toml`]): a field of another kind, or of none, is
+//! refused at its own line and column, naming the kind it belongs to.
+
+use super::{ByteSize, FormatConfig, WritePolicy};
+use serde::de::{self, DeserializeOwned, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+use toml::de::{DeValue, ValueDeserializer};
+use toml::Spanned;
+
+/// Which backend kind to write to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    /// A Redis server (`redis://` or `rediss://` URL).
+    Redis,
+    /// An in-process, TTL-aware, size-bounded map.
+    Memory,
+    /// A SQL cache table (Laravel's database cache store layout), SQLite or PostgreSQL.
+    Sql,
+}
+
+/// Every kind, in the order errors list them.
+const KINDS: [BackendKind; 3] = [BackendKind::Memory, BackendKind::Redis, BackendKind::Sql];
+
+impl BackendKind {
+    /// The kind as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Redis => "redis",
+            BackendKind::Memory => "memory",
+            BackendKind::Sql => "sql",
+        }
+    }
+
+    /// What a backend of this kind can do.
+    pub fn capabilities(self) -> Capabilities {
+        match self {
+            BackendKind::Redis => Capabilities {
+                formats: &["raw", "rails", "laravel", "django"],
+                ttl_introspection: true,
+                server_stats: true,
+                key_events: true,
+                event_stream: true,
+            },
+            BackendKind::Memory => Capabilities {
+                formats: &["raw", "rails", "laravel", "django"],
+                ttl_introspection: true,
+                server_stats: false,
+                key_events: false,
+                event_stream: false,
+            },
+            BackendKind::Sql => Capabilities {
+                formats: &["raw", "laravel"],
+                ttl_introspection: true,
+                server_stats: false,
+                key_events: false,
+                event_stream: false,
+            },
+        }
+    }
+
+    /// The fields this kind's table takes (besides `kind` and `format`).
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            BackendKind::Redis => fields_of::<RedisTarget>(),
+            BackendKind::Memory => fields_of::<MemoryTarget>(),
+            BackendKind::Sql => fields_of::<SqlTarget>(),
+        }
+    }
+}
+
+/// What a kind of backend can do; config validation refuses a setting that
+/// needs what the backend lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The value formats (`format = { kind = … }`) it can hold.
+    pub formats: &'static [&'static str],
+    /// A key's remaining TTL can be read: `refresh-if-ttl-below`, `cache ttl`.
+    pub ttl_introspection: bool,
+    /// Server-wide hit and miss counters (`GET /cache/warming/stats`, the usage sampler).
+    pub server_stats: bool,
+    /// Notifications of expired and evicted keys (`[usage.keyspace]`).
+    pub key_events: bool,
+    /// A stream that usage events can be read from at the backend's URL (`[usage.stream]` without `url`).
+    pub event_stream: bool,
+}
+
+impl Capabilities {
+    /// Whether writes under `policy` can be honoured.
+    pub fn supports(&self, policy: WritePolicy) -> bool {
+        match policy {
+            WritePolicy::IfMissing | WritePolicy::Always => true,
+            WritePolicy::RefreshIfTtlBelow(_) => self.ttl_introspection,
+        }
+    }
+}
+
+/// `[backend]`: the target of one kind, and the value format.
+#[derive(Debug, Clone, Default)]
+pub struct BackendConfig {
+    /// The kind's own settings.
+    pub target: Target,
+    /// How keys and values are laid out for the application that reads them.
+    pub format: FormatConfig,
+}
+
+/// The settings of one backend kind (`kind = "…"` and the fields it takes).
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `kind = "memory"`.
+    Memory(MemoryTarget),
+    /// `kind = "redis"`.
+    Redis(RedisTarget),
+    /// `kind = "sql"`.
+    Sql(SqlTarget),
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target::Memory(MemoryTarget::default())
+    }
+}
+
+/// `kind = "memory"`: an in-process map.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryTarget {
+    /// Size bound (keys + values).
+    pub max_bytes: ByteSize,
+}
+
+impl Default for MemoryTarget {
+    fn default() -> Self {
+        MemoryTarget {
+            max_bytes: ByteSize(256 << 20),
+        }
+    }
+}
+
+/// `kind = "redis"`: one Redis server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisTarget {
+    /// `redis://[:password@]host:port/db` or `rediss://…` (required; `PREHEAT_REDIS_URL` sets it).
+    pub url: Option<String>,
+    /// How long to wait for a server reply before the write counts as failed.
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+    /// How long to wait for a connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// PEM bundle of the CAs a `rediss://` server's certificate must be signed
+    /// by, instead of the system trust store.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) shown to a server that asks for one;
+    /// with `tls_key_file` (`rediss://`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file` (`rediss://`).
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl Default for RedisTarget {
+    fn default() -> Self {
+        RedisTarget {
+            url: None,
+            response_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
+}
+
+/// `kind = "sql"`: a cache table in SQLite or PostgreSQL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqlTarget {
+    /// `sqlite://cache.db` or `postgres://user@host/db` (required).
+    pub url: Option<String>,
+    /// The cache table.
+    pub table: String,
+    /// Prefix prepended to every key (for the raw format; Laravel's comes from its format).
+    pub key_prefix: String,
+    /// Create the cache table when it does not exist.
+    pub create_table: bool,
+    /// How long to wait for a connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for SqlTarget {
+    fn default() -> Self {
+        SqlTarget {
+            url: None,
+            table: "cache".into(),
+            key_prefix: String::new(),
+            create_table: false,
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl BackendConfig {
+    /// The kind of backend.
+    pub fn kind(&self) -> BackendKind {
+        match self.target {
+            Target::Memory(_) => BackendKind::Memory,
+            Target::Redis(_) => BackendKind::Redis,
+            Target::Sql(_) => BackendKind::Sql,
+        }
+    }
+
+    /// The server or database URL (redis, sql).
+    pub fn url(&self) -> Option<&str> {
+        match &self.target {
+            Target::Memory(_) => None,
+            Target::Redis(r) => r.url.as_deref(),
+            Target::Sql(s) => s.url.as_deref(),
+        }
+    }
+
+    /// The Redis settings, when the backend is Redis.
+    pub fn redis(&self) -> Option<&RedisTarget> {
+        match &self.target {
+            Target::Redis(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// What this backend can do.
+    pub fn capabilities(&self) -> Capabilities {
+        self.kind().capabilities()
+    }
+
+    /// Reads `[backend]` from the parsed document: `kind` (default
+    /// "memory"), `format`, then the kind's own table. Every error carries
+    /// the place in the file it is about.
+    pub(super) fn from_toml(value: Spanned<DeValue<'_>>) -> Result<BackendConfig, toml::de::Error> {
+        let span = value.span();
+        let mut table = match value.into_inner() {
+            DeValue::Table(table) => table,
+            other => return Err(refuse(Spanned::new(span, other), String::new())),
+        };
+        // `kind` and `format` first, read as a table of their own so that an
+        // error in them points at its value.
+        let mut head = toml::de::DeTable::new();
+        for name in ["kind", "format"] {
+            if let Some((key, value)) = table.remove_entry(name) {
+                head.insert(key, value);
+            }
+        }
+        let Head { kind, format } = Head::deserialize(ValueDeserializer::from(Spanned::new(
+            span.clone(),
+            DeValue::Table(head),
+        )))?;
+        if let Some((key, _)) = table
+            .iter()
+            .find(|(k, _)| !kind.fields().contains(&k.get_ref().as_ref()))
+        {
+            let field = key.get_ref().as_ref();
+            let why = match KINDS.into_iter().find(|k| k.fields().contains(&field)) {
+                Some(owner) => format!(
+                    "`{field}` is a field of kind = \"{}\", and this backend is kind = \"{}\"",
+                    owner.name(),
+                    kind.name()
+                ),
+                None => format!("unknown field `{field}`"),
+            };
+            let message = format!(
+                "{why}: kind = \"{}\" takes {}, and `format`; remove `{field}` or change `kind`",
+                kind.name(),
+                kind.fields().join(", ")
+            );
+            return Err(refuse(
+                Spanned::new(key.span(), DeValue::String(key.get_ref().clone())),
+                message,
+            ));
+        }
+        let rest = ValueDeserializer::from(Spanned::new(span, DeValue::Table(table)));
+        let target = match kind {
+            BackendKind::Memory => Target::Memory(MemoryTarget::deserialize(rest)?),
+            BackendKind::Redis => Target::Redis(RedisTarget::deserialize(rest)?),
+            BackendKind::Sql => Target::Sql(SqlTarget::deserialize(rest)?),
+        };
+        Ok(BackendConfig { target, format })
+    }
+}
+
+/// `kind` and `format` of `[backend]`.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default = "memory")]
+    kind: BackendKind,
+    #[serde(default)]
+    format: FormatConfig,
+}
+
+fn memory() -> BackendKind {
+    BackendKind::Memory
+}
+
+/// An error at `at`'s place in the file: a string there is refused with
+/// `message`, anything else for not being a table.
+fn refuse(at: Spanned<DeValue<'_>>, message: String) -> toml::de::Error {
+    /// Refuses every value it is shown.
+    struct Refuse(String);
+    impl<'de> Visitor<'de> for Refuse {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a table: `[backend]`, then `kind = \"redis\"` and its fields")
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Err(E::custom(self.0))
+        }
+    }
+    de::Deserializer::deserialize_any(ValueDeserializer::from(at), Refuse(message)).expect_err("Refuse accepts nothing")
+}
+
+/// The field names serde's derive gives `T`: what its `Deserialize` asks a
+/// deserializer for (`deserialize_struct`'s `fields`), so each kind's list
+/// is its struct's and is never written twice.
+fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    /// The names asked for, or why none were.
+    #[derive(Debug)]
+    enum Asked {
+        Fields(&'static [&'static str]),
+        NotAStruct,
+    }
+    impl fmt::Display for Asked {
+        fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+    impl std::error::Error for Asked {}
+    impl de::Error for Asked {
+        fn custom<M: fmt::Display>(_: M) -> Self {
+            Asked::NotAStruct
+        }
+    }
+    /// Answers only `deserialize_struct`, with the names it was given.
+    struct Ask;
+    impl<'de> de::Deserializer<'de> for Ask {
+        type Error = Asked;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Asked> {
+            Err(Asked::NotAStruct)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Asked> {
+            Err(Asked::Fields(fields))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    match T::deserialize(Ask) {
+        Err(Asked::Fields(fields)) => fields,
+        _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+    use std::path::Path;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        Config::parse(text, Path::new("/etc/preheat/preheat.toml"))
+    }
+
+    fn error(text: &str) -> String {
+        format!("{:#}", parse(text).and_then(|c| c.validate().map(|()| c)).unwrap_err())
+    }
+
+    #[test]
+    fn a_field_of_another_kind_or_of_none_is_refused_at_its_line_and_column() {
+        // `kind` after the fields: the whole table decides, not the order.
+        let err = error(
+            "[run]\nconcurrency = 4\n\n[backend]\nurl = \"redis://h:1/0\"\n  table = \"cache\"\nkind = \"redis\"\n",
+        );
+        for needle in [
+            "line 6, column 3",
+            "`table` is a field of kind = \"sql\", and this backend is kind = \"redis\"",
+            "kind = \"redis\" takes url, response_timeout, connect_timeout, tls_ca_file, tls_cert_file, tls_key_file, and `format`",
+            "remove `table` or change `kind`",
+        ] {
+            assert!(err.contains(needle), "{needle:?} not in {err}");
+        }
+        for (table, needle) in [
+            (
+                "kind = \"sql\"\nurl = \"sqlite://c.db\"\ntls_ca_file = \"ca.pem\"",
+                "`tls_ca_file` is a field of kind = \"redis\"",
+            ),
+            (
+                "kind = \"redis\"\nurl = \"redis://h:1/0\"\nmax_bytes = \"1MiB\"",
+                "`max_bytes` is a field of kind = \"memory\"",
+            ),
+            (
+                "url = \"redis://h:1/0\"",
+                "`url` is a field of kind = \"redis\", and this backend is kind = \"memory\"",
+            ),
+            (
+                "kind = \"memory\"\nbogus = 1",
+                "unknown field `bogus`: kind = \"memory\" takes max_bytes",
+            ),
+        ] {
+            // The offending field is the table's last line.
+            let at = format!("line {}, column 1", table.lines().count() + 1);
+            let err = error(&format!("[backend]\n{table}\n"));
+            assert!(err.contains(&at), "{table}: {at} not in {err}");
+            assert!(err.contains(needle), "{table}: {needle:?} not in {err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_value_in_the_table_points_at_the_value() {
+        for (table, line, needle) in [
+            (
+                "kind = \"sql\"\nurl = \"sqlite://c.db\"\nconnect_timeout = \"3 parsecs\"",
+                "line 4",
+                "parsecs",
+            ),
+            ("kind = \"cassandra\"", "line 2", "unknown variant `cassandra`"),
+            (
+                "kind = \"redis\"\nurl = \"redis://h:1/0\"\nformat = { kind = \"rails\", bogus = 1 }",
+                "line 4",
+                "unknown field `bogus`",
+            ),
+            (
+                // A `[backend.format]` table is pointed at by its header.
+                "kind = \"redis\"\nurl = \"redis://h:1/0\"\n[backend.format]\nkind = \"django\"\nversion = \"two\"",
+                "line 4",
+                "string \"two\", expected i64",
+            ),
+        ] {
+            let err = error(&format!("[backend]\n{table}\n"));
+            assert!(err.contains(line) && err.contains(needle), "{table}: {err}");
+        }
+        assert!(error("backend = 3\n").contains("line 1"));
+    }
+
+    #[test]
+    fn each_kind_reads_its_own_table() {
+        let c = parse("[backend]\nmax_bytes = \"1MiB\"\n").unwrap();
+        assert!(matches!(
+            c.backend.target,
+            Target::Memory(MemoryTarget {
+                max_bytes: ByteSize(1048576)
+            })
+        ));
+        let c = parse("[backend]\nkind = \"sql\"\nurl = \"sqlite://c.db\"\ntable = \"kv\"\nformat = { kind = \"laravel\", version = \"11\" }\n").unwrap();
+        let Target::Sql(sql) = &c.backend.target else {
+            panic!("{:?}", c.backend)
+        };
+        assert_eq!(
+            (sql.url.as_deref(), sql.table.as_str()),
+            (Some("sqlite:///etc/preheat/c.db"), "kv")
+        );
+        assert_eq!(c.backend.format.kind(), "laravel");
+        // PREHEAT_REDIS_URL replaces the url of a Redis backend and keeps its other fields.
+        let mut c = parse("[backend]\nkind = \"redis\"\nurl = \"redis://a:1/0\"\nresponse_timeout = \"9s\"\n").unwrap();
+        c.apply_env(|k| (k == "PREHEAT_REDIS_URL").then(|| "redis://b:2/0".to_string()))
+            .unwrap();
+        let redis = c.backend.redis().unwrap();
+        assert_eq!(
+            (redis.url.as_deref(), redis.response_timeout),
+            (Some("redis://b:2/0"), Duration::from_secs(9))
+        );
+    }
+
+    #[test]
+    fn validation_refuses_what_the_kind_cannot_do() {
+        let sql = "[backend]\nkind = \"sql\"\nurl = \"sqlite://c.db\"\n";
+        for (extra, needle) in [
+            ("format = { kind = \"rails\" }", "a kind = \"sql\" backend cannot hold the rails format; it takes kind = \"raw\" or \"laravel\""),
+            ("[usage.keyspace]\nenabled = true", "needs a backend that reports expired and evicted keys (kind = \"redis\"); a kind = \"sql\" backend does not"),
+            ("[usage.stream]\nname = \"events\"", "a kind = \"sql\" backend has no stream to read usage events from"),
+        ] {
+            let err = error(&format!("{sql}{extra}\n"));
+            assert!(err.contains(needle), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn each_kind_takes_its_struct_s_fields() {
+        assert_eq!(BackendKind::Memory.fields(), ["max_bytes"]);
+        assert_eq!(
+            BackendKind::Redis.fields(),
+            [
+                "url",
+                "response_timeout",
+                "connect_timeout",
+                "tls_ca_file",
+                "tls_cert_file",
+                "tls_key_file"
+            ]
+        );
+        assert_eq!(
+            BackendKind::Sql.fields(),
+            ["url", "table", "key_prefix", "create_table", "connect_timeout"]
+        );
+    }
+
+    #[test]
+    fn refresh_needs_ttl_introspection() {
+        let mut caps = BackendKind::Redis.capabilities();
+        let refresh = WritePolicy::RefreshIfTtlBelow(Duration::from_secs(60));
+        assert!(caps.supports(refresh) && caps.supports(WritePolicy::IfMissing));
+        caps.ttl_introspection = false;
+        assert!(!caps.supports(refresh));
+        assert!(caps.supports(WritePolicy::Always) && caps.supports(WritePolicy::IfMissing));
+    }
+}

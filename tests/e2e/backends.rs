@@ -5,7 +5,7 @@
 //! `ttl()`). Adding a backend means one more `#[test]` below: its `[backend]`
 //! text, the servers it needs, and what it documents it can hold ([`Holds`]).
 
-use crate::support::{PgServer, RedisServer};
+use crate::support::{sql, PgServer, RedisServer};
 use preheat::backend::{Backend, Bounded, Outcome, Write};
 use preheat::config::{Config, WritePolicy};
 use std::any::Any;
@@ -15,7 +15,11 @@ use std::time::Duration;
 
 #[test]
 fn memory() {
-    conform("memory", "kind = \"memory\"", ANY_KEY_ANY_BYTES, ());
+    let holds = Holds {
+        max_bytes: Some(8 << 20),
+        ..ANY_KEY_ANY_BYTES
+    };
+    conform("memory", "kind = \"memory\"\nmax_bytes = \"8MiB\"", holds, ());
 }
 
 #[test]
@@ -42,6 +46,16 @@ fn sqlite_laravel() {
     );
     // SQLite text holds any bytes, and SQLite does not enforce varchar(255).
     conform("sqlite laravel", &toml, sql_holds(None, true), dir);
+}
+
+#[test]
+fn sqlite_with_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cache.db").display());
+    // A table made by the application, with the timestamps older schemas carry.
+    sql(&url, &["CREATE TABLE app_cache (\"key\" TEXT PRIMARY KEY, \"value\" BLOB NOT NULL, \"expiration\" INTEGER NOT NULL, \"created_at\" TIMESTAMP, \"updated_at\" TIMESTAMP)"]);
+    let toml = format!("kind = \"sql\"\nurl = \"{url}\"\ntable = \"app_cache\"");
+    conform("sqlite with timestamps", &toml, sql_holds(None, true), dir);
 }
 
 #[test]
@@ -76,12 +90,16 @@ struct Holds {
     /// What a write without TTL stores: `None` no expiry, else this expiry
     /// (the backend's documented "forever").
     forever: Option<Duration>,
+    /// The size bound of keys + values (the memory backend's `max_bytes`):
+    /// a larger value is rejected alone, naming `max_bytes`.
+    max_bytes: Option<u64>,
 }
 
 const ANY_KEY_ANY_BYTES: Holds = Holds {
     key_chars: None,
     any_bytes: true,
     forever: None,
+    max_bytes: None,
 };
 
 /// The SQL cache table: a TTL-less value expires in ten years, Laravel's `forever`.
@@ -90,6 +108,7 @@ fn sql_holds(key_chars: Option<usize>, any_bytes: bool) -> Holds {
         key_chars,
         any_bytes,
         forever: Some(Duration::from_secs(10 * 365 * 24 * 3600)),
+        max_bytes: None,
     }
 }
 
@@ -161,6 +180,8 @@ const CASES: &[Case] = &[
     ("value_bytes", value_bytes),
     ("key_length", key_length),
     ("concurrent_batches", concurrent_batches),
+    ("ttl_beyond_forever", ttl_beyond_forever),
+    ("refused_write_is_rejected_alone", refused_write_is_rejected_alone),
 ];
 
 /// How far a TTL may have run down between a write and its check.
@@ -268,13 +289,17 @@ fn refresh(threshold: &str) -> WritePolicy {
 
 /// Every policy against every state a key can be in, in one batch each:
 /// absent, expired (counts as absent), fresh with an hour left, near expiry
-/// (10 s left, under the 60 s threshold), and without expiry. Fresh keys keep
-/// their value and TTL; written ones get the new value and TTL.
+/// (10 s left, under the 60 s threshold), and without expiry (fresh at any
+/// threshold below the backend's forever). A zero threshold refreshes
+/// nothing live. Fresh keys keep their value and TTL; written ones get the
+/// new value and TTL.
 fn policies_by_key_state(c: &Ctx) {
     use Outcome::{Fresh as F, Written as W};
     let policies = [
         (WritePolicy::IfMissing, [F, W, F, W, F]),
         (refresh("60s"), [F, W, F, W, W]),
+        (refresh("0s"), [F, W, F, W, F]),
+        (refresh("365d"), [W, W, F, W, W]),
         (WritePolicy::Always, [W, W, W, W, W]),
     ];
     // The batch order, mixed so that a backend reporting outcomes out of order shows.
@@ -585,5 +610,47 @@ fn concurrent_batches(c: &Ctx) {
             other => panic!("{key:?}: outcomes {other:?}, expected one Written and one Fresh"),
         };
         assert_eq!(c.get(&key).as_deref(), Some(winner), "{key:?}");
+    }
+}
+
+/// The longest TTL a plugin can give (`u32::MAX` seconds, 136 years, beyond
+/// the SQL table's ten-year forever) is stored as given, and is fresh to refresh.
+fn ttl_beyond_forever(c: &Ctx) {
+    let longest = Duration::from_secs(u32::MAX.into());
+    let write = |value: &str| Write {
+        key: c.key("longest"),
+        value: value.into(),
+        ttl: Some(longest),
+    };
+    assert_eq!(c.write(WritePolicy::IfMissing, &[write("old")]), [Outcome::Written]);
+    c.assert_stored(&c.key("longest"), b"old", Some(longest));
+    assert_eq!(c.write(refresh("365d"), &[write("new")]), [Outcome::Fresh]);
+    c.assert_stored(&c.key("longest"), b"old", Some(longest));
+}
+
+/// A write the backend refuses (a value over its size bound, or not the
+/// text it holds) is rejected alone, naming why, and stores nothing; the
+/// rest of the batch is written.
+fn refused_write_is_rejected_alone(c: &Ctx) {
+    let mut refused: Vec<(&str, Vec<u8>)> = Vec::new();
+    if let Some(max) = c.t.holds.max_bytes {
+        refused.push(("max_bytes", vec![b'x'; max as usize + 1]));
+    }
+    if !c.t.holds.any_bytes {
+        refused.push(("UTF-8", vec![0xff, 0xfe]));
+    }
+    for (why, value) in refused {
+        let outcomes = c.write(
+            WritePolicy::Always,
+            &[c.w(why, value, Some(3600)), c.w(&format!("after {why}"), "n", None)],
+        );
+        assert!(
+            matches!(&outcomes[0], Outcome::Rejected(m) if m.contains(why)),
+            "a value refused for {why}: {:?}",
+            outcomes[0]
+        );
+        assert_eq!(outcomes[1], Outcome::Written, "the write after it");
+        c.assert_absent(&c.key(why));
+        c.assert_stored(&c.key(&format!("after {why}")), b"n", None);
     }
 }

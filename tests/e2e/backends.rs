@@ -419,11 +419,16 @@ fn large_batch_in_order(c: &Ctx) {
     }
 }
 
-/// A 1 MiB value is stored whole, read whole, measured by `get_at_most`, and
-/// replaced whole.
+/// A 1 MiB value is stored whole, read whole, measured by `get_at_most` in
+/// bytes (it is two-byte UTF-8: half as many characters), and replaced whole.
 fn one_mib_value(c: &Ctx) {
     const MIB: usize = 1 << 20;
-    let value = |seed: u8| -> Vec<u8> { (0..MIB).map(|i| b'a' + (i as u8 ^ seed) % 26).collect() };
+    let value = |seed: u32| -> Vec<u8> {
+        (0..MIB as u32 / 2)
+            .map(|i| char::from_u32(0xc0 + (i ^ seed) % 64).unwrap())
+            .collect::<String>()
+            .into_bytes()
+    };
     let (first, second) = (value(0), value(7));
     assert_eq!(
         c.write(WritePolicy::IfMissing, &[c.w("big", first.clone(), Some(3600))]),
@@ -450,8 +455,8 @@ fn one_mib_value(c: &Ctx) {
 
 /// Keys no layer may mangle, merge or interpret: spaces (leading, trailing),
 /// UTF-8 in both normal forms, quotes, backslashes, SQL and glob
-/// metacharacters, and case. Each keeps its own value, and each is present
-/// to a second, if-missing batch.
+/// metacharacters, case, and numbers a column affinity could convert. Each
+/// keeps its own value, and each is present to a second, if-missing batch.
 fn awkward_keys(c: &Ctx) {
     let names = [
         "with space",
@@ -475,6 +480,10 @@ fn awkward_keys(c: &Ctx) {
         "Case",
         "case",
         "CASE",
+        "007",
+        "7",
+        "7.0",
+        "1e3",
     ];
     let writes: Vec<Write> = names
         .iter()
@@ -519,11 +528,12 @@ fn empty_value(c: &Ctx) {
 /// backend rejects the non-UTF-8 value alone and writes the rest of the batch.
 fn value_bytes(c: &Ctx) {
     let all_bytes: Vec<u8> = (0..=255).collect();
-    let values: [(&str, Vec<u8>); 4] = [
+    let values: [(&str, Vec<u8>); 5] = [
         ("text", "plain text".into()),
         ("all bytes", all_bytes),
         ("not utf-8", vec![0xff, 0xfe, b'x', 0xc3]),
         ("more text", "héllo".into()),
+        ("a number", "007".into()),
     ];
     let writes: Vec<Write> = values
         .iter()

@@ -3,6 +3,7 @@
 //! free loopback ports, and the applications' own frameworks reading what was
 //! warmed (tests/readers/).
 
+mod backends;
 mod bench_smoke;
 mod cache_cli;
 mod cli;

@@ -188,10 +188,12 @@ pub enum Arg {
 pub fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
-        // Class 08: connection exception; 57P: operator intervention; SQLite 5/6: busy/locked.
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6"),
+        // Class 08: connection exception; 57P: operator intervention; 40001/40P01:
+        // serialization failure, deadlock (the statement was rolled back; again may
+        // succeed); SQLite 5/6: busy/locked.
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || c.starts_with("57P") || c == "40001" || c == "40P01" || c == "5" || c == "6"
+        }),
         _ => false,
     }
 }

@@ -79,6 +79,18 @@ fn postgres_laravel() {
     conform("postgres laravel", &toml, sql_holds(Some(255), false), pg);
 }
 
+#[test]
+fn postgres_schema_table() {
+    let pg = PgServer::start();
+    // A table outside the search path, named by its schema.
+    sql(&pg.url(), &["CREATE SCHEMA cachedb"]);
+    let toml = format!(
+        "kind = \"sql\"\nurl = \"{}\"\ncreate_table = true\ntable = \"cachedb.cache\"",
+        pg.url()
+    );
+    conform("postgres schema table", &toml, sql_holds(Some(255), true), pg);
+}
+
 /// What a backend documents it holds, so each case asserts one exact outcome.
 struct Holds {
     /// Longest key the caller may pass, in characters (`None`: no limit);
@@ -182,6 +194,12 @@ const CASES: &[Case] = &[
     ("concurrent_batches", concurrent_batches),
     ("ttl_beyond_forever", ttl_beyond_forever),
     ("refused_write_is_rejected_alone", refused_write_is_rejected_alone),
+    ("empty_batch", empty_batch),
+    ("duplicate_keys", duplicate_keys),
+    ("max_batch_size", max_batch_size),
+    ("nul_in_text_value", nul_in_text_value),
+    ("no_expiry_and_long_thresholds", no_expiry_and_long_thresholds),
+    ("sub_second_ttl", sub_second_ttl),
 ];
 
 /// How far a TTL may have run down between a write and its check.
@@ -600,9 +618,21 @@ fn key_length(c: &Ctx) {
 /// per key, so each key is written by exactly one of them and holds that
 /// one's value; neither batch fails.
 fn concurrent_batches(c: &Ctx) {
+    for order in ["same", "opposite"] {
+        concurrent_batches_in(c, order);
+    }
+}
+
+/// Two if-missing batches at once over the same keys, the second in `order`
+/// ("same" or "opposite": row locks taken in opposite orders deadlock
+/// unless the backend orders them itself).
+fn concurrent_batches_in(c: &Ctx, order: &str) {
     const N: usize = 2000;
-    let batch = |who: &str| -> Vec<Write> { (0..N).map(|i| c.w(&i.to_string(), who, Some(3600))).collect() };
-    let (a, b) = (batch("a"), batch("b"));
+    let batch = |who: &str| -> Vec<Write> { (0..N).map(|i| c.w(&format!("{order}/{i}"), who, Some(3600))).collect() };
+    let (a, mut b) = (batch("a"), batch("b"));
+    if order == "opposite" {
+        b.reverse();
+    }
     let backend = &c.t.backend;
     let (from_a, from_b) = c.t.rt.block_on(async {
         tokio::join!(
@@ -610,10 +640,13 @@ fn concurrent_batches(c: &Ctx) {
             backend.write_batch(WritePolicy::IfMissing, &b)
         )
     });
-    let from_a = from_a.unwrap_or_else(|e| panic!("batch a failed: {e}"));
-    let from_b = from_b.unwrap_or_else(|e| panic!("batch b failed: {e}"));
+    let from_a = from_a.unwrap_or_else(|e| panic!("{order} order: batch a failed: {e}"));
+    let mut from_b = from_b.unwrap_or_else(|e| panic!("{order} order: batch b failed: {e}"));
+    if order == "opposite" {
+        from_b.reverse();
+    }
     for (i, (oa, ob)) in from_a.iter().zip(&from_b).enumerate() {
-        let key = c.key(&i.to_string());
+        let key = c.key(&format!("{order}/{i}"));
         let winner: &[u8] = match (oa, ob) {
             (Outcome::Written, Outcome::Fresh) => b"a",
             (Outcome::Fresh, Outcome::Written) => b"b",
@@ -662,5 +695,122 @@ fn refused_write_is_rejected_alone(c: &Ctx) {
         assert_eq!(outcomes[1], Outcome::Written, "the write after it");
         c.assert_absent(&c.key(why));
         c.assert_stored(&c.key(&format!("after {why}")), b"n", None);
+        // Refused over an existing value: the old value and its TTL stay.
+        let old = format!("old {why}");
+        assert_eq!(
+            c.write(WritePolicy::Always, &[c.w(&old, "old", Some(3600))]),
+            [Outcome::Written]
+        );
+        let outcomes = c.write(WritePolicy::Always, &[c.w(&old, outcomes_value(why, c), Some(7200))]);
+        assert!(matches!(&outcomes[0], Outcome::Rejected(_)), "{old}: {:?}", outcomes[0]);
+        c.assert_stored(&c.key(&old), b"old", Some(Duration::from_secs(3600)));
     }
+}
+
+/// The value refused for `why` in [`refused_write_is_rejected_alone`].
+fn outcomes_value(why: &str, c: &Ctx) -> Vec<u8> {
+    match why {
+        "max_bytes" => vec![b'x'; c.t.holds.max_bytes.unwrap_or_default() as usize + 1],
+        _ => vec![0xff, 0xfe],
+    }
+}
+
+/// No writes, no outcomes, under every policy.
+fn empty_batch(c: &Ctx) {
+    for policy in [WritePolicy::IfMissing, refresh("1m"), WritePolicy::Always] {
+        assert_eq!(c.write(policy, &[]), [], "{policy}");
+    }
+}
+
+/// A key twice in one batch is applied in order, as two batches would be
+/// (a repeat is "written a second time, and the write policy decides").
+fn duplicate_keys(c: &Ctx) {
+    let twice = |policy: WritePolicy, name: &str| {
+        c.write(
+            policy,
+            &[c.w(name, "first", Some(3600)), c.w(name, "second", Some(7200))],
+        )
+    };
+    use Outcome::{Fresh as F, Written as W};
+    assert_eq!(twice(WritePolicy::IfMissing, "if-missing"), [W, F], "if-missing");
+    c.assert_stored(&c.key("if-missing"), b"first", Some(Duration::from_secs(3600)));
+    assert_eq!(twice(refresh("1m"), "refresh"), [W, F], "refresh");
+    c.assert_stored(&c.key("refresh"), b"first", Some(Duration::from_secs(3600)));
+    assert_eq!(twice(WritePolicy::Always, "always"), [W, W], "always");
+    c.assert_stored(&c.key("always"), b"second", Some(Duration::from_secs(7200)));
+}
+
+/// The largest batch the config allows (`[run] batch_size` up to
+/// `MAX_BATCH_SIZE`) is one call, whatever the backend binds per statement.
+fn max_batch_size(c: &Ctx) {
+    let n = preheat::config::MAX_BATCH_SIZE;
+    let batch: Vec<Write> = (0..n).map(|i| c.w(&i.to_string(), i.to_string(), Some(3600))).collect();
+    let outcomes = c.write(WritePolicy::Always, &batch);
+    assert!(outcomes.iter().all(|o| *o == Outcome::Written));
+    for i in (0..n).step_by(997).chain([n - 1]) {
+        c.assert_stored(
+            &c.key(&i.to_string()),
+            i.to_string().as_bytes(),
+            Some(Duration::from_secs(3600)),
+        );
+    }
+}
+
+/// A UTF-8 value holding NUL is stored, or rejected alone: never the whole batch.
+fn nul_in_text_value(c: &Ctx) {
+    let outcomes = c.write(
+        WritePolicy::Always,
+        &[
+            c.w("before", "b", Some(3600)),
+            c.w("nul", "a\0b", Some(3600)),
+            c.w("after", "a", Some(3600)),
+        ],
+    );
+    assert_eq!((&outcomes[0], &outcomes[2]), (&Outcome::Written, &Outcome::Written));
+    match &outcomes[1] {
+        Outcome::Written => c.assert_stored(&c.key("nul"), b"a\0b", Some(Duration::from_secs(3600))),
+        Outcome::Rejected(why) => {
+            assert!(why.contains("NUL"), "{why}");
+            c.assert_absent(&c.key("nul"))
+        }
+        Outcome::Fresh => panic!("nul: Fresh"),
+    }
+}
+
+/// A key without expiry is fresh to refresh at any threshold below what the
+/// backend stores for it: nothing, or its forever (SQL: ten years, Laravel's
+/// `forever`), beyond which it is rewritten.
+fn no_expiry_and_long_thresholds(c: &Ctx) {
+    assert_eq!(
+        c.write(WritePolicy::Always, &[c.w("k", "old", None)]),
+        [Outcome::Written]
+    );
+    assert_eq!(
+        c.write(refresh("9years"), &[c.w("k", "new", Some(60))]),
+        [Outcome::Fresh]
+    );
+    c.assert_stored(&c.key("k"), b"old", None);
+    let beyond = if c.t.holds.forever.is_some() {
+        Outcome::Written
+    } else {
+        Outcome::Fresh
+    };
+    assert_eq!(c.write(refresh("100years"), &[c.w("k", "new", Some(60))]), [beyond]);
+}
+
+/// A key lives at least its TTL: one written with 1.5 s (TTLs are fractional
+/// once jittered), late in a second, is still there 0.5 s later.
+fn sub_second_ttl(c: &Ctx) {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    while !(600..700).contains(&SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_millis()) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let w = Write {
+        key: c.key("k"),
+        value: b"v".to_vec(),
+        ttl: Some(Duration::from_millis(1500)),
+    };
+    assert_eq!(c.write(WritePolicy::Always, &[w]), [Outcome::Written]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(c.get(&c.key("k")), Some(b"v".to_vec()), "0.5 s into a 1.5 s TTL");
 }

@@ -92,19 +92,27 @@ impl MemoryBackend {
                         return Outcome::Fresh;
                     }
                 }
-                state.remove(&w.key);
                 let size = (w.key.len() + w.value.len()) as u64;
-                if state.bytes + size > self.max_bytes {
+                // What the write needs beyond what replacing the key's old entry frees;
+                // a refused write leaves the old entry as it was.
+                let needed = |state: &State| {
+                    let freed = state.map.get(&w.key).map_or(0, |old| (w.key.len() + old.value.len()) as u64);
+                    state.bytes - freed + size
+                };
+                if needed(&state) > self.max_bytes {
                     state.purge_expired(now);
-                    if state.bytes + size > self.max_bytes {
+                    if needed(&state) > self.max_bytes {
                         return Outcome::Rejected(format!(
                             "memory backend full: {} of {} bytes used, this entry needs {size}; raise [backend] max_bytes",
                             state.bytes, self.max_bytes
                         ));
                     }
                 }
+                state.remove(&w.key);
                 state.bytes += size;
-                state.insert(w.key.clone(), Stored { value: w.value.clone(), expires: w.ttl.map(|t| now + t) });
+                // A TTL too long for the clock to reach is no expiry.
+                let expires = w.ttl.and_then(|t| now.checked_add(t));
+                state.insert(w.key.clone(), Stored { value: w.value.clone(), expires });
                 Outcome::Written
             })
             .collect()

@@ -97,6 +97,9 @@ impl Backend {
 
     /// Writes a batch under `policy`: one outcome per write, in order.
     pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
         match self {
             Backend::Redis(r) => r.write_batch(policy, writes).await,
             Backend::Memory(m) => Ok(m.write_batch(policy, writes)),

@@ -38,6 +38,27 @@ pub struct SqlBackend {
     max_key_chars: Option<usize>,
 }
 
+/// Most rows in one statement: each binds three parameters, and SQLite binds
+/// at most 32,766 (PostgreSQL 65,535).
+const MAX_ROWS_PER_STATEMENT: usize = 32_766 / 3;
+
+/// One row of an upsert: the write it comes from, and what it binds.
+struct UpsertRow {
+    index: usize,
+    key: String,
+    value: Arg,
+    expiration: i64,
+}
+
+/// The `expiration` column for a value written at `now` (since the epoch)
+/// to live `ttl`: whole seconds, rounded up, so that the row is live (for
+/// Laravel: `expiration > now`) for at least its TTL.
+fn expiration(now: Duration, ttl: Duration) -> i64 {
+    let end = now.saturating_add(ttl);
+    let secs = end.as_secs() + u64::from(end.subsec_nanos() > 0);
+    secs.max(now.as_secs() + 1).min(i64::MAX as u64) as i64
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -103,22 +124,38 @@ impl SqlBackend {
         format!("{} table {}", self.address, self.table)
     }
 
-    /// Writes a batch in one statement; per-key outcomes from `RETURNING`.
+    /// Writes a batch in as few statements as it takes (usually one); per-key
+    /// outcomes from `RETURNING`. A statement holds each key once (`ON
+    /// CONFLICT` cannot touch a row twice), so a repeated key starts the next
+    /// statement, which sees the first write as a second batch would; and at
+    /// most [`MAX_ROWS_PER_STATEMENT`] rows. Rows go in key order, one lock
+    /// order for every statement, so concurrent batches over the same keys
+    /// cannot deadlock.
     pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
-        let now = now_secs();
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; writes.len()];
-        let mut rows: Vec<(String, Arg, i64)> = Vec::with_capacity(writes.len());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let postgres = matches!(self.db, Db::Postgres(_));
+        let mut outcomes = vec![Outcome::Fresh; writes.len()];
+        let mut statements: Vec<Vec<UpsertRow>> = vec![Vec::new()];
+        let mut keys_in_last: HashSet<String> = HashSet::new();
         for (i, w) in writes.iter().enumerate() {
             let value = if self.binary_values || self.sqlite_text {
                 Arg::Bytes(w.value.clone())
             } else {
                 match String::from_utf8(w.value.clone()) {
+                    Ok(text) if postgres && text.contains('\0') => {
+                        // One such value would fail the whole statement.
+                        outcomes[i] = Outcome::Rejected(format!(
+                            "value holds a NUL character, and the `value` column of `{}` is PostgreSQL text, which cannot hold one; use a BYTEA column (Laravel's format base64-encodes such values itself)",
+                            self.table
+                        ));
+                        continue;
+                    }
                     Ok(text) => Arg::Text(text),
                     Err(_) => {
-                        outcomes[i] = Some(Outcome::Rejected(format!(
+                        outcomes[i] = Outcome::Rejected(format!(
                             "value is not UTF-8 text, and the `value` column of `{}` is PostgreSQL text, which holds only UTF-8; use a BYTEA column or produce text",
                             self.table
-                        )));
+                        ));
                         continue;
                     }
                 }
@@ -126,39 +163,49 @@ impl SqlBackend {
             let key = format!("{}{}", self.key_prefix, w.key);
             if let Some(max) = self.max_key_chars.filter(|&max| key.chars().count() > max) {
                 // One over-long key would fail the whole multi-row statement.
-                outcomes[i] = Some(Outcome::Rejected(format!(
+                outcomes[i] = Outcome::Rejected(format!(
                     "the stored key {:?} is {} characters, over the {max} the `key` column of `{}` holds; shorten the key or its prefix",
                     crate::report::clip(&key, 80),
                     key.chars().count(),
                     self.table
-                )));
+                ));
                 continue;
             }
-            let expiration = now + w.ttl.unwrap_or(FOREVER).as_secs().max(1) as i64;
-            rows.push((key, value, expiration));
+            if keys_in_last.contains(&key)
+                || statements
+                    .last()
+                    .is_some_and(|rows| rows.len() == MAX_ROWS_PER_STATEMENT)
+            {
+                statements.push(Vec::new());
+                keys_in_last.clear();
+            }
+            keys_in_last.insert(key.clone());
+            let expiration = expiration(now, w.ttl.unwrap_or(FOREVER));
+            statements
+                .last_mut()
+                .expect("there is always a statement")
+                .push(UpsertRow {
+                    index: i,
+                    key,
+                    value,
+                    expiration,
+                });
         }
-        let written: HashSet<String> = if rows.is_empty() {
-            HashSet::new()
-        } else {
-            let sql = self.upsert_sql(policy, rows.len(), now);
-            self.run_upsert(&sql, rows).await.map_err(|e| BackendError {
+        for mut rows in statements.into_iter().filter(|rows| !rows.is_empty()) {
+            rows.sort_by(|a, b| a.key.cmp(&b.key));
+            let sql = self.upsert_sql(policy, rows.len(), now.as_secs() as i64);
+            let indexes: Vec<(usize, String)> = rows.iter().map(|r| (r.index, r.key.clone())).collect();
+            let written = self.run_upsert(&sql, rows).await.map_err(|e| BackendError {
                 transient: crate::db::is_transient(&e),
                 message: format!("SQL cache {} write failed: {e}", self.describe()),
-            })?
-        };
-        Ok(writes
-            .iter()
-            .zip(outcomes)
-            .map(|(w, decided)| {
-                decided.unwrap_or_else(|| {
-                    if written.contains(&format!("{}{}", self.key_prefix, w.key)) {
-                        Outcome::Written
-                    } else {
-                        Outcome::Fresh
-                    }
-                })
-            })
-            .collect())
+            })?;
+            for (index, key) in indexes {
+                if written.contains(&key) {
+                    outcomes[index] = Outcome::Written;
+                }
+            }
+        }
+        Ok(outcomes)
     }
 
     /// `INSERT … ON CONFLICT ("key") DO UPDATE … WHERE <policy> RETURNING "key"`.
@@ -189,9 +236,11 @@ impl SqlBackend {
         let condition = match policy {
             WritePolicy::Always => String::new(),
             WritePolicy::IfMissing => format!(" WHERE {t}.\"expiration\" <= {now}"),
-            WritePolicy::RefreshIfTtlBelow(threshold) => {
-                format!(" WHERE {t}.\"expiration\" < {}", now + threshold.as_secs() as i64)
-            }
+            // Expired (`expiration <= now`, as Laravel reads it), or live with less than the threshold left.
+            WritePolicy::RefreshIfTtlBelow(threshold) => format!(
+                " WHERE {t}.\"expiration\" <= {now} OR {t}.\"expiration\" < {}",
+                now.saturating_add(threshold.as_secs().min(i64::MAX as u64) as i64)
+            ),
         };
         format!(
             "INSERT INTO {t} ({columns}) VALUES {} ON CONFLICT (\"key\") DO UPDATE SET {set}{condition} RETURNING \"key\"",
@@ -199,12 +248,12 @@ impl SqlBackend {
         )
     }
 
-    async fn run_upsert(&self, sql: &str, rows: Vec<(String, Arg, i64)>) -> Result<HashSet<String>, sqlx::Error> {
+    async fn run_upsert(&self, sql: &str, rows: Vec<UpsertRow>) -> Result<HashSet<String>, sqlx::Error> {
         let mut args = Vec::with_capacity(rows.len() * 3);
-        for (key, value, expiration) in rows {
-            args.push(Arg::Text(key));
-            args.push(value);
-            args.push(Arg::Int(expiration));
+        for row in rows {
+            args.push(Arg::Text(row.key));
+            args.push(row.value);
+            args.push(Arg::Int(row.expiration));
         }
         let returned = self.db.fetch_text(sql, args).await?;
         Ok(returned.into_iter().filter_map(|mut r| r.pop().flatten()).collect())
@@ -230,10 +279,11 @@ impl SqlBackend {
             .next()
             .and_then(|mut r| r.pop().flatten())
             .and_then(|e| e.parse::<i64>().ok());
-        let now = now_secs();
+        // Whole seconds left, rounded down: the expiration was rounded up when written.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         Ok(expiration
-            .filter(|&e| e > now)
-            .map(|e| Some(Duration::from_secs((e - now) as u64))))
+            .filter(|&e| e > now.as_secs() as i64)
+            .map(|e| Some(Duration::from_secs(Duration::from_secs(e as u64).saturating_sub(now).as_secs()))))
     }
 
     /// The live value of a key if it is at most `max` bytes: the database
@@ -324,13 +374,24 @@ async fn key_length_limit(db: &Db, table: &str) -> Result<Option<usize>> {
     let Db::Postgres(_) = db else {
         return Ok(None);
     };
-    let bare = table.rsplit('.').next().unwrap_or(table).trim_matches('"');
-    let rows = db
-        .fetch_text(
-            "SELECT character_maximum_length::text FROM information_schema.columns WHERE table_name = $1 AND column_name = 'key' AND table_schema = ANY (current_schemas(false))",
-            vec![Arg::Text(bare.to_string())],
-        )
-        .await?;
+    // `schema.table` names its schema; a bare name is the one the search path finds first.
+    let unquote = |name: &str| name.trim_matches('"').to_string();
+    let rows = match table.rsplit_once('.') {
+        Some((schema, bare)) => {
+            db.fetch_text(
+                "SELECT character_maximum_length::text FROM information_schema.columns WHERE table_name = $1 AND column_name = 'key' AND table_schema = $2",
+                vec![Arg::Text(unquote(bare)), Arg::Text(unquote(schema))],
+            )
+            .await?
+        }
+        None => {
+            db.fetch_text(
+                "SELECT c.character_maximum_length::text FROM information_schema.columns c, unnest(current_schemas(false)) WITH ORDINALITY AS s(name, position) WHERE c.table_schema = s.name AND c.table_name = $1 AND c.column_name = 'key' ORDER BY s.position LIMIT 1",
+                vec![Arg::Text(unquote(table))],
+            )
+            .await?
+        }
+    };
     Ok(rows.first().and_then(|r| r[0].as_deref()).and_then(|n| n.parse().ok()))
 }
 

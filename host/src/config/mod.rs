@@ -62,6 +62,10 @@ pub struct Config {
 /// line of the file, which may be of any length).
 pub const MAX_ERROR_LINE_BYTES: usize = 2048;
 
+/// The longest TTL a config may set (`default_ttl`, `max_ttl`): what a
+/// plugin's `ttl-seconds` (a u32) can say, so every backend can store it.
+pub const MAX_TTL: Duration = Duration::from_secs(u32::MAX as u64);
+
 /// Most batches a run produces and writes at once (`[run] concurrency`).
 pub const MAX_CONCURRENCY: usize = 1024;
 /// Most keys per `produce` call and backend pipeline (`[run] batch_size`).
@@ -621,6 +625,11 @@ impl Config {
                     plugin.ttl_jitter_percent
                 );
             }
+            for (name, ttl) in [("default_ttl", plugin.default_ttl), ("max_ttl", plugin.max_ttl)] {
+                if ttl.is_some_and(|t| t > MAX_TTL) {
+                    bail!("{at}: {name} is above the longest TTL, {} seconds (about 136 years, the most a plugin can give): use a shorter one, or none for no expiry", MAX_TTL.as_secs());
+                }
+            }
             if plugin.fuel_per_call == 0 {
                 bail!("{at}: fuel_per_call must be above 0");
             }
@@ -938,6 +947,25 @@ page_size = 50
             .validate()
             .unwrap_err();
         assert!(err.to_string().contains("[sources.nope]"), "{err}");
+    }
+
+    #[test]
+    fn ttls_beyond_what_a_plugin_can_give_are_refused() {
+        for field in ["default_ttl", "max_ttl"] {
+            let err = parse(&MINIMAL.replace("key_prefixes", &format!("{field} = \"200years\"\nkey_prefixes")))
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("{field} is above the longest TTL, 4294967295 seconds")),
+                "{err}"
+            );
+        }
+        parse(&MINIMAL.replace("key_prefixes", "max_ttl = \"100years\"\nkey_prefixes"))
+            .unwrap()
+            .validate()
+            .unwrap();
     }
 
     #[test]

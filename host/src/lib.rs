@@ -3,7 +3,7 @@
 //! The data flow, one module per stage: [`config`] → [`runtime`] (sandboxed
 //! plugins; [`sources`] the read-only SQL they may query) → [`plan`]
 //! (validated, prioritised keys) → [`exec`] (batches, retries, deadline,
-//! budget) → [`format`] (the application's encoding and key layout) →
+//! budget) → [`format`](mod@format) (the application's encoding and key layout) →
 //! [`backend`] (write policy; Redis, memory or an SQL cache table) →
 //! [`report`], recorded by [`jobs`] (history, run lock). [`cli`] is the
 //! `preheat` binary on top; [`serve`] is the long-lived service (API,

@@ -128,7 +128,7 @@ impl SqlBackend {
     /// outcomes from `RETURNING`. A statement holds each key once (`ON
     /// CONFLICT` cannot touch a row twice), so a repeated key starts the next
     /// statement, which sees the first write as a second batch would; and at
-    /// most [`MAX_ROWS_PER_STATEMENT`] rows. Rows go in key order, one lock
+    /// most `MAX_ROWS_PER_STATEMENT` rows. Rows go in key order, one lock
     /// order for every statement, so concurrent batches over the same keys
     /// cannot deadlock.
     pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
@@ -281,9 +281,11 @@ impl SqlBackend {
             .and_then(|e| e.parse::<i64>().ok());
         // Whole seconds left, rounded down: the expiration was rounded up when written.
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Ok(expiration
-            .filter(|&e| e > now.as_secs() as i64)
-            .map(|e| Some(Duration::from_secs(Duration::from_secs(e as u64).saturating_sub(now).as_secs()))))
+        Ok(expiration.filter(|&e| e > now.as_secs() as i64).map(|e| {
+            Some(Duration::from_secs(
+                Duration::from_secs(e as u64).saturating_sub(now).as_secs(),
+            ))
+        }))
     }
 
     /// The live value of a key if it is at most `max` bytes: the database

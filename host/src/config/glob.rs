@@ -29,7 +29,7 @@ fn operators(pattern: &str) -> usize {
 
 impl KeyGlob {
     /// Compiles a glob, saying what is wrong with a bad one. A pattern longer
-    /// than [`MAX_PATTERN_BYTES`] or with more than [`MAX_PATTERN_OPERATORS`]
+    /// than `MAX_PATTERN_BYTES` or with more than `MAX_PATTERN_OPERATORS`
     /// operators is refused before globset sees it.
     pub fn new(pattern: &str) -> Result<KeyGlob> {
         if pattern.len() > MAX_PATTERN_BYTES {

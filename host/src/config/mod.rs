@@ -34,7 +34,7 @@ pub struct Config {
     /// How runs are executed.
     #[serde(default)]
     pub run: RunConfig,
-    /// Where values are written (`[backend]`, read by [`BackendConfig::from_toml`]).
+    /// Where values are written (`[backend]`, read by `BackendConfig::from_toml`).
     #[serde(skip)]
     pub backend: BackendConfig,
     /// Named SQL sources plugins may query (`[sources.NAME]`).

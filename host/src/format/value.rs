@@ -101,7 +101,7 @@ pub struct BigInt {
 
 impl BigInt {
     /// Parses decimal digits with an optional leading `-`; `None` for
-    /// anything else or more than [`MAX_BIGINT_DIGITS`] digits.
+    /// anything else or more than `MAX_BIGINT_DIGITS` digits.
     pub fn from_decimal(text: &str) -> Option<BigInt> {
         let (negative, digits) = match text.strip_prefix('-') {
             Some(rest) => (true, rest),
@@ -134,7 +134,7 @@ impl BigInt {
     }
 
     /// A decoded integer from its sign and magnitude (least significant byte
-    /// first); `None` when the magnitude is over [`MAX_BIGINT_BYTES`].
+    /// first); `None` when the magnitude is over `MAX_BIGINT_BYTES`.
     pub fn from_magnitude(negative: bool, magnitude: Vec<u8>) -> Option<BigInt> {
         (magnitude.len() <= MAX_BIGINT_BYTES).then(|| BigInt { negative, magnitude }.normalized())
     }
@@ -234,7 +234,7 @@ pub fn integer(n: BigInt) -> Value {
 impl Value {
     /// What a plugin produced: its JSON when the bytes are a JSON document,
     /// else UTF-8 text as a string, else the bytes. JSON nested deeper than
-    /// [`MAX_DEPTH`] is an error rather than a string.
+    /// `MAX_DEPTH` is an error rather than a string.
     pub fn from_produced(bytes: &[u8]) -> Result<Value, FormatError> {
         match parse_json(bytes) {
             Ok(v) => Ok(v),

@@ -1,7 +1,7 @@
 //! Planning: turning what plugins enumerate into a prioritised stream of work.
 //!
 //! Keys are filtered to what the run asked for ([`KeyFilter`]), validated ([`KeyRules`]), de-duplicated in a bounded window
-//! ([`RecentKeys`]), checked for cursor cycles ([`CursorHistory`]), and queued by priority in
+//! (`RecentKeys`), checked for cursor cycles (`CursorHistory`), and queued by priority in
 //! the [`WorkQueue`], from which the executor takes per-plugin batches.
 
 mod cursors;

@@ -612,8 +612,6 @@ enum KeyOutcome {
     Invalid,
     /// The plugin refused it, or producing or writing it failed (see `cause`).
     Failed,
-    /// Not finished: the run was stopped or hit its deadline.
-    Abandoned,
     /// No outcome.
     None,
 }
@@ -723,6 +721,10 @@ async fn warm_key(State(shared): AppState, headers: HeaderMap, body: Bytes) -> R
     let (run_id, _) = shared.start_run(request)?;
     shared.runs.wait(&run_id).await;
     let run = shared.runs.finished_run(&run_id);
+    // Not finished (the run was stopped or hit its deadline): a 409, never an outcome.
+    if run.as_ref().is_some_and(|r| r.totals.abandoned > 0) {
+        return Err(abandoned(&shared, &run_id, &body.key));
+    }
     let outcome = run.as_ref().map_or(KeyOutcome::None, |r| {
         let t = &r.totals;
         [
@@ -731,7 +733,6 @@ async fn warm_key(State(shared): AppState, headers: HeaderMap, body: Bytes) -> R
             (t.skipped_by_plugin, KeyOutcome::SkippedByPlugin),
             (t.invalid, KeyOutcome::Invalid),
             (t.failed, KeyOutcome::Failed),
-            (t.abandoned, KeyOutcome::Abandoned),
         ]
         .into_iter()
         .find(|(n, _)| *n > 0)
@@ -756,9 +757,6 @@ async fn warm_key(State(shared): AppState, headers: HeaderMap, body: Bytes) -> R
         error,
         run,
     };
-    if outcome == KeyOutcome::Abandoned {
-        return Err(abandoned(&shared, &answer.run_id, &answer.key));
-    }
     Ok((warm_key_status(outcome, cause), Json(answer)).into_response())
 }
 

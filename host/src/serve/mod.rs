@@ -4,7 +4,7 @@
 //! schedules; graceful shutdown on SIGTERM/SIGINT and config reload on SIGHUP
 //! (and, with `--watch`, hot reload of plugins and config).
 //!
-//! Data flow: requests and schedule fires → [`runs::Runs`] (one run per plugin at a time)
+//! Data flow: requests and schedule fires → `runs::Runs` (one run per plugin at a time)
 //! → [`crate::jobs::run_recorded`] → the executor; live [`crate::exec::Progress`] →
 //! status/SSE; finished reports → metrics, history, `run_finished` events.
 

@@ -4,12 +4,12 @@
 //! - each plugin that is granted a source gets a pool of its own
 //!   ([`SourceSet::grant`] opens a fresh one on every call), so no connection,
 //!   and no state on one, is ever shared between plugins;
-//! - SQLite sources are opened read-only and locked down ([`sqlite`]: no
+//! - SQLite sources are opened read-only and locked down (`sqlite`: no
 //!   ATTACH, an allow-reads-only authorizer, one read-only statement per query,
 //!   a cap on every value);
 //! - PostgreSQL queries run in a rolled-back `READ ONLY` transaction with a
 //!   statement timeout, the role is checked at connect, and a connection left
-//!   with session state is closed ([`postgres`]);
+//!   with session state is closed (`postgres`);
 //! - every query has a timeout, a row cap and a byte cap (`max_result_bytes`,
 //!   counted while rows are decoded); lost connections are retried with backoff.
 

@@ -1,24 +1,33 @@
 //! Key → plugin routing: a hot key seen in traffic is warmed by the plugin
-//! whose `key_patterns` (default: each key prefix followed by `*`) match it.
+//! whose `key_patterns` match it, or without patterns, one of whose
+//! `key_prefixes` it starts with.
 
 use crate::config::Config;
 use crate::config::KeyGlob;
 
-/// The plugins' key patterns, in config order (the first match wins).
+/// The plugins' routes, in config order (the first match wins).
 #[derive(Debug, Clone, Default)]
 pub struct KeyRouter {
-    routes: Vec<(String, Vec<KeyGlob>)>,
+    routes: Vec<(String, Route)>,
 }
 
-/// Escapes glob metacharacters so a key prefix matches literally.
-fn literal(prefix: &str) -> String {
-    prefix
-        .chars()
-        .flat_map(|c| match c {
-            '*' | '?' | '[' | ']' | '{' | '}' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect()
+/// What keys one plugin produces.
+#[derive(Debug, Clone)]
+enum Route {
+    /// Its `key_patterns`.
+    Patterns(Vec<KeyGlob>),
+    /// Without patterns, any key starting with one of its `key_prefixes`
+    /// (matched as text, however long, whatever characters it holds).
+    Prefixes(Vec<String>),
+}
+
+impl Route {
+    fn matches(&self, key: &str) -> bool {
+        match self {
+            Route::Patterns(globs) => globs.iter().any(|g| g.is_match(key)),
+            Route::Prefixes(prefixes) => prefixes.iter().any(|p| key.starts_with(p.as_str())),
+        }
+    }
 }
 
 impl KeyRouter {
@@ -27,15 +36,12 @@ impl KeyRouter {
         let routes = config
             .enabled_plugins()
             .map(|p| {
-                let globs = if p.key_patterns.is_empty() {
-                    p.key_prefixes
-                        .iter()
-                        .filter_map(|prefix| KeyGlob::new(&format!("{}*", literal(prefix))).ok())
-                        .collect()
+                let route = if p.key_patterns.is_empty() {
+                    Route::Prefixes(p.key_prefixes.clone())
                 } else {
-                    p.key_patterns.clone()
+                    Route::Patterns(p.key_patterns.clone())
                 };
-                (p.name.clone(), globs)
+                (p.name.clone(), route)
             })
             .collect();
         KeyRouter { routes }
@@ -45,7 +51,7 @@ impl KeyRouter {
     pub fn route(&self, key: &str) -> Option<&str> {
         self.routes
             .iter()
-            .find(|(_, globs)| globs.iter().any(|g| g.is_match(key)))
+            .find(|(_, route)| route.matches(key))
             .map(|(name, _)| name.as_str())
     }
 }
@@ -84,5 +90,19 @@ key_prefixes = ["a*b"]
         assert_eq!(router.route("a*b1"), Some("weird"));
         assert_eq!(router.route("axb1"), None, "prefixes match literally");
         assert_eq!(router.route("nobody/1"), None);
+    }
+
+    #[test]
+    fn a_prefix_of_any_length_and_glob_characters_routes_its_keys() {
+        // Over the 1 KiB and 64-operator bounds of a glob: it used to be dropped silently.
+        let long = format!("{}/", "[*]".repeat(700));
+        let config = Config::parse(
+            &format!("[[plugins]]\nname = \"long\"\npath = \"l.wasm\"\nkey_prefixes = [{long:?}]\n"),
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        let router = KeyRouter::new(&config);
+        assert_eq!(router.route(&format!("{long}42")), Some("long"));
+        assert_eq!(router.route("[*]/42"), None);
     }
 }

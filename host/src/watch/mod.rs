@@ -2,7 +2,7 @@
 //! file; on a change (debounced) it compiles the new version off the hot path,
 //! swaps it in only when it loads, and re-runs what changed. A half-written or
 //! broken file never replaces the working version; an invalid config edit keeps
-//! the previous config. `serve --watch` uses the same [`Session`] and [`Changes`].
+//! the previous config. `serve --watch` uses the same `Session` and `Changes`.
 //!
 //! `preheat watch` runs are a development loop: they are not recorded in the
 //! job history and take no run lock (`preheat status` does not show them);

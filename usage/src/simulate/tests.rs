@@ -112,7 +112,7 @@ fn traces_must_be_sorted_and_not_empty() {
     assert!(simulate(vec![event(1)], &bad)
         .unwrap_err()
         .to_string()
-        .contains("must divide the season"));
+        .contains("must divide a day"));
 }
 
 #[test]

@@ -47,7 +47,7 @@ pub(crate) struct SimulateArgs {
     #[arg(long, default_value_t = default_duration(SimConfig::default().warmup_ms))]
     warmup: humantime::Duration,
     /// Longest season the predictive strategy looks for: 1d (daily forecasters only) or 1w
-    /// (daily and weekly); a whole number of days, made of whole intervals.
+    /// (daily and weekly); a whole number of days.
     #[arg(long, default_value_t = default_duration(SimConfig::default().season_ms))]
     season: humantime::Duration,
     /// Print the report as JSON.

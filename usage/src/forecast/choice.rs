@@ -2,17 +2,20 @@
 //! accuracy.
 //!
 //! Each tracked series keeps its requests per step for the last
-//! `history` steps (a week of hours by default; steps before it was tracked
-//! count 0: it was not among the busiest then) and offers six forecasts of a
+//! `history` steps (a week of hours by default) and offers seven forecasts of a
 //! coming step `t`:
 //!
 //! | method | forecast of `y_t` |
 //! |--------|-------------------|
 //! | `recent` | `y_{t−1}`: the last step (what reactive warming does) |
-//! | `level` | the mean per step, smoothed over two days (a static top-N) |
+//! | `level` | the mean per step, smoothed over the history (a static top-N) |
 //! | `day` | `y_{t−d}`: the same step one day before (`d` steps per day) |
 //! | `days` | the mean of `y_{t−kd}` over the days in the history (k = 1…7) |
+//! | `profile` | the level times the family's profile at `t`: its prefix's `days` over its level |
 //! | `week` | `y_{t−7d}`: the same step one week before (a history of a week or more) |
+//!
+//! A lag method has nothing to say (and is not scored) until the series has
+//! been tracked for its lag.
 //! | `holt-winters` | the series' additive Holt-Winters model (once it has seen a day) |
 //!
 //! Every step, before the series takes its new count `y`, each method's
@@ -42,7 +45,7 @@ pub const MIN_RATE: f64 = 0.01;
 /// The largest loss of one step (a confident forecast of a step that had no request).
 pub const MAX_LOSS: f64 = 10.0;
 /// Pseudo-steps of prior evidence a series' own record is weighed against.
-pub const SHRINK_STEPS: f64 = 24.0;
+pub const SHRINK_STEPS: f64 = 96.0;
 /// Pseudo-steps of age-wide evidence a prefix's record is weighed against.
 pub const SHRINK_GROUP_STEPS: f64 = 24.0;
 
@@ -54,7 +57,9 @@ pub enum Method {
     /// The mean of the same step over the past days.
     #[default]
     Days,
-    /// The mean per step over about two days.
+    /// The series' level times its family's (prefix's) daily profile at the step.
+    Profile,
+    /// The mean per step over about the history (a week by default).
     Level,
     /// The Holt-Winters model.
     HoltWinters,
@@ -67,12 +72,13 @@ pub enum Method {
 }
 
 /// Number of methods.
-pub const METHODS: usize = 6;
+pub const METHODS: usize = 7;
 
 impl Method {
     /// Every method; ties go to the first.
     pub const ALL: [Method; METHODS] = [
         Method::Days,
+        Method::Profile,
         Method::Level,
         Method::HoltWinters,
         Method::Day,
@@ -84,6 +90,7 @@ impl Method {
     pub fn name(self) -> &'static str {
         match self {
             Method::Days => "days",
+            Method::Profile => "profile",
             Method::Level => "level",
             Method::HoltWinters => "holt-winters",
             Method::Day => "day",
@@ -135,15 +142,14 @@ impl Evidence {
         std::array::from_fn(|i| (self.loss[i] + k * prior[i]) / (self.scored[i] + k))
     }
 
-    /// Mean losses, 0 where nothing was scored.
+    /// Mean losses; a method never scored is taken to be no better than the worst
+    /// one scored ([`MAX_LOSS`] when none was), so it is not chosen on no evidence.
     pub fn means(&self) -> [f64; METHODS] {
-        std::array::from_fn(|i| {
-            if self.scored[i] > 0.0 {
-                self.loss[i] / self.scored[i]
-            } else {
-                0.0
-            }
-        })
+        let mean = |i: usize| (self.scored[i] > 0.0).then(|| self.loss[i] / self.scored[i]);
+        let worst = (0..METHODS)
+            .filter_map(mean)
+            .fold(None, |w: Option<f64>, m| Some(w.map_or(m, |w| w.max(m))));
+        std::array::from_fn(|i| mean(i).or(worst).unwrap_or(MAX_LOSS))
     }
 }
 
@@ -206,15 +212,33 @@ impl Forecasters {
     }
 
     /// Each method's forecast of the step `h ≥ 1` steps after the latest (`None`: not available).
-    fn forecasts(&self, h: u64, model: &HoltWinters, seasons: &Seasons) -> [Option<f64>; METHODS] {
+    /// The ratio of the step `target` to the typical step in this series' profile: the mean
+    /// of the same step over the past days over the level (`None` without history or level).
+    fn profile_at(&self, target: u64, seasons: &Seasons) -> Option<f64> {
+        let latest = self.latest?;
+        let same = target.checked_sub(latest).filter(|&h| h >= 1)?;
+        let mean = self.forecasts(same, None, None, seasons)[Method::Days.index()]?;
+        (self.level > 0.0).then(|| mean / self.level)
+    }
+
+    fn forecasts(
+        &self,
+        h: u64,
+        model: Option<&HoltWinters>,
+        family: Option<&Forecasters>,
+        seasons: &Seasons,
+    ) -> [Option<f64>; METHODS] {
         let Some(latest) = self.latest else {
             return [None; METHODS];
         };
         let target = latest + h.max(1);
         let day = seasons.day.max(1) as u64;
         let len = self.counts.len() as u64;
-        // A step that is observed and still in the history.
-        let known = |step: u64| step <= latest && latest - step < len;
+        let first = self.first.unwrap_or(latest);
+        // A step observed since the series began and still in the history: a lag into the
+        // time before it was tracked says nothing (when the tracker started, every series was
+        // new), so a lag method is neither used nor scored before it reaches back that far.
+        let known = |step: u64| (first..=latest).contains(&step) && latest - step < len;
         // A lag of whole days that reaches back into the history.
         let lag = |days: u64| target.checked_sub(days * day).filter(|&s| known(s));
         let days = (len / day).max(1);
@@ -233,13 +257,19 @@ impl Forecasters {
                 .and_then(|w| target.checked_sub(w as u64))
                 .filter(|&s| known(s))
                 .map(|s| f64::from(self.count(s))),
-            Method::HoltWinters => model.is_ready().then(|| model.forecast_at(h as usize).max(0.0)),
+            Method::Profile => family
+                .and_then(|f| f.profile_at(target, seasons))
+                .map(|ratio| self.level * ratio),
+            Method::HoltWinters => model
+                .filter(|m| m.is_ready())
+                .map(|m| m.forecast_at(h as usize).max(0.0)),
         })
     }
 
     /// Takes the count `y` of `step` (after the latest): scores each method's
     /// forecast of it (`model` not yet updated), then records it.
-    pub fn observe(&mut self, step: u64, y: u64, model: &HoltWinters, seasons: &Seasons) {
+    /// `family` is the series of its prefix (for a key), not yet updated either.
+    pub fn observe(&mut self, step: u64, y: u64, model: &HoltWinters, family: Option<&Forecasters>, seasons: &Seasons) {
         if self.counts.len() != seasons.history.max(1) {
             *self = Forecasters::default();
             self.counts = vec![0; seasons.history.max(1)];
@@ -249,7 +279,7 @@ impl Forecasters {
                 return;
             }
             let decay = 1.0 - 1.0 / self.counts.len() as f64;
-            let forecasts = self.forecasts(step - latest, model, seasons);
+            let forecasts = self.forecasts(step - latest, Some(model), family, seasons);
             for (i, forecast) in forecasts.iter().enumerate() {
                 if let Some(rate) = forecast {
                     self.evidence.loss[i] = decay * self.evidence.loss[i] + loss(*rate, y);
@@ -265,8 +295,8 @@ impl Forecasters {
         self.counts[(step % len) as usize] = u32::try_from(y).unwrap_or(u32::MAX);
         self.latest = Some(step);
         self.first.get_or_insert(step);
-        // The level: a running mean at first, then smoothed over two days of steps.
-        let horizon = 2 * seasons.day.max(1) as u32;
+        // The level: a running mean at first, then smoothed over the history (at least two days).
+        let horizon = (2 * seasons.day.max(1)).max(seasons.history) as u32;
         self.observed = (self.observed + 1).min(horizon);
         self.level += (y as f64 - self.level) / f64::from(self.observed);
     }
@@ -282,8 +312,14 @@ impl Forecasters {
     }
 
     /// Chooses the method of least mean loss shrunk toward `prior`.
-    pub fn choose(&mut self, prior: [f64; METHODS], model: &HoltWinters, seasons: &Seasons) {
-        let available = self.forecasts(1, model, seasons);
+    pub fn choose(
+        &mut self,
+        prior: [f64; METHODS],
+        model: &HoltWinters,
+        family: Option<&Forecasters>,
+        seasons: &Seasons,
+    ) {
+        let available = self.forecasts(1, Some(model), family, seasons);
         let shrunk = self.evidence.shrunk(&prior, SHRINK_STEPS);
         self.prior = prior;
         let mut best: Option<(usize, f64)> = None;
@@ -297,8 +333,14 @@ impl Forecasters {
 
     /// The forecast of the step `h ≥ 1` steps after the latest, by the chosen
     /// method (the level where that method has nothing to say yet), with it.
-    pub fn forecast(&self, h: u64, model: &HoltWinters, seasons: &Seasons) -> (f64, Method) {
-        let forecasts = self.forecasts(h, model, seasons);
+    pub fn forecast(
+        &self,
+        h: u64,
+        model: &HoltWinters,
+        family: Option<&Forecasters>,
+        seasons: &Seasons,
+    ) -> (f64, Method) {
+        let forecasts = self.forecasts(h, Some(model), family, seasons);
         match forecasts[self.chosen.index()] {
             Some(rate) => (rate, self.chosen),
             None => (forecasts[Method::Level.index()].unwrap_or(0.0), Method::Level),
@@ -310,10 +352,11 @@ impl Forecasters {
         &self,
         h: u64,
         model: &HoltWinters,
+        family: Option<&Forecasters>,
         seasons: &Seasons,
         step_name: impl Fn(u64) -> String,
     ) -> Explanation {
-        let (forecast, method) = self.forecast(h, model, seasons);
+        let (forecast, method) = self.forecast(h, model, family, seasons);
         let target = self.latest.unwrap_or(0) + h.max(1);
         let day = seasons.day.max(1) as u64;
         let mut reason = String::new();
@@ -324,6 +367,12 @@ impl Forecasters {
                 reason,
                 "daily seasonal: {} had {forecast:.0} requests",
                 step_name(target.saturating_sub(day))
+            ),
+            Method::Profile => write!(
+                reason,
+                "family profile: {:.1} requests per step on average, times {:.2} for this time of day in its family",
+                self.level,
+                if self.level > 0.0 { forecast / self.level } else { 0.0 }
             ),
             Method::Days => write!(
                 reason,
@@ -374,15 +423,16 @@ mod tests {
 
     const SEASONS: Seasons = Seasons { day: 24, history: 168 };
 
-    /// A series fed `counts` one step at a time from step `first`, choosing with the prior of
-    /// no neighbours (its own evidence, shrunk toward equal losses), as the tracker does.
+    /// A series fed `counts` one step at a time from step `first`, choosing every step with
+    /// the prior a series without neighbours has in the tracker: its own mean losses.
     fn fed(first: u64, counts: impl IntoIterator<Item = u64>) -> (Forecasters, HoltWinters) {
         let mut series = Forecasters::default();
         let mut model = HoltWinters::with_phase(HoltWintersParams::default(), (first % 24) as usize);
         for (i, y) in counts.into_iter().enumerate() {
-            series.observe(first + i as u64, y, &model, &SEASONS);
+            series.observe(first + i as u64, y, &model, None, &SEASONS);
             model.observe(y as f64);
-            series.choose([1.0; METHODS], &model, &SEASONS);
+            let alone = series.evidence().means();
+            series.choose(alone, &model, None, &SEASONS);
         }
         (series, model)
     }
@@ -391,38 +441,43 @@ mod tests {
     fn a_flash_crowd_is_forgotten_as_soon_as_it_ends() {
         // Busy for three steps from its first one, then silent.
         let (series, model) = fed(1000, [400, 200, 100, 0, 0]);
-        let (forecast, method) = series.forecast(1, &model, &SEASONS);
+        let (forecast, method) = series.forecast(1, &model, None, &SEASONS);
         assert_eq!(forecast, 0.0, "{series:?}");
         assert_ne!(method, Method::Level, "its mean still remembers the crowd");
         // During the crowd, it is forecast busy (the seasonal lags, which say 0, lost).
         let (series, model) = fed(1000, [400, 200]);
-        assert!(series.forecast(1, &model, &SEASONS).0 >= 200.0, "{series:?}");
+        assert!(series.forecast(1, &model, None, &SEASONS).0 >= 200.0, "{series:?}");
     }
 
     #[test]
     fn a_key_busy_at_one_hour_a_week_is_forecast_from_the_week_before() {
         // A newsletter key: 40 then 30 requests on Monday 08:00 and 09:00, nothing else; fed
-        // from Monday 08:00 until the next Monday 07:00 (the step before).
+        // for two weeks from Monday 08:00 until the third Monday 07:00 (the step before). At
+        // the first repeat nothing said the week before was worth more than the quiet days
+        // since; from then on it is the method that was right.
         let start = 7 * 24 * 2800 + 8;
-        let counts = (0..168u64).map(|i| match i {
+        let counts = (0..336u64).map(|i| match i % 168 {
             0 => 40,
             1 => 30,
             _ => 0,
         });
         let (series, model) = fed(start, counts);
         assert_eq!(series.chosen(), Method::Week, "{series:?}");
-        assert_eq!(series.forecast(1, &model, &SEASONS), (40.0, Method::Week));
-        assert_eq!(series.forecast(2, &model, &SEASONS), (30.0, Method::Week));
-        let why = series.explain(1, &model, &SEASONS, |step| format!("step {step}"));
-        assert_eq!(why.reason, format!("weekly seasonal: step {start} had 40 requests"));
+        assert_eq!(series.forecast(1, &model, None, &SEASONS), (40.0, Method::Week));
+        assert_eq!(series.forecast(2, &model, None, &SEASONS), (30.0, Method::Week));
+        let why = series.explain(1, &model, None, &SEASONS, |step| format!("step {step}"));
+        assert_eq!(
+            why.reason,
+            format!("weekly seasonal: step {} had 40 requests", start + 168)
+        );
     }
 
     #[test]
     fn a_steady_key_is_forecast_by_its_level_and_a_daily_one_by_its_days() {
-        // Poisson-like noise around 3 per step, every step, for a week.
-        let steady = (0..168u64).map(|i| [2, 4, 3, 1, 5, 3][(i % 6) as usize]);
+        // Noise around 3 per step (1 to 5, no period), every step, for a week.
+        let steady = (0..168u64).map(|i| ((i * 2_654_435_761) >> 7) % 5 + 1);
         let (series, model) = fed(24 * 3000, steady);
-        let (forecast, method) = series.forecast(1, &model, &SEASONS);
+        let (forecast, method) = series.forecast(1, &model, None, &SEASONS);
         assert!(
             matches!(method, Method::Level | Method::Days | Method::HoltWinters),
             "{series:?}"
@@ -432,8 +487,8 @@ mod tests {
         let daily = (0..168u64).map(|i| if (8..10).contains(&(i % 24)) { 20 } else { 0 });
         let (series, model) = fed(24 * 3000, daily);
         // The next step is 00:00: quiet; 08:00 is busy.
-        assert!(series.forecast(1, &model, &SEASONS).0 < 1.0, "{series:?}");
-        assert!(series.forecast(9, &model, &SEASONS).0 > 15.0, "{series:?}");
+        assert!(series.forecast(1, &model, None, &SEASONS).0 < 1.0, "{series:?}");
+        assert!(series.forecast(9, &model, None, &SEASONS).0 > 15.0, "{series:?}");
     }
 
     #[test]
@@ -446,7 +501,7 @@ mod tests {
         assert_eq!(empty, Forecasters::default());
         assert_eq!(
             empty
-                .forecast(1, &HoltWinters::new(HoltWintersParams::default()), &SEASONS)
+                .forecast(1, &HoltWinters::new(HoltWintersParams::default()), None, &SEASONS)
                 .0,
             0.0
         );

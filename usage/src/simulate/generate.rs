@@ -128,11 +128,12 @@ pub enum Regime {
     Flash,
     /// Daily drift: 3000 new keys a day, each fading by half a day; a smaller base.
     Drift,
-    /// Weekly sets: 7 sets of 500 cold keys, each hot 2 hours a week (set 0: Mondays 08:00); 21 days.
+    /// Weekly sets: 7 sets of 500 cold keys, each hot 2 hours a week (set 0: Mondays 08:00),
+    /// over families without trends; 21 days.
     Weekly,
     /// Stationary Zipf: no daily or weekly shape, no trends, no noise.
     Zipf,
-    /// Everything at once: meal times, flash crowds, drift and weekly sets; 21 days.
+    /// Everything at once: meal times, flash crowds, drift and weekly sets, no trends; 21 days.
     Mix,
 }
 
@@ -217,6 +218,7 @@ impl Regime {
                 keys: 40_000,
                 days: 21,
                 requests_per_day: 200_000,
+                trending_share: 0.0,
                 ..weekly
             },
             Regime::Zipf => GeneratorConfig {
@@ -231,6 +233,7 @@ impl Regime {
             Regime::Mix => GeneratorConfig {
                 days: 21,
                 requests_per_day: 150_000,
+                trending_share: 0.0,
                 flash_crowds_per_day: 6.0,
                 drift_keys_per_day: 1000,
                 drift_share: 0.2,

@@ -57,7 +57,7 @@ use crate::tracker::{TrackerConfig, Tracking, TrackingRule, UsageTracker};
 use anyhow::{ensure, Result};
 use cache::Cache;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// The simulated cache and the warming budget.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -113,8 +113,8 @@ impl SimConfig {
         ensure!(
             DAY_MS.is_multiple_of(self.interval_ms)
                 && self.season_ms >= DAY_MS
-                && self.season_ms.is_multiple_of(self.interval_ms),
-            "the interval ({} ms) must divide a day, and the season ({} ms) must be a day or more made of whole intervals",
+                && self.season_ms.is_multiple_of(DAY_MS),
+            "the interval ({} ms) must divide a day, and the season ({} ms) must be a whole number of days (1d, 1w)",
             self.interval_ms,
             self.season_ms
         );
@@ -132,8 +132,8 @@ impl SimConfig {
 
     /// The predictive strategy's tracker: one step per interval, a history of
     /// the season, no sliding windows and no per-minute history (only the
-    /// forecasts are used); the `2 × budget` busiest keys of each interval are
-    /// tracked, at most `16 × budget`, each for a season and a day after it was
+    /// forecasts are used); the `4 × budget` busiest keys of each interval are
+    /// tracked, at most `32 × budget`, each for a season and a day after it was
     /// last among them.
     pub fn tracker_config(&self) -> TrackerConfig {
         let interval = self.interval_ms.max(1);
@@ -141,12 +141,12 @@ impl SimConfig {
         let history = (self.season_ms / interval) as usize;
         TrackerConfig {
             windows: Vec::new(),
-            summary_capacity: (4 * self.budget).max(64),
+            summary_capacity: (8 * self.budget).max(64),
             step_ms: self.interval_ms,
             minute_history: 1,
             keys: TrackingRule {
-                top: 2 * self.budget,
-                max: 16 * self.budget,
+                top: 4 * self.budget,
+                max: 32 * self.budget,
                 evict_after_steps: (history + day) as u64,
             },
             prefixes: TrackingRule {
@@ -234,10 +234,11 @@ pub struct StrategyResult {
     pub hit_rate: f64,
     /// Keys written by warming.
     pub keys_warmed: u64,
-    /// Warmed keys whose first request in the interval hit, and would have
-    /// missed without the warm (absent, or expired by then).
+    /// Warms whose key's next request hit, and would have missed without the
+    /// warm (absent, or expired by then).
     pub warms_used: u64,
-    /// Warmed keys not requested at all in the interval they were warmed for.
+    /// Warms whose entry expired, was evicted or was warmed again before any request
+    /// of the key (the rest were requested while the entry would have been there anyway).
     pub warms_wasted: u64,
 }
 
@@ -426,6 +427,17 @@ struct Lane {
     forecaster: Option<Box<dyn Forecaster>>,
     cache: Cache,
     result: StrategyResult,
+    /// Warmed keys not requested since: when the entry would have expired without
+    /// the warm (0: absent), when the warmed entry expires, and whether it counts.
+    pending: HashMap<u32, Pending>,
+}
+
+/// A warm waiting for the key's next request.
+#[derive(Clone, Copy)]
+struct Pending {
+    expired_without_ms: u64,
+    expires_ms: u64,
+    measured: bool,
 }
 
 /// The keys to warm under the shared policy (see the module docs), least valuable first.
@@ -506,6 +518,7 @@ pub fn simulate(events: impl IntoIterator<Item = Result<AccessEvent>>, config: &
                 warms_used: 0,
                 warms_wasted: 0,
             },
+            pending: HashMap::new(),
         })
         .collect();
 
@@ -588,32 +601,45 @@ fn replay(lane: &mut Lane, interval: &[(u64, u32)], start: u64, measured: bool, 
         }
         None => oracle_choice(&lane.cache, interval, config.budget),
     };
-    // When each warmed key would have expired without the warm (0: absent).
-    let mut expired: HashMap<u32, u64> = HashMap::with_capacity(warm.len());
+    // A warm is used when the key's next request hits and would have missed without it,
+    // wasted when the entry expires or is evicted before any request.
     for &key in &warm {
-        expired.insert(key, lane.cache.expires_ms(key).unwrap_or(0));
+        let pending = Pending {
+            expired_without_ms: lane.cache.expires_ms(key).unwrap_or(0),
+            expires_ms: start + config.ttl_ms,
+            measured,
+        };
+        if let Some(old) = lane.pending.insert(key, pending) {
+            lane.result.warms_wasted += u64::from(old.measured);
+        }
         lane.cache.put(key, start);
     }
     if measured {
         lane.result.keys_warmed += warm.len() as u64;
     }
-    let mut unrequested: HashSet<u32> = warm.iter().copied().collect();
     for &(ts, key) in interval {
         let hit = lane.cache.get(key, ts);
-        unrequested.remove(&key);
-        let used = expired.remove(&key).is_some_and(|expires| hit && expires <= ts);
+        if let Some(warmed) = lane.pending.remove(&key) {
+            let used = hit && warmed.expired_without_ms <= ts;
+            lane.result.warms_used += u64::from(warmed.measured && used);
+            lane.result.warms_wasted += u64::from(warmed.measured && !hit);
+        }
         if measured {
             lane.result.requests += 1;
             lane.result.hits += u64::from(hit);
-            lane.result.warms_used += u64::from(used);
         }
         if let Some(forecaster) = &mut lane.forecaster {
             forecaster.observe(ts, key, hit, keys);
         }
     }
-    if measured {
-        lane.result.warms_wasted += unrequested.len() as u64;
-    }
+    let end = start + config.interval_ms;
+    let mut expired = 0;
+    lane.pending.retain(|_, warmed| {
+        let live = warmed.expires_ms > end;
+        expired += u64::from(!live && warmed.measured);
+        live
+    });
+    lane.result.warms_wasted += expired;
 }
 
 #[cfg(test)]

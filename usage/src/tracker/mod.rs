@@ -521,8 +521,10 @@ impl UsageTracker {
                 .max(self.config.prefixes.evict_after_steps)
                 + 1;
             for closing in self.step..step.min(self.step + replay) {
-                self.keys.close_step(closing, &settings, &self.config.separators);
-                self.prefixes.close_step(closing, &settings, &self.config.separators);
+                self.keys
+                    .close_step(closing, &settings, &self.config.separators, Some(&self.prefixes));
+                self.prefixes
+                    .close_step(closing, &settings, &self.config.separators, None);
             }
             self.step = step;
         }
@@ -678,9 +680,17 @@ impl UsageTracker {
     pub fn forecasts(&self, kind: Tracking, ahead: u64) -> impl Iterator<Item = (&str, f64, Method)> {
         let seasons = self.config.seasons();
         self.tracked(kind).series.iter().map(move |(name, s)| {
-            let (count, method) = s.forecast(ahead, &seasons);
+            let (count, method) = s.forecast(ahead, self.family(kind, name), &seasons);
             (name.as_str(), count, method)
         })
+    }
+
+    /// The series of a key's prefix (none for a prefix).
+    fn family(&self, kind: Tracking, name: &str) -> Option<&series::Series> {
+        match kind {
+            Tracking::Keys => self.prefixes.series.get(self.prefix_of(name)),
+            Tracking::Prefixes => None,
+        }
     }
 
     /// A step's start as local weekday and time, e.g. "Monday 08:00".
@@ -729,10 +739,14 @@ impl UsageTracker {
                 hour_of_day: profile(Cycle::HourOfDay, &series.hour_of_day, HOUR_MS),
                 day_of_week: profile(Cycle::DayOfWeek, &series.day_of_week, DAY_MS),
             },
-            forecast: series.forecast(1, &self.config.seasons()).0,
-            explanation: series
-                .forecasters
-                .explain(1, &series.model, &self.config.seasons(), |step| self.step_name(step)),
+            forecast: series.forecast(1, self.family(kind, name), &self.config.seasons()).0,
+            explanation: series.forecasters.explain(
+                1,
+                &series.model,
+                self.family(kind, name).map(|f| &f.forecasters),
+                &self.config.seasons(),
+                |step| self.step_name(step),
+            ),
         })
     }
 

@@ -50,9 +50,16 @@ impl Series {
             - std::mem::size_of::<Forecasters>()
     }
 
-    /// The forecast `h ≥ 1` steps after the last closed one, and the method that made it.
-    pub(crate) fn forecast(&self, h: u64, seasons: &Seasons) -> (f64, crate::forecast::Method) {
-        self.forecasters.forecast(h, &self.model, seasons)
+    /// The forecast `h ≥ 1` steps after the last closed one, and the method that made it;
+    /// `family` is its prefix's series (for a key).
+    pub(crate) fn forecast(
+        &self,
+        h: u64,
+        family: Option<&Series>,
+        seasons: &Seasons,
+    ) -> (f64, crate::forecast::Method) {
+        self.forecasters
+            .forecast(h, &self.model, family.map(|f| &f.forecasters), seasons)
     }
 }
 
@@ -100,7 +107,14 @@ impl Tracked {
     /// Ends step `step`: the step's top names start (or keep) being tracked,
     /// every model takes the step's count, names out of the top for
     /// `evict_after_steps` steps are dropped, and so are the coldest beyond `max`.
-    pub(crate) fn close_step(&mut self, step: u64, settings: &SeriesSettings, separators: &str) {
+    /// `families` are the prefixes' series, when these are keys (not yet closed).
+    pub(crate) fn close_step(
+        &mut self,
+        step: u64,
+        settings: &SeriesSettings,
+        separators: &str,
+        families: Option<&Tracked>,
+    ) {
         let start_ms = step * settings.step_ms;
         for counter in self.step.top(self.rule.top) {
             if let Some(series) = self.series.get_mut(&counter.key) {
@@ -123,9 +137,12 @@ impl Tracked {
             series.add(start_ms, counter.count, settings.offset_minutes);
             self.series.insert(counter.key, series);
         }
-        for series in self.series.values_mut() {
+        for (name, series) in self.series.iter_mut() {
             let y = series.step_count;
-            series.forecasters.observe(step, y, &series.model, &settings.seasons);
+            let family = families.and_then(|f| f.family_of(name, separators));
+            series
+                .forecasters
+                .observe(step, y, &series.model, family, &settings.seasons);
             series.model.observe(y as f64);
             series.step_count = 0;
         }
@@ -144,12 +161,19 @@ impl Tracked {
             }
         }
         self.step.clear();
-        self.choose(step, settings, separators);
+        self.choose(step, settings, separators, families);
+    }
+
+    /// The forecasters of the series of `key`'s prefix, if tracked.
+    pub(crate) fn family_of(&self, key: &str, separators: &str) -> Option<&Forecasters> {
+        self.series
+            .get(super::prefix_of(key, separators))
+            .map(|s| &s.forecasters)
     }
 
     /// Every series chooses its method, with as prior the evidence of the series of the
     /// same prefix and age (younger than a day or not), shrunk toward all series of that age.
-    fn choose(&mut self, step: u64, settings: &SeriesSettings, separators: &str) {
+    fn choose(&mut self, step: u64, settings: &SeriesSettings, separators: &str, families: Option<&Tracked>) {
         let day = settings.seasons.day as u64;
         let step_ms = settings.step_ms;
         let young = move |s: &Series| step.saturating_sub(s.since_ms / step_ms) < day;
@@ -180,7 +204,10 @@ impl Tracked {
         for (name, series) in self.series.iter_mut() {
             let age = usize::from(young(series));
             let prior = priors[super::prefix_of(name, separators)][age];
-            series.forecasters.choose(prior, &series.model, &settings.seasons);
+            let family = families.and_then(|f| f.family_of(name, separators));
+            series
+                .forecasters
+                .choose(prior, &series.model, family, &settings.seasons);
         }
     }
 

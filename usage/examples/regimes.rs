@@ -3,10 +3,11 @@
 //! against the best baseline (static, reactive, seasonal-day, seasonal-week).
 //!
 //! ```sh
-//! cargo run --release -p preheat-usage --example regimes -- [SEED…] [--regime NAME…]
+//! cargo run --release -p preheat-usage --example regimes -- [SEED…] [--regime NAME…] [--config LABEL…]
 //! ```
 //!
-//! Seeds default to 1; each regime's trace is generated in memory once per seed.
+//! Seeds default to 1, regimes to all but `families`, configurations (by label, e.g.
+//! `defaults`) to all five; each regime's trace is generated in memory once per seed.
 
 use anyhow::{Context, Result};
 use preheat_usage::simulate::{generate, simulate, Regime, SimConfig, Strategy};
@@ -56,10 +57,13 @@ fn configurations() -> Vec<(&'static str, SimConfig)> {
 fn main() -> Result<()> {
     let mut seeds = Vec::new();
     let mut regimes = Vec::new();
+    let mut labels = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--regime" {
             regimes.push(args.next().context("--regime needs a name")?.parse::<Regime>()?);
+        } else if arg == "--config" {
+            labels.push(args.next().context("--config needs a label")?);
         } else {
             seeds.push(arg.parse::<u64>().with_context(|| format!("not a seed: {arg}"))?);
         }
@@ -103,7 +107,10 @@ fn main() -> Result<()> {
                 events.len(),
                 started.elapsed().as_secs_f64()
             );
-            for (label, config) in configurations() {
+            for (label, config) in configurations()
+                .into_iter()
+                .filter(|(label, _)| labels.is_empty() || labels.iter().any(|l| l == label))
+            {
                 let started = Instant::now();
                 let report = simulate(events.iter().cloned().map(Ok), &config)?;
                 let rate = |s: Strategy| 100.0 * report.result(s).hit_rate;

@@ -215,10 +215,38 @@ impl Forecasters {
     /// The ratio of the step `target` to the typical step in this series' profile: the mean
     /// of the same step over the past days over the level (`None` without history or level).
     fn profile_at(&self, target: u64, seasons: &Seasons) -> Option<f64> {
-        let latest = self.latest?;
-        let same = target.checked_sub(latest).filter(|&h| h >= 1)?;
-        let mean = self.forecasts(same, None, None, seasons)[Method::Days.index()]?;
-        (self.level > 0.0).then(|| mean / self.level)
+        self.same_step_mean(target, seasons)
+            .filter(|_| self.level > 0.0)
+            .map(|mean| mean / self.level)
+    }
+
+    /// Whether `step` was observed since the series began and is still in the history: a
+    /// lag into the time before it was tracked says nothing (when the tracker started,
+    /// every series was new), so a lag method is neither used nor scored before it
+    /// reaches back that far.
+    fn known(&self, step: u64) -> bool {
+        match (self.first, self.latest) {
+            (Some(first), Some(latest)) => (first..=latest).contains(&step) && latest - step < self.counts.len() as u64,
+            _ => false,
+        }
+    }
+
+    /// The step `days` whole days before `target`, if known.
+    fn lag(&self, target: u64, days: u64, seasons: &Seasons) -> Option<u64> {
+        target
+            .checked_sub(days * seasons.day.max(1) as u64)
+            .filter(|&s| self.known(s))
+    }
+
+    /// The mean count of the steps whole days before `target` within the history.
+    fn same_step_mean(&self, target: u64, seasons: &Seasons) -> Option<f64> {
+        let days = (self.counts.len() as u64 / seasons.day.max(1) as u64).max(1);
+        let (mut sum, mut n) = (0u64, 0u32);
+        for step in (1..=days).filter_map(|d| self.lag(target, d, seasons)) {
+            sum += u64::from(self.count(step));
+            n += 1;
+        }
+        (n > 0).then(|| sum as f64 / f64::from(n))
     }
 
     fn forecasts(
@@ -233,29 +261,17 @@ impl Forecasters {
         };
         let target = latest + h.max(1);
         let day = seasons.day.max(1) as u64;
-        let len = self.counts.len() as u64;
-        let first = self.first.unwrap_or(latest);
-        // A step observed since the series began and still in the history: a lag into the
-        // time before it was tracked says nothing (when the tracker started, every series was
-        // new), so a lag method is neither used nor scored before it reaches back that far.
-        let known = |step: u64| (first..=latest).contains(&step) && latest - step < len;
-        // A lag of whole days that reaches back into the history.
-        let lag = |days: u64| target.checked_sub(days * day).filter(|&s| known(s));
-        let days = (len / day).max(1);
-        let (mut same_sum, mut same_n) = (0u64, 0u32);
-        for step in (1..=days).filter_map(lag) {
-            same_sum += u64::from(self.count(step));
-            same_n += 1;
-        }
         std::array::from_fn(|i| match Method::ALL[i] {
             Method::Recent => Some(f64::from(self.count(latest))),
             Method::Level => Some(self.level),
-            Method::Day => lag(h.max(1).div_ceil(day)).map(|s| f64::from(self.count(s))),
-            Method::Days => (same_n > 0).then(|| same_sum as f64 / f64::from(same_n)),
+            Method::Day => self
+                .lag(target, h.max(1).div_ceil(day), seasons)
+                .map(|s| f64::from(self.count(s))),
+            Method::Days => self.same_step_mean(target, seasons),
             Method::Week => seasons
                 .week()
                 .and_then(|w| target.checked_sub(w as u64))
-                .filter(|&s| known(s))
+                .filter(|&s| self.known(s))
                 .map(|s| f64::from(self.count(s))),
             Method::Profile => family
                 .and_then(|f| f.profile_at(target, seasons))

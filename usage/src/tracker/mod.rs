@@ -57,7 +57,7 @@ pub use predict::{predict, Predicted, Prediction};
 
 use crate::calendar::{Cycle, DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::event::AccessEvent;
-use crate::forecast::{Explanation, HoltWinters, HoltWintersParams, Method, Seasons};
+use crate::forecast::{Explanation, HoltWintersParams, Method, Seasons};
 use crate::topk::CountMinSketch;
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -665,14 +665,6 @@ impl UsageTracker {
     /// The names (keys or prefixes) tracked now, in no particular order.
     pub fn tracked_names(&self, kind: Tracking) -> impl Iterator<Item = &str> {
         self.tracked(kind).series.keys().map(String::as_str)
-    }
-
-    /// Every tracked name's Holt-Winters model (updated up to the end of the previous step).
-    pub fn models(&self, kind: Tracking) -> impl Iterator<Item = (&str, &HoltWinters)> {
-        self.tracked(kind)
-            .series
-            .iter()
-            .map(|(name, s)| (name.as_str(), &s.model))
     }
 
     /// Every tracked name's forecast of the step `ahead ≥ 1` steps after the last

@@ -7,6 +7,8 @@ pub(crate) const MINUTE_MS: u64 = 60_000;
 pub(crate) const HOUR_MS: u64 = 3_600_000;
 /// A day in milliseconds.
 pub(crate) const DAY_MS: u64 = 86_400_000;
+/// A week in milliseconds.
+pub(crate) const WEEK_MS: u64 = 7 * DAY_MS;
 
 /// A repeating division of time into equal bins.
 #[derive(Debug, Clone, Copy)]

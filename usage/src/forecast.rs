@@ -1,5 +1,6 @@
-//! Demand forecasts: additive Holt-Winters (the per-key and per-prefix models
-//! of the tracker; [`crate::tracker::predict`] ranks them).
+//! Demand forecasts: additive Holt-Winters, and the choice among simple
+//! forecasters by their measured accuracy ([`Forecasters`]) that every series
+//! of the tracker makes; [`crate::tracker::predict`] ranks their forecasts.
 //!
 //! # Additive Holt-Winters
 //!
@@ -30,6 +31,13 @@
 //! observations so far (flat). A model may start at any position of the
 //! season ([`HoltWinters::with_phase`]) so that position `i` always means the
 //! same time of day.
+
+mod choice;
+
+pub use choice::{
+    loss, Evidence, Explanation, Forecasters, Method, Seasons, MAX_LOSS, METHODS, MIN_RATE, SHRINK_GROUP_STEPS,
+    SHRINK_STEPS,
+};
 
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};

@@ -96,6 +96,9 @@ pub fn hot_data(args: HotDataArgs) -> Result<ExitCode> {
             num(&k["priority"]),
             num(&k["plugin"])
         );
+        if let Some(reason) = k["forecast_explanation"]["reason"].as_str() {
+            println!("      forecast {}: {reason}", num(&k["forecast_this_step"]));
+        }
     }
     for (title, list) in [("rising", &doc["rising"]), ("falling", &doc["falling"])] {
         let list = list.as_array().cloned().unwrap_or_default();

@@ -258,6 +258,7 @@ impl Usage {
                             plugin: router.route(&e.key).map(str::to_string),
                             entry: e,
                             forecast_this_step: series.as_ref().map(|s| s.forecast),
+                            forecast_explanation: series.as_ref().map(|s| s.explanation.clone()),
                             profile: series.map(|s| s.profile),
                         }
                     })

@@ -2,6 +2,7 @@
 //! `effectiveness` and measured `cost_benefit` of `GET stats`, and schedule
 //! suggestions. Typed until `serve` (or `preheat hot-data --json`) serializes them.
 
+use preheat_usage::forecast::Explanation;
 use preheat_usage::tracker::{HotEntry, SeasonalProfile, Trend};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -53,6 +54,8 @@ pub struct HotKey {
     pub profile: Option<SeasonalProfile>,
     /// Forecast accesses in the current step, for the same keys.
     pub forecast_this_step: Option<f64>,
+    /// How that forecast was made and why ("weekly seasonal: Monday 08:00 had 412 requests").
+    pub forecast_explanation: Option<Explanation>,
 }
 
 /// How much of the hour's hottest keys the backend holds now.

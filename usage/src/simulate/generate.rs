@@ -83,6 +83,180 @@ pub struct GeneratorConfig {
     pub capacity: usize,
     /// TTL of that cache, in ms (default 1 h).
     pub ttl_ms: u64,
+    /// Peak hours of the families, in turn (family `g` peaks at `peak_hours[g % len]`, plus up
+    /// to ±0.5 h); empty: spread evenly over the day (default empty).
+    pub peak_hours: Vec<f64>,
+    /// Hours by which every peak moves on Saturdays and Sundays (default 0).
+    pub weekend_shift_hours: f64,
+    /// Flash crowds starting per day, at random hours, each on brand-new keys (default 0).
+    pub flash_crowds_per_day: f64,
+    /// Keys of one flash crowd, Zipf-popular among themselves (default 50).
+    pub flash_keys: usize,
+    /// Hours a flash crowd lasts; its rate halves every hour (default 2).
+    pub flash_hours: u32,
+    /// A flash crowd's requests in its first hour, relative to an ordinary hour's base traffic (default 0.05).
+    pub flash_share: f64,
+    /// Keys born every day, at random hours, following their family's daily shape (default 0).
+    pub drift_keys_per_day: usize,
+    /// A day's new keys' requests on their first day, relative to the base traffic (default 0.3).
+    pub drift_share: f64,
+    /// Factor by which a new key's popularity fades per day after its birth (default 0.5).
+    pub drift_fade: f64,
+    /// Weekly sets: set `i` is hot every week on day `i % 7` (0 = Monday) at `weekly_hour`,
+    /// for `weekly_hours`, and never otherwise (default 0).
+    pub weekly_sets: usize,
+    /// Keys per weekly set (default 500).
+    pub weekly_keys: usize,
+    /// Local hour at which a weekly set turns hot (default 8).
+    pub weekly_hour: u32,
+    /// Hours a weekly set stays hot (default 2).
+    pub weekly_hours: u32,
+    /// A weekly set's requests per hour while hot, relative to an ordinary hour's base traffic (default 0.3).
+    pub weekly_share: f64,
+}
+
+/// Named parameter sets of [`GeneratorConfig`] (`preheat simulate --generate --regime NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Regime {
+    /// The defaults: families peaking at hours spread over the day, weekend factors, trends.
+    Families,
+    /// Meal times: families peaking at 08:00, 12:30 and 19:00 on weekdays, 1.5 h later and
+    /// with other volumes at weekends; 40 000 keys, 14 days.
+    Meals,
+    /// Half-flat traffic and 12 flash crowds a day, each on 60 brand-new keys for 3 hours.
+    Flash,
+    /// Daily drift: 3000 new keys a day, each fading by half a day; a smaller base.
+    Drift,
+    /// Weekly sets: 7 sets of 500 cold keys, each hot 2 hours a week (set 0: Mondays 08:00),
+    /// over families without trends; 21 days.
+    Weekly,
+    /// Stationary Zipf: no daily or weekly shape, no trends, no noise.
+    Zipf,
+    /// Everything at once: meal times, flash crowds, drift and weekly sets, no trends; 21 days.
+    Mix,
+}
+
+impl Regime {
+    /// Every regime, in documentation order.
+    pub const ALL: [Regime; 7] = [
+        Regime::Families,
+        Regime::Meals,
+        Regime::Flash,
+        Regime::Drift,
+        Regime::Weekly,
+        Regime::Zipf,
+        Regime::Mix,
+    ];
+
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Regime::Families => "families",
+            Regime::Meals => "meals",
+            Regime::Flash => "flash",
+            Regime::Drift => "drift",
+            Regime::Weekly => "weekly",
+            Regime::Zipf => "zipf",
+            Regime::Mix => "mix",
+        }
+    }
+
+    /// Whether its traffic repeats by time of day or day of week (what seasonal forecasts are for).
+    pub fn is_seasonal(self) -> bool {
+        matches!(self, Regime::Families | Regime::Meals | Regime::Weekly | Regime::Mix)
+    }
+
+    /// Its parameters (with the default seed).
+    pub fn config(self) -> GeneratorConfig {
+        let base = GeneratorConfig::default();
+        let meals = GeneratorConfig {
+            keys: 40_000,
+            requests_per_day: 250_000,
+            groups: 6,
+            peak_hours: vec![8.0, 12.5, 19.0],
+            peak_jitter_hours: 1.0,
+            weekend_shift_hours: 1.5,
+            ..base.clone()
+        };
+        let flash = GeneratorConfig {
+            flash_crowds_per_day: 12.0,
+            flash_keys: 60,
+            flash_hours: 3,
+            flash_share: 0.04,
+            ..GeneratorConfig::default()
+        };
+        let drift = GeneratorConfig {
+            drift_keys_per_day: 3000,
+            drift_share: 0.4,
+            drift_fade: 0.5,
+            ..GeneratorConfig::default()
+        };
+        let weekly = GeneratorConfig {
+            weekly_sets: 7,
+            weekly_keys: 500,
+            weekly_hour: 8,
+            weekly_hours: 2,
+            weekly_share: 0.3,
+            ..GeneratorConfig::default()
+        };
+        match self {
+            Regime::Families => base,
+            Regime::Meals => meals,
+            Regime::Flash => GeneratorConfig {
+                keys: 40_000,
+                requests_per_day: 250_000,
+                seasonal_share: 0.5,
+                ..flash
+            },
+            Regime::Drift => GeneratorConfig {
+                keys: 25_000,
+                requests_per_day: 200_000,
+                ..drift
+            },
+            Regime::Weekly => GeneratorConfig {
+                keys: 40_000,
+                days: 21,
+                requests_per_day: 200_000,
+                trending_share: 0.0,
+                ..weekly
+            },
+            Regime::Zipf => GeneratorConfig {
+                keys: 50_000,
+                requests_per_day: 300_000,
+                seasonal_share: 0.0,
+                weekend_spread: 0.0,
+                trending_share: 0.0,
+                noise: 0.0,
+                ..base
+            },
+            Regime::Mix => GeneratorConfig {
+                days: 21,
+                requests_per_day: 150_000,
+                trending_share: 0.0,
+                flash_crowds_per_day: 6.0,
+                drift_keys_per_day: 1000,
+                drift_share: 0.2,
+                weekly_sets: 7,
+                weekly_share: 0.15,
+                flash_keys: flash.flash_keys,
+                flash_hours: flash.flash_hours,
+                flash_share: flash.flash_share,
+                ..meals
+            },
+        }
+    }
+}
+
+impl std::str::FromStr for Regime {
+    type Err = anyhow::Error;
+
+    fn from_str(name: &str) -> Result<Regime> {
+        Regime::ALL.into_iter().find(|r| r.name() == name).ok_or_else(|| {
+            let known: Vec<&str> = Regime::ALL.iter().map(|r| r.name()).collect();
+            anyhow::anyhow!("unknown regime {name:?}; the regimes are: {}", known.join(", "))
+        })
+    }
 }
 
 impl Default for GeneratorConfig {
@@ -106,6 +280,20 @@ impl Default for GeneratorConfig {
             miss_latency_ms: 40.0,
             capacity: 20_000,
             ttl_ms: HOUR_MS,
+            peak_hours: Vec::new(),
+            weekend_shift_hours: 0.0,
+            flash_crowds_per_day: 0.0,
+            flash_keys: 50,
+            flash_hours: 2,
+            flash_share: 0.05,
+            drift_keys_per_day: 0,
+            drift_share: 0.3,
+            drift_fade: 0.5,
+            weekly_sets: 0,
+            weekly_keys: 500,
+            weekly_hour: 8,
+            weekly_hours: 2,
+            weekly_share: 0.3,
         }
     }
 }
@@ -137,6 +325,32 @@ impl GeneratorConfig {
         ensure!(self.noise >= 0.0, "noise must be at least 0");
         ensure!(self.miss_latency_ms >= 0.0, "miss_latency_ms must be at least 0");
         ensure!(self.capacity >= 1, "capacity must be at least 1");
+        ensure!(
+            self.peak_hours.iter().all(|h| (0.0..24.0).contains(h)),
+            "peak_hours must be between 0 and 24, got {:?}",
+            self.peak_hours
+        );
+        for (name, value) in [
+            ("flash_crowds_per_day", self.flash_crowds_per_day),
+            ("flash_share", self.flash_share),
+            ("drift_share", self.drift_share),
+            ("weekly_share", self.weekly_share),
+        ] {
+            ensure!(value >= 0.0, "{name} must be at least 0, got {value}");
+        }
+        ensure!(
+            self.drift_fade > 0.0 && self.drift_fade <= 1.0,
+            "drift_fade must be in (0, 1], got {}",
+            self.drift_fade
+        );
+        ensure!(
+            self.flash_keys >= 1 && self.flash_hours >= 1,
+            "flash_keys and flash_hours must be at least 1"
+        );
+        ensure!(
+            self.weekly_keys >= 1 && self.weekly_hours >= 1 && self.weekly_hour < 24,
+            "weekly_keys and weekly_hours must be at least 1, weekly_hour below 24"
+        );
         Ok(())
     }
 
@@ -147,14 +361,28 @@ impl GeneratorConfig {
     }
 }
 
+/// When a key is requested, besides its weight.
+enum Life {
+    /// A base key: its family's daily shape, weekend factor, maybe a trend.
+    Base {
+        /// Day (fractional) from which it trends, for trending keys.
+        trend_from_day: Option<f64>,
+    },
+    /// A flash crowd's key: hot from `from_hour` (since the start) for `hours`, halving every hour.
+    Flash { from_hour: u64, hours: u32 },
+    /// A key born at `born_hour` (since the start), with its family's daily shape, fading daily.
+    Drift { born_hour: u64 },
+    /// A weekly set's key: hot on `day` (0 = Monday) from the config's `weekly_hour`.
+    Weekly { day: usize },
+}
+
 /// One key's fixed traits.
 struct KeyModel {
     name: String,
     weight: f64,
     group: usize,
     peak_hour: f64,
-    /// Day (fractional) from which it trends, for trending keys.
-    trend_from_day: Option<f64>,
+    life: Life,
 }
 
 /// A Gaussian of width `sigma` wrapped around the 24-hour clock, as a density per hour.
@@ -168,19 +396,98 @@ fn daily_bump(hour: f64, peak: f64, sigma: f64) -> f64 {
         .sum()
 }
 
+/// Zipf weights over `n` keys scaled to add up to `total`.
+fn scaled_zipf(n: usize, s: f64, total: f64) -> Vec<f64> {
+    let weights = zipf_weights(n, s);
+    let sum: f64 = weights.iter().sum();
+    weights.into_iter().map(|w| w * total / sum).collect()
+}
+
+/// The keys of the episodes (flash crowds, drift, weekly sets), drawn from their own random
+/// stream so that a config without episodes gives the same trace as before they existed.
+fn episode_keys(config: &GeneratorConfig, base_weight: f64, group_peaks: &[f64], seed: u64) -> Vec<KeyModel> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let hours = u64::from(config.days) * 24;
+    let mut keys = Vec::new();
+    let peak = |rng: &mut StdRng, group: usize| {
+        (group_peaks[group] + config.peak_jitter_hours * standard_normal(rng)).rem_euclid(24.0)
+    };
+    // Flash crowds: a Poisson-ish count per day at uniformly random hours.
+    let crowds = (config.flash_crowds_per_day * f64::from(config.days)).round() as usize;
+    for c in 0..crowds {
+        let from_hour = rng.random_range(0..hours);
+        let group = rng.random_range(0..config.groups);
+        for (i, weight) in scaled_zipf(config.flash_keys, config.zipf, config.flash_share * base_weight)
+            .into_iter()
+            .enumerate()
+        {
+            keys.push(KeyModel {
+                name: format!("{}:flash{c}-{i}", GeneratorConfig::group_name(group)),
+                weight,
+                group,
+                peak_hour: 0.0,
+                life: Life::Flash {
+                    from_hour,
+                    hours: config.flash_hours,
+                },
+            });
+        }
+    }
+    // Daily drift: each day's new keys carry `drift_share` of the base traffic on their first day.
+    if config.drift_keys_per_day > 0 {
+        for day in 0..u64::from(config.days) {
+            let weights = scaled_zipf(config.drift_keys_per_day, config.zipf, config.drift_share * base_weight);
+            for (i, weight) in weights.into_iter().enumerate() {
+                let group = rng.random_range(0..config.groups);
+                keys.push(KeyModel {
+                    name: format!("{}:new{day}-{i}", GeneratorConfig::group_name(group)),
+                    weight,
+                    group,
+                    peak_hour: peak(&mut rng, group),
+                    life: Life::Drift {
+                        born_hour: day * 24 + rng.random_range(0..24),
+                    },
+                });
+            }
+        }
+    }
+    // Weekly sets: the same keys every week, in their own family `newsletter{set}`.
+    for set in 0..config.weekly_sets {
+        for (i, weight) in scaled_zipf(config.weekly_keys, config.zipf, config.weekly_share * base_weight)
+            .into_iter()
+            .enumerate()
+        {
+            keys.push(KeyModel {
+                name: format!("newsletter{set}:{i}"),
+                weight,
+                group: 0,
+                peak_hour: 0.0,
+                life: Life::Weekly { day: set % 7 },
+            });
+        }
+    }
+    keys
+}
+
 /// Writes the trace described by `config` to `sink`, in time order; returns the number of events.
 pub fn generate(config: &GeneratorConfig, mut sink: impl FnMut(&AccessEvent) -> Result<()>) -> Result<u64> {
     config.validate()?;
     let mut rng = StdRng::seed_from_u64(config.seed);
     let group_peaks: Vec<f64> = (0..config.groups)
-        .map(|g| (g as f64 * 24.0 / config.groups as f64 + rng.random_range(-0.5..0.5)).rem_euclid(24.0))
+        .map(|g| {
+            let centre = match config.peak_hours.as_slice() {
+                [] => g as f64 * 24.0 / config.groups as f64,
+                hours => hours[g % hours.len()],
+            };
+            (centre + rng.random_range(-0.5..0.5)).rem_euclid(24.0)
+        })
         .collect();
     let weekend: Vec<f64> = (0..config.groups)
         .map(|_| 1.0 + config.weekend_spread * rng.random_range(-1.0..=1.0))
         .collect();
     let mut weights = zipf_weights(config.keys, config.zipf);
     weights.shuffle(&mut rng);
-    let models: Vec<KeyModel> = weights
+    let mut models: Vec<KeyModel> = weights
         .iter()
         .enumerate()
         .map(|(k, &weight)| {
@@ -194,33 +501,59 @@ pub fn generate(config: &GeneratorConfig, mut sink: impl FnMut(&AccessEvent) -> 
                 weight,
                 group,
                 peak_hour,
-                trend_from_day,
+                life: Life::Base { trend_from_day },
             }
         })
         .collect();
     let total_weight: f64 = weights.iter().sum();
+    models.extend(episode_keys(
+        config,
+        total_weight,
+        &group_peaks,
+        config.seed ^ 0x6570_6973_6f64_6573,
+    ));
 
     // Latencies have their own stream, so the requests depend only on the traffic parameters.
     let mut latency_rng = StdRng::seed_from_u64(config.seed ^ 0x6c61_7465_6e63_7921);
     let mut cache = Cache::new(config.capacity, config.ttl_ms);
     let mut table = AliasTable::default();
-    let mut rates = vec![0.0; config.keys];
+    let mut rates = vec![0.0; models.len()];
     let mut hour_events: Vec<(u64, u32)> = Vec::new();
     let mut written = 0;
     for hour in 0..u64::from(config.days) * 24 {
         let start = config.start_ms + hour * HOUR_MS;
-        let local_hour = Cycle::HourOfDay.bin(start, 0) as f64 + 0.5;
-        let weekend_day = Cycle::DayOfWeek.bin(start, 0) >= 5;
+        let weekday = Cycle::DayOfWeek.bin(start, 0);
+        let weekend_day = weekday >= 5;
+        let hour_of_day = Cycle::HourOfDay.bin(start, 0) as u32;
+        let local_hour = f64::from(hour_of_day) + 0.5;
+        let shift = if weekend_day { config.weekend_shift_hours } else { 0.0 };
         let day = (hour as f64 + 0.5) / 24.0;
+        let daily = |key: &KeyModel| {
+            (1.0 - config.seasonal_share)
+                + config.seasonal_share * 24.0 * daily_bump(local_hour, key.peak_hour + shift, config.peak_width_hours)
+        };
         for (rate, key) in rates.iter_mut().zip(&models) {
-            let daily = (1.0 - config.seasonal_share)
-                + config.seasonal_share * 24.0 * daily_bump(local_hour, key.peak_hour, config.peak_width_hours);
-            let weekly = if weekend_day { weekend[key.group] } else { 1.0 };
-            let trend = key
-                .trend_from_day
-                .map_or(1.0, |from| config.trend_growth.powf((day - from).max(0.0)));
-            let noise = (config.noise * standard_normal(&mut rng) - config.noise * config.noise / 2.0).exp();
-            *rate = key.weight * daily * weekly * trend * noise;
+            *rate = match key.life {
+                Life::Base { trend_from_day } => {
+                    let weekly = if weekend_day { weekend[key.group] } else { 1.0 };
+                    let trend = trend_from_day.map_or(1.0, |from| config.trend_growth.powf((day - from).max(0.0)));
+                    let noise = (config.noise * standard_normal(&mut rng) - config.noise * config.noise / 2.0).exp();
+                    key.weight * daily(key) * weekly * trend * noise
+                }
+                Life::Flash { from_hour, hours } if (from_hour..from_hour + u64::from(hours)).contains(&hour) => {
+                    key.weight * 0.5f64.powi((hour - from_hour) as i32)
+                }
+                Life::Drift { born_hour } if hour >= born_hour => {
+                    key.weight * daily(key) * config.drift_fade.powf((hour - born_hour) as f64 / 24.0)
+                }
+                Life::Weekly { day }
+                    if day == weekday
+                        && (config.weekly_hour..config.weekly_hour + config.weekly_hours).contains(&hour_of_day) =>
+                {
+                    key.weight
+                }
+                _ => 0.0,
+            };
         }
         let expected = config.requests_per_day as f64 / 24.0 * rates.iter().sum::<f64>() / total_weight;
         let n = expected.floor() as u64 + u64::from(rng.random::<f64>() < expected.fract());

@@ -48,16 +48,16 @@
 mod cache;
 mod generate;
 
-pub use generate::{generate, GeneratorConfig};
+pub use generate::{generate, GeneratorConfig, Regime};
 
-use crate::calendar::{DAY_MS, HOUR_MS};
+use crate::calendar::{DAY_MS, HOUR_MS, WEEK_MS};
 use crate::event::AccessEvent;
 use crate::forecast::HoltWintersParams;
-use crate::tracker::{predict, TrackerConfig, TrackingRule, UsageTracker};
+use crate::tracker::{TrackerConfig, Tracking, TrackingRule, UsageTracker};
 use anyhow::{ensure, Result};
 use cache::Cache;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// The simulated cache and the warming budget.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -69,13 +69,14 @@ pub struct SimConfig {
     pub ttl_ms: u64,
     /// Keys each strategy may warm per interval (default 2000).
     pub budget: usize,
-    /// Warming interval, in ms (default 1 h); must divide `season_ms`.
+    /// Warming interval, in ms (default 1 h); must divide a day.
     pub interval_ms: u64,
     /// Learning period from the first event, not measured (default 1 day).
     pub warmup_ms: u64,
     /// Smallest expected benefit worth a warm (default 0.3).
     pub min_benefit: f64,
-    /// The predictive strategy's season, in ms (default 1 day).
+    /// The longest season the predictive strategy looks for, in ms (default 1 week;
+    /// 1 day: daily forecasters only); the history its series keep.
     pub season_ms: u64,
     /// Holt-Winters level smoothing of the predictive strategy.
     pub alpha: f64,
@@ -95,7 +96,7 @@ impl Default for SimConfig {
             interval_ms: HOUR_MS,
             warmup_ms: DAY_MS,
             min_benefit: 0.3,
-            season_ms: DAY_MS,
+            season_ms: WEEK_MS,
             alpha: model.alpha,
             beta: model.beta,
             gamma: model.gamma,
@@ -110,8 +111,10 @@ impl SimConfig {
         ensure!(self.budget >= 1, "budget must be at least 1");
         ensure!(self.interval_ms >= 1, "interval_ms must be at least 1");
         ensure!(
-            self.season_ms >= self.interval_ms && self.season_ms.is_multiple_of(self.interval_ms),
-            "the interval ({} ms) must divide the season ({} ms)",
+            DAY_MS.is_multiple_of(self.interval_ms)
+                && self.season_ms >= DAY_MS
+                && self.season_ms.is_multiple_of(DAY_MS),
+            "the interval ({} ms) must divide a day, and the season ({} ms) must be a whole number of days (1d, 1w)",
             self.interval_ms,
             self.season_ms
         );
@@ -122,33 +125,42 @@ impl SimConfig {
         self.tracker_config().validate()
     }
 
-    /// The predictive strategy's tracker: one step per interval, the season in
-    /// steps, no sliding windows and no per-minute history (only the models
-    /// are used); the `2 × budget` busiest keys of each interval are tracked,
-    /// at most `16 × budget`, each for two seasons after it was last among them.
+    /// Intervals a warm is valued over: as many as the entry lives (at least one).
+    pub fn horizon_intervals(&self) -> u64 {
+        self.ttl_ms.div_ceil(self.interval_ms.max(1)).max(1)
+    }
+
+    /// The predictive strategy's tracker: one step per interval, a history of
+    /// the season, no sliding windows and no per-minute history (only the
+    /// forecasts are used); the `4 × budget` busiest keys of each interval are
+    /// tracked, at most `32 × budget`, each for a season and a day after it was
+    /// last among them.
     pub fn tracker_config(&self) -> TrackerConfig {
-        let season = (self.season_ms / self.interval_ms.max(1)) as usize;
+        let interval = self.interval_ms.max(1);
+        let day = (DAY_MS / interval).max(1) as usize;
+        let history = (self.season_ms / interval) as usize;
         TrackerConfig {
             windows: Vec::new(),
-            summary_capacity: (4 * self.budget).max(64),
+            summary_capacity: (8 * self.budget).max(64),
             step_ms: self.interval_ms,
             minute_history: 1,
             keys: TrackingRule {
-                top: 2 * self.budget,
-                max: 16 * self.budget,
-                evict_after_steps: 2 * season as u64,
+                top: 4 * self.budget,
+                max: 32 * self.budget,
+                evict_after_steps: (history + day) as u64,
             },
             prefixes: TrackingRule {
                 top: 50,
                 max: 500,
-                evict_after_steps: 2 * season as u64,
+                evict_after_steps: (history + day) as u64,
             },
             model: HoltWintersParams {
                 alpha: self.alpha,
                 beta: self.beta,
                 gamma: self.gamma,
-                season,
+                season: day.min(history),
             },
+            history_steps: history,
             ..TrackerConfig::default()
         }
     }
@@ -156,7 +168,7 @@ impl SimConfig {
 
 /// The strategies compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// No warming.
     None,
@@ -164,7 +176,11 @@ pub enum Strategy {
     Static,
     /// Top keys of the last interval.
     Reactive,
-    /// Holt-Winters forecasts of the tracked keys.
+    /// The keys of the same interval one day before.
+    SeasonalDay,
+    /// The keys of the same interval one week before.
+    SeasonalWeek,
+    /// The tracker's forecasts (each key's most accurate forecaster).
     Predictive,
     /// Knows the coming interval.
     Oracle,
@@ -172,20 +188,33 @@ pub enum Strategy {
 
 impl Strategy {
     /// Every strategy, in report order.
-    pub const ALL: [Strategy; 5] = [
+    pub const ALL: [Strategy; 7] = [
         Strategy::None,
         Strategy::Static,
         Strategy::Reactive,
+        Strategy::SeasonalDay,
+        Strategy::SeasonalWeek,
         Strategy::Predictive,
         Strategy::Oracle,
     ];
 
-    /// The lowercase name.
+    /// The strategies predictive is measured against: every one that forecasts without
+    /// knowing the future.
+    pub const BASELINES: [Strategy; 4] = [
+        Strategy::Static,
+        Strategy::Reactive,
+        Strategy::SeasonalDay,
+        Strategy::SeasonalWeek,
+    ];
+
+    /// The kebab-case name.
     pub fn name(self) -> &'static str {
         match self {
             Strategy::None => "none",
             Strategy::Static => "static",
             Strategy::Reactive => "reactive",
+            Strategy::SeasonalDay => "seasonal-day",
+            Strategy::SeasonalWeek => "seasonal-week",
             Strategy::Predictive => "predictive",
             Strategy::Oracle => "oracle",
         }
@@ -205,9 +234,12 @@ pub struct StrategyResult {
     pub hit_rate: f64,
     /// Keys written by warming.
     pub keys_warmed: u64,
-    /// Warmed keys whose first request in the interval hit, and would have
-    /// missed without the warm (absent, or expired by then).
+    /// Warms whose key's next request hit, and would have missed without the
+    /// warm (absent, or expired by then).
     pub warms_used: u64,
+    /// Warms whose entry expired, was evicted or was warmed again before any request
+    /// of the key (the rest were requested while the entry would have been there anyway).
+    pub warms_wasted: u64,
 }
 
 /// What [`simulate`] found.
@@ -260,10 +292,11 @@ impl Keys {
     }
 }
 
-/// A forecast of each key's requests in the coming interval, from the past only.
+/// A forecast of each key's requests over the coming intervals, from the past only.
 trait Forecaster {
-    /// Expected requests per key in the interval starting at `start_ms`.
-    fn forecast(&mut self, start_ms: u64, keys: &Keys) -> Vec<(u32, f64)>;
+    /// Expected requests per key in the `intervals` intervals from `start_ms` (the
+    /// warm's horizon: as long as the entry lives).
+    fn forecast(&mut self, start_ms: u64, intervals: u64, keys: &Keys) -> Vec<(u32, f64)>;
     /// A request that happened (in this strategy's cache).
     fn observe(&mut self, ts_ms: u64, key: u32, hit: bool, keys: &Keys);
 }
@@ -272,7 +305,7 @@ trait Forecaster {
 struct NoWarming;
 
 impl Forecaster for NoWarming {
-    fn forecast(&mut self, _: u64, _: &Keys) -> Vec<(u32, f64)> {
+    fn forecast(&mut self, _: u64, _: u64, _: &Keys) -> Vec<(u32, f64)> {
         Vec::new()
     }
     fn observe(&mut self, _: u64, _: u32, _: bool, _: &Keys) {}
@@ -287,14 +320,15 @@ struct StaticTopN {
 }
 
 impl Forecaster for StaticTopN {
-    fn forecast(&mut self, start_ms: u64, _: &Keys) -> Vec<(u32, f64)> {
+    fn forecast(&mut self, start_ms: u64, intervals: u64, _: &Keys) -> Vec<(u32, f64)> {
         if start_ms < self.learn_until_ms {
             return Vec::new();
         }
-        let intervals = self.intervals;
-        self.ranked
-            .get_or_insert_with(|| self.counts.iter().map(|(&k, &c)| (k, c as f64 / intervals)).collect())
-            .clone()
+        let learned = self.intervals;
+        let ranked = self
+            .ranked
+            .get_or_insert_with(|| self.counts.iter().map(|(&k, &c)| (k, c as f64 / learned)).collect());
+        ranked.iter().map(|&(k, rate)| (k, rate * intervals as f64)).collect()
     }
     fn observe(&mut self, ts_ms: u64, key: u32, _: bool, _: &Keys) {
         if ts_ms < self.learn_until_ms {
@@ -310,11 +344,58 @@ struct Reactive {
 }
 
 impl Forecaster for Reactive {
-    fn forecast(&mut self, _: u64, _: &Keys) -> Vec<(u32, f64)> {
-        self.last.drain().map(|(k, c)| (k, c as f64)).collect()
+    fn forecast(&mut self, _: u64, intervals: u64, _: &Keys) -> Vec<(u32, f64)> {
+        self.last.drain().map(|(k, c)| (k, (c * intervals) as f64)).collect()
     }
     fn observe(&mut self, _: u64, key: u32, _: bool, _: &Keys) {
         *self.last.entry(key).or_insert(0) += 1;
+    }
+}
+
+/// Requests per key in the intervals one lag (a day, a week) before the coming ones.
+struct SeasonalNaive {
+    lag_ms: u64,
+    interval_ms: u64,
+    /// The intervals of the last lag, by start time, each with its keys' requests.
+    past: VecDeque<(u64, HashMap<u32, u32>)>,
+    current: HashMap<u32, u32>,
+    current_start: Option<u64>,
+}
+
+impl SeasonalNaive {
+    fn new(lag_ms: u64, interval_ms: u64) -> Self {
+        SeasonalNaive {
+            lag_ms,
+            interval_ms,
+            past: VecDeque::new(),
+            current: HashMap::new(),
+            current_start: None,
+        }
+    }
+}
+
+impl Forecaster for SeasonalNaive {
+    fn forecast(&mut self, start_ms: u64, intervals: u64, _: &Keys) -> Vec<(u32, f64)> {
+        if let Some(previous) = self.current_start.replace(start_ms) {
+            self.past.push_back((previous, std::mem::take(&mut self.current)));
+        }
+        let Some(from) = start_ms.checked_sub(self.lag_ms) else {
+            return Vec::new();
+        };
+        while self.past.front().is_some_and(|(at, _)| *at < from) {
+            self.past.pop_front();
+        }
+        let until = from + intervals * self.interval_ms;
+        let mut demand: HashMap<u32, f64> = HashMap::new();
+        for (_, counts) in self.past.iter().take_while(|(at, _)| *at < until) {
+            for (&key, &count) in counts {
+                *demand.entry(key).or_insert(0.0) += f64::from(count);
+            }
+        }
+        demand.into_iter().collect()
+    }
+    fn observe(&mut self, _: u64, key: u32, _: bool, _: &Keys) {
+        *self.current.entry(key).or_insert(0) += 1;
     }
 }
 
@@ -324,13 +405,17 @@ struct Predictive {
 }
 
 impl Forecaster for Predictive {
-    fn forecast(&mut self, start_ms: u64, keys: &Keys) -> Vec<(u32, f64)> {
+    fn forecast(&mut self, start_ms: u64, intervals: u64, keys: &Keys) -> Vec<(u32, f64)> {
         self.tracker.advance(start_ms);
-        predict(&self.tracker, start_ms, usize::MAX)
-            .keys
-            .into_iter()
-            .filter_map(|p| keys.ids.get(&p.name).map(|&id| (id, p.count)))
-            .collect()
+        let mut demand: HashMap<u32, f64> = HashMap::new();
+        for ahead in 1..=intervals {
+            for (name, count, _) in self.tracker.forecasts(Tracking::Keys, ahead) {
+                if let Some(&id) = keys.ids.get(name) {
+                    *demand.entry(id).or_insert(0.0) += count.max(0.0);
+                }
+            }
+        }
+        demand.into_iter().collect()
     }
     fn observe(&mut self, ts_ms: u64, key: u32, hit: bool, keys: &Keys) {
         self.tracker.observe(ts_ms, &keys.names[key as usize], hit);
@@ -342,6 +427,17 @@ struct Lane {
     forecaster: Option<Box<dyn Forecaster>>,
     cache: Cache,
     result: StrategyResult,
+    /// Warmed keys not requested since: when the entry would have expired without
+    /// the warm (0: absent), when the warmed entry expires, and whether it counts.
+    pending: HashMap<u32, Pending>,
+}
+
+/// A warm waiting for the key's next request.
+#[derive(Clone, Copy)]
+struct Pending {
+    expired_without_ms: u64,
+    expires_ms: u64,
+    measured: bool,
 }
 
 /// The keys to warm under the shared policy (see the module docs), least valuable first.
@@ -405,6 +501,8 @@ pub fn simulate(events: impl IntoIterator<Item = Result<AccessEvent>>, config: &
                     ranked: None,
                 })),
                 Strategy::Reactive => Some(Box::new(Reactive::default())),
+                Strategy::SeasonalDay => Some(Box::new(SeasonalNaive::new(DAY_MS, config.interval_ms))),
+                Strategy::SeasonalWeek => Some(Box::new(SeasonalNaive::new(WEEK_MS, config.interval_ms))),
                 Strategy::Predictive => Some(Box::new(Predictive {
                     tracker: UsageTracker::new(config.tracker_config()).expect("validated"),
                 })),
@@ -418,7 +516,9 @@ pub fn simulate(events: impl IntoIterator<Item = Result<AccessEvent>>, config: &
                 hit_rate: 0.0,
                 keys_warmed: 0,
                 warms_used: 0,
+                warms_wasted: 0,
             },
+            pending: HashMap::new(),
         })
         .collect();
 
@@ -446,15 +546,7 @@ pub fn simulate(events: impl IntoIterator<Item = Result<AccessEvent>>, config: &
             intervals += 1;
             measured_intervals += u64::from(measured);
             for lane in &mut lanes {
-                replay(
-                    lane,
-                    &interval,
-                    start,
-                    start + config.interval_ms,
-                    measured,
-                    &keys,
-                    config,
-                );
+                replay(lane, &interval, start, measured, &keys, config);
             }
             interval.clear();
             match &next {
@@ -494,26 +586,32 @@ pub fn simulate(events: impl IntoIterator<Item = Result<AccessEvent>>, config: &
 }
 
 /// Warms a lane's choice at `start`, then replays the interval's requests through its cache.
-fn replay(
-    lane: &mut Lane,
-    interval: &[(u64, u32)],
-    start: u64,
-    end: u64,
-    measured: bool,
-    keys: &Keys,
-    config: &SimConfig,
-) {
+fn replay(lane: &mut Lane, interval: &[(u64, u32)], start: u64, measured: bool, keys: &Keys, config: &SimConfig) {
     let warm = match &mut lane.forecaster {
         Some(forecaster) => {
-            let demand = forecaster.forecast(start, keys);
-            by_benefit(&lane.cache, demand, start, end, config)
+            let intervals = config.horizon_intervals();
+            let demand = forecaster.forecast(start, intervals, keys);
+            by_benefit(
+                &lane.cache,
+                demand,
+                start,
+                start + intervals * config.interval_ms,
+                config,
+            )
         }
         None => oracle_choice(&lane.cache, interval, config.budget),
     };
-    // When each warmed key would have expired without the warm (0: absent).
-    let mut expired: HashMap<u32, u64> = HashMap::with_capacity(warm.len());
+    // A warm is used when the key's next request hits and would have missed without it,
+    // wasted when the entry expires or is evicted before any request.
     for &key in &warm {
-        expired.insert(key, lane.cache.expires_ms(key).unwrap_or(0));
+        let pending = Pending {
+            expired_without_ms: lane.cache.expires_ms(key).unwrap_or(0),
+            expires_ms: start + config.ttl_ms,
+            measured,
+        };
+        if let Some(old) = lane.pending.insert(key, pending) {
+            lane.result.warms_wasted += u64::from(old.measured);
+        }
         lane.cache.put(key, start);
     }
     if measured {
@@ -521,16 +619,27 @@ fn replay(
     }
     for &(ts, key) in interval {
         let hit = lane.cache.get(key, ts);
-        let used = expired.remove(&key).is_some_and(|expires| hit && expires <= ts);
+        if let Some(warmed) = lane.pending.remove(&key) {
+            let used = hit && warmed.expired_without_ms <= ts;
+            lane.result.warms_used += u64::from(warmed.measured && used);
+            lane.result.warms_wasted += u64::from(warmed.measured && !hit);
+        }
         if measured {
             lane.result.requests += 1;
             lane.result.hits += u64::from(hit);
-            lane.result.warms_used += u64::from(used);
         }
         if let Some(forecaster) = &mut lane.forecaster {
             forecaster.observe(ts, key, hit, keys);
         }
     }
+    let end = start + config.interval_ms;
+    let mut expired = 0;
+    lane.pending.retain(|_, warmed| {
+        let live = warmed.expires_ms > end;
+        expired += u64::from(!live && warmed.measured);
+        live
+    });
+    lane.result.warms_wasted += expired;
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ fn traces_must_be_sorted_and_not_empty() {
     assert!(simulate(vec![event(1)], &bad)
         .unwrap_err()
         .to_string()
-        .contains("must divide the season"));
+        .contains("must divide a day"));
 }
 
 #[test]
@@ -145,4 +145,47 @@ fn the_generator_is_deterministic_and_seasonal() {
         generate(&bad, |_| Ok(())).unwrap_err().to_string(),
         "seasonal_share must be between 0 and 1, got 1.5"
     );
+}
+
+#[test]
+fn seasonal_week_and_predictive_warm_a_key_requested_once_a_week() {
+    // page:home at :20 every hour for four weeks; newsletter:1 at 08:25 on each Monday only.
+    // Entries live 30 minutes, so only a warm at 08:00 makes the newsletter's request hit.
+    let event = |ts_ms, key: &str| {
+        Ok(AccessEvent {
+            ts_ms,
+            key: key.into(),
+            hit: false,
+            latency_ms: None,
+        })
+    };
+    let mut events = Vec::new();
+    for h in 0..28 * 24 {
+        events.push(event(T0 + h * HOUR_MS + 20 * MINUTE_MS, "page:home"));
+        if h % (7 * 24) == 8 {
+            events.push(event(T0 + h * HOUR_MS + 25 * MINUTE_MS, "newsletter:1"));
+        }
+    }
+    let config = SimConfig {
+        ttl_ms: 30 * MINUTE_MS,
+        budget: 2,
+        ..SimConfig::default()
+    };
+    let report = simulate(events, &config).unwrap();
+    let hits = |s| report.result(s).hits;
+    // Every warming strategy keeps page:home warm; the three Mondays measured make the difference.
+    let page = 27 * 24;
+    assert_eq!(hits(Strategy::Reactive), page, "{:#?}", report.strategies);
+    assert_eq!(hits(Strategy::Static), page);
+    assert_eq!(hits(Strategy::SeasonalDay), page);
+    assert_eq!(
+        hits(Strategy::SeasonalWeek),
+        page - 6 * 24 + 3,
+        "nothing to go by in the first week"
+    );
+    // Predictive learns that the week before says best from the first repeat on, and warms the
+    // next ones (at the first repeat, the quiet week made "nothing again" the better bet).
+    assert_eq!(hits(Strategy::Predictive), page + 2, "{:#?}", report.strategies);
+    // Seasonal-day warmed the newsletter every day after a Monday, in vain.
+    assert!(report.result(Strategy::SeasonalDay).warms_wasted >= 2);
 }

@@ -57,7 +57,7 @@ pub use predict::{predict, Predicted, Prediction};
 
 use crate::calendar::{Cycle, DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::event::AccessEvent;
-use crate::forecast::{HoltWinters, HoltWintersParams};
+use crate::forecast::{Explanation, HoltWintersParams, Method, Seasons};
 use crate::topk::CountMinSketch;
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -185,6 +185,9 @@ pub struct TrackerConfig {
     pub utc_offset_minutes: i32,
     /// The Holt-Winters model of every series (the season is counted in steps).
     pub model: HoltWintersParams,
+    /// Steps of accesses per step each series keeps for its seasonal forecasters
+    /// (default 168: a week of hours, so that the weekly one exists; at least 1).
+    pub history_steps: usize,
     /// Priority thresholds for [`UsageTracker::hot`].
     pub priority: PriorityRule,
     /// Trend thresholds for [`UsageTracker::trends`].
@@ -226,6 +229,7 @@ impl Default for TrackerConfig {
             separators: ":/.".to_string(),
             utc_offset_minutes: 0,
             model: HoltWintersParams::default(),
+            history_steps: 168,
             priority: PriorityRule::default(),
             trend: TrendRule::default(),
         }
@@ -273,6 +277,11 @@ impl TrackerConfig {
         }
         self.model.validate()?;
         ensure!(
+            (1..=100_000).contains(&self.history_steps),
+            "history_steps must be between 1 and 100000, got {}",
+            self.history_steps
+        );
+        ensure!(
             self.priority.top_rank <= self.priority.warm_rank,
             "priority.top_rank must not exceed priority.warm_rank"
         );
@@ -286,6 +295,15 @@ impl TrackerConfig {
             minute_history: self.minute_history,
             offset_minutes: self.utc_offset_minutes,
             model: self.model,
+            seasons: self.seasons(),
+        }
+    }
+
+    /// The lags of the forecasters: a day in steps (at least 1), and the history kept.
+    pub fn seasons(&self) -> Seasons {
+        Seasons {
+            day: (DAY_MS / self.step_ms.max(1)).max(1) as usize,
+            history: self.history_steps,
         }
     }
 }
@@ -397,6 +415,8 @@ pub struct SeriesView {
     pub profile: SeasonalProfile,
     /// Forecast of the accesses in the current step.
     pub forecast: f64,
+    /// How that forecast was made, and why that way.
+    pub explanation: Explanation,
 }
 
 /// Tracks access events; see the module docs.
@@ -501,8 +521,10 @@ impl UsageTracker {
                 .max(self.config.prefixes.evict_after_steps)
                 + 1;
             for closing in self.step..step.min(self.step + replay) {
-                self.keys.close_step(closing, &settings);
-                self.prefixes.close_step(closing, &settings);
+                self.keys
+                    .close_step(closing, &settings, &self.config.separators, Some(&self.prefixes));
+                self.prefixes
+                    .close_step(closing, &settings, &self.config.separators, None);
             }
             self.step = step;
         }
@@ -645,12 +667,44 @@ impl UsageTracker {
         self.tracked(kind).series.keys().map(String::as_str)
     }
 
-    /// Every tracked name's forecasting model (updated up to the end of the previous step).
-    pub fn models(&self, kind: Tracking) -> impl Iterator<Item = (&str, &HoltWinters)> {
-        self.tracked(kind)
-            .series
-            .iter()
-            .map(|(name, s)| (name.as_str(), &s.model))
+    /// Every tracked name's forecast of the step `ahead ≥ 1` steps after the last
+    /// closed one (1: the current step), by its chosen method.
+    pub fn forecasts(&self, kind: Tracking, ahead: u64) -> impl Iterator<Item = (&str, f64, Method)> {
+        let seasons = self.config.seasons();
+        self.tracked(kind).series.iter().map(move |(name, s)| {
+            let (count, method) = s.forecast(ahead, self.family(kind, name), &seasons);
+            (name.as_str(), count, method)
+        })
+    }
+
+    /// The series of a key's prefix (none for a prefix).
+    fn family(&self, kind: Tracking, name: &str) -> Option<&series::Series> {
+        match kind {
+            Tracking::Keys => self.prefixes.series.get(self.prefix_of(name)),
+            Tracking::Prefixes => None,
+        }
+    }
+
+    /// A step's start as local weekday and time, e.g. "Monday 08:00".
+    fn step_name(&self, step: u64) -> String {
+        const DAYS: [&str; 7] = [
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ];
+        let start = step * self.config.step_ms;
+        let offset = self.config.utc_offset_minutes;
+        let local = (start as i64 + i64::from(offset) * MINUTE_MS as i64).max(0) as u64;
+        format!(
+            "{} {:02}:{:02}",
+            DAYS[Cycle::DayOfWeek.bin(start, offset)],
+            local / HOUR_MS % 24,
+            local / MINUTE_MS % 60
+        )
     }
 
     /// The history of a tracked key or prefix.
@@ -677,7 +731,14 @@ impl UsageTracker {
                 hour_of_day: profile(Cycle::HourOfDay, &series.hour_of_day, HOUR_MS),
                 day_of_week: profile(Cycle::DayOfWeek, &series.day_of_week, DAY_MS),
             },
-            forecast: series.model.forecast_at(1).max(0.0),
+            forecast: series.forecast(1, self.family(kind, name), &self.config.seasons()).0,
+            explanation: series.forecasters.explain(
+                1,
+                &series.model,
+                self.family(kind, name).map(|f| &f.forecasters),
+                &self.config.seasons(),
+                |step| self.step_name(step),
+            ),
         })
     }
 

@@ -1,8 +1,9 @@
-//! Prediction: [`predict`] asks every key and prefix model of a
-//! [`UsageTracker`] for the step that contains a given instant and ranks them
-//! by predicted accesses (negative forecasts count as 0).
+//! Prediction: [`predict`] asks every tracked key and prefix of a
+//! [`UsageTracker`] for its forecast (by the method it chose) of the step that
+//! contains a given instant and ranks them by predicted accesses.
 
 use super::{Tracking, UsageTracker};
+use crate::forecast::Method;
 use serde::{Deserialize, Serialize};
 
 /// A key or prefix with its predicted accesses in a step.
@@ -12,8 +13,8 @@ pub struct Predicted {
     pub name: String,
     /// Predicted accesses in the step (at least 0).
     pub count: f64,
-    /// Whether the model has seen a full season (otherwise the forecast is its mean so far).
-    pub seasonal: bool,
+    /// The forecaster that made it (the series' most accurate lately).
+    pub method: Method,
 }
 
 /// What [`predict`] expects in one step.
@@ -35,14 +36,14 @@ pub struct Prediction {
 pub fn predict(tracker: &UsageTracker, at_ms: u64, n: usize) -> Prediction {
     let step_ms = tracker.config().step_ms;
     let step = (at_ms / step_ms).max(tracker.current_step());
-    let ahead = (step - tracker.current_step() + 1) as usize;
+    let ahead = step - tracker.current_step() + 1;
     let rank = |kind: Tracking| {
         let mut predicted: Vec<Predicted> = tracker
-            .models(kind)
-            .map(|(name, model)| Predicted {
+            .forecasts(kind, ahead)
+            .map(|(name, count, method)| Predicted {
                 name: name.to_string(),
-                count: model.forecast_at(ahead).max(0.0),
-                seasonal: model.is_ready(),
+                count: count.max(0.0),
+                method,
             })
             .collect();
         predicted.sort_unstable_by(|a, b| b.count.total_cmp(&a.count).then_with(|| a.name.cmp(&b.name)));

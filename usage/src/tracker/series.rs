@@ -3,7 +3,7 @@
 
 use super::TrackingRule;
 use crate::calendar::{Cycle, MINUTE_MS};
-use crate::forecast::{HoltWinters, HoltWintersParams};
+use crate::forecast::{Evidence, Forecasters, HoltWinters, HoltWintersParams, Seasons, METHODS, SHRINK_GROUP_STEPS};
 use crate::ring::TimeRing;
 use crate::topk::SpaceSaving;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,10 @@ pub(crate) struct Series {
     pub(crate) day_of_week: Vec<u64>,
     /// Accesses per step, as a forecasting model.
     pub(crate) model: HoltWinters,
+    /// Recent accesses per step and the forecasters chosen among (absent from
+    /// states saved before they existed: they start empty).
+    #[serde(default)]
+    pub(crate) forecasters: Forecasters,
 }
 
 impl Series {
@@ -42,6 +46,20 @@ impl Series {
             + self.minutes.len() * 4
             + (self.hour_of_day.capacity() + self.day_of_week.capacity()) * 8
             + self.model.memory_bytes()
+            + self.forecasters.memory_bytes()
+            - std::mem::size_of::<Forecasters>()
+    }
+
+    /// The forecast `h ≥ 1` steps after the last closed one, and the method that made it;
+    /// `family` is its prefix's series (for a key).
+    pub(crate) fn forecast(
+        &self,
+        h: u64,
+        family: Option<&Series>,
+        seasons: &Seasons,
+    ) -> (f64, crate::forecast::Method) {
+        self.forecasters
+            .forecast(h, &self.model, family.map(|f| &f.forecasters), seasons)
     }
 }
 
@@ -52,6 +70,7 @@ pub(crate) struct SeriesSettings {
     pub(crate) minute_history: usize,
     pub(crate) offset_minutes: i32,
     pub(crate) model: HoltWintersParams,
+    pub(crate) seasons: Seasons,
 }
 
 /// The names being tracked, and the current step's counts of every name
@@ -88,7 +107,14 @@ impl Tracked {
     /// Ends step `step`: the step's top names start (or keep) being tracked,
     /// every model takes the step's count, names out of the top for
     /// `evict_after_steps` steps are dropped, and so are the coldest beyond `max`.
-    pub(crate) fn close_step(&mut self, step: u64, settings: &SeriesSettings) {
+    /// `families` are the prefixes' series, when these are keys (not yet closed).
+    pub(crate) fn close_step(
+        &mut self,
+        step: u64,
+        settings: &SeriesSettings,
+        separators: &str,
+        families: Option<&Tracked>,
+    ) {
         let start_ms = step * settings.step_ms;
         for counter in self.step.top(self.rule.top) {
             if let Some(series) = self.series.get_mut(&counter.key) {
@@ -105,23 +131,29 @@ impl Tracked {
                 hour_of_day: vec![0; Cycle::HourOfDay.bins()],
                 day_of_week: vec![0; Cycle::DayOfWeek.bins()],
                 model: HoltWinters::with_phase(settings.model, (step % season) as usize),
+                forecasters: Forecasters::default(),
             };
             // Its accesses before it was tracked are only known for this step, as an estimate.
             series.add(start_ms, counter.count, settings.offset_minutes);
             self.series.insert(counter.key, series);
         }
-        for series in self.series.values_mut() {
-            series.model.observe(series.step_count as f64);
+        for (name, series) in self.series.iter_mut() {
+            let y = series.step_count;
+            let family = families.and_then(|f| f.family_of(name, separators));
+            series
+                .forecasters
+                .observe(step, y, &series.model, family, &settings.seasons);
+            series.model.observe(y as f64);
             series.step_count = 0;
         }
         let evict_after = self.rule.evict_after_steps;
         self.series.retain(|_, s| step - s.last_hot_step < evict_after);
         if self.series.len() > self.rule.max {
-            // The coldest: the lowest typical demand per step, whatever the time of day.
+            // The coldest: the lowest typical demand per step over the history, whatever the time.
             let mut order: Vec<(f64, String)> = self
                 .series
                 .iter()
-                .map(|(name, s)| (s.model.baseline(), name.clone()))
+                .map(|(name, s)| (s.forecasters.demand(), name.clone()))
                 .collect();
             order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
             for (_, name) in order.into_iter().take(self.series.len() - self.rule.max) {
@@ -129,6 +161,54 @@ impl Tracked {
             }
         }
         self.step.clear();
+        self.choose(step, settings, separators, families);
+    }
+
+    /// The forecasters of the series of `key`'s prefix, if tracked.
+    pub(crate) fn family_of(&self, key: &str, separators: &str) -> Option<&Forecasters> {
+        self.series
+            .get(super::prefix_of(key, separators))
+            .map(|s| &s.forecasters)
+    }
+
+    /// Every series chooses its method, with as prior the evidence of the series of the
+    /// same prefix and age (younger than a day or not), shrunk toward all series of that age.
+    fn choose(&mut self, step: u64, settings: &SeriesSettings, separators: &str, families: Option<&Tracked>) {
+        let day = settings.seasons.day as u64;
+        let step_ms = settings.step_ms;
+        let young = move |s: &Series| step.saturating_sub(s.since_ms / step_ms) < day;
+        let mut groups: HashMap<String, [Evidence; 2]> = HashMap::new();
+        let mut ages = [Evidence::default(); 2];
+        for (name, series) in &self.series {
+            let age = usize::from(young(series));
+            let evidence = series.forecasters.evidence();
+            let prefix = super::prefix_of(name, separators);
+            match groups.get_mut(prefix) {
+                Some(group) => group[age].add(evidence),
+                None => {
+                    let mut group = [Evidence::default(); 2];
+                    group[age].add(evidence);
+                    groups.insert(prefix.to_string(), group);
+                }
+            }
+            ages[age].add(evidence);
+        }
+        let age_means = ages.map(|e| e.means());
+        let priors: HashMap<String, [[f64; METHODS]; 2]> = groups
+            .into_iter()
+            .map(|(prefix, by_age)| {
+                let prior = [0, 1].map(|age| by_age[age].shrunk(&age_means[age], SHRINK_GROUP_STEPS));
+                (prefix, prior)
+            })
+            .collect();
+        for (name, series) in self.series.iter_mut() {
+            let age = usize::from(young(series));
+            let prior = priors[super::prefix_of(name, separators)][age];
+            let family = families.and_then(|f| f.family_of(name, separators));
+            series
+                .forecasters
+                .choose(prior, &series.model, family, &settings.seasons);
+        }
     }
 
     /// Estimated size in bytes.

@@ -1,0 +1,525 @@
+//! Choosing, per series, among simple forecasters by their measured recent
+//! accuracy.
+//!
+//! Each tracked series keeps its requests per step for the last
+//! `history` steps (a week of hours by default) and offers seven forecasts of a
+//! coming step `t`:
+//!
+//! | method | forecast of `y_t` |
+//! |--------|-------------------|
+//! | `recent` | `y_{t−1}`: the last step (what reactive warming does) |
+//! | `level` | the mean per step, smoothed over the history (a static top-N) |
+//! | `day` | `y_{t−d}`: the same step one day before (`d` steps per day) |
+//! | `days` | the mean of `y_{t−kd}` over the days in the history (k = 1…7) |
+//! | `profile` | the level times the family's profile at `t`: its prefix's `days` over its level |
+//! | `week` | `y_{t−7d}`: the same step one week before (a history of a week or more) |
+//!
+//! A lag method has nothing to say (and is not scored) until the series has
+//! been tracked for its lag.
+//! | `holt-winters` | the series' additive Holt-Winters model (once it has seen a day) |
+//!
+//! Every step, before the series takes its new count `y`, each method's
+//! forecast `λ` of that step is scored with the log-loss of "requested in the
+//! step" under Poisson arrivals: `−ln(1 − e^(−λ))` when `y > 0`, `λ` (at most
+//! [`MAX_LOSS`]) when `y = 0`, with `λ` at least [`MIN_RATE`]. That is what a
+//! warm decides: whether the key will be asked for. Losses decay by
+//! `1 − 1/history` per step, so a week-old burst still counts a third.
+//!
+//! The method a series uses is the one of least *shrunk* mean loss:
+//! `(L_f + K·P_f) / (n_f + K)`, with `L_f` its decayed loss, `n_f` its decayed
+//! count of scored steps, `K` = [`SHRINK_STEPS`] and `P_f` the prior: the same
+//! ratio over every tracked series of the same prefix and the same age
+//! (younger or older than a day), itself shrunk by [`SHRINK_GROUP_STEPS`]
+//! toward all series of that age. A series with little evidence thus
+//! follows its neighbours (a brand-new key, what new keys of its family did),
+//! and one whose own record is clear follows it: a flash-crowd key whose crowd
+//! ended loses `recent`'s 0 against `level`'s memory at once and stops being
+//! warmed, a newsletter key busy each Monday at 08:00 picks `week`.
+
+use super::HoltWinters;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+
+/// The smallest rate a forecast is scored at (a forecast of 0 is not certain).
+pub const MIN_RATE: f64 = 0.01;
+/// The largest loss of one step (a confident forecast of a step that had no request).
+pub const MAX_LOSS: f64 = 10.0;
+/// Pseudo-steps of prior evidence a series' own record is weighed against.
+pub const SHRINK_STEPS: f64 = 96.0;
+/// Pseudo-steps of age-wide evidence a prefix's record is weighed against.
+pub const SHRINK_GROUP_STEPS: f64 = 24.0;
+
+/// A forecaster a series can choose.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// The mean of the same step over the past days.
+    #[default]
+    Days,
+    /// The series' level times its family's (prefix's) daily profile at the step.
+    Profile,
+    /// The mean per step over about the history (a week by default).
+    Level,
+    /// The Holt-Winters model.
+    HoltWinters,
+    /// The same step one day before.
+    Day,
+    /// The same step one week before.
+    Week,
+    /// The last step.
+    Recent,
+}
+
+/// Number of methods.
+pub const METHODS: usize = 7;
+
+impl Method {
+    /// Every method; ties go to the first.
+    pub const ALL: [Method; METHODS] = [
+        Method::Days,
+        Method::Profile,
+        Method::Level,
+        Method::HoltWinters,
+        Method::Day,
+        Method::Week,
+        Method::Recent,
+    ];
+
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Days => "days",
+            Method::Profile => "profile",
+            Method::Level => "level",
+            Method::HoltWinters => "holt-winters",
+            Method::Day => "day",
+            Method::Week => "week",
+            Method::Recent => "recent",
+        }
+    }
+
+    fn index(self) -> usize {
+        Method::ALL.iter().position(|&m| m == self).expect("listed")
+    }
+}
+
+/// The lengths the methods look back over, in steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seasons {
+    /// Steps per day (the `day` lag).
+    pub day: usize,
+    /// Steps of history kept; `week` needs at least `7 × day`.
+    pub history: usize,
+}
+
+impl Seasons {
+    fn week(&self) -> Option<usize> {
+        (self.history >= 7 * self.day).then_some(7 * self.day)
+    }
+}
+
+/// Decayed evidence of each method's accuracy: loss sums and scored steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Decayed sum of each method's losses (in [`Method::ALL`] order).
+    pub loss: [f64; METHODS],
+    /// Decayed count of the steps each method was scored on.
+    pub scored: [f64; METHODS],
+}
+
+impl Evidence {
+    /// Adds `other`'s evidence.
+    pub fn add(&mut self, other: &Evidence) {
+        for i in 0..METHODS {
+            self.loss[i] += other.loss[i];
+            self.scored[i] += other.scored[i];
+        }
+    }
+
+    /// Mean losses shrunk toward `prior` by `k` pseudo-steps.
+    pub fn shrunk(&self, prior: &[f64; METHODS], k: f64) -> [f64; METHODS] {
+        std::array::from_fn(|i| (self.loss[i] + k * prior[i]) / (self.scored[i] + k))
+    }
+
+    /// Mean losses; a method never scored is taken to be no better than the worst
+    /// one scored ([`MAX_LOSS`] when none was), so it is not chosen on no evidence.
+    pub fn means(&self) -> [f64; METHODS] {
+        let mean = |i: usize| (self.scored[i] > 0.0).then(|| self.loss[i] / self.scored[i]);
+        let worst = (0..METHODS)
+            .filter_map(mean)
+            .fold(None, |w: Option<f64>, m| Some(w.map_or(m, |w| w.max(m))));
+        std::array::from_fn(|i| mean(i).or(worst).unwrap_or(MAX_LOSS))
+    }
+}
+
+/// The log-loss of "requested in the step" for a forecast `rate` and the step's count `y`.
+pub fn loss(rate: f64, y: u64) -> f64 {
+    let rate = rate.max(MIN_RATE);
+    if y > 0 {
+        -(-(-rate).exp()).ln_1p()
+    } else {
+        rate.min(MAX_LOSS)
+    }
+}
+
+/// A series' recent counts, smoothed level, methods' evidence and chosen method.
+/// The default (what a state saved before it existed loads as) knows nothing yet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Forecasters {
+    /// Requests per step by absolute step modulo the history's length.
+    counts: Vec<u32>,
+    /// The latest step observed.
+    latest: Option<u64>,
+    /// Requests per step, smoothed.
+    level: f64,
+    /// Steps observed, up to the level's horizon (its running start).
+    observed: u32,
+    /// The first step observed.
+    first: Option<u64>,
+    /// The prior the choice was made with (the neighbours' shrunk mean losses).
+    prior: [f64; METHODS],
+    /// Each method's evidence.
+    evidence: Evidence,
+    /// The method in use.
+    chosen: Method,
+}
+
+/// Why a forecast is what it is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The method used.
+    pub method: Method,
+    /// The forecast, requests in the step.
+    pub forecast: f64,
+    /// In a sentence, e.g. "weekly seasonal: the same hour a week before had 412 requests".
+    pub reason: String,
+    /// The method's mean loss per step, shrunk toward its neighbours'.
+    pub mean_loss: f64,
+}
+
+impl Forecasters {
+    /// The count of `step`: 0 when not observed or out of the history.
+    fn count(&self, step: u64) -> u32 {
+        match self.latest {
+            Some(latest) if step <= latest && latest - step < self.counts.len() as u64 => {
+                self.counts[(step % self.counts.len() as u64) as usize]
+            }
+            _ => 0,
+        }
+    }
+
+    /// Each method's forecast of the step `h ≥ 1` steps after the latest (`None`: not available).
+    /// The ratio of the step `target` to the typical step in this series' profile: the mean
+    /// of the same step over the past days over the level (`None` without history or level).
+    fn profile_at(&self, target: u64, seasons: &Seasons) -> Option<f64> {
+        self.same_step_mean(target, seasons)
+            .filter(|_| self.level > 0.0)
+            .map(|mean| mean / self.level)
+    }
+
+    /// Whether `step` was observed since the series began and is still in the history: a
+    /// lag into the time before it was tracked says nothing (when the tracker started,
+    /// every series was new), so a lag method is neither used nor scored before it
+    /// reaches back that far.
+    fn known(&self, step: u64) -> bool {
+        match (self.first, self.latest) {
+            (Some(first), Some(latest)) => (first..=latest).contains(&step) && latest - step < self.counts.len() as u64,
+            _ => false,
+        }
+    }
+
+    /// The step `days` whole days before `target`, if known.
+    fn lag(&self, target: u64, days: u64, seasons: &Seasons) -> Option<u64> {
+        target
+            .checked_sub(days * seasons.day.max(1) as u64)
+            .filter(|&s| self.known(s))
+    }
+
+    /// The mean count of the steps whole days before `target` within the history.
+    fn same_step_mean(&self, target: u64, seasons: &Seasons) -> Option<f64> {
+        let days = (self.counts.len() as u64 / seasons.day.max(1) as u64).max(1);
+        let (mut sum, mut n) = (0u64, 0u32);
+        for step in (1..=days).filter_map(|d| self.lag(target, d, seasons)) {
+            sum += u64::from(self.count(step));
+            n += 1;
+        }
+        (n > 0).then(|| sum as f64 / f64::from(n))
+    }
+
+    fn forecasts(
+        &self,
+        h: u64,
+        model: Option<&HoltWinters>,
+        family: Option<&Forecasters>,
+        seasons: &Seasons,
+    ) -> [Option<f64>; METHODS] {
+        let Some(latest) = self.latest else {
+            return [None; METHODS];
+        };
+        let target = latest + h.max(1);
+        let day = seasons.day.max(1) as u64;
+        std::array::from_fn(|i| match Method::ALL[i] {
+            Method::Recent => Some(f64::from(self.count(latest))),
+            Method::Level => Some(self.level),
+            Method::Day => self
+                .lag(target, h.max(1).div_ceil(day), seasons)
+                .map(|s| f64::from(self.count(s))),
+            Method::Days => self.same_step_mean(target, seasons),
+            Method::Week => seasons
+                .week()
+                .and_then(|w| target.checked_sub(w as u64))
+                .filter(|&s| self.known(s))
+                .map(|s| f64::from(self.count(s))),
+            Method::Profile => family
+                .and_then(|f| f.profile_at(target, seasons))
+                .map(|ratio| self.level * ratio),
+            Method::HoltWinters => model
+                .filter(|m| m.is_ready())
+                .map(|m| m.forecast_at(h as usize).max(0.0)),
+        })
+    }
+
+    /// Takes the count `y` of `step` (after the latest): scores each method's
+    /// forecast of it (`model` not yet updated), then records it.
+    /// `family` is the series of its prefix (for a key), not yet updated either.
+    pub fn observe(&mut self, step: u64, y: u64, model: &HoltWinters, family: Option<&Forecasters>, seasons: &Seasons) {
+        if self.counts.len() != seasons.history.max(1) {
+            *self = Forecasters::default();
+            self.counts = vec![0; seasons.history.max(1)];
+        }
+        if let Some(latest) = self.latest {
+            if step <= latest {
+                return;
+            }
+            let decay = 1.0 - 1.0 / self.counts.len() as f64;
+            let forecasts = self.forecasts(step - latest, Some(model), family, seasons);
+            for (i, forecast) in forecasts.iter().enumerate() {
+                if let Some(rate) = forecast {
+                    self.evidence.loss[i] = decay * self.evidence.loss[i] + loss(*rate, y);
+                    self.evidence.scored[i] = decay * self.evidence.scored[i] + 1.0;
+                }
+            }
+            let len = self.counts.len() as u64;
+            for gap in (latest + 1)..step.min(latest + 1 + len) {
+                self.counts[(gap % len) as usize] = 0;
+            }
+        }
+        let len = self.counts.len() as u64;
+        self.counts[(step % len) as usize] = u32::try_from(y).unwrap_or(u32::MAX);
+        self.latest = Some(step);
+        self.first.get_or_insert(step);
+        // The level: a running mean at first, then smoothed over the history (at least two days).
+        let horizon = (2 * seasons.day.max(1)).max(seasons.history) as u32;
+        self.observed = (self.observed + 1).min(horizon);
+        self.level += (y as f64 - self.level) / f64::from(self.observed);
+    }
+
+    /// The evidence so far.
+    pub fn evidence(&self) -> &Evidence {
+        &self.evidence
+    }
+
+    /// The method in use.
+    pub fn chosen(&self) -> Method {
+        self.chosen
+    }
+
+    /// Chooses the method of least mean loss shrunk toward `prior`.
+    pub fn choose(
+        &mut self,
+        prior: [f64; METHODS],
+        model: &HoltWinters,
+        family: Option<&Forecasters>,
+        seasons: &Seasons,
+    ) {
+        let available = self.forecasts(1, Some(model), family, seasons);
+        let shrunk = self.evidence.shrunk(&prior, SHRINK_STEPS);
+        self.prior = prior;
+        let mut best: Option<(usize, f64)> = None;
+        for i in 0..METHODS {
+            if available[i].is_some() && best.is_none_or(|(_, score)| shrunk[i] < score) {
+                best = Some((i, shrunk[i]));
+            }
+        }
+        self.chosen = best.map_or(Method::Recent, |(i, _)| Method::ALL[i]);
+    }
+
+    /// The forecast of the step `h ≥ 1` steps after the latest, by the chosen
+    /// method (the level where that method has nothing to say yet), with it.
+    pub fn forecast(
+        &self,
+        h: u64,
+        model: &HoltWinters,
+        family: Option<&Forecasters>,
+        seasons: &Seasons,
+    ) -> (f64, Method) {
+        let forecasts = self.forecasts(h, Some(model), family, seasons);
+        match forecasts[self.chosen.index()] {
+            Some(rate) => (rate, self.chosen),
+            None => (forecasts[Method::Level.index()].unwrap_or(0.0), Method::Level),
+        }
+    }
+
+    /// The forecast `h` steps ahead and why, in words; `step_name` names a step ("Monday 08:00").
+    pub fn explain(
+        &self,
+        h: u64,
+        model: &HoltWinters,
+        family: Option<&Forecasters>,
+        seasons: &Seasons,
+        step_name: impl Fn(u64) -> String,
+    ) -> Explanation {
+        let (forecast, method) = self.forecast(h, model, family, seasons);
+        let target = self.latest.unwrap_or(0) + h.max(1);
+        let day = seasons.day.max(1) as u64;
+        let mut reason = String::new();
+        let _ = match method {
+            Method::Recent => write!(reason, "recent: the last step had {forecast:.0} requests"),
+            Method::Level => write!(reason, "level: {forecast:.1} requests per step on average lately"),
+            Method::Day => write!(
+                reason,
+                "daily seasonal: {} had {forecast:.0} requests",
+                step_name(target.saturating_sub(day))
+            ),
+            Method::Profile => write!(
+                reason,
+                "family profile: {:.1} requests per step on average, times {:.2} for this time of day in its family",
+                self.level,
+                if self.level > 0.0 { forecast / self.level } else { 0.0 }
+            ),
+            Method::Days => write!(
+                reason,
+                "daily seasonal: {forecast:.1} requests on average at this time over the past days"
+            ),
+            Method::Week => write!(
+                reason,
+                "weekly seasonal: {} had {forecast:.0} requests",
+                step_name(target.saturating_sub(7 * day))
+            ),
+            Method::HoltWinters => write!(
+                reason,
+                "Holt-Winters: level {:.1}, trend {:+.2} per step, daily offset {:+.1}",
+                model.level(),
+                model.trend(),
+                forecast - model.level() - h as f64 * model.trend()
+            ),
+        };
+        Explanation {
+            method,
+            forecast,
+            reason,
+            mean_loss: self.evidence.shrunk(&self.prior, SHRINK_STEPS)[method.index()],
+        }
+    }
+
+    /// Typical requests per step over the history observed (what eviction keeps the busiest by).
+    pub fn demand(&self) -> f64 {
+        match (self.first, self.latest) {
+            (Some(first), Some(latest)) => {
+                let steps = (latest - first + 1).min(self.counts.len() as u64);
+                self.counts.iter().map(|&c| f64::from(c)).sum::<f64>() / steps as f64
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// Estimated size in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.counts.capacity() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forecast::HoltWintersParams;
+
+    const SEASONS: Seasons = Seasons { day: 24, history: 168 };
+
+    /// A series fed `counts` one step at a time from step `first`, choosing every step with
+    /// the prior a series without neighbours has in the tracker: its own mean losses.
+    fn fed(first: u64, counts: impl IntoIterator<Item = u64>) -> (Forecasters, HoltWinters) {
+        let mut series = Forecasters::default();
+        let mut model = HoltWinters::with_phase(HoltWintersParams::default(), (first % 24) as usize);
+        for (i, y) in counts.into_iter().enumerate() {
+            series.observe(first + i as u64, y, &model, None, &SEASONS);
+            model.observe(y as f64);
+            let alone = series.evidence().means();
+            series.choose(alone, &model, None, &SEASONS);
+        }
+        (series, model)
+    }
+
+    #[test]
+    fn a_flash_crowd_is_forgotten_as_soon_as_it_ends() {
+        // Busy for three steps from its first one, then silent.
+        let (series, model) = fed(1000, [400, 200, 100, 0, 0]);
+        let (forecast, method) = series.forecast(1, &model, None, &SEASONS);
+        assert_eq!(forecast, 0.0, "{series:?}");
+        assert_ne!(method, Method::Level, "its mean still remembers the crowd");
+        // During the crowd, it is forecast busy (the seasonal lags, which say 0, lost).
+        let (series, model) = fed(1000, [400, 200]);
+        assert!(series.forecast(1, &model, None, &SEASONS).0 >= 200.0, "{series:?}");
+    }
+
+    #[test]
+    fn a_key_busy_at_one_hour_a_week_is_forecast_from_the_week_before() {
+        // A newsletter key: 40 then 30 requests on Monday 08:00 and 09:00, nothing else; fed
+        // for two weeks from Monday 08:00 until the third Monday 07:00 (the step before). At
+        // the first repeat nothing said the week before was worth more than the quiet days
+        // since; from then on it is the method that was right.
+        let start = 7 * 24 * 2800 + 8;
+        let counts = (0..336u64).map(|i| match i % 168 {
+            0 => 40,
+            1 => 30,
+            _ => 0,
+        });
+        let (series, model) = fed(start, counts);
+        assert_eq!(series.chosen(), Method::Week, "{series:?}");
+        assert_eq!(series.forecast(1, &model, None, &SEASONS), (40.0, Method::Week));
+        assert_eq!(series.forecast(2, &model, None, &SEASONS), (30.0, Method::Week));
+        let why = series.explain(1, &model, None, &SEASONS, |step| format!("step {step}"));
+        assert_eq!(
+            why.reason,
+            format!("weekly seasonal: step {} had 40 requests", start + 168)
+        );
+    }
+
+    #[test]
+    fn a_steady_key_is_forecast_by_its_level_and_a_daily_one_by_its_days() {
+        // Noise around 3 per step (1 to 5, no period), every step, for a week.
+        let steady = (0..168u64).map(|i| ((i * 2_654_435_761) >> 7) % 5 + 1);
+        let (series, model) = fed(24 * 3000, steady);
+        let (forecast, method) = series.forecast(1, &model, None, &SEASONS);
+        assert!(
+            matches!(method, Method::Level | Method::Days | Method::HoltWinters),
+            "{series:?}"
+        );
+        assert!((forecast - 3.0).abs() < 1.0, "{forecast}");
+        // Busy from 08:00 to 10:00 every day, never otherwise: the time of day decides.
+        let daily = (0..168u64).map(|i| if (8..10).contains(&(i % 24)) { 20 } else { 0 });
+        let (series, model) = fed(24 * 3000, daily);
+        // The next step is 00:00: quiet; 08:00 is busy.
+        assert!(series.forecast(1, &model, None, &SEASONS).0 < 1.0, "{series:?}");
+        assert!(series.forecast(9, &model, None, &SEASONS).0 > 15.0, "{series:?}");
+    }
+
+    #[test]
+    fn losses_favour_a_forecast_of_whether_the_step_is_requested() {
+        assert!(loss(0.0, 1) > 4.0 && loss(5.0, 1) < 0.01);
+        assert_eq!(loss(50.0, 0), MAX_LOSS);
+        assert_eq!(loss(0.0, 0), MIN_RATE);
+        // A state saved before the forecasters existed loads as an empty one.
+        let empty: Forecasters = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, Forecasters::default());
+        assert_eq!(
+            empty
+                .forecast(1, &HoltWinters::new(HoltWintersParams::default()), None, &SEASONS)
+                .0,
+            0.0
+        );
+    }
+}

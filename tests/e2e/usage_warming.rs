@@ -224,30 +224,45 @@ fn predictive_warming_fills_keys_forecast_for_the_next_step() {
     events.push(json!({"key": "synthetic:12", "hit": false, "ts_ms": start}));
     let (code, body) = serve.post("/cache/warming/events", Value::Array(events));
     assert_eq!(code, 202, "{body}");
-    wait_for("predictive warming of synthetic:11", Duration::from_secs(30), || {
-        redis.get("synthetic:11").is_some()
+    // synthetic:11 stays busy while the test watches, as a live key does (a
+    // key that falls silent is soon forecast cold: the forecaster forgets bursts).
+    let watching = std::sync::atomic::AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Bounded, so that a failed assertion below ends the test.
+            let started = std::time::Instant::now();
+            while watching.load(std::sync::atomic::Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                let live: Vec<Value> = (0..5).map(|_| json!({"key": "synthetic:11", "hit": true})).collect();
+                serve.post("/cache/warming/events", Value::Array(live));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        wait_for("predictive warming of synthetic:11", Duration::from_secs(30), || {
+            redis.get("synthetic:11").is_some()
+        });
+        assert!(
+            redis.get("synthetic:12").is_none(),
+            "a key seen once is not forecast hot"
+        );
+        // Tracked as a series: hot-data shows its seasonal profile and forecast.
+        let hot = hot_keys(&serve, "1m");
+        let busy = hot
+            .iter()
+            .find(|k| k["key"] == "synthetic:11")
+            .unwrap_or_else(|| panic!("{hot:?}"));
+        assert_eq!(
+            busy["profile"]["hour_of_day"].as_array().map(Vec::len),
+            Some(24),
+            "{busy}"
+        );
+        assert_eq!(
+            busy["profile"]["day_of_week"].as_array().map(Vec::len),
+            Some(7),
+            "{busy}"
+        );
+        assert!(busy["forecast_this_step"].as_f64().unwrap() > 1.0, "{busy}");
+        watching.store(false, std::sync::atomic::Ordering::Relaxed);
     });
-    assert!(
-        redis.get("synthetic:12").is_none(),
-        "a key seen once is not forecast hot"
-    );
-    // Tracked as a series: hot-data shows its seasonal profile and forecast.
-    let hot = hot_keys(&serve, "1m");
-    let busy = hot
-        .iter()
-        .find(|k| k["key"] == "synthetic:11")
-        .unwrap_or_else(|| panic!("{hot:?}"));
-    assert_eq!(
-        busy["profile"]["hour_of_day"].as_array().map(Vec::len),
-        Some(24),
-        "{busy}"
-    );
-    assert_eq!(
-        busy["profile"]["day_of_week"].as_array().map(Vec::len),
-        Some(7),
-        "{busy}"
-    );
-    assert!(busy["forecast_this_step"].as_f64().unwrap() > 1.0, "{busy}");
     wait_for("the predictive run to finish", Duration::from_secs(30), || {
         serve.get("/cache/warming/status").1["last_run"]["strategy"] == "predictive"
     });

@@ -59,11 +59,13 @@ fn expiration(now: Duration, ttl: Duration) -> i64 {
     secs.max(now.as_secs() + 1).min(i64::MAX as u64) as i64
 }
 
+/// The time since the epoch.
+fn now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
 fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64
+    now().as_secs() as i64
 }
 
 impl SqlBackend {
@@ -132,11 +134,12 @@ impl SqlBackend {
     /// order for every statement, so concurrent batches over the same keys
     /// cannot deadlock.
     pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = now();
         let postgres = matches!(self.db, Db::Postgres(_));
         let mut outcomes = vec![Outcome::Fresh; writes.len()];
         let mut statements: Vec<Vec<UpsertRow>> = vec![Vec::new()];
-        let mut keys_in_last: HashSet<String> = HashSet::new();
+        // The plugin keys of the last statement (the prefix is the same for all).
+        let mut keys_in_last: HashSet<&str> = HashSet::new();
         for (i, w) in writes.iter().enumerate() {
             let value = if self.binary_values || self.sqlite_text {
                 Arg::Bytes(w.value.clone())
@@ -171,7 +174,7 @@ impl SqlBackend {
                 ));
                 continue;
             }
-            if keys_in_last.contains(&key)
+            if keys_in_last.contains(w.key.as_str())
                 || statements
                     .last()
                     .is_some_and(|rows| rows.len() == MAX_ROWS_PER_STATEMENT)
@@ -179,7 +182,7 @@ impl SqlBackend {
                 statements.push(Vec::new());
                 keys_in_last.clear();
             }
-            keys_in_last.insert(key.clone());
+            keys_in_last.insert(&w.key);
             let expiration = expiration(now, w.ttl.unwrap_or(FOREVER));
             statements
                 .last_mut()
@@ -280,7 +283,7 @@ impl SqlBackend {
             .and_then(|mut r| r.pop().flatten())
             .and_then(|e| e.parse::<i64>().ok());
         // Whole seconds left, rounded down: the expiration was rounded up when written.
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = now();
         Ok(expiration.filter(|&e| e > now.as_secs() as i64).map(|e| {
             Some(Duration::from_secs(
                 Duration::from_secs(e as u64).saturating_sub(now).as_secs(),

@@ -249,7 +249,12 @@ impl BackendConfig {
         let span = value.span();
         let mut table = match value.into_inner() {
             DeValue::Table(table) => table,
-            other => return Err(refuse(Spanned::new(span, other), String::new())),
+            other => {
+                return Err(refuse(
+                    Spanned::new(span, other),
+                    format!("`backend` must be {NOT_A_TABLE}"),
+                ))
+            }
         };
         // `kind` and `format` first, read as a table of their own so that an
         // error in them points at its value.
@@ -309,6 +314,9 @@ fn memory() -> BackendKind {
     BackendKind::Memory
 }
 
+/// What `[backend]` must be.
+const NOT_A_TABLE: &str = "a table: `[backend]`, then `kind = \"redis\"` and its fields";
+
 /// An error at `at`'s place in the file: a string there is refused with
 /// `message`, anything else for not being a table.
 fn refuse(at: Spanned<DeValue<'_>>, message: String) -> toml::de::Error {
@@ -317,7 +325,7 @@ fn refuse(at: Spanned<DeValue<'_>>, message: String) -> toml::de::Error {
     impl<'de> Visitor<'de> for Refuse {
         type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a table: `[backend]`, then `kind = \"redis\"` and its fields")
+            f.write_str(NOT_A_TABLE)
         }
         fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
             Err(E::custom(self.0))
@@ -452,6 +460,8 @@ mod tests {
             assert!(err.contains(line) && err.contains(needle), "{table}: {err}");
         }
         assert!(error("backend = 3\n").contains("line 1"));
+        // A string is refused with the same words (it was an empty message).
+        assert!(error("backend = \"redis\"\n").contains("`backend` must be a table: `[backend]`"));
     }
 
     #[test]

@@ -32,6 +32,6 @@ if ! command -v redis-benchmark >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-tools >/dev/null
 fi
 
-build_wasm plugins/Cargo.toml
+build_wasm plugins/Cargo.toml tests/fixtures/Cargo.toml
 cargo build --release -p preheat
 cargo bench -p preheat --bench bench

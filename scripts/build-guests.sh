@@ -25,7 +25,7 @@ ROOT=$PWD
 COMPONENTIZE_PY_VERSION=0.25.1
 VENV=$ROOT/target/guest-tools/venv
 OUT=$ROOT/plugins/target/guests
-WIT=$ROOT/wit
+WIT=$ROOT/wit/0.2
 
 log() { echo "build-guests: $*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -3,7 +3,7 @@
 use core::fmt::Display;
 use core::str::FromStr;
 
-use crate::RunContext;
+use crate::{RunContext, Shard};
 
 /// The current run, as the host describes it, with typed access to the
 /// plugin's settings.
@@ -39,8 +39,29 @@ impl Context {
                 run_id: run_id.into(),
                 strategy: strategy.into(),
                 settings: settings.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+                shard: None,
             },
         }
+    }
+
+    /// The same context as shard `index` of `count`, for tests of a plugin
+    /// that lists only its share.
+    ///
+    /// ```
+    /// let ctx = preheat_guest::Context::new("run-1", "proactive", [("a", "1")]).with_shard(2, 4);
+    /// assert_eq!(ctx.shard().map(|s| (s.index, s.count)), Some((2, 4)));
+    /// ```
+    pub fn with_shard(mut self, index: u32, count: u32) -> Self {
+        self.raw.shard = Some(Shard { index, count });
+        self
+    }
+
+    /// Which share of a run split across workers this is (`index` of
+    /// `count`, 0-based), or `None` when the run is not split. A plugin may
+    /// list only its share (`WHERE id % count = index`); the host drops the
+    /// keys of other shards whether it does or not.
+    pub fn shard(&self) -> Option<Shard> {
+        self.raw.shard
     }
 
     /// The id of the current run, as shown in the host's reports.

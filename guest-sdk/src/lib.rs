@@ -133,17 +133,21 @@
 #![warn(missing_docs)]
 
 mod context;
+mod error;
 mod host;
 pub mod log;
+mod paging;
 mod query;
 mod types;
 
 pub use context::Context;
+pub use error::{Error, ErrorKind};
 pub use host::cache_get;
+pub use paging::{keyset_page, offset_page};
 pub use query::{query, query_as, FromSql, RawRows, Row, Rows, SqlValue};
 pub use types::UnknownName;
 
-/// The generated component-model bindings for `preheat:plugin@0.1.0`.
+/// The generated component-model bindings for `preheat:plugin@0.2.0`.
 ///
 /// Plugin authors should not need anything in here: the useful types are
 /// re-exported at the crate root.
@@ -151,7 +155,7 @@ pub use types::UnknownName;
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/0.2",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "export",
@@ -160,8 +164,9 @@ pub mod bindings {
     });
 }
 
-/// The version of the plugin interface (`preheat:plugin`) this SDK builds against.
-pub const INTERFACE_VERSION: &str = "0.1.0";
+/// The version of the plugin interface (`preheat:plugin`) this SDK builds
+/// against: the package in `wit/0.2/preheat.wit`, which a test holds it to.
+pub const INTERFACE_VERSION: &str = "0.2.0";
 
 /// How urgently a key should be warmed; critical keys never wait behind lower ones.
 pub use bindings::preheat::plugin::types::Priority;
@@ -172,8 +177,7 @@ pub use bindings::preheat::plugin::types::KeySpec;
 /// One page of [`Plugin::enumerate`]; build one with [`Page::last`] or [`Page::more`].
 pub use bindings::preheat::plugin::types::Page;
 
-/// A produced value; build one with [`Entry::bytes`], [`Entry::text`] or [`Entry::json`].
-pub use bindings::preheat::plugin::types::Entry;
+pub use types::Entry;
 
 /// Why a key could not be produced: skip it, retry it later, or fail it.
 pub use bindings::preheat::plugin::types::WarmError;
@@ -183,6 +187,9 @@ pub use bindings::preheat::plugin::types::Level;
 
 /// The raw run context as the host passes it; [`Context`] wraps it.
 pub use bindings::preheat::plugin::types::RunContext;
+
+/// Which share of a split run a plugin is asked for; see [`Context::shard`].
+pub use bindings::preheat::plugin::types::Shard;
 
 /// What a preheat plugin implements.
 ///
@@ -200,7 +207,48 @@ pub trait Plugin {
 
     /// Builds the values for a batch of keys: exactly one result per key, in
     /// the order they were given.
-    fn produce(ctx: &Context, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>>;
+    ///
+    /// Implement this when a batch can be built together (one query for all
+    /// its keys); otherwise implement [`Plugin::produce_one`], which this
+    /// calls for each key by default.
+    fn produce(ctx: &Context, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>> {
+        keys.into_iter().map(|key| Self::produce_one(ctx, key)).collect()
+    }
+
+    /// Builds the value of one key; `?` on an [`Error`] retries the key when
+    /// the error is transient and fails it otherwise.
+    ///
+    /// ```
+    /// use preheat_guest::{query, params, Context, Entry, KeySpec, Page, Plugin, WarmError};
+    ///
+    /// struct Users;
+    ///
+    /// impl Plugin for Users {
+    ///     fn enumerate(_: &Context, _: Option<String>) -> Result<Page, String> {
+    ///         Ok(Page::last(vec![KeySpec::new("user.1").arg("1")]))
+    ///     }
+    ///
+    ///     fn produce_one(_: &Context, key: KeySpec) -> Result<Entry, WarmError> {
+    ///         let id: i64 = key.arg.as_deref().unwrap_or("").parse().map_err(|_| WarmError::fail("no id"))?;
+    ///         let rows = query("app", "SELECT name FROM users WHERE id = $1", &params![id])?;
+    ///         let row = rows.first().ok_or_else(|| WarmError::skip("no such user"))?;
+    ///         Entry::json(&row.to_json())
+    ///     }
+    /// }
+    /// # fn main() {
+    /// #     let ctx = Context::new("run-1", "proactive", [("a", "b")]);
+    /// #     let keys = Users::enumerate(&ctx, None).unwrap().keys;
+    /// #     // Outside the host, `query` is refused: the key fails, it is not retried.
+    /// #     assert!(matches!(Users::produce(&ctx, keys)[0], Err(WarmError::Fail(_))));
+    /// # }
+    /// ```
+    fn produce_one(ctx: &Context, key: KeySpec) -> Result<Entry, WarmError> {
+        let _ = ctx;
+        Err(WarmError::fail(format!(
+            "{}: the plugin implements neither Plugin::produce nor Plugin::produce_one; implement one of them",
+            key.key
+        )))
+    }
 }
 
 /// Exports a [`Plugin`] implementation as the component's `warmer` interface.
@@ -240,6 +288,7 @@ pub mod __private {
     use core::marker::PhantomData;
 
     use crate::bindings::exports::preheat::plugin::warmer::Guest;
+    use crate::bindings::preheat::plugin::types::{KeyBatch, Produced, ProducedValue, Span};
     use crate::{Context, Entry, KeySpec, Page, Plugin, RunContext, WarmError};
 
     /// Adapts a [`Plugin`] to the generated `Guest` trait.
@@ -250,8 +299,119 @@ pub mod __private {
             P::enumerate(&Context::from(ctx), cursor)
         }
 
-        fn produce(ctx: RunContext, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>> {
-            P::produce(&Context::from(ctx), keys)
+        fn produce(ctx: RunContext, batch: KeyBatch) -> Produced {
+            pack(P::produce(&Context::from(ctx), unpack(batch)))
         }
+    }
+
+    /// The key specs of a packed batch (the host lays every span inside `text`,
+    /// on character boundaries).
+    pub fn unpack(batch: KeyBatch) -> Vec<KeySpec> {
+        let KeyBatch { text, keys, tags } = batch;
+        let str_of = |span: Span| text[span.start as usize..(span.start + span.len) as usize].to_string();
+        keys.into_iter()
+            .map(|k| KeySpec {
+                key: str_of(k.key),
+                priority: k.priority,
+                ttl_seconds: k.ttl_seconds,
+                tags: tags[k.tags.start as usize..(k.tags.start + k.tags.len) as usize]
+                    .iter()
+                    .map(|&t| str_of(t))
+                    .collect(),
+                arg: k.arg.map(str_of),
+            })
+            .collect()
+    }
+
+    /// Results packed as the host takes them: the values concatenated, one
+    /// outcome per result. A value over 4 GiB cannot be packed: it fails.
+    pub fn pack(results: Vec<Result<Entry, WarmError>>) -> Produced {
+        let bytes: usize = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|e| e.value.len())
+            .sum();
+        let mut values = Vec::with_capacity(bytes);
+        let outcomes = results
+            .into_iter()
+            .map(|result| {
+                let entry = result?;
+                let len = u32::try_from(entry.value.len())
+                    .map_err(|_| WarmError::fail(format!("a value of {} bytes is over 4 GiB", entry.value.len())))?;
+                values.extend_from_slice(&entry.value);
+                Ok(ProducedValue {
+                    len,
+                    ttl_seconds: entry.ttl_seconds,
+                })
+            })
+            .collect();
+        Produced { values, outcomes }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::__private::{pack, unpack};
+    use super::*;
+    use crate::bindings::preheat::plugin::types::{BatchKey, KeyBatch, Span};
+
+    #[test]
+    fn the_interface_version_is_the_package_the_bindings_come_from() {
+        let wit = include_str!("../../wit/0.2/preheat.wit");
+        assert!(
+            wit.lines()
+                .any(|l| l == format!("package preheat:plugin@{INTERFACE_VERSION};")),
+            "wit/0.2/preheat.wit does not declare preheat:plugin@{INTERFACE_VERSION}"
+        );
+    }
+
+    #[test]
+    fn a_packed_batch_unpacks_to_its_key_specs_and_results_pack_in_order() {
+        let span = |start, len| Span { start, len };
+        let batch = KeyBatch {
+            text: "k.1ab1k.é".into(),
+            keys: vec![
+                BatchKey {
+                    key: span(0, 3),
+                    priority: Priority::High,
+                    ttl_seconds: Some(5),
+                    tags: span(0, 2),
+                    arg: Some(span(5, 1)),
+                },
+                BatchKey {
+                    key: span(6, 4),
+                    priority: Priority::Low,
+                    ttl_seconds: None,
+                    tags: span(2, 0),
+                    arg: None,
+                },
+            ],
+            tags: vec![span(3, 1), span(4, 1)],
+        };
+        let keys = unpack(batch);
+        assert_eq!(
+            keys,
+            [
+                KeySpec::new("k.1")
+                    .priority(Priority::High)
+                    .ttl(5)
+                    .tags(["a", "b"])
+                    .arg("1"),
+                KeySpec::new("k.é").priority(Priority::Low),
+            ]
+        );
+        let produced = pack(vec![
+            Ok(Entry::text("xy")),
+            Err(WarmError::skip("s")),
+            Ok(Entry::bytes(vec![]).ttl(9)),
+            Ok(Entry::text("z")),
+        ]);
+        assert_eq!(produced.values, b"xyz");
+        let lens: Vec<Option<(u32, Option<u32>)>> = produced
+            .outcomes
+            .iter()
+            .map(|o| o.as_ref().ok().map(|v| (v.len, v.ttl_seconds)))
+            .collect();
+        assert_eq!(lens, [Some((2, None)), None, Some((0, Some(9))), Some((1, None))]);
     }
 }

@@ -12,6 +12,8 @@ use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde::forward_to_deserialize_any;
 use serde_json::{Map, Number, Value};
 
+use crate::Error;
+
 /// A value in a SQL row or parameter list.
 ///
 /// Build parameters with [`From`] (`SqlValue::from(42)`, `"text".into()`,
@@ -25,9 +27,11 @@ pub use crate::bindings::preheat::plugin::types::Rows as RawRows;
 /// with `params` bound to `$1, $2, …` in order.
 ///
 /// The host runs it in a read-only connection or transaction with a
-/// statement timeout and a row cap. An ungranted or unknown source, a write,
-/// a syntax error, a timeout or too many rows come back as `Err` with the
-/// host's message.
+/// statement timeout and a row cap. A failure comes back as an [`Error`]
+/// with the host's message and its kind: `Denied` for an ungranted or
+/// unknown source or a write, `Invalid` for a syntax error, `Limit` for a
+/// timeout or too many rows, `Transient` for a lost connection (which `?`
+/// in `produce` turns into a retry).
 ///
 /// Only works inside the host: on a native target (unit tests) it returns an
 /// error saying so.
@@ -44,7 +48,7 @@ pub use crate::bindings::preheat::plugin::types::Rows as RawRows;
 ///     featured: bool, // a boolean column, or 0/1 in SQLite
 /// }
 ///
-/// # fn main() -> Result<(), String> {
+/// # fn main() -> Result<(), preheat_guest::Error> {
 /// // Typed accessors on each row.
 /// let rows = query(
 ///     "app",
@@ -85,7 +89,7 @@ pub use crate::bindings::preheat::plugin::types::Rows as RawRows;
 /// types the interface does not carry (`numeric`, …) are an error naming the
 /// column, so `CAST` them in SQL. The accessors smooth over the boolean
 /// difference ([`bool`] accepts `0` and `1`); read timestamps as [`String`].
-pub fn query(source: &str, sql: &str, params: &[SqlValue]) -> Result<Rows, String> {
+pub fn query(source: &str, sql: &str, params: &[SqlValue]) -> Result<Rows, Error> {
     #[cfg(target_arch = "wasm32")]
     {
         crate::bindings::preheat::plugin::host::query(source, sql, params).map(Rows::from)
@@ -93,8 +97,9 @@ pub fn query(source: &str, sql: &str, params: &[SqlValue]) -> Result<Rows, Strin
     #[cfg(not(target_arch = "wasm32"))]
     {
         let _ = (sql, params);
-        Err(format!(
-            "query on source {source:?}: SQL sources are only reachable inside the preheat host"
+        Err(Error::new(
+            crate::ErrorKind::Denied,
+            format!("query on source {source:?}: SQL sources are only reachable inside the preheat host"),
         ))
     }
 }
@@ -102,11 +107,11 @@ pub fn query(source: &str, sql: &str, params: &[SqlValue]) -> Result<Rows, Strin
 /// Runs a query with [`query`] and turns every row into a `T` with
 /// [`Rows::into_structs`].
 ///
-/// Decoding errors name the source, the row and the column.
-pub fn query_as<T: DeserializeOwned>(source: &str, sql: &str, params: &[SqlValue]) -> Result<Vec<T>, String> {
+/// Decoding errors are `Invalid` and name the source, the row and the column.
+pub fn query_as<T: DeserializeOwned>(source: &str, sql: &str, params: &[SqlValue]) -> Result<Vec<T>, Error> {
     query(source, sql, params)?
         .into_structs()
-        .map_err(|e| format!("query on source {source:?}: {e}"))
+        .map_err(|e| Error::invalid(format!("query on source {source:?}: {e}")))
 }
 
 /// Builds a `Vec<SqlValue>` of query parameters, converting each argument
@@ -1079,9 +1084,10 @@ mod tests {
     #[test]
     fn query_outside_the_host_is_an_error() {
         let err = query("app", "SELECT 1", &[]).unwrap_err();
-        assert!(err.contains("\"app\""), "{err}");
-        assert!(err.contains("only reachable inside the preheat host"), "{err}");
+        assert_eq!(err.kind, crate::ErrorKind::Denied);
+        assert!(err.message.contains("\"app\""), "{err}");
+        assert!(err.message.contains("only reachable inside the preheat host"), "{err}");
         let err = query_as::<Value>("app", "SELECT 1", &params![1]).unwrap_err();
-        assert!(err.contains("inside the preheat host"), "{err}");
+        assert!(err.message.contains("inside the preheat host"), "{err}");
     }
 }

@@ -5,7 +5,7 @@ use core::str::FromStr;
 
 use serde::Serialize;
 
-use crate::{Entry, KeySpec, Level, Page, Priority, WarmError};
+use crate::{KeySpec, Level, Page, Priority, WarmError};
 
 impl KeySpec {
     /// A key with [`Priority::Normal`], no ttl (the config default applies),
@@ -93,6 +93,16 @@ impl Page {
     pub fn is_last(&self) -> bool {
         self.cursor.is_none()
     }
+}
+
+/// A produced value; build one with [`Entry::bytes`], [`Entry::text`] or
+/// [`Entry::json`]. The SDK packs the values of a batch for the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The value bytes, written as they are (JSON is the convention, not a rule).
+    pub value: Vec<u8>,
+    /// Overrides the key spec's ttl when present, in seconds.
+    pub ttl_seconds: Option<u32>,
 }
 
 impl Entry {

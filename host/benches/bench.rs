@@ -33,9 +33,13 @@ fn main() {
         );
         std::process::exit(2);
     }
+    let legacy_wasm = std::env::var_os("BENCH_LEGACY_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("tests/fixtures/target/wasm32-wasip2/release/legacy_v01.wasm"));
     let setup = suite::Setup {
         preheat_bin: PathBuf::from(env!("CARGO_BIN_EXE_preheat")),
         synthetic_wasm: wasm,
+        legacy_wasm,
         sizes: suite::Sizes::from_env(),
     };
     eprintln!("bench: sizes {:?}", setup.sizes);

@@ -40,7 +40,7 @@
 // `result<T, E>` returns T or throws E. Ids and offsets are BigInts so that
 // every u64 the Rust plugin accepts is exact here too.
 
-import { log } from 'preheat:plugin/host@0.1.0';
+import { log } from 'preheat:plugin/host@0.2.0';
 
 const CRITICAL = [
   ['system.settings', 'config'],
@@ -197,14 +197,33 @@ function enumerate(ctx, cursor) {
   return { keys, cursor: end < total ? String(end) : undefined };
 }
 
-function produce(_ctx, keys) {
-  return keys.map(produceOne);
+// Interface 0.2 packs a batch: every key and arg is a span of the UTF-8
+// bytes of `batch.text`; the values go back concatenated in `values`, each
+// `ok` outcome giving its value's length.
+function produce(_ctx, batch) {
+  const text = encoder.encode(batch.text);
+  const slice = (span) => decoder.decode(text.subarray(span.start, span.start + span.len));
+  const parts = [];
+  let total = 0;
+  const outcomes = batch.keys.map((k) => {
+    const result = produceOne(slice(k.key), k.arg === undefined ? undefined : slice(k.arg));
+    if (result.tag === 'err') return result;
+    parts.push(result.val);
+    total += result.val.length;
+    return { tag: 'ok', val: { len: result.val.length, ttlSeconds: undefined } };
+  });
+  const values = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    values.set(part, at);
+    at += part.length;
+  }
+  return { values, outcomes };
 }
 
 const fail = (message) => ({ tag: 'err', val: { tag: 'fail', val: message } });
 
-function produceOne(spec) {
-  const key = spec.key;
+function produceOne(key, arg) {
   let doc;
   if (key === 'system.settings') {
     doc = keyed(key, systemSettings());
@@ -215,17 +234,18 @@ function produceOne(spec) {
   } else if (key === 'featured.products') {
     doc = keyed(key, featuredProducts());
   } else if (key.startsWith(USER_PREFIX)) {
-    const raw = spec.arg ?? key.slice(USER_PREFIX.length);
+    const raw = arg ?? key.slice(USER_PREFIX.length);
     const id = parseUnsigned(raw, U64_MAX);
     if (id === undefined) return fail(`${key}: ${rustDebug(raw)} is not a user id`);
     doc = userProfile(id);
   } else {
     return fail(`unknown key ${rustDebug(key)}`);
   }
-  return { tag: 'ok', val: { value: encoder.encode(toJson(doc)), ttlSeconds: undefined } };
+  return { tag: 'ok', val: encoder.encode(toJson(doc)) };
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /**
  * JSON text exactly as serde_json's `to_vec` writes it in the Rust plugin:

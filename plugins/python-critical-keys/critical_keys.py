@@ -201,12 +201,29 @@ class Warmer(exports.Warmer):
             keys.append(spec)
         return types.Page(keys, str(end) if end < total else None)
 
-    def produce(self, ctx: types.RunContext, keys: List[types.KeySpec]) -> list:
-        return [produce_one(spec) for spec in keys]
+    def produce(self, ctx: types.RunContext, batch: types.KeyBatch) -> types.Produced:
+        """Interface 0.2 packs a batch: every key and arg is a span of the
+        UTF-8 bytes of `batch.text`; the values go back concatenated, each
+        `Ok` outcome giving its value's length."""
+        text = batch.text.encode("utf-8")
+
+        def piece(span: types.Span) -> str:
+            return text[span.start:span.start + span.len].decode("utf-8")
+
+        values = bytearray()
+        outcomes = []
+        for k in batch.keys:
+            result = produce_one(piece(k.key), None if k.arg is None else piece(k.arg))
+            if isinstance(result, Ok):
+                values += result.value
+                outcomes.append(Ok(types.ProducedValue(len(result.value), None)))
+            else:
+                outcomes.append(result)
+        return types.Produced(bytes(values), outcomes)
 
 
-def produce_one(spec: types.KeySpec):
-    key = spec.key
+def produce_one(key: str, arg: Optional[str]):
+    """The value bytes of one key (`Ok`), or why not (`Err`)."""
     if key == "system.settings":
         doc = keyed(key, system_settings())
     elif key == "products.catalog.all":
@@ -216,14 +233,14 @@ def produce_one(spec: types.KeySpec):
     elif key == "featured.products":
         doc = keyed(key, featured_products())
     elif key.startswith(USER_PREFIX):
-        raw = spec.arg if spec.arg is not None else key[len(USER_PREFIX):]
+        raw = arg if arg is not None else key[len(USER_PREFIX):]
         uid = parse_unsigned(raw, U64_MAX)
         if uid is None:
             return Err(types.WarmError_Fail(f"{key}: {rust_debug(raw)} is not a user id"))
         doc = user_profile(uid)
     else:
         return Err(types.WarmError_Fail(f"unknown key {rust_debug(key)}"))
-    return Ok(types.Entry(to_json(doc), None))
+    return Ok(to_json(doc))
 
 
 def to_json(doc) -> bytes:

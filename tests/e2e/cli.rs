@@ -143,9 +143,9 @@ fn plugin_inspect_shows_the_interface_and_checks_the_limits() {
     assert_mentions(
         &stdout,
         &[
-            "interface: preheat:plugin@0.1.0",
-            "preheat:plugin/host@0.1.0",
-            "preheat:plugin/warmer@0.1.0",
+            "interface: preheat:plugin@0.2.0 (this host serves 0.2.0 and 0.1.0)",
+            "preheat:plugin/host@0.2.0",
+            "preheat:plugin/warmer@0.2.0",
             "bytes",
             "ok: loads and starts",
         ],
@@ -171,7 +171,8 @@ fn plugin_inspect_shows_the_interface_and_checks_the_limits() {
     assert_ne!(wrong.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&wrong.stdout);
     assert!(
-        stdout.contains("interface: preheat:plugin@0.2.0 (this host: 0.1.0)") && stdout.contains("problem:"),
+        stdout.contains("interface: preheat:plugin@0.9.0 (this host serves 0.2.0 and 0.1.0)")
+            && stdout.contains("problem:"),
         "{stdout}"
     );
 }

@@ -86,7 +86,7 @@ fn misbehaving_plugins_fail_alone_with_messages_naming_plugin_call_and_limit() {
                 "produce",
                 "panicked: fixture panic: produce exploded on purpose (at panicker/src/lib.rs",
                 "wasm backtrace:",
-                "preheat:plugin/warmer@0.1.0#produce",
+                "preheat:plugin/warmer@0.2.0#produce",
             ],
         ),
         (
@@ -172,13 +172,82 @@ fn a_plugin_built_for_another_interface_version_is_refused_naming_both_versions(
     let out = String::from_utf8_lossy(&check.stdout);
     assert!(out.contains("✓ critical-keys"), "{out}");
     assert!(
-        out.contains("wrong-version") && out.contains("preheat:plugin@0.2.0") && out.contains("preheat:plugin@0.1.0"),
+        out.contains("wrong-version") && out.contains("preheat:plugin@0.9.0") && out.contains("preheat:plugin@0.2.0"),
         "{out}"
     );
 
     let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
     assert_eq!(run.count("critical-keys", "written"), 4);
-    assert!(run.plugin("wrong-version")["error"].as_str().unwrap().contains("0.2.0"));
+    assert!(run.plugin("wrong-version")["error"].as_str().unwrap().contains("0.9.0"));
+}
+
+/// A plugin built against the frozen interface 0.1 runs beside a 0.2 plugin
+/// in one run: its key specs cross the boundary both ways with their
+/// priority, tags, arg and TTL, its host calls work, and a refused query
+/// reaches it as the message alone (0.1 has no error kinds).
+#[test]
+fn a_plugin_built_for_interface_0_1_runs_beside_a_0_2_plugin() {
+    let redis = RedisServer::start();
+    let ws = Workspace::new();
+    let app = format!("sqlite://{}", ws.dir.path().join("app.db").display());
+    sql(
+        &app,
+        &["CREATE TABLE t (name TEXT)", "INSERT INTO t VALUES ('from sqlite')"],
+    );
+    let block = |db: u32, statement: &str| {
+        format!(
+            "[backend]\nkind = \"redis\"\nurl = \"{}\"\n[sources.app]\nurl = \"{app}\"\n{}{}[plugins.settings]\nkeys = \"4\"\nsource = \"app\"\nsql = {statement:?}\n",
+            redis.url().replace("/0", &format!("/{db}")),
+            critical_keys_block(),
+            fixture_block("legacy", "legacy_v01", "sources = [\"app\"]"),
+        )
+    };
+    let config = ws.config(&block(0, "SELECT name FROM t"));
+    let inspect = preheat_plain(&["plugin", "inspect", fixture("legacy_v01").to_str().unwrap()]);
+    assert_eq!(
+        inspect.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let shown = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        shown.contains("interface: preheat:plugin@0.1.0") && shown.contains("note: 0.1.0 is frozen"),
+        "{shown}"
+    );
+
+    let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    run.assert_balanced();
+    assert_eq!(run.count("legacy", "written"), 4);
+    assert_eq!(run.count("critical-keys", "written"), 4);
+    for i in 1..=4 {
+        assert_eq!(
+            redis.get(&format!("fx.legacy-v01.{i}")).as_deref(),
+            Some(
+                format!(
+                    "v0.1 key=fx.legacy-v01.{i} arg={i} tags=legacy,tag{i} ctx=proactive cached=none sql=from sqlite"
+                )
+                .as_str()
+            )
+        );
+        // Odd keys had a ttl in their spec, and the entry overrode it with 30 s.
+        let ttl = redis.pttl(&format!("fx.legacy-v01.{i}"));
+        if i % 2 == 1 {
+            assert!((1..=30_000).contains(&ttl), "key {i}: {ttl}");
+        } else {
+            assert!(ttl > 30_000, "key {i}: {ttl}");
+        }
+    }
+    assert!(redis.get("system.settings").is_some(), "the 0.2 plugin wrote too");
+
+    let refused = ws.config(&block(1, "DELETE FROM t"));
+    let run = preheat(&ws, &["run", "--config", refused.to_str().unwrap()], &[]);
+    assert_eq!(run.count("legacy", "written"), 4);
+    let mut db1 = redis.conn();
+    redis::cmd("SELECT").arg(1).query::<()>(&mut db1).unwrap();
+    let value: String = redis::cmd("GET").arg("fx.legacy-v01.1").query(&mut db1).unwrap();
+    assert!(value.contains("sql=error: query on source `app` refused:"), "{value}");
 }
 
 #[test]

@@ -474,7 +474,7 @@ fn cache_get_refuses_values_over_max_value_bytes_without_reading_them() {
     assert_mentions(
         &errors,
         &[
-            "cache-get \"fx.cache-peek.1\"",
+            "limit: cache-get \"fx.cache-peek.1\"",
             "2097152 bytes",
             "over max_value_bytes = 1048576",
         ],

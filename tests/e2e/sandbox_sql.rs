@@ -66,17 +66,25 @@ fn outcome(redis: &RedisServer, i: usize) -> String {
 }
 
 /// Asserts every statement's value: `Ok(prefix)` a result starting with it,
-/// `Err(fragments)` an error naming source `app` and containing each fragment.
+/// `Err(fragments)` an error naming source `app` and containing each
+/// fragment, typed `denied` when it was refused by the sandbox.
 fn assert_outcomes(redis: &RedisServer, cases: &[(String, Result<&str, Vec<&str>>)]) {
     for (i, (statement, expected)) in cases.iter().enumerate() {
         let value = outcome(redis, i);
         match expected {
             Ok(prefix) => assert!(value.starts_with(prefix), "{statement:?} gave {value}"),
             Err(fragments) => {
+                let (kind, message) = value
+                    .strip_prefix("error (")
+                    .and_then(|rest| rest.split_once("): "))
+                    .unwrap_or_else(|| panic!("{statement:?} was not refused: {value}"));
                 assert!(
-                    value.starts_with("error: query on source `app`"),
+                    message.starts_with("query on source `app`"),
                     "{statement:?} was not refused: {value}"
                 );
+                if fragments.contains(&"refused:") {
+                    assert_eq!(kind, "denied", "{statement:?}: {value}");
+                }
                 for f in fragments {
                     assert!(value.contains(f), "{statement:?}: {value} lacks {f:?}");
                 }
@@ -242,7 +250,10 @@ fn a_plugin_cannot_poison_what_another_plugin_reads_from_a_shared_sqlite_source(
                 "the attacker's own reads are not shadowed either"
             );
         } else {
-            assert!(value.starts_with("error: query on source `app` refused:"), "{value}");
+            assert!(
+                value.starts_with("error (denied): query on source `app` refused:"),
+                "{value}"
+            );
         }
     }
 }
@@ -429,7 +440,8 @@ fn sqlite_results_over_max_result_bytes_fail_naming_the_limit_and_the_host_stays
     .map(String::from);
     let outcomes = result_cap_run(&app, &statements);
     assert!(
-        outcomes[0].contains("larger than max_result_bytes = 16.0 MiB")
+        outcomes[0].starts_with("error (limit): ")
+            && outcomes[0].contains("larger than max_result_bytes = 16.0 MiB")
             && outcomes[0].contains("raise max_result_bytes for source `app`"),
         "{}",
         outcomes[0]
@@ -441,7 +453,7 @@ fn sqlite_results_over_max_result_bytes_fail_naming_the_limit_and_the_host_stays
         (4, "16 result columns)"),
     ] {
         let o = &outcomes[i];
-        assert!(o.starts_with("error: query on source `app`"), "{o}");
+        assert!(o.starts_with("error (limit): query on source `app`"), "{o}");
         assert!(
             o.contains("the per-value cap (max_result_bytes = 16.0 MiB shared by") && o.contains(columns),
             "{o}"

@@ -120,6 +120,9 @@ pub struct Setup {
     pub preheat_bin: PathBuf,
     /// `synthetic.wasm`, built from plugins/synthetic.
     pub synthetic_wasm: PathBuf,
+    /// `legacy_v01.wasm`, built from tests/fixtures/legacy-v01: a plugin of
+    /// interface 0.1, the baseline of the 0.2 boundary (row 5g).
+    pub legacy_wasm: PathBuf,
     pub sizes: Sizes,
 }
 
@@ -427,6 +430,22 @@ pub fn run(setup: &Setup) -> Results {
             ),
             "ns/key",
             rt.block_on(produce_cost(&setup.synthetic_wasm, &cache, true, s.produce_keys, 0)),
+        );
+    }
+    if wanted("5g") {
+        let packed = rows.iter().find(|r| r.id == "5f").and_then(|r| r.value);
+        push(
+            &mut rows,
+            "5g",
+            format!(
+                "`produce` cost of an interface 0.1 plugin (fixture `legacy-v01`, the same per-key work), fuel + epoch on, `value_size = 0`: 0.1's boundary, one list entry per key each way, batches of {}",
+                produce_batch()
+            ),
+            "ns/key",
+            rt.block_on(produce_cost(&setup.legacy_wasm, &cache, true, s.produce_keys, 0)).map(|(v, how)| {
+                let ratio = packed.map_or(String::new(), |p| format!("{:.2} × the 0.2 boundary (5f); ", v / p));
+                (v, format!("{ratio}{how}"))
+            }),
         );
     }
     if wanted("5d") {
@@ -931,6 +950,7 @@ fn context(value_size: usize) -> RunContext {
         run_id: "bench".into(),
         strategy: "bench".into(),
         settings: vec![("value_size".into(), value_size.to_string())],
+        shard: None,
     }
 }
 

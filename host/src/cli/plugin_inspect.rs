@@ -71,10 +71,19 @@ pub async fn run(args: InspectArgs) -> Result<ExitCode> {
     } else {
         println!("{}: {} bytes", args.path.display(), found.bytes);
         match &found.interface_version {
-            Some(v) => println!(
-                "interface: preheat:plugin@{v} (this host: {})",
-                crate::runtime::INTERFACE_VERSION
-            ),
+            Some(v) => {
+                println!(
+                    "interface: preheat:plugin@{v} (this host serves {} and {})",
+                    crate::runtime::INTERFACE_VERSION,
+                    crate::runtime::LEGACY_INTERFACE_VERSION
+                );
+                if crate::runtime::Interface::of_version(v) == Some(crate::runtime::Interface::V0_1) {
+                    println!(
+                        "note: {v} is frozen; rebuilt against preheat-guest for {} the plugin gets typed host errors, the run's shard and packed batches",
+                        crate::runtime::INTERFACE_VERSION
+                    );
+                }
+            }
             None => println!("interface: none (does not export preheat:plugin/warmer)"),
         }
         if let Some(ms) = found.compile_ms {

@@ -55,7 +55,7 @@ const JCO_VERSION: &str = "1.35.0";
 const PREVIEW2_SHIM_VERSION: &str = "0.25.0";
 
 /// The plugin interface this binary implements.
-const WIT: &str = include_str!("../../../wit/preheat.wit");
+const WIT: &str = include_str!("../../../wit/0.2/preheat.wit");
 
 mod template {
     pub const README: &str = include_str!("../../templates/plugin-new/common/README.md");

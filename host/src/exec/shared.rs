@@ -67,6 +67,7 @@ impl Slot {
                 run_id: run_id.to_string(),
                 strategy: strategy.to_string(),
                 settings: config.settings_as_strings(),
+                shard: None,
             },
             config,
             format,

@@ -2,15 +2,12 @@
 
 use super::compile_cache::CompileCache;
 use super::sandbox::HostState;
-use crate::wit::Plugin;
+use crate::wit::{v0_1, v0_2};
 use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
-
-/// The plugin interface version this host implements (`preheat:plugin@…`).
-pub const INTERFACE_VERSION: &str = "0.1.0";
 
 /// How often the epoch advances; the resolution of per-call timeouts and cancellation.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -48,7 +45,9 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(anyhow::Error::from)?;
+        // Both interface versions' host functions: a 0.1 and a 0.2 plugin link against the same linker.
+        v0_2::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(anyhow::Error::from)?;
+        v0_1::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(anyhow::Error::from)?;
         if metered {
             spawn_epoch_ticker(&engine);
         }

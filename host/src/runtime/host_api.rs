@@ -1,12 +1,12 @@
-//! The host functions a plugin imports (`preheat:plugin/host`).
+//! The host functions a plugin imports (`preheat:plugin/host`), as 0.2 types
+//! them; `v0_1` serves 0.1's through the same functions.
 
 use super::sandbox::HostState;
-use crate::backend::{Backend, Bounded};
+use crate::backend::{Backend, BackendError, Bounded};
 use crate::format::Format;
 use crate::wit::preheat::plugin::{host, types};
-use anyhow::{anyhow, bail, Result};
 use std::time::SystemTime;
-use types::{Level, Rows, SqlValue};
+use types::{HostError, Level, Rows, SqlValue};
 
 impl types::Host for HostState {}
 
@@ -15,40 +15,54 @@ impl host::Host for HostState {
         self.output.log(level, &message);
     }
 
-    async fn cache_get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
-        if !self.services.is_granted(&key) {
-            return Err(format!(
-                "cache-get {key:?}: the key is outside this plugin's key_prefixes {:?}",
-                self.services.key_prefixes
-            ));
-        }
-        read_value(
-            &self.services.backend,
-            &self.services.format,
-            &key,
-            self.services.max_value_bytes,
-        )
-        .await
-        .map_err(|e| format!("cache-get {key:?}: {e:#}"))
+    async fn cache_get(&mut self, key: String) -> Result<Option<Vec<u8>>, HostError> {
+        cache_get(self, key).await
     }
 
-    async fn query(&mut self, source: String, sql: String, params: Vec<SqlValue>) -> Result<Rows, String> {
-        let Some(granted) = self.services.sources.get(&source) else {
-            let names: Vec<&String> = self.services.sources.keys().collect();
-            return Err(format!(
-                "source `{source}` is not granted to this plugin (granted: {names:?}); add it to the plugin's `sources` in the config"
-            ));
-        };
-        // A host call must not outlive the plugin's per-call timeout: cut it
-        // short; the guest then traps with the timeout at its next epoch check.
-        let remaining = self.guard.timeout.saturating_sub(self.guard.started.elapsed());
-        let cancel = self.guard.cancel.clone();
-        match tokio::time::timeout(remaining, granted.query(&sql, &params, &cancel)).await {
-            Ok(result) => result,
-            Err(_) => Err(format!(
-                "query on source `{source}` cut short: the call's timeout ran out"
-            )),
-        }
+    async fn query(&mut self, source: String, sql: String, params: Vec<SqlValue>) -> Result<Rows, HostError> {
+        query(self, source, sql, params).await
+    }
+}
+
+/// `cache-get`: the key's value as the plugin's format reads it (see [`read_value`]).
+pub(super) async fn cache_get(state: &mut HostState, key: String) -> Result<Option<Vec<u8>>, HostError> {
+    let services = &state.services;
+    if !services.is_granted(&key) {
+        return Err(HostError::denied(format!(
+            "cache-get {key:?}: the key is outside this plugin's key_prefixes {:?}",
+            services.key_prefixes
+        )));
+    }
+    read_value(&services.backend, &services.format, &key, services.max_value_bytes)
+        .await
+        .map_err(|e| HostError {
+            kind: e.kind,
+            message: format!("cache-get {key:?}: {}", e.message),
+        })
+}
+
+/// `query`: a read-only query on a granted source, cut short at the call's timeout.
+pub(super) async fn query(
+    state: &mut HostState,
+    source: String,
+    sql: String,
+    params: Vec<SqlValue>,
+) -> Result<Rows, HostError> {
+    let Some(granted) = state.services.sources.get(&source) else {
+        let names: Vec<&String> = state.services.sources.keys().collect();
+        return Err(HostError::denied(format!(
+            "source `{source}` is not granted to this plugin (granted: {names:?}); add it to the plugin's `sources` in the config"
+        )));
+    };
+    // A host call must not outlive the plugin's per-call timeout: cut it
+    // short; the guest then traps with the timeout at its next epoch check.
+    let remaining = state.guard.timeout.saturating_sub(state.guard.started.elapsed());
+    let cancel = state.guard.cancel.clone();
+    match tokio::time::timeout(remaining, granted.query(&sql, &params, &cancel)).await {
+        Ok(result) => result,
+        Err(_) => Err(HostError::limit(format!(
+            "query on source `{source}` cut short: the call's timeout ran out (the plugin's `timeout`)"
+        ))),
     }
 }
 
@@ -57,30 +71,34 @@ impl host::Host for HostState {
 /// own expiry has passed, which Rails reads as a miss). A stored value over
 /// `max` bytes is refused without being transferred, and so is one whose
 /// JSON is over `max` (decoding is bounded by the format's decode budget).
-async fn read_value(backend: &Backend, format: &Format, key: &str, max: u64) -> Result<Option<Vec<u8>>> {
-    let stored_key = format.storage_key(key)?;
-    let stored = match backend.get_at_most(&stored_key, max).await? {
-        Bounded::Absent => return Ok(None),
-        Bounded::Value(stored) => stored,
-        Bounded::TooLarge { bytes } => bail!(
+async fn read_value(backend: &Backend, format: &Format, key: &str, max: u64) -> Result<Option<Vec<u8>>, HostError> {
+    let stored_key = format
+        .storage_key(key)
+        .map_err(|e| HostError::invalid(format!("{e:#}")))?;
+    let stored = match backend.get_at_most(&stored_key, max).await {
+        Ok(Bounded::Absent) => return Ok(None),
+        Ok(Bounded::Value(stored)) => stored,
+        Ok(Bounded::TooLarge { bytes }) => return Err(HostError::limit(format!(
             "the value is {bytes} bytes, over max_value_bytes = {max} for this plugin; it was not read (raise max_value_bytes for this plugin, or read smaller keys)"
-        ),
+        ))),
+        Err(BackendError { transient: true, message }) => return Err(HostError::transient(message)),
+        Err(BackendError { transient: false, message }) => return Err(HostError::invalid(message)),
     };
     if format.is_raw() {
         return Ok(Some(stored));
     }
     let decoded = format
         .decode(&stored)
-        .map_err(|e| anyhow!("{stored_key:?} is not a {} value: {e}", format.name()))?;
+        .map_err(|e| HostError::invalid(format!("{stored_key:?} is not a {} value: {e}", format.name())))?;
     if decoded.is_expired(SystemTime::now()) {
         return Ok(None);
     }
     let json = decoded.value.to_json();
     if json.len() as u64 > max {
-        bail!(
+        return Err(HostError::limit(format!(
             "{stored_key:?} decodes to {} bytes of JSON, over max_value_bytes = {max} for this plugin (compression or links made it grow); not handed to the plugin",
             json.len()
-        );
+        )));
     }
     Ok(Some(json.into_bytes()))
 }
@@ -137,10 +155,9 @@ mod tests {
             .unwrap();
         assert!(bomb.len() < 4096, "{}", bomb.len());
         memory.write_batch(WritePolicy::Always, &[write("app:k.bomb", bomb)]);
-        let err = read_value(&backend, &rails, "k.bomb", 64 << 10)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = read_value(&backend, &rails, "k.bomb", 64 << 10).await.unwrap_err();
+        assert_eq!(err.kind, types::HostErrorKind::Limit);
+        let err = err.message;
         assert!(
             err.contains("decodes to 100003 bytes of JSON, over max_value_bytes = 65536"),
             "{err}"
@@ -151,10 +168,9 @@ mod tests {
             "past its own expiry: a miss, as Rails reads it"
         );
         assert_eq!(read_value(&backend, &rails, "k.none", 1 << 20).await.unwrap(), None);
-        let err = read_value(&backend, &rails, "k.junk", 1 << 20)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = read_value(&backend, &rails, "k.junk", 1 << 20).await.unwrap_err();
+        assert_eq!(err.kind, types::HostErrorKind::Invalid);
+        let err = err.message;
         assert!(err.contains("app:k.junk") && err.contains("rails 6.1"), "{err}");
         assert_eq!(
             read_value(&backend, &Format::Raw, "app:k.junk", 1 << 20).await.unwrap(),

@@ -2,7 +2,8 @@
 //! version, imports and exports, and whether it loads and starts under limits.
 
 use super::engine::Runtime;
-use super::plugin::{off_thread, version_of, LoadedPlugin, PluginLimits};
+use super::interface::version_of;
+use super::plugin::{off_thread, LoadedPlugin, PluginLimits};
 use super::sandbox::HostServices;
 use serde::Serialize;
 use std::path::Path;

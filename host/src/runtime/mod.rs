@@ -3,7 +3,10 @@
 //! [`Runtime`] owns the engine (fuel, epochs, the compile cache); a
 //! [`LoadedPlugin`] is one compiled, version-checked component with a pool of
 //! instances, called through [`LoadedPlugin::enumerate`] and
-//! [`LoadedPlugin::produce`]. Every call runs under the plugin's fuel, time
+//! [`LoadedPlugin::produce`]. Plugins of both interface versions are served
+//! ([`Interface`]): the host's types are 0.2's, a 0.1 plugin's are converted
+//! at the boundary (`v0_1`), and 0.2's packed batches are built and checked
+//! in `packing`. Every call runs under the plugin's fuel, time
 //! and memory limits (time however the call blocks; memory for the whole
 //! instance), loading under `compile_timeout`, and what a plugin logs is
 //! escaped, capped and rate-limited; a failing call is reported as a
@@ -14,18 +17,31 @@ mod engine;
 mod guest_output;
 mod host_api;
 mod inspect;
+mod interface;
 mod limiter;
 mod log_limit;
+mod packing;
 mod plugin;
 mod sandbox;
+mod v0_1;
 
 pub use crate::wit::preheat::plugin::types::{
-    Entry, KeySpec, Level, Page, Priority, Rows, RunContext, SqlValue, WarmError,
+    HostError, HostErrorKind, KeySpec, Level, Page, Priority, Rows, RunContext, Shard, SqlValue, WarmError,
 };
 pub use compile_cache::CacheOutcome;
-pub use engine::{Runtime, INTERFACE_VERSION};
+pub use engine::Runtime;
 pub use inspect::{inspect, Inspection};
+pub use interface::{Interface, INTERFACE_VERSION, LEGACY_INTERFACE_VERSION};
 pub use limiter::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 pub use log_limit::{LOG_BURST, LOG_LINES_PER_SECOND, MAX_LOG_MESSAGE_BYTES, SUMMARY_INTERVAL};
 pub use plugin::{CallError, CallStats, LoadedPlugin, PluginLimits};
 pub use sandbox::HostServices;
+
+/// A value a plugin produced for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The value bytes, as the plugin made them (the format encodes them for the backend).
+    pub value: Vec<u8>,
+    /// Overrides the key spec's ttl when present.
+    pub ttl_seconds: Option<u32>,
+}

@@ -2,14 +2,15 @@
 //! ready instances, and the two calls of the interface under the sandbox limits.
 
 use super::compile_cache::CacheOutcome;
-use super::engine::{Runtime, INTERFACE_VERSION};
+use super::engine::Runtime;
 use super::guest_output::GuestOutput;
+use super::interface::{interface_of, Interface};
 use super::limiter::{count_cap_message, MemoryCapExceeded};
 use super::log_limit::PluginLog;
 use super::sandbox::{HostServices, HostState, Interrupted};
-use super::{Entry, KeySpec, Page, RunContext, WarmError};
+use super::{packing, v0_1, Entry, KeySpec, Page, RunContext, WarmError};
 use crate::support::Cancel;
-use crate::wit::{Plugin, PluginPre};
+use crate::wit::{v0_1 as old, v0_2 as new};
 use anyhow::{bail, Context, Result};
 use std::future::Future;
 use std::path::Path;
@@ -62,14 +63,26 @@ pub enum CallError {
 /// A ready-to-call instance and its store.
 struct Instance {
     store: Store<HostState>,
-    bindings: Plugin,
+    bindings: Bindings,
+}
+
+/// A component linked for the interface it speaks, ready to instantiate.
+enum Pre {
+    V0_1(old::PluginPre<HostState>),
+    V0_2(new::PluginPre<HostState>),
+}
+
+/// An instance's exports, of the interface it speaks.
+enum Bindings {
+    V0_1(old::Plugin),
+    V0_2(new::Plugin),
 }
 
 /// A compiled plugin, ready to be instantiated and called.
 pub struct LoadedPlugin {
     name: Arc<str>,
     engine: Engine,
-    pre: PluginPre<HostState>,
+    pre: Pre,
     limits: PluginLimits,
     /// Fuel and epochs are on (see [`Runtime::new_unmetered`]).
     metered: bool,
@@ -123,7 +136,7 @@ impl LoadedPlugin {
             .cache
             .load(&runtime.engine, &wasm, path)
             .with_context(|| format!("plugin `{name}`"))?;
-        check_interface_version(&component, &runtime.engine)
+        let interface = interface_of(&component, &runtime.engine)
             .with_context(|| format!("plugin `{name}` ({})", path.display()))?;
         let instance_pre = runtime
             .linker
@@ -135,9 +148,12 @@ impl LoadedPlugin {
                     path.display()
                 )
             })?;
-        let pre = PluginPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("plugin `{name}`"))?;
+        let pre = match interface {
+            Interface::V0_1 => old::PluginPre::new(instance_pre).map(Pre::V0_1),
+            Interface::V0_2 => new::PluginPre::new(instance_pre).map(Pre::V0_2),
+        }
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("plugin `{name}`"))?;
         Ok(LoadedPlugin {
             log: Arc::new(PluginLog::new(name.clone())),
             name,
@@ -155,6 +171,14 @@ impl LoadedPlugin {
     /// The plugin's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The plugin interface the component was built against.
+    pub fn interface(&self) -> Interface {
+        match self.pre {
+            Pre::V0_1(_) => Interface::V0_1,
+            Pre::V0_2(_) => Interface::V0_2,
+        }
     }
 
     /// The host services (backend, prefixes) this plugin was given.
@@ -178,33 +202,56 @@ impl LoadedPlugin {
     ) -> Result<(Result<Page, String>, CallStats), CallError> {
         let mut inst = self.checkout(cancel).await?;
         let started = self.arm(&mut inst, cancel);
-        let call = inst
-            .bindings
-            .preheat_plugin_warmer()
-            .call_enumerate(&mut inst.store, ctx, cursor);
-        let result = self.bounded(call, cancel).await;
+        let Instance { store, bindings } = &mut inst;
+        let result = match bindings {
+            Bindings::V0_2(b) => {
+                let call = b.preheat_plugin_warmer().call_enumerate(&mut *store, ctx, cursor);
+                self.bounded(call, cancel).await
+            }
+            Bindings::V0_1(b) => {
+                let ctx = v0_1::run_context_to(ctx);
+                let call = b.preheat_plugin_warmer().call_enumerate(&mut *store, &ctx, cursor);
+                let page = self.bounded(call, cancel).await;
+                page.map(|page| page.map(v0_1::page_from))
+            }
+        };
         self.finish(inst, result, started, || match cursor {
             Some(c) => format!("enumerate (cursor {c:?})"),
             None => "enumerate (first page)".to_string(),
         })
     }
 
-    /// Calls `produce` for a batch; checks that exactly one result per key came back.
+    /// Calls `produce` for a batch (packed, for a 0.2 plugin); checks that
+    /// exactly one result per key came back, and for 0.2 that the values'
+    /// lengths add up.
     pub async fn produce(
         &self,
         ctx: &RunContext,
         keys: &[KeySpec],
         cancel: &Cancel,
     ) -> Result<(Vec<Result<Entry, WarmError>>, CallStats), CallError> {
+        let what = || describe_batch(keys);
+        let failed = |why: String| CallError::Failed(format!("plugin `{}`: {} {why}", self.name, what()));
         let mut inst = self.checkout(cancel).await?;
         let started = self.arm(&mut inst, cancel);
-        let call = inst
-            .bindings
-            .preheat_plugin_warmer()
-            .call_produce(&mut inst.store, ctx, keys);
-        let result = self.bounded(call, cancel).await;
-        let what = || describe_batch(keys);
+        let Instance { store, bindings } = &mut inst;
+        let result = match bindings {
+            Bindings::V0_2(b) => match packing::pack(keys) {
+                Ok(batch) => {
+                    let call = b.preheat_plugin_warmer().call_produce(&mut *store, ctx, &batch);
+                    self.bounded(call, cancel).await.map(packing::unpack)
+                }
+                Err(why) => Ok(Err(why)),
+            },
+            Bindings::V0_1(b) => {
+                let (ctx, keys) = (v0_1::run_context_to(ctx), v0_1::key_specs_to(keys));
+                let call = b.preheat_plugin_warmer().call_produce(&mut *store, &ctx, &keys);
+                let results = self.bounded(call, cancel).await;
+                results.map(|results| Ok(results.into_iter().map(v0_1::result_from).collect()))
+            }
+        };
         let (results, stats) = self.finish(inst, result, started, what)?;
+        let results = results.map_err(failed)?;
         if results.len() != keys.len() {
             return Err(CallError::Failed(format!(
                 "plugin `{}`: {} returned {} results for {} keys; produce must return exactly one result per key, in order",
@@ -233,7 +280,16 @@ impl LoadedPlugin {
         // Anything that does not alias itself fits in the instance's memory.
         store.set_hostcall_fuel(self.limits.memory_limit);
         let started = self.arm_store(&mut store, cancel);
-        let instantiated = self.bounded(self.pre.instantiate_async(&mut store), cancel).await;
+        let instantiated = match &self.pre {
+            Pre::V0_1(pre) => self
+                .bounded(pre.instantiate_async(&mut store), cancel)
+                .await
+                .map(Bindings::V0_1),
+            Pre::V0_2(pre) => self
+                .bounded(pre.instantiate_async(&mut store), cancel)
+                .await
+                .map(Bindings::V0_2),
+        };
         match instantiated {
             Ok(bindings) => Ok(Instance { store, bindings }),
             Err(e) => Err(self.describe_failure(&store, e, started, "instantiation")),
@@ -423,53 +479,9 @@ fn check_component_header(wasm: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The version in an interface name such as `preheat:plugin/warmer@0.1.0`.
-pub(crate) fn version_of(name: &str) -> Option<&str> {
-    name.split_once('@').map(|(_, v)| v)
-}
-
-/// Whether two interface versions are compatible (same major, and same minor while major is 0).
-fn compatible(a: &str, b: &str) -> bool {
-    let parts = |v: &str| -> Vec<String> { v.split('.').map(str::to_string).collect() };
-    let (a, b) = (parts(a), parts(b));
-    match (a.first().map(String::as_str), b.first().map(String::as_str)) {
-        (Some("0"), Some("0")) => a.get(1) == b.get(1),
-        (x, y) => x == y,
-    }
-}
-
-/// Refuses a component that does not export a compatible `preheat:plugin/warmer`.
-fn check_interface_version(component: &wasmtime::component::Component, engine: &Engine) -> Result<()> {
-    let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    let warmer = exports.iter().find(|n| n.starts_with("preheat:plugin/warmer"));
-    let Some(warmer) = warmer else {
-        bail!(
-            "does not export the preheat:plugin/warmer interface (it exports {exports:?}); is it a preheat plugin built with preheat-guest?"
-        );
-    };
-    let found = version_of(warmer).unwrap_or("unversioned");
-    if !compatible(found, INTERFACE_VERSION) {
-        bail!(
-            "was built against plugin interface preheat:plugin@{found}, but this host implements preheat:plugin@{INTERFACE_VERSION}; rebuild the plugin against preheat-guest for interface {INTERFACE_VERSION} (or use a preheat release that supports {found})"
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_follow_semver_for_zero_majors() {
-        assert!(compatible("0.1.0", "0.1.0"));
-        assert!(compatible("0.1.3", "0.1.0"));
-        assert!(!compatible("0.2.0", "0.1.0"));
-        assert!(compatible("1.2.0", "1.0.0"));
-        assert!(!compatible("2.0.0", "1.0.0"));
-        assert_eq!(version_of("preheat:plugin/warmer@0.2.0"), Some("0.2.0"));
-    }
 
     #[test]
     fn panic_messages_are_found_in_guest_stderr() {

@@ -20,7 +20,7 @@ mod sqlite;
 use crate::config::SourceConfig;
 use crate::db::{pool_options, sqlite_pool_options, Db, DbConnectOptions, DbOptions};
 use crate::support::Cancel;
-use crate::wit::preheat::plugin::types::{Rows, SqlValue};
+use crate::wit::preheat::plugin::types::{HostError, Rows, SqlValue};
 use anyhow::{Context, Result};
 use futures_util::TryStreamExt;
 use sqlx::postgres::PgPool;
@@ -189,21 +189,24 @@ impl Source {
         &self.target.name
     }
 
-    /// Runs a read-only query, retrying lost connections; errors are messages for the plugin.
-    pub async fn query(&self, sql: &str, params: &[SqlValue], cancel: &Cancel) -> Result<Rows, String> {
+    /// Runs a read-only query, retrying lost connections; errors are typed
+    /// and worded for the plugin: transient (the connection is lost), denied
+    /// (the sandbox refused the statement), limit (query_timeout, max_rows,
+    /// max_result_bytes), invalid (anything else the database refused).
+    pub async fn query(&self, sql: &str, params: &[SqlValue], cancel: &Cancel) -> Result<Rows, HostError> {
         let Target {
             name, address, config, ..
         } = &*self.target;
         // While the source is known to be down, fail at once instead of
         // retrying every query of a batch.
         if let Some(error) = self.recent_outage() {
-            return Err(error);
+            return Err(HostError::transient(error));
         }
         let mut attempt = 1;
         loop {
             let outcome = tokio::select! {
                 r = tokio::time::timeout(config.query_timeout + Duration::from_secs(1), self.run(sql, params)) => r,
-                _ = cancel.cancelled() => return Err(format!("query on source `{name}` interrupted: the run was stopped")),
+                _ = cancel.cancelled() => return Err(HostError::transient(format!("query on source `{name}` interrupted: the run was stopped"))),
             };
             match outcome {
                 Ok(Ok(rows)) => return Ok(rows),
@@ -217,13 +220,22 @@ impl Source {
                         "query on source `{name}` ({address}) failed after {attempt} attempts, the connection is lost: {e}"
                     );
                     *self.outage.lock().unwrap() = Some((Instant::now(), error.clone()));
-                    return Err(error);
+                    return Err(HostError::transient(error));
                 }
-                Ok(Err(QueryError::Refused(why))) => return Err(format!("query on source `{name}` refused: {why}")),
+                Ok(Err(QueryError::Refused(why))) => {
+                    return Err(HostError::denied(format!("query on source `{name}` refused: {why}")))
+                }
+                Ok(Err(QueryError::Limit(e))) => {
+                    return Err(HostError::limit(format!(
+                        "query on source `{name}` ({address}) failed: {e}"
+                    )))
+                }
                 Ok(Err(QueryError::Permanent(e) | QueryError::TooBig(e))) => {
-                    return Err(format!("query on source `{name}` ({address}) failed: {e}"))
+                    return Err(HostError::invalid(format!(
+                        "query on source `{name}` ({address}) failed: {e}"
+                    )))
                 }
-                Err(_) => return Err(self.timed_out()),
+                Err(_) => return Err(HostError::limit(self.timed_out())),
             }
         }
     }
@@ -300,9 +312,9 @@ impl Source {
             .remove_progress_handler();
         match result {
             Err(QueryError::Permanent(e)) if e.contains("interrupted") && Instant::now() >= deadline => {
-                Err(QueryError::Permanent(self.timed_out()))
+                Err(QueryError::Limit(self.timed_out()))
             }
-            Err(QueryError::TooBig(_)) => Err(QueryError::Permanent(value_cap.exceeded(&self.target))),
+            Err(QueryError::TooBig(_)) => Err(QueryError::Limit(value_cap.exceeded(&self.target))),
             other => other,
         }
     }
@@ -348,7 +360,7 @@ impl Source {
                 bytes = rows.columns.iter().map(|c| c.len() as u64).sum();
             }
             if rows.rows.len() == config.max_rows {
-                return Err(QueryError::Permanent(format!(
+                return Err(QueryError::Limit(format!(
                     "the query returned more than max_rows = {} rows; add a LIMIT (page with a cursor) or raise max_rows for source `{name}`",
                     config.max_rows
                 )));
@@ -356,7 +368,7 @@ impl Source {
             let values = decode(&row).map_err(QueryError::Permanent)?;
             bytes += values.iter().map(decode::value_bytes).sum::<u64>();
             if bytes > config.max_result_bytes.0 {
-                return Err(QueryError::Permanent(format!(
+                return Err(QueryError::Limit(format!(
                     "the result is larger than max_result_bytes = {} ({} bytes) after {} rows; select fewer or shorter columns, add a LIMIT (page with a cursor), or raise max_result_bytes for source `{name}`",
                     config.max_result_bytes,
                     config.max_result_bytes.0,
@@ -409,6 +421,8 @@ enum QueryError {
     Refused(String),
     /// SQLite built a string or BLOB over its length limit (SQLITE_TOOBIG).
     TooBig(String),
+    /// Over one of the source's limits (query_timeout, max_rows, max_result_bytes), named.
+    Limit(String),
     /// Any other error.
     Permanent(String),
 }
@@ -416,9 +430,11 @@ enum QueryError {
 impl std::fmt::Display for QueryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            QueryError::Transient(e) | QueryError::Refused(e) | QueryError::TooBig(e) | QueryError::Permanent(e) => {
-                f.write_str(e)
-            }
+            QueryError::Transient(e)
+            | QueryError::Refused(e)
+            | QueryError::TooBig(e)
+            | QueryError::Limit(e)
+            | QueryError::Permanent(e) => f.write_str(e),
         }
     }
 }
@@ -427,10 +443,15 @@ impl From<sqlx::Error> for QueryError {
     fn from(e: sqlx::Error) -> Self {
         /// SQLite's primary result code for an oversized string or BLOB.
         const SQLITE_TOOBIG: &str = "18";
+        /// PostgreSQL's query_canceled, which its statement_timeout raises.
+        const PG_QUERY_CANCELED: &str = "57014";
         match &e {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(SQLITE_TOOBIG) => {
                 QueryError::TooBig(e.to_string())
             }
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(PG_QUERY_CANCELED) => QueryError::Limit(format!(
+                "{e} (the source's query_timeout); add an index or a LIMIT, or raise query_timeout"
+            )),
             _ if crate::db::is_transient(&e) => QueryError::Transient(e.to_string()),
             _ => QueryError::Permanent(e.to_string()),
         }

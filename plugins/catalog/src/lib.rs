@@ -59,7 +59,7 @@
 //! compared with `= TRUE`, no casts, no `IN` lists.
 
 use preheat_guest::{
-    export_plugin, log, params, query, Context, Entry, KeySpec, Page, Plugin, Priority, Rows, WarmError,
+    export_plugin, log, params, query, Context, Entry, Error, KeySpec, Page, Plugin, Priority, Rows, WarmError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -313,7 +313,7 @@ impl<'a> CatalogKey<'a> {
 fn produce_one(source: &str, spec: &KeySpec) -> Result<Entry, WarmError> {
     let key = CatalogKey::parse(&spec.key).map_err(WarmError::fail)?;
     let run = |sql: &str, params: &[preheat_guest::SqlValue]| {
-        query(source, sql, params).map_err(|e| query_failure(&spec.key, source, e))
+        query(source, sql, params).map_err(|e| query_failure(&spec.key, e))
     };
     let decode = |e: String| WarmError::fail(format!("{}: {e}", spec.key));
     match key {
@@ -345,20 +345,11 @@ fn produce_one(source: &str, spec: &KeySpec) -> Result<Entry, WarmError> {
     }
 }
 
-/// A failed query: retried when the host's message looks transient
-/// (a timeout, a lost connection), failed otherwise (an ungranted source,
+/// A failed query, for the key it was for: retried when the host says it
+/// is transient (a lost connection), failed otherwise (an ungranted source,
 /// a missing table, a row-cap overflow will not fix themselves).
-fn query_failure(key: &str, source: &str, message: String) -> WarmError {
-    let lower = message.to_ascii_lowercase();
-    let transient = ["timeout", "timed out", "connection", "pool"]
-        .iter()
-        .any(|w| lower.contains(w));
-    let reason = format!("{key}: query on source {source:?} failed: {message}");
-    if transient {
-        WarmError::retry(reason)
-    } else {
-        WarmError::fail(reason)
-    }
+fn query_failure(key: &str, error: Error) -> WarmError {
+    WarmError::from(error.context(key))
 }
 
 // ---------------------------------------------------------------------------
@@ -565,6 +556,7 @@ fn product_count(rows: Rows) -> Result<Option<i64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use preheat_guest::ErrorKind;
     use preheat_guest::SqlValue;
     use serde_json::{json, Value};
 
@@ -693,12 +685,19 @@ mod tests {
 
     #[test]
     fn transient_query_errors_are_retried() {
-        assert!(matches!(
-            query_failure("k", "app", "statement timeout after 5s".into()),
-            WarmError::Retry(_)
-        ));
-        let e = query_failure("k", "app", "source \"app\" is not granted".into());
+        let lost = query_failure("k", Error::transient("query on source `app`: the connection is lost"));
+        assert!(
+            matches!(&lost, WarmError::Retry(m) if m.starts_with("k: query on source")),
+            "{lost:?}"
+        );
+        let denied = Error::new(ErrorKind::Denied, "source \"app\" is not granted");
+        let e = query_failure("k", denied);
         assert!(matches!(&e, WarmError::Fail(m) if m.contains("not granted") && m.starts_with("k:")));
+        let timeout = query_failure("k", Error::new(ErrorKind::Limit, "timed out after 5s (query_timeout)"));
+        assert!(
+            matches!(timeout, WarmError::Fail(_)),
+            "a query over query_timeout is not retried"
+        );
     }
 
     const PRODUCT_COLUMNS: [&str; 13] = [

@@ -56,7 +56,7 @@ use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
 use preheat_guest::{
-    export_plugin, log, params, query, Context, Entry, KeySpec, Page, Plugin, Priority, Row, Rows, WarmError,
+    export_plugin, log, params, query, Context, Entry, Error, KeySpec, Page, Plugin, Priority, Row, Rows, WarmError,
 };
 use serde_json::{json, Value};
 
@@ -291,7 +291,7 @@ fn produce_with_source(source: &str, keys: &[KeySpec]) -> Vec<Result<Entry, Warm
             }
             Err(e) => {
                 for &id in ids.iter().filter(|&&id| (lo..=hi).contains(&id)) {
-                    failed.insert(id, query_failure(source, &e));
+                    failed.insert(id, query_failure(&e));
                 }
             }
         }
@@ -337,20 +337,11 @@ fn profile_from_row(row: &Row<'_>) -> Result<Value, String> {
     Ok(json!({ "id": id, "name": name, "email": email, "preferences": preferences }))
 }
 
-/// A failed query: retried when the host's message looks transient (a
-/// timeout, a lost connection), failed otherwise (an ungranted source, a
-/// missing table or column will not fix themselves).
-fn query_failure(source: &str, message: &str) -> WarmError {
-    let lower = message.to_ascii_lowercase();
-    let transient = ["timeout", "timed out", "connection", "pool"]
-        .iter()
-        .any(|w| lower.contains(w));
-    let reason = format!("query on source {source:?} failed: {message}");
-    if transient {
-        WarmError::retry(reason)
-    } else {
-        WarmError::fail(reason)
-    }
+/// A failed query: retried when the host says it is transient (a lost
+/// connection), failed otherwise (an ungranted source, a missing table or
+/// column, a query over its limits will not fix themselves).
+fn query_failure(error: &Error) -> WarmError {
+    WarmError::from(error.clone())
 }
 
 /// The same error, with the key in front of its reason.
@@ -602,6 +593,7 @@ fn user_profile(id: u64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use preheat_guest::ErrorKind;
 
     fn ctx(settings: &[(&str, &str)]) -> Context {
         Context::new("run", "proactive", settings.iter().copied())
@@ -866,11 +858,14 @@ mod tests {
 
     #[test]
     fn transient_query_errors_are_retried() {
-        assert!(matches!(query_failure("app", "statement timeout"), WarmError::Retry(_)));
         assert!(matches!(
-            query_failure("app", "source \"app\" is not granted"),
-            WarmError::Fail(_)
+            query_failure(&Error::transient("connection lost")),
+            WarmError::Retry(_)
         ));
+        let denied = Error::new(ErrorKind::Denied, "source \"app\" is not granted");
+        assert!(matches!(query_failure(&denied), WarmError::Fail(_)));
+        let timeout = Error::new(ErrorKind::Limit, "timed out (query_timeout)");
+        assert!(matches!(query_failure(&timeout), WarmError::Fail(_)));
         let e = prefixed("k", &WarmError::retry("r"));
         assert_eq!(e, WarmError::retry("k: r"));
     }

@@ -17,9 +17,14 @@
 // WIT types in JavaScript: records are objects with camelCase fields, enums
 // are lowercase strings, `option<T>` is the value or `undefined`,
 // `list<u8>` is a Uint8Array, variants and results are `{ tag, val }`, and a
-// function returning `result<T, E>` returns T or throws E.
+// function returning `result<T, E>` returns T or throws E (`query` throws a
+// host-error `{ kind, message }`, kind 'transient' when retrying can help).
+//
+// `produce` takes its keys packed (every key and arg a span of the UTF-8
+// bytes of `batch.text`) and returns its values packed; `produce` below does
+// that, so `produceOne` sees one key at a time.
 
-import { log } from 'preheat:plugin/host@0.1.0';
+import { log } from 'preheat:plugin/host@0.2.0';
 
 // Every key starts with this; grant it with `key_prefixes` in the config.
 const PREFIX = '__NAME__:item:';
@@ -69,17 +74,35 @@ function enumerate(ctx, cursor) {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
-function produce(_ctx, keys) {
-  return keys.map((spec) => {
-    if (spec.arg === undefined || !/^[0-9]+$/.test(spec.arg)) {
-      return { tag: 'err', val: { tag: 'fail', val: `${spec.key}: no item number in arg` } };
-    }
-    const n = Number(spec.arg);
-    // Keys in sorted order: byte-identical to serde_json's output.
-    const value = encoder.encode(JSON.stringify({ id: n, title: `Item ${n}` }));
-    return { tag: 'ok', val: { value, ttlSeconds: undefined } };
+/** One key's value: `{ tag: 'ok', val: bytes }` or `{ tag: 'err', val: warmError }`. */
+function produceOne(key, arg) {
+  if (arg === undefined || !/^[0-9]+$/.test(arg)) {
+    return { tag: 'err', val: { tag: 'fail', val: `${key}: no item number in arg` } };
+  }
+  const n = Number(arg);
+  // Keys in sorted order: byte-identical to serde_json's output.
+  return { tag: 'ok', val: encoder.encode(JSON.stringify({ id: n, title: `Item ${n}` })) };
+}
+
+function produce(_ctx, batch) {
+  const text = encoder.encode(batch.text);
+  const slice = (span) => decoder.decode(text.subarray(span.start, span.start + span.len));
+  const parts = [];
+  const outcomes = batch.keys.map((k) => {
+    const result = produceOne(slice(k.key), k.arg === undefined ? undefined : slice(k.arg));
+    if (result.tag === 'err') return result;
+    parts.push(result.val);
+    return { tag: 'ok', val: { len: result.val.length, ttlSeconds: undefined } };
   });
+  const values = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    values.set(part, at);
+    at += part.length;
+  }
+  return { values, outcomes };
 }
 
 /** The `preheat:plugin/warmer` export. */

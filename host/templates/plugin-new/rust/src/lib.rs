@@ -2,7 +2,7 @@
 //!
 //! Warms `__NAME__:item:{n}` for n in 1..=count, each a small JSON document.
 //! Replace the key listing and the values with your own; keep the shape:
-//! `enumerate` lists keys a page at a time, `produce` builds one value per key.
+//! `enumerate` lists keys a page at a time, `produce_one` builds each key's value.
 //!
 //! Settings (the `[plugins.settings]` table of the config, or
 //! `preheat plugin test --setting name=value`):
@@ -15,7 +15,7 @@
 //! Test:  `preheat plugin test target/wasm32-wasip2/release/__SNAKE__.wasm`
 
 use preheat_guest::{
-    export_plugin, log, Context, Entry, KeySpec, Page, Plugin, Priority, WarmError,
+    export_plugin, log, offset_page, Context, Entry, KeySpec, Page, Plugin, Priority, WarmError,
 };
 use serde_json::json;
 
@@ -28,24 +28,18 @@ pub struct Starter;
 impl Plugin for Starter {
     fn enumerate(ctx: &Context, cursor: Option<String>) -> Result<Page, String> {
         let count: u64 = ctx.setting_or("count", 10)?;
-        let page_size: u64 = ctx.setting_or("page_size", 100)?;
-        if page_size == 0 {
-            return Err("setting \"page_size\" must be at least 1, got 0".to_string());
-        }
+        let page_size: u32 = ctx.setting_or("page_size", 100)?;
         let ttl: Option<u32> = ctx.setting_parse("ttl")?;
-        // The cursor is the offset of the next key; None on the first call.
-        let start: u64 = match cursor.as_deref() {
-            None => 0,
-            Some(c) => c
-                .parse()
-                .map_err(|_| format!("invalid cursor {c:?}: expected a key offset"))?,
-        };
-        if start == 0 {
+        if cursor.is_none() {
             log::debug!("enumerating {count} keys, {page_size} per page");
         }
-        let end = count.min(start.saturating_add(page_size));
-        let keys = (start..end)
-            .map(|offset| {
+        // `offset_page` keeps the offset of the next key in the cursor and
+        // asks for one key more than a page, to know whether more follow.
+        // From a database: `SELECT id FROM items ORDER BY id LIMIT $2 OFFSET $1`
+        // (or `keyset_page` with `WHERE id > $1 ORDER BY id LIMIT $2`).
+        let page = offset_page(cursor, page_size, |offset, limit| {
+            let end = count.min(offset.saturating_add(u64::from(limit)));
+            let keys = (offset..end).map(|offset| {
                 let n = offset + 1;
                 KeySpec::new(format!("{PREFIX}{n}"))
                     .priority(if n == 1 {
@@ -56,28 +50,22 @@ impl Plugin for Starter {
                     .maybe_ttl(ttl)
                     .tag("items")
                     .arg(n.to_string())
-            })
-            .collect();
-        Ok(if end < count {
-            Page::more(keys, end.to_string())
-        } else {
-            Page::last(keys)
-        })
+            });
+            Ok::<_, String>(keys.collect())
+        })?;
+        Ok(page)
     }
 
-    fn produce(_ctx: &Context, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>> {
-        keys.iter()
-            .map(|key| {
-                let n: u64 = key
-                    .arg
-                    .as_deref()
-                    .and_then(|a| a.parse().ok())
-                    .ok_or_else(|| {
-                        WarmError::fail(format!("{}: no item number in arg", key.key))
-                    })?;
-                Entry::json(&json!({ "id": n, "title": format!("Item {n}") }))
-            })
-            .collect()
+    /// One key's value. A `?` on a host call (`query`, `cache_get`) retries
+    /// the key when the host says the failure is transient, and fails it
+    /// otherwise.
+    fn produce_one(_ctx: &Context, key: KeySpec) -> Result<Entry, WarmError> {
+        let n: u64 = key
+            .arg
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| WarmError::fail(format!("{}: no item number in arg", key.key)))?;
+        Entry::json(&json!({ "id": n, "title": format!("Item {n}") }))
     }
 }
 

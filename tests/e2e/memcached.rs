@@ -55,8 +55,9 @@ fn a_server_killed_mid_run_fails_its_own_keys_naming_it_and_the_others_land() {
     });
     let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
     let _doomed = killer.join().unwrap();
-    // Warming failures never fail the deploy (no --strict).
-    assert_eq!(run.code(), 0, "{}\n{}", run.report, run.stderr());
+    // A partial run (`preheat run` exits 1 for it; `deploy` would not fail).
+    assert_eq!(run.code(), 1, "{}\n{}", run.report, run.stderr());
+    assert_eq!(run.report["status"], "partial", "{}", run.report);
     run.assert_balanced();
     let (written, failed) = (run.count("sleeper", "written"), run.count("sleeper", "failed"));
     assert_eq!(written + failed, KEYS as u64, "{}", run.report);

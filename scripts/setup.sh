@@ -31,6 +31,12 @@ if [ "${PREHEAT_SETUP_POSTGRES:-1}" = 1 ] && ! ls /usr/lib/postgresql/*/bin/init
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null
 fi
 
+if [ "${PREHEAT_SETUP_MEMCACHED:-1}" = 1 ] && ! command -v memcached >/dev/null 2>&1; then
+  echo "preheat setup: installing memcached (Debian package; tests start their own servers)" >&2
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq memcached >/dev/null
+fi
+
 # The dashboard test (tests/e2e/dashboard.rs) drives Debian's headless Chromium
 # from Node (tests/browser/, playwright-core from npm, no browser download).
 if [ "${PREHEAT_SETUP_BROWSER:-1}" = 1 ] && ! [ -x /usr/bin/chromium ]; then
@@ -41,8 +47,9 @@ fi
 
 # The framework readers (tests/readers/, run by tests/e2e/frameworks.rs and
 # printed by demo.sh): Rails 6.1's RedisCacheStore (ruby-activesupport over
-# ruby-redis), Laravel 8.83's cache stores (php-laravel-framework over
-# php-redis, PDO SQLite and PDO PostgreSQL), and a Python venv for Django.
+# ruby-redis) and MemCacheStore (over ruby-dalli), Laravel 8.83's cache stores
+# (php-laravel-framework over php-redis, php-memcached, PDO SQLite and PDO
+# PostgreSQL), and a Python venv for Django.
 # PREHEAT_SETUP_READERS=laravel installs only what the demo needs.
 if [ "${PREHEAT_SETUP_READERS:-all}" != 0 ]; then
   missing=()
@@ -50,6 +57,8 @@ if [ "${PREHEAT_SETUP_READERS:-all}" != 0 ]; then
     command -v ruby >/dev/null 2>&1 || missing+=(ruby)
     ruby -e 'require "active_support"; require "active_support/cache"' >/dev/null 2>&1 || missing+=(ruby-activesupport)
     ruby -e 'require "redis"' >/dev/null 2>&1 || missing+=(ruby-redis)
+    ruby -e 'require "dalli"' >/dev/null 2>&1 || missing+=(ruby-dalli)
+    php -r 'exit(extension_loaded("memcached") ? 0 : 1);' >/dev/null 2>&1 || missing+=(php-memcached)
     php -r 'exit(extension_loaded("redis") ? 0 : 1);' >/dev/null 2>&1 || missing+=(php-redis)
     php -r 'exit(extension_loaded("pdo_pgsql") ? 0 : 1);' >/dev/null 2>&1 || missing+=(php-pgsql)
     venv_probe=$(mktemp -d)

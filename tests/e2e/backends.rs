@@ -5,7 +5,7 @@
 //! `ttl()`). Adding a backend means one more `#[test]` below: its `[backend]`
 //! text, the servers it needs, and what it documents it can hold ([`Holds`]).
 
-use crate::support::{sql, PgServer, RedisServer};
+use crate::support::{sql, MemcachedServer, PgServer, RedisServer};
 use preheat::backend::{Backend, Bounded, Outcome, Write};
 use preheat::config::{Config, WritePolicy};
 use std::any::Any;
@@ -16,7 +16,7 @@ use std::time::Duration;
 #[test]
 fn memory() {
     let holds = Holds {
-        max_bytes: Some(8 << 20),
+        max_bytes: Some((8 << 20, "max_bytes")),
         ..ANY_KEY_ANY_BYTES
     };
     conform("memory", "kind = \"memory\"\nmax_bytes = \"8MiB\"", holds, ());
@@ -91,27 +91,82 @@ fn postgres_schema_table() {
     conform("postgres schema table", &toml, sql_holds(Some(255), true), pg);
 }
 
+#[test]
+fn memcached_modula() {
+    memcached_pool("modula");
+}
+
+#[test]
+fn memcached_ketama() {
+    memcached_pool("ketama");
+}
+
+#[test]
+fn memcached_dalli() {
+    memcached_pool("dalli");
+}
+
+/// Three memcached servers with 2 MiB items (so that the 1 MiB case fits
+/// with its key and header), keys spread by `distribution`.
+fn memcached_pool(distribution: &str) {
+    const ITEM_SIZE_MAX: u64 = 2 << 20;
+    let servers: Vec<MemcachedServer> = (0..3).map(|_| MemcachedServer::start_with(&["-I", "2m"])).collect();
+    let list: Vec<String> = servers.iter().map(|s| format!("{:?}", s.address())).collect();
+    let toml = format!(
+        "kind = \"memcached\"\nservers = [{}]\ndistribution = \"{distribution}\"",
+        list.join(", ")
+    );
+    // memcached's key rules; values with their key and item header up to
+    // item_size_max (the backend refuses the rest before sending: memcached
+    // would drop the old value); expiries up to 2038 (signed 32-bit times).
+    let holds = Holds {
+        key_bytes: Some(250),
+        key_spaces: false,
+        max_bytes: Some((ITEM_SIZE_MAX, "item_size_max")),
+        latest_expiry: Some(i32::MAX as u64),
+        ..ANY_KEY_ANY_BYTES
+    };
+    let name = match distribution {
+        "modula" => "memcached modula",
+        "ketama" => "memcached ketama",
+        _ => "memcached dalli",
+    };
+    conform(name, &toml, holds, servers);
+}
+
 /// What a backend documents it holds, so each case asserts one exact outcome.
 struct Holds {
     /// Longest key the caller may pass, in characters (`None`: no limit);
     /// a longer one is rejected alone, naming the limit.
     key_chars: Option<usize>,
+    /// Longest key in bytes (memcached), likewise.
+    key_bytes: Option<usize>,
+    /// Keys may hold spaces and control characters; otherwise such keys
+    /// are rejected alone, naming spaces.
+    key_spaces: bool,
     /// Values may be any bytes; otherwise only UTF-8 text, and other values
     /// are rejected alone, naming UTF-8.
     any_bytes: bool,
     /// What a write without TTL stores: `None` no expiry, else this expiry
     /// (the backend's documented "forever").
     forever: Option<Duration>,
-    /// The size bound of keys + values (the memory backend's `max_bytes`):
-    /// a larger value is rejected alone, naming `max_bytes`.
-    max_bytes: Option<u64>,
+    /// The size bound of keys + values and the setting that names it (the
+    /// memory backend's `max_bytes`, memcached's `item_size_max`): a larger
+    /// value is rejected alone, naming the setting.
+    max_bytes: Option<(u64, &'static str)>,
+    /// The latest expiry the backend holds (unix seconds); a longer TTL is
+    /// stored as that one.
+    latest_expiry: Option<u64>,
 }
 
 const ANY_KEY_ANY_BYTES: Holds = Holds {
     key_chars: None,
+    key_bytes: None,
+    key_spaces: true,
     any_bytes: true,
     forever: None,
     max_bytes: None,
+    latest_expiry: None,
 };
 
 /// The SQL cache table: a TTL-less value expires in ten years, Laravel's `forever`.
@@ -120,7 +175,7 @@ fn sql_holds(key_chars: Option<usize>, any_bytes: bool) -> Holds {
         key_chars,
         any_bytes,
         forever: Some(Duration::from_secs(10 * 365 * 24 * 3600)),
-        max_bytes: None,
+        ..ANY_KEY_ANY_BYTES
     }
 }
 
@@ -301,6 +356,11 @@ fn show(value: &[u8]) -> String {
     }
 }
 
+/// A policy as part of a key name: its text without spaces, which some backends' keys cannot hold.
+fn name_of(policy: &WritePolicy) -> String {
+    policy.to_string().replace(' ', "_")
+}
+
 fn refresh(threshold: &str) -> WritePolicy {
     WritePolicy::parse(&format!("refresh-if-ttl-below={threshold}")).unwrap()
 }
@@ -334,18 +394,18 @@ fn policies_by_key_state(c: &Ctx) {
             states
                 .iter()
                 .filter(|&&s| s != "absent")
-                .map(move |s| c.w(&format!("{policy}/{s}"), "old", old_ttl(s)))
+                .map(move |s| c.w(&format!("{}/{s}", name_of(policy)), "old", old_ttl(s)))
         })
         .collect();
     assert!(c.write(WritePolicy::Always, &setup).iter().all(|o| *o == W));
     std::thread::sleep(Duration::from_millis(2200));
     for (policy, expected) in &policies {
-        let key = |s: &str| c.key(&format!("{policy}/{s}"));
+        let key = |s: &str| c.key(&format!("{}/{s}", name_of(policy)));
         c.assert_absent(&key("expired"));
         let new = format!("new under {policy}");
         let batch: Vec<Write> = states
             .iter()
-            .map(|s| c.w(&format!("{policy}/{s}"), new.clone(), Some(7200)))
+            .map(|s| c.w(&format!("{}/{s}", name_of(policy)), new.clone(), Some(7200)))
             .collect();
         assert_eq!(&c.write(*policy, &batch), expected, "{policy} over {states:?}");
         for (state, outcome) in states.iter().zip(expected) {
@@ -381,7 +441,7 @@ fn always_resets_the_ttl(c: &Ctx) {
 /// rewrites a key near expiry; such a key is fresh to refresh and if-missing.
 fn no_ttl_stores_no_expiry(c: &Ctx) {
     for policy in [WritePolicy::IfMissing, refresh("1h"), WritePolicy::Always] {
-        let write = c.w(&format!("{policy}"), "v", None);
+        let write = c.w(&name_of(&policy), "v", None);
         assert_eq!(
             c.write(policy, std::slice::from_ref(&write)),
             [Outcome::Written],
@@ -508,21 +568,31 @@ fn awkward_keys(c: &Ctx) {
         .enumerate()
         .map(|(i, name)| c.w(name, format!("value {i}"), Some(3600)))
         .collect();
-    assert_eq!(
-        c.write(WritePolicy::IfMissing, &writes),
-        vec![Outcome::Written; names.len()]
-    );
+    // A backend without spaces in keys refuses those alone, naming spaces.
+    let refused = |name: &str| !c.t.holds.key_spaces && name.chars().any(|ch| ch <= ' ' || ch == '\u{7f}');
+    let check = |outcomes: Vec<Outcome>, then: Outcome| {
+        for (name, outcome) in names.iter().zip(outcomes) {
+            if refused(name) {
+                assert!(
+                    matches!(&outcome, Outcome::Rejected(m) if m.contains("spaces")),
+                    "{name:?}: {outcome:?}"
+                );
+            } else {
+                assert_eq!(outcome, then, "{name:?}");
+            }
+        }
+    };
+    check(c.write(WritePolicy::IfMissing, &writes), Outcome::Written);
     for (i, name) in names.iter().enumerate() {
-        c.assert_stored(
-            &c.key(name),
-            format!("value {i}").as_bytes(),
-            Some(Duration::from_secs(3600)),
-        );
+        if !refused(name) {
+            c.assert_stored(
+                &c.key(name),
+                format!("value {i}").as_bytes(),
+                Some(Duration::from_secs(3600)),
+            );
+        }
     }
-    assert_eq!(
-        c.write(WritePolicy::IfMissing, &writes),
-        vec![Outcome::Fresh; names.len()]
-    );
+    check(c.write(WritePolicy::IfMissing, &writes), Outcome::Fresh);
 }
 
 /// An empty value is a value: stored, read back empty (not absent), present to if-missing.
@@ -548,10 +618,10 @@ fn value_bytes(c: &Ctx) {
     let all_bytes: Vec<u8> = (0..=255).collect();
     let values: [(&str, Vec<u8>); 5] = [
         ("text", "plain text".into()),
-        ("all bytes", all_bytes),
-        ("not utf-8", vec![0xff, 0xfe, b'x', 0xc3]),
-        ("more text", "héllo".into()),
-        ("a number", "007".into()),
+        ("all-bytes", all_bytes),
+        ("not-utf-8", vec![0xff, 0xfe, b'x', 0xc3]),
+        ("more-text", "héllo".into()),
+        ("a-number", "007".into()),
     ];
     let writes: Vec<Write> = values
         .iter()
@@ -591,20 +661,27 @@ fn key_length(c: &Ctx) {
             c.w("after", "a", Some(3600)),
         ]
     };
-    let fits = long(c.t.holds.key_chars.unwrap_or(1000));
+    // A limit in bytes: the same two-byte characters, an ASCII one to make up an odd count.
+    let long_bytes = |bytes: usize| {
+        let room = bytes - prefix.len();
+        format!("{prefix}{}{}", "é".repeat(room / 2), "x".repeat(room % 2))
+    };
+    let (fits, limit) = match (c.t.holds.key_chars, c.t.holds.key_bytes) {
+        (Some(max), _) => (long(max), Some((long(max + 1), max + 1, "characters"))),
+        (None, Some(max)) => (long_bytes(max), Some((long_bytes(max + 1), max + 1, "bytes"))),
+        (None, None) => (long(1000), None),
+    };
     assert_eq!(
         c.write(WritePolicy::Always, &writes(fits.clone())),
         vec![Outcome::Written; 3]
     );
     c.assert_stored(&fits, b"long", Some(Duration::from_secs(3600)));
-    if let Some(max) = c.t.holds.key_chars {
-        let over = long(max + 1);
+    if let Some((over, size, unit)) = limit {
         let outcomes = c.write(WritePolicy::Always, &writes(over.clone()));
         assert_eq!(outcomes[0], Outcome::Written);
         assert!(
-            matches!(&outcomes[1], Outcome::Rejected(m) if m.contains("characters")),
-            "{} characters: {:?}",
-            max + 1,
+            matches!(&outcomes[1], Outcome::Rejected(m) if m.contains(unit)),
+            "{size} {unit}: {:?}",
             outcomes[1]
         );
         assert_eq!(outcomes[2], Outcome::Written);
@@ -665,10 +742,23 @@ fn ttl_beyond_forever(c: &Ctx) {
         value: value.into(),
         ttl: Some(longest),
     };
+    // Where expiries end sooner, the TTL is cut to the latest one; read back
+    // against a server clock that may run up to 2 s behind (memcached's ticks
+    // once a second, in whole seconds).
+    let stored = match c.t.holds.latest_expiry {
+        Some(latest) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            longest.min(Duration::from_secs(latest + 2 - now))
+        }
+        None => longest,
+    };
     assert_eq!(c.write(WritePolicy::IfMissing, &[write("old")]), [Outcome::Written]);
-    c.assert_stored(&c.key("longest"), b"old", Some(longest));
+    c.assert_stored(&c.key("longest"), b"old", Some(stored));
     assert_eq!(c.write(refresh("365d"), &[write("new")]), [Outcome::Fresh]);
-    c.assert_stored(&c.key("longest"), b"old", Some(longest));
+    c.assert_stored(&c.key("longest"), b"old", Some(stored));
 }
 
 /// A write the backend refuses (a value over its size bound, or not the
@@ -676,8 +766,8 @@ fn ttl_beyond_forever(c: &Ctx) {
 /// rest of the batch is written.
 fn refused_write_is_rejected_alone(c: &Ctx) {
     let mut refused: Vec<(&str, Vec<u8>)> = Vec::new();
-    if let Some(max) = c.t.holds.max_bytes {
-        refused.push(("max_bytes", vec![b'x'; max as usize + 1]));
+    if let Some((max, named)) = c.t.holds.max_bytes {
+        refused.push((named, vec![b'x'; max as usize + 1]));
     }
     if !c.t.holds.any_bytes {
         refused.push(("UTF-8", vec![0xff, 0xfe]));
@@ -687,7 +777,7 @@ fn refused_write_is_rejected_alone(c: &Ctx) {
             WritePolicy::Always,
             &[
                 c.w(why, value.clone(), Some(3600)),
-                c.w(&format!("after {why}"), "n", None),
+                c.w(&format!("after-{why}"), "n", None),
             ],
         );
         assert!(
@@ -697,9 +787,9 @@ fn refused_write_is_rejected_alone(c: &Ctx) {
         );
         assert_eq!(outcomes[1], Outcome::Written, "the write after it");
         c.assert_absent(&c.key(why));
-        c.assert_stored(&c.key(&format!("after {why}")), b"n", None);
+        c.assert_stored(&c.key(&format!("after-{why}")), b"n", None);
         // Refused over an existing value: the old value and its TTL stay.
-        let old = format!("old {why}");
+        let old = format!("old-{why}");
         assert_eq!(
             c.write(WritePolicy::Always, &[c.w(&old, "old", Some(3600))]),
             [Outcome::Written]

@@ -1,12 +1,17 @@
 //! The applications' own frameworks read what preheat warmed: the example
 //! plugins (`catalog`, `critical-keys`) warm the demo database's keys with a
 //! `[backend] format`, and the readers of tests/readers/ read every key back
-//! through Rails' RedisCacheStore (ActiveSupport 6.1), Laravel's cache
-//! stores (Illuminate 8.83: redis, and database on SQLite and PostgreSQL)
-//! and Django's RedisCache: every key must be a hit with the intended value,
-//! the JSON the plugin produced (what the raw format writes).
+//! through Rails' RedisCacheStore and MemCacheStore (ActiveSupport 6.1,
+//! Dalli 3.0), Laravel's cache stores (Illuminate 8.83: redis, memcached
+//! over php-memcached, and database on SQLite and PostgreSQL) and Django's
+//! RedisCache: every key must be a hit with the intended value, the JSON the
+//! plugin produced (what the raw format writes). Memcached pools are three
+//! servers, and a reader whose client spreads keys another way than the
+//! pool was warmed with misses keys.
 
-use super::support::{fixture, plugin, preheat, python_venv, repo, PgServer, RedisServer, Run, Workspace};
+use super::support::{
+    fixture, plugin, preheat, python_venv, repo, MemcachedServer, PgServer, RedisServer, Run, Workspace,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -174,6 +179,15 @@ fn django_python() -> &'static PathBuf {
 enum Reader {
     /// Rails' RedisCacheStore.
     Rails { url: String, namespace: Option<String> },
+    /// Rails' MemCacheStore (Dalli) over `servers` (`host:port,…`).
+    RailsMemCache { servers: String, namespace: Option<String> },
+    /// Laravel's memcached store (php-memcached) over `servers`, with
+    /// `Memcached::OPT_LIBKETAMA_COMPATIBLE` or libmemcached's default distribution.
+    LaravelMemcached {
+        servers: String,
+        ketama: bool,
+        cache_prefix: String,
+    },
     /// Laravel's redis store.
     LaravelRedis {
         url: String,
@@ -220,6 +234,33 @@ impl Reader {
                 c.arg(readers.join("rails_read.rb")).args(["--url", url]);
                 if let Some(ns) = namespace {
                     c.args(["--namespace", ns]);
+                }
+                c
+            }
+            Reader::RailsMemCache { servers, namespace } => {
+                let mut c = Command::new("ruby");
+                c.arg(readers.join("rails_read.rb")).args(["--memcached", servers]);
+                if let Some(ns) = namespace {
+                    c.args(["--namespace", ns]);
+                }
+                c
+            }
+            Reader::LaravelMemcached {
+                servers,
+                ketama,
+                cache_prefix,
+            } => {
+                let mut c = Command::new("php");
+                c.arg(readers.join("laravel_read.php")).args([
+                    "--store",
+                    "memcached",
+                    "--servers",
+                    servers,
+                    "--cache-prefix",
+                    cache_prefix,
+                ]);
+                if *ketama {
+                    c.arg("--ketama");
                 }
                 c
             }
@@ -338,13 +379,18 @@ impl Reader {
     /// Laravel's `get()` answers `null` for a miss and for a cached `null`
     /// alike, and `has()` says false for both.
     fn can_hit(&self, value: &[u8]) -> bool {
-        let laravel = matches!(self, Reader::LaravelRedis { .. } | Reader::LaravelDatabase { .. });
+        let laravel = matches!(
+            self,
+            Reader::LaravelRedis { .. } | Reader::LaravelDatabase { .. } | Reader::LaravelMemcached { .. }
+        );
         !(laravel && value.trim_ascii() == b"null")
     }
 
     fn name(&self) -> &'static str {
         match self {
             Reader::Rails { .. } => "Rails",
+            Reader::RailsMemCache { .. } => "Rails (MemCacheStore)",
+            Reader::LaravelMemcached { .. } => "Laravel (memcached store)",
             Reader::LaravelRedis { .. } => "Laravel (redis store)",
             Reader::LaravelDatabase { .. } => "Laravel (database store)",
             Reader::Django { .. } => "Django",
@@ -369,8 +415,8 @@ impl Reader {
 
 /// Warms the example plugins and the `value-zoo` fixture into `backend` with
 /// `format` (a TOML inline table) and checks, through `reader`, that every
-/// key is a hit with the intended value.
-fn warm_and_read(backend: &str, format: &str, reader: &Reader) {
+/// key is a hit with the intended value; the workspace and those values.
+fn warm_and_read(backend: &str, format: &str, reader: &Reader) -> (Workspace, BTreeMap<String, Vec<u8>>) {
     reader.self_test();
     let ws = Workspace::new();
     let config = ws.config(&format!(
@@ -391,6 +437,7 @@ fn warm_and_read(backend: &str, format: &str, reader: &Reader) {
             .map(|(k, v)| (k.clone(), v.clone())),
     );
     reader.assert_all_hits(&ws, &values);
+    (ws, values)
 }
 
 fn redis_backend(redis: &RedisServer) -> String {
@@ -461,6 +508,100 @@ fn laravel_redis_store_reads_every_warmed_key() {
             redis_prefix: "shop_database_".into(),
         },
     );
+}
+
+/// Three memcached servers and the `[backend]` that spreads keys over them by `distribution`.
+fn memcached_pool(distribution: &str) -> (Vec<MemcachedServer>, String, String) {
+    let servers: Vec<MemcachedServer> = (0..3).map(|_| MemcachedServer::start()).collect();
+    let addresses: Vec<String> = servers.iter().map(|s| s.address()).collect();
+    let backend =
+        format!("[backend]\nkind = \"memcached\"\nservers = {addresses:?}\ndistribution = \"{distribution}\"");
+    (servers, backend, addresses.join(","))
+}
+
+/// `reader`, whose client spreads keys another way than the pool was
+/// warmed with, misses some of `values` and finds the others (those its
+/// mapping happens to put on the same server): the readers can fail.
+fn assert_misses_some(reader: &Reader, ws: &Workspace, values: &BTreeMap<String, Vec<u8>>) {
+    let reads = reader.read(ws, values);
+    let hits = reads.iter().filter(|r| r.hit()).count();
+    assert!(
+        hits > 0 && hits < reads.len() * 2 / 3,
+        "{} with the wrong distribution hits {hits} of {} keys",
+        reader.name(),
+        reads.len()
+    );
+}
+
+#[test]
+fn laravel_memcached_store_reads_every_key_of_a_modula_pool() {
+    let (servers, backend, list) = memcached_pool("modula");
+    let format = r#"{ kind = "laravel", version = "8", cache_prefix = "shop_cache" }"#;
+    let reader = |ketama| Reader::LaravelMemcached {
+        servers: list.clone(),
+        ketama,
+        cache_prefix: "shop_cache".into(),
+    };
+    let (ws, values) = warm_and_read(&backend, format, &reader(false));
+    // Every server took a share; each key is on one server, under Laravel
+    // 8's `prefix:` layout, with php-memcached's "serialized" flag (4).
+    let items: Vec<u64> = servers.iter().map(|s| s.items()).collect();
+    assert!(items.iter().all(|&n| n > 10), "{items:?}");
+    for key in intended().keys().take(20) {
+        let answers: Vec<String> = servers
+            .iter()
+            .map(|s| s.command(&format!("mg shop_cache:{key} f")))
+            .collect();
+        let held: Vec<&String> = answers.iter().filter(|a| *a != "EN").collect();
+        assert_eq!(held, [&"HD f4".to_string()], "{key}: {answers:?}");
+    }
+    assert_misses_some(&reader(true), &ws, &values);
+}
+
+#[test]
+fn laravel_memcached_store_with_libketama_reads_every_key_of_a_ketama_pool() {
+    let (_servers, backend, list) = memcached_pool("ketama");
+    let format = r#"{ kind = "laravel", version = "8", cache_prefix = "shop_cache" }"#;
+    let reader = |ketama| Reader::LaravelMemcached {
+        servers: list.clone(),
+        ketama,
+        cache_prefix: "shop_cache".into(),
+    };
+    let (ws, values) = warm_and_read(&backend, format, &reader(true));
+    assert_misses_some(&reader(false), &ws, &values);
+}
+
+#[test]
+fn rails_mem_cache_store_reads_every_key_of_a_dalli_pool() {
+    let (servers, backend, list) = memcached_pool("dalli");
+    let reader = Reader::RailsMemCache {
+        servers: list,
+        namespace: Some("shop".into()),
+    };
+    warm_and_read(
+        &backend,
+        r#"{ kind = "rails", namespace = "shop", cache_format_version = "6.1", compress_threshold = "64" }"#,
+        &reader,
+    );
+    // Dalli's "marshalled" flag (1) on every entry, under `namespace:`.
+    for key in intended().keys().take(20) {
+        let answers: Vec<String> = servers.iter().map(|s| s.command(&format!("mg shop:{key} f"))).collect();
+        let held: Vec<&String> = answers.iter().filter(|a| *a != "EN").collect();
+        assert_eq!(held, [&"HD f1".to_string()], "{key}: {answers:?}");
+    }
+    // The same keys warmed into a pool spread by libmemcached's ketama: Dalli misses some.
+    let (_servers, backend, list) = memcached_pool("ketama");
+    let ws = Workspace::new();
+    let config = ws.config(&format!(
+        "{backend}\nformat = {{ kind = \"rails\", namespace = \"shop\", cache_format_version = \"6.1\" }}\n{}",
+        plugins("")
+    ));
+    warm(&ws, &config);
+    let reader = Reader::RailsMemCache {
+        servers: list,
+        namespace: Some("shop".into()),
+    };
+    assert_misses_some(&reader, &ws, intended());
 }
 
 fn sql_backend(url: &str) -> String {

@@ -12,6 +12,7 @@ mod data;
 mod frameworks;
 mod guests;
 mod jobs;
+mod memcached;
 mod sandbox;
 mod sandbox_bytes;
 mod sandbox_limits;

@@ -306,6 +306,115 @@ impl Drop for RedisServer {
     }
 }
 
+/// A memcached of our own on a loopback port (UDP off), killed on drop; its
+/// log (`-v`) is `memcached.log` in its directory.
+pub struct MemcachedServer {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl MemcachedServer {
+    /// Starts a server on a free port with memcached's defaults.
+    pub fn start() -> MemcachedServer {
+        MemcachedServer::start_with(&[])
+    }
+
+    /// Starts a server on a free port with extra `args` (e.g. `["-I", "2m"]`)
+    /// and waits until it answers.
+    pub fn start_with(args: &[&str]) -> MemcachedServer {
+        use std::os::unix::fs::MetadataExt;
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("memcached.log")).unwrap();
+        let mut cmd = Command::new("memcached");
+        cmd.args(["-l", "127.0.0.1", "-U", "0", "-v", "-p", &port.to_string()])
+            .args(args);
+        // memcached refuses to run as root unless told which user to be.
+        if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) == 0 {
+            cmd.args(["-u", "root"]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting memcached (install it: apt-get install memcached)");
+        let mut server = MemcachedServer {
+            child: Some(child),
+            port,
+            dir,
+        };
+        let started = Instant::now();
+        while !server.command("version").starts_with("VERSION") {
+            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("memcached on port {port} exited ({status}): {}", server.log());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "memcached on port {port} did not come up: {}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// `127.0.0.1:port`, as a client lists the server.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Sends one text-protocol command line and returns the first reply
+    /// line (empty when the server is not answering).
+    pub fn command(&self, line: &str) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(self.address()) else {
+            return String::new();
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        if stream.write_all(format!("{line}\r\n").as_bytes()).is_err() {
+            return String::new();
+        }
+        let mut reply = String::new();
+        let _ = BufReader::new(stream).read_line(&mut reply);
+        reply.trim_end().to_string()
+    }
+
+    /// The number of items it holds (`stats` `curr_items`).
+    pub fn items(&self) -> u64 {
+        use std::io::{BufRead, BufReader, Write};
+        let mut stream = std::net::TcpStream::connect(self.address()).unwrap();
+        stream.write_all(b"stats\r\n").unwrap();
+        for line in BufReader::new(stream).lines() {
+            let line = line.unwrap();
+            if let Some(n) = line.strip_prefix("STAT curr_items ") {
+                return n.trim().parse().unwrap();
+            }
+            assert_ne!(line, "END", "memcached stats without curr_items");
+        }
+        panic!("memcached closed the stats connection");
+    }
+
+    /// What the server logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("memcached.log")).unwrap_or_default()
+    }
+
+    /// Kills the server (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for MemcachedServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A scratch directory with a config file and a report path.
 pub struct Workspace {
     pub dir: tempfile::TempDir,

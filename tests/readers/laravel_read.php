@@ -23,6 +23,12 @@
 // where STORE is
 //   --store redis --redis-url redis://HOST:PORT/DB [--redis-prefix P]
 //   --store database --db sqlite:///PATH | postgres://USER@HOST:PORT/DB [--table cache]
+//   --store memcached --servers HOST:PORT,HOST:PORT,... [--ketama]
+//
+// The memcached store is php-memcached (libmemcached) with the servers in
+// that order, each of weight 100 as Laravel's config/cache.php lists them;
+// --ketama sets Memcached::OPT_LIBKETAMA_COMPATIBLE in its options, else
+// libmemcached's default distribution (modula) holds.
 //
 // --cache-prefix is config('cache.prefix') (the redis store adds a colon
 // after it, as Laravel 8 does); --redis-prefix is
@@ -35,6 +41,7 @@
 require '/usr/share/php/Illuminate/autoload.php';
 
 use Illuminate\Cache\CacheManager;
+use Illuminate\Cache\MemcachedConnector;
 use Illuminate\Config\Repository as Config;
 use Illuminate\Container\Container;
 use Illuminate\Database\Connectors\ConnectionFactory;
@@ -69,8 +76,9 @@ function fail_usage(string $why): void
 function arguments(array $argv): array
 {
     $opts = ['store' => null, 'redis-url' => null, 'redis-prefix' => '', 'db' => null, 'table' => 'cache',
-        'cache-prefix' => '', 'ttl' => null, 'mode' => 'read', 'values' => null, 'keys' => [], 'bytes' => false];
-    $valued = ['store', 'redis-url', 'redis-prefix', 'db', 'table', 'cache-prefix', 'ttl'];
+        'cache-prefix' => '', 'ttl' => null, 'mode' => 'read', 'values' => null, 'keys' => [], 'bytes' => false,
+        'servers' => null, 'ketama' => false];
+    $valued = ['store', 'redis-url', 'redis-prefix', 'db', 'table', 'cache-prefix', 'ttl', 'servers'];
     $rest = [];
     for ($i = 1; $i < count($argv); $i++) {
         $arg = $argv[$i];
@@ -78,6 +86,8 @@ function arguments(array $argv): array
             $opts['mode'] = 'write';
         } elseif ($arg === '--bytes') {
             $opts['bytes'] = true;
+        } elseif ($arg === '--ketama') {
+            $opts['ketama'] = true;
         } elseif ($arg === '--self-test') {
             $opts['mode'] = 'self-test';
         } elseif ($arg === '--key') {
@@ -108,8 +118,11 @@ function arguments(array $argv): array
     if ($opts['store'] === 'database' && $opts['db'] === null) {
         fail_usage('--store database needs --db');
     }
-    if (!in_array($opts['store'], ['redis', 'database'], true)) {
-        fail_usage('--store must be redis or database');
+    if ($opts['store'] === 'memcached' && $opts['servers'] === null) {
+        fail_usage('--store memcached needs --servers');
+    }
+    if (!in_array($opts['store'], ['redis', 'database', 'memcached'], true)) {
+        fail_usage('--store must be redis, database or memcached');
     }
     return $opts;
 }
@@ -143,6 +156,12 @@ function cache_store(array $opts): Illuminate\Contracts\Cache\Repository
             'stores' => [
                 'redis' => ['driver' => 'redis', 'connection' => 'cache'],
                 'database' => ['driver' => 'database', 'table' => $opts['table'], 'connection' => 'app'],
+                'memcached' => ['driver' => 'memcached', 'persistent_id' => null, 'sasl' => [],
+                    'options' => $opts['ketama'] ? [Memcached::OPT_LIBKETAMA_COMPATIBLE => true] : [],
+                    'servers' => array_map(function (string $server) {
+                        [$host, $port] = explode(':', $server);
+                        return ['host' => $host, 'port' => (int) $port, 'weight' => 100];
+                    }, $opts['servers'] === null ? [] : explode(',', $opts['servers']))],
             ],
         ],
         'database' => [
@@ -158,6 +177,7 @@ function cache_store(array $opts): Illuminate\Contracts\Cache\Repository
     ]));
     $app->singleton('redis', fn ($app) => new RedisManager($app, 'phpredis', $app['config']['database.redis']));
     $app->singleton('db', fn ($app) => new DatabaseManager($app, new ConnectionFactory($app)));
+    $app->singleton('memcached.connector', fn () => new MemcachedConnector());
     return (new CacheManager($app))->store();
 }
 

@@ -1,6 +1,7 @@
 # Reads cache keys back through Rails' own ActiveSupport::Cache::RedisCacheStore
-# (Debian's ruby-activesupport, Rails 6.1, over ruby-redis), the way a Rails
-# application does, and prints one JSON line per key:
+# (Debian's ruby-activesupport, Rails 6.1, over ruby-redis), or its
+# MemCacheStore over Dalli (Debian's ruby-dalli 3.0) with --memcached, the
+# way a Rails application does, and prints one JSON line per key:
 #
 #   {"key":..., "hit":true, "equal":true, "calls":{"read":true,"exist?":true,"fetch":true},
 #    "value":..., "error":null}
@@ -16,6 +17,9 @@
 #   ruby rails_read.rb --url URL [--namespace NS] --write VALUES.json [--expires-in S]
 #                                                                the app itself writes them
 #   ruby rails_read.rb --url URL [--namespace NS] --self-test   Rails writes, then reads back
+#
+# --memcached HOST:PORT,HOST:PORT,... instead of --url: the MemCacheStore of
+# that pool (`config.cache_store = :mem_cache_store, "HOST:PORT", …`).
 #
 # --bytes: VALUES.json maps each key to the hex of bytes that are not UTF-8,
 # which the application caches as a binary String (ASCII-8BIT).
@@ -34,6 +38,7 @@ require "optparse"
 require "active_support"
 require "active_support/cache"
 require "active_support/cache/redis_cache_store"
+require "active_support/cache/mem_cache_store"
 
 # The values --self-test has Rails write and read back: every JSON type,
 # nested, a bignum, a non-ASCII string, a long value.
@@ -121,6 +126,9 @@ options = { namespace: nil, mode: :read, expires_in: nil, bytes: false }
 parser = OptionParser.new do |o|
   o.banner = "usage: ruby rails_read.rb --url URL [--namespace NS] (VALUES.json | --write VALUES.json | --self-test)"
   o.on("--url URL", "Redis URL of the cache store") { |v| options[:url] = v }
+  o.on("--memcached SERVERS", "the MemCacheStore of these comma-separated host:port") do |v|
+    options[:memcached] = v.split(",")
+  end
   o.on("--namespace NS", "the store's namespace (default: none)") { |v| options[:namespace] = v }
   o.on("--write", "the application writes the values itself") { options[:mode] = :write }
   o.on("--expires-in SECONDS", Integer, "expiry of --write") { |v| options[:expires_in] = v }
@@ -132,7 +140,7 @@ parser = OptionParser.new do |o|
 end
 begin
   parser.parse!
-  raise OptionParser::MissingArgument, "--url" unless options[:url]
+  raise OptionParser::MissingArgument, "--url or --memcached" unless options[:url] || options[:memcached]
   raise OptionParser::NeedlessArgument, "VALUES.json with --self-test" if options[:mode] == :self_test && !ARGV.empty?
   raise OptionParser::MissingArgument, "VALUES.json" if options[:mode] != :self_test && ARGV.size != 1
 rescue OptionParser::ParseError => e
@@ -140,9 +148,14 @@ rescue OptionParser::ParseError => e
   exit 2
 end
 
-store_options = { url: options[:url], namespace: options[:namespace] }
+store_options = { namespace: options[:namespace] }
 store_options[:compress_threshold] = options[:compress_threshold] if options[:compress_threshold]
-cache = ActiveSupport::Cache::RedisCacheStore.new(**store_options)
+cache = if options[:memcached]
+          # Dalli's own failover would move a dead server's keys elsewhere; the readers must not.
+          ActiveSupport::Cache::MemCacheStore.new(*options[:memcached], failover: false, **store_options)
+        else
+          ActiveSupport::Cache::RedisCacheStore.new(url: options[:url], **store_options)
+        end
 STDOUT.sync = true
 
 case options[:mode]

@@ -7,6 +7,7 @@
 //! timing. Every measurement yields a [`Row`]; one that fails keeps its row,
 //! with no value and the error in its note.
 
+pub mod memcached;
 pub mod native;
 
 use preheat::backend::{Backend, MemoryBackend};
@@ -553,6 +554,10 @@ pub fn run(setup: &Setup) -> Results {
         );
     }
 
+    if wanted("10a") || wanted("10b") {
+        memcached_rows(&rt, setup, &cache, work.path(), &wanted, &mut rows);
+    }
+
     let value = |id: &str| rows.iter().find(|r| r.id == id).and_then(|r| r.value);
     let ratio = |a: &str, b: &str| Some(value(a)? / value(b)?);
     let target = |what, measured: Option<f64>, unit, ok: fn(f64) -> bool| Target {
@@ -592,6 +597,89 @@ pub fn run(setup: &Setup) -> Results {
         targets,
         machine: machine(),
         sizes: s.clone(),
+    }
+}
+
+/// Rows 10a and 10b: a raw client and preheat adding the same keys to one
+/// memcached server, in interleaved rounds; the best round of each (by keys/s).
+fn memcached_rows(
+    rt: &tokio::runtime::Runtime,
+    setup: &Setup,
+    cache: &Path,
+    dir: &Path,
+    wanted: &dyn Fn(&str) -> bool,
+    rows: &mut Vec<Row>,
+) {
+    let s = &setup.sizes;
+    let server = memcached::MemcachedServer::start();
+    let (mut raw, mut ours) = (Vec::new(), Vec::new());
+    if let Ok(server) = &server {
+        let backend = format!("kind = \"memcached\"\nservers = [\"{}\"]", server.address());
+        let toml = run_config_for(&backend, cache, dir, &setup.synthetic_wasm, s.keys, s.value_size);
+        for _ in 0..s.rounds {
+            if wanted("10a") {
+                raw.push(rt.block_on(memcached::raw_client(server, s.keys, s.value_size)));
+                server.flush();
+            }
+            if wanted("10b") {
+                ours.push(
+                    rt.block_on(in_process_figures(&toml, dir, false, s.keys))
+                        .map(|(f, _)| f),
+                );
+                server.flush();
+            }
+        }
+    }
+    let best = |samples: Vec<Result<memcached::Figures, String>>| -> Result<memcached::Figures, String> {
+        let first_error = samples.iter().find_map(|r| r.as_ref().err().cloned());
+        samples
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| a.keys_per_s.total_cmp(&b.keys_per_s))
+            .ok_or_else(|| first_error.unwrap_or_else(|| "no sample".into()))
+    };
+    let (raw, ours) = match &server {
+        Ok(_) => (best(raw), best(ours)),
+        Err(e) => (Err(e.clone()), Err(e.clone())),
+    };
+    let cpu = |f: &memcached::Figures| {
+        format!(
+            "client CPU {:.2} µs/key (getrusage user + sys)",
+            f.cpu_ns_per_key / 1000.0
+        )
+    };
+    if wanted("10a") {
+        push(
+            rows,
+            "10a",
+            "Raw memcached client: pipelined meta `ms <key> 200 T3600 ME` (add), 8 connections × 256 keys in flight, 1 memcached server".into(),
+            "keys/s",
+            raw.as_ref().map(|f| (f.keys_per_s, cpu(f))).map_err(Clone::clone),
+        );
+    }
+    if wanted("10b") {
+        let result = ours.map(|f| {
+            let vs = match &raw {
+                Ok(r) => format!(
+                    "{:.2} × the raw client's keys/s, {:.2} × its CPU per key; ",
+                    f.keys_per_s / r.keys_per_s,
+                    f.cpu_ns_per_key / r.cpu_ns_per_key
+                ),
+                Err(_) => String::new(),
+            };
+            (f.keys_per_s, format!("{vs}{}", cpu(&f)))
+        });
+        push(
+            rows,
+            "10b",
+            format!(
+                "preheat end-to-end: `synthetic` WASM plugin → 1 memcached server, `if-missing`, {} keys × {} B",
+                group(s.keys as f64),
+                s.value_size
+            ),
+            "keys/s",
+            result,
+        );
     }
 }
 
@@ -868,13 +956,18 @@ async fn naive(redis: &RedisServer, keys: u64, value_size: usize) -> Result<f64,
 
 /// A config running the synthetic plugin against the benchmark redis.
 fn run_config(redis: &RedisServer, cache: &Path, state: &Path, wasm: &Path, keys: u64, value_size: usize) -> String {
+    let backend = format!("kind = \"redis\"\nurl = \"{}\"", redis.url());
+    run_config_for(&backend, cache, state, wasm, keys, value_size)
+}
+
+/// A config running the synthetic plugin against `[backend]` `backend` (the table's lines).
+fn run_config_for(backend: &str, cache: &Path, state: &Path, wasm: &Path, keys: u64, value_size: usize) -> String {
     format!(
         r#"[run]
 cache_dir = {cache:?}
 
 [backend]
-kind = "redis"
-url = "{url}"
+{backend}
 
 [jobs]
 state_dir = {state:?}
@@ -890,7 +983,6 @@ keys = "{keys}"
 value_size = "{value_size}"
 "#,
         cache = cache.display().to_string(),
-        url = redis.url(),
         state = state.join("state").display().to_string(),
         wasm = wasm.display().to_string(),
     )
@@ -900,6 +992,18 @@ value_size = "{value_size}"
 /// (plugin load from the compile cache included) to the report: keys/s.
 /// The note says how long `produce` calls took (p50/p99 per batch).
 async fn in_process_run(toml: &str, dir: &Path, native: bool, keys: u64) -> Measured {
+    in_process_figures(toml, dir, native, keys)
+        .await
+        .map(|(figures, note)| (figures.keys_per_s, note))
+}
+
+/// [`in_process_run`], also measuring the process's CPU time per key.
+async fn in_process_figures(
+    toml: &str,
+    dir: &Path,
+    native: bool,
+    keys: u64,
+) -> Result<(memcached::Figures, String), String> {
     let config = Config::parse(toml, &dir.join("preheat.toml")).map_err(|e| format!("{e:#}"))?;
     let warmer = Warmer::new(config).map_err(|e| format!("{e:#}"))?;
     // Connected before the clock starts, as a long-lived process has it.
@@ -907,9 +1011,9 @@ async fn in_process_run(toml: &str, dir: &Path, native: bool, keys: u64) -> Meas
     if native {
         warmer.install_producer(Arc::new(native::NativeSynthetic::new("synthetic")));
     }
-    let started = Instant::now();
+    let (cpu, started) = (memcached::process_cpu_ns(), Instant::now());
     let report = warmer.execute(RunOptions::default()).await;
-    let secs = started.elapsed().as_secs_f64();
+    let (secs, cpu) = (started.elapsed().as_secs_f64(), memcached::process_cpu_ns() - cpu);
     if report.totals.written != keys {
         return Err(format!(
             "wrote {} of {keys} keys: {:?} {:?}",
@@ -923,7 +1027,11 @@ async fn in_process_run(toml: &str, dir: &Path, native: bool, keys: u64) -> Meas
             p.produce_p99_us.unwrap_or(0)
         )
     });
-    Ok((keys as f64 / secs, calls))
+    let figures = memcached::Figures {
+        keys_per_s: keys as f64 / secs,
+        cpu_ns_per_key: cpu as f64 / keys as f64,
+    };
+    Ok((figures, calls))
 }
 
 fn limits() -> PluginLimits {

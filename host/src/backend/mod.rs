@@ -5,11 +5,13 @@
 //! [`WritePolicy`] atomically per key, and reports an [`Outcome`] per key.
 
 pub mod events;
+mod memcached;
 mod memory;
 mod redis;
 mod sql;
 pub mod tls;
 
+pub use self::memcached::MemcachedBackend;
 pub use self::memory::MemoryBackend;
 pub use self::redis::RedisBackend;
 pub use self::sql::SqlBackend;
@@ -83,6 +85,8 @@ pub enum Backend {
     Memory(Arc<MemoryBackend>),
     /// A SQL cache table.
     Sql(SqlBackend),
+    /// A memcached pool.
+    Memcached(MemcachedBackend),
 }
 
 impl Backend {
@@ -92,6 +96,9 @@ impl Backend {
             Target::Redis(redis) => Ok(Backend::Redis(RedisBackend::connect(redis).await?)),
             Target::Memory(memory) => Ok(Backend::Memory(Arc::new(MemoryBackend::new(memory.max_bytes.0)))),
             Target::Sql(sql) => Ok(Backend::Sql(SqlBackend::connect(sql, &config.format).await?)),
+            Target::Memcached(memcached) => Ok(Backend::Memcached(
+                MemcachedBackend::connect(memcached, &config.format).await?,
+            )),
         }
     }
 
@@ -104,6 +111,7 @@ impl Backend {
             Backend::Redis(r) => r.write_batch(policy, writes).await,
             Backend::Memory(m) => Ok(m.write_batch(policy, writes)),
             Backend::Sql(s) => s.write_batch(policy, writes).await,
+            Backend::Memcached(m) => m.write_batch(policy, writes).await,
         }
     }
 
@@ -113,6 +121,7 @@ impl Backend {
             Backend::Redis(r) => r.get(key).await,
             Backend::Memory(m) => Ok(m.get(key)),
             Backend::Sql(s) => s.get(key).await,
+            Backend::Memcached(m) => m.get(key).await,
         }
     }
 
@@ -123,6 +132,7 @@ impl Backend {
             Backend::Redis(r) => r.ttl(key).await,
             Backend::Memory(m) => Ok(m.ttl(key)),
             Backend::Sql(s) => s.ttl(key).await,
+            Backend::Memcached(m) => m.ttl(key).await,
         }
     }
 
@@ -134,6 +144,7 @@ impl Backend {
             Backend::Redis(r) => r.get_at_most(key, max).await,
             Backend::Memory(m) => Ok(m.get_at_most(key, max)),
             Backend::Sql(s) => s.get_at_most(key, max).await,
+            Backend::Memcached(m) => m.get_at_most(key, max).await,
         }
     }
 
@@ -142,6 +153,7 @@ impl Backend {
     pub async fn server_stats(&self) -> Result<Option<ServerStats>, BackendError> {
         match self {
             Backend::Redis(r) => r.server_stats().await.map(Some),
+            Backend::Memcached(m) => m.server_stats().await.map(Some),
             Backend::Memory(_) | Backend::Sql(_) => Ok(None),
         }
     }
@@ -152,6 +164,7 @@ impl Backend {
             Backend::Redis(r) => format!("redis {}", r.address()),
             Backend::Memory(m) => format!("memory (max {} bytes)", m.max_bytes()),
             Backend::Sql(s) => format!("sql {}", s.describe()),
+            Backend::Memcached(m) => m.describe().to_string(),
         }
     }
 }

@@ -26,10 +26,17 @@ pub enum BackendKind {
     Memory,
     /// A SQL cache table (Laravel's database cache store layout), SQLite or PostgreSQL.
     Sql,
+    /// A pool of memcached servers, keys spread the way the application's client spreads them.
+    Memcached,
 }
 
 /// Every kind, in the order errors list them.
-const KINDS: [BackendKind; 3] = [BackendKind::Memory, BackendKind::Redis, BackendKind::Sql];
+const KINDS: [BackendKind; 4] = [
+    BackendKind::Memory,
+    BackendKind::Redis,
+    BackendKind::Sql,
+    BackendKind::Memcached,
+];
 
 impl BackendKind {
     /// The kind as written in the config.
@@ -38,6 +45,7 @@ impl BackendKind {
             BackendKind::Redis => "redis",
             BackendKind::Memory => "memory",
             BackendKind::Sql => "sql",
+            BackendKind::Memcached => "memcached",
         }
     }
 
@@ -65,6 +73,14 @@ impl BackendKind {
                 key_events: false,
                 event_stream: false,
             },
+            // `mg <key> t` reads the TTL; `stats` has get_hits/get_misses.
+            BackendKind::Memcached => Capabilities {
+                formats: &["raw", "rails", "laravel"],
+                ttl_introspection: true,
+                server_stats: true,
+                key_events: false,
+                event_stream: false,
+            },
         }
     }
 
@@ -74,6 +90,7 @@ impl BackendKind {
             BackendKind::Redis => fields_of::<RedisTarget>(),
             BackendKind::Memory => fields_of::<MemoryTarget>(),
             BackendKind::Sql => fields_of::<SqlTarget>(),
+            BackendKind::Memcached => fields_of::<MemcachedTarget>(),
         }
     }
 }
@@ -122,6 +139,8 @@ pub enum Target {
     Redis(RedisTarget),
     /// `kind = "sql"`.
     Sql(SqlTarget),
+    /// `kind = "memcached"`.
+    Memcached(MemcachedTarget),
 }
 
 impl Default for Target {
@@ -210,6 +229,170 @@ impl Default for SqlTarget {
     }
 }
 
+/// `kind = "memcached"`: a pool of memcached servers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemcachedTarget {
+    /// The pool, in the order the application's client lists it (the order
+    /// decides `modula`'s mapping): `"host:port"`, or `"host:port:weight"`.
+    pub servers: Vec<MemcachedServer>,
+    /// How keys map to servers: the application's client's scheme.
+    pub distribution: Distribution,
+    /// How long to wait for a connection to one server.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long one server may take to answer a batch (or a read) before
+    /// its keys count as failed.
+    #[serde(with = "humantime_serde")]
+    pub io_timeout: Duration,
+    /// Most connections open to one server at once (batches in flight to it).
+    pub max_connections_per_server: usize,
+}
+
+impl Default for MemcachedTarget {
+    fn default() -> Self {
+        MemcachedTarget {
+            servers: Vec::new(),
+            distribution: Distribution::Modula,
+            connect_timeout: Duration::from_secs(2),
+            io_timeout: Duration::from_secs(5),
+            max_connections_per_server: 8,
+        }
+    }
+}
+
+/// How a memcached client maps a key to a server of its pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Distribution {
+    /// libmemcached's default (php-memcached, pylibmc): one-at-a-time hash
+    /// of the key, modulo the number of servers.
+    Modula,
+    /// libmemcached's weighted ketama (`Memcached::OPT_LIBKETAMA_COMPATIBLE`,
+    /// pylibmc `ketama`): MD5 points per server, MD5 of the key.
+    Ketama,
+    /// Dalli's ring (Rails' `:mem_cache_store`): SHA1 points per server, CRC32 of the key.
+    Dalli,
+}
+
+impl Distribution {
+    /// The name as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Distribution::Modula => "modula",
+            Distribution::Ketama => "ketama",
+            Distribution::Dalli => "dalli",
+        }
+    }
+}
+
+/// One server of a memcached pool: `host:port[:weight]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemcachedServer {
+    /// The host as written: clients hash it as text, so `localhost` and
+    /// `127.0.0.1` are different servers to them.
+    pub host: String,
+    /// The TCP port.
+    pub port: u16,
+    /// The relative share of keys under `ketama` and `dalli` (default 1).
+    pub weight: u32,
+}
+
+impl MemcachedServer {
+    /// `host:port`, as clients name the server.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+impl std::str::FromStr for MemcachedServer {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<MemcachedServer, String> {
+        let bad = |why: &str| {
+            format!("memcached server {text:?}: {why}; write \"host:port\" or \"host:port:weight\" (e.g. \"10.0.0.5:11211\")")
+        };
+        let mut parts = text.split(':');
+        let (host, port) = (parts.next().unwrap_or(""), parts.next());
+        let weight = parts.next();
+        if parts.next().is_some() {
+            return Err(bad("too many `:` (IPv6 addresses are not supported)"));
+        }
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("the host is empty or holds spaces"));
+        }
+        let port = port
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|&p| p > 0)
+            .ok_or_else(|| bad("the port must be a number from 1 to 65535"))?;
+        let weight = match weight {
+            None => 1,
+            Some(w) => w
+                .parse::<u32>()
+                .ok()
+                .filter(|&w| w > 0)
+                .ok_or_else(|| bad("the weight must be a whole number above 0"))?,
+        };
+        Ok(MemcachedServer {
+            host: host.to_string(),
+            port,
+            weight,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for MemcachedServer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+/// Most servers in one memcached pool.
+pub const MAX_MEMCACHED_SERVERS: usize = 256;
+
+impl MemcachedTarget {
+    /// Checks the pool: at least one server, none twice, bounds named.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.servers.is_empty() {
+            return Err(
+                "kind = \"memcached\" needs `servers = [\"host:port\", …]`, in the order the application lists them"
+                    .into(),
+            );
+        }
+        if self.servers.len() > MAX_MEMCACHED_SERVERS {
+            return Err(format!(
+                "servers lists {} memcached servers, over the {MAX_MEMCACHED_SERVERS} preheat connects to",
+                self.servers.len()
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = self.servers.iter().find(|s| !seen.insert(s.address())) {
+            return Err(format!(
+                "servers lists {} twice; list each server once",
+                twice.address()
+            ));
+        }
+        if self.distribution == Distribution::Modula && self.servers.iter().any(|s| s.weight != 1) {
+            return Err("distribution = \"modula\" ignores weights (libmemcached maps hash % servers); remove the `:weight`s or use \"ketama\" or \"dalli\"".into());
+        }
+        if self.max_connections_per_server == 0 || self.max_connections_per_server > 1024 {
+            return Err("max_connections_per_server must be between 1 and 1024".into());
+        }
+        for (name, t) in [
+            ("connect_timeout", self.connect_timeout),
+            ("io_timeout", self.io_timeout),
+        ] {
+            if t.is_zero() {
+                return Err(format!(
+                    "{name} must be above 0 (a dead server would hold a batch forever)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl BackendConfig {
     /// The kind of backend.
     pub fn kind(&self) -> BackendKind {
@@ -217,13 +400,14 @@ impl BackendConfig {
             Target::Memory(_) => BackendKind::Memory,
             Target::Redis(_) => BackendKind::Redis,
             Target::Sql(_) => BackendKind::Sql,
+            Target::Memcached(_) => BackendKind::Memcached,
         }
     }
 
     /// The server or database URL (redis, sql).
     pub fn url(&self) -> Option<&str> {
         match &self.target {
-            Target::Memory(_) => None,
+            Target::Memory(_) | Target::Memcached(_) => None,
             Target::Redis(r) => r.url.as_deref(),
             Target::Sql(s) => s.url.as_deref(),
         }
@@ -296,6 +480,7 @@ impl BackendConfig {
             BackendKind::Memory => Target::Memory(MemoryTarget::deserialize(rest)?),
             BackendKind::Redis => Target::Redis(RedisTarget::deserialize(rest)?),
             BackendKind::Sql => Target::Sql(SqlTarget::deserialize(rest)?),
+            BackendKind::Memcached => Target::Memcached(MemcachedTarget::deserialize(rest)?),
         };
         Ok(BackendConfig { target, format })
     }
@@ -524,6 +709,67 @@ mod tests {
             BackendKind::Sql.fields(),
             ["url", "table", "key_prefix", "create_table", "connect_timeout"]
         );
+    }
+
+    #[test]
+    fn a_memcached_pool_reads_its_servers_in_order_with_weights() {
+        let c = parse("[backend]\nkind = \"memcached\"\nservers = [\"10.0.0.2:11211\", \"cache-b:11212:3\"]\ndistribution = \"ketama\"\nio_timeout = \"1s\"\n").unwrap();
+        c.validate().unwrap();
+        let Target::Memcached(m) = &c.backend.target else {
+            panic!("{:?}", c.backend)
+        };
+        assert_eq!(m.distribution, Distribution::Ketama);
+        assert_eq!(m.io_timeout, Duration::from_secs(1));
+        assert_eq!(m.max_connections_per_server, 8);
+        let listed: Vec<(String, u32)> = m.servers.iter().map(|s| (s.address(), s.weight)).collect();
+        assert_eq!(
+            listed,
+            [("10.0.0.2:11211".to_string(), 1), ("cache-b:11212".to_string(), 3)]
+        );
+        assert_eq!(
+            BackendKind::Memcached.fields(),
+            [
+                "servers",
+                "distribution",
+                "connect_timeout",
+                "io_timeout",
+                "max_connections_per_server"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_memcached_pool_refuses_what_its_clients_would_not_map() {
+        let mc = "[backend]\nkind = \"memcached\"\n";
+        for (table, needle) in [
+            ("servers = [\"10.0.0.2\"]", "line 3, column 11"),
+            ("servers = [\"10.0.0.2\"]", "the port must be a number from 1 to 65535"),
+            ("servers = [\"[::1]:11211\"]", "IPv6 addresses are not supported"),
+            ("servers = [\"a:1:0\"]", "the weight must be a whole number above 0"),
+            ("servers = []", "needs `servers = [\"host:port\", …]`"),
+            ("servers = [\"a:1\", \"a:1\"]", "servers lists a:1 twice"),
+            ("servers = [\"a:1:2\", \"b:1\"]", "distribution = \"modula\" ignores weights"),
+            ("servers = [\"a:1\"]\ndistribution = \"consistent\"", "unknown variant `consistent`"),
+            ("servers = [\"a:1\"]\nio_timeout = \"0s\"", "io_timeout must be above 0"),
+            ("servers = [\"a:1\"]\nurl = \"redis://a:1/0\"", "`url` is a field of kind = \"redis\""),
+            ("servers = [\"a:1\"]\nformat = { kind = \"django\" }", "cannot hold the django format"),
+            (
+                "servers = [\"a:1\"]\nformat = { kind = \"rails\" }",
+                "cache_format_version = \"7.1\" on memcached",
+            ),
+            (
+                "servers = [\"a:1\"]\nformat = { kind = \"laravel\", version = \"8\" }\n[[plugins]]\nname = \"p\"\npath = \"p.wasm\"\nkey_prefixes = [\"p.\"]\nformat = { kind = \"raw\" }",
+                "format differs from [backend] format",
+            ),
+        ] {
+            let err = error(&format!("{mc}{table}\n"));
+            assert!(err.contains(needle), "{table}: {needle:?} not in {err}");
+        }
+        let ok = parse(&format!(
+            "{mc}servers = [\"a:1\"]\nformat = {{ kind = \"rails\", cache_format_version = \"6.1\" }}\n"
+        ))
+        .unwrap();
+        ok.validate().unwrap();
     }
 
     #[test]

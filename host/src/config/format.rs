@@ -153,6 +153,8 @@ pub enum Store {
     Sqlite,
     /// A PostgreSQL cache table.
     Postgres,
+    /// A memcached pool (Laravel's `MemcachedStore`, Rails' `MemCacheStore`).
+    Memcached,
 }
 
 impl Store {
@@ -161,7 +163,8 @@ impl Store {
         match &backend.target {
             Target::Sql(sql) if sql.url.as_deref().is_some_and(|url| url.starts_with("postgres")) => Store::Postgres,
             Target::Sql(_) => Store::Sqlite,
-            _ => Store::Redis,
+            Target::Memcached(_) => Store::Memcached,
+            Target::Redis(_) | Target::Memory(_) => Store::Redis,
         }
     }
 }
@@ -199,6 +202,8 @@ impl LaravelFormat {
                 };
                 format!("{redis_prefix}{cache_prefix}{}", if colon { ":" } else { "" })
             }
+            // `MemcachedStore::setPrefix` appends the colon as RedisStore does.
+            Store::Memcached => format!("{cache_prefix}{}", if colon { ":" } else { "" }),
             Store::Sqlite | Store::Postgres => cache_prefix,
         })
     }

@@ -10,7 +10,10 @@ mod tls;
 mod usage;
 mod values;
 
-pub use backend::{BackendConfig, BackendKind, Capabilities, MemoryTarget, RedisTarget, SqlTarget, Target};
+pub use backend::{
+    BackendConfig, BackendKind, Capabilities, Distribution, MemcachedServer, MemcachedTarget, MemoryTarget,
+    RedisTarget, SqlTarget, Target, MAX_MEMCACHED_SERVERS,
+};
 pub use format::{DjangoFormat, FormatConfig, LaravelFormat, LaravelVersion, RailsFormat, RailsVersion, Store};
 pub use glob::KeyGlob;
 pub use tls::{is_insecure, is_tls, TlsFiles};
@@ -488,7 +491,7 @@ impl Config {
                     sql.url = Some(anchor_sqlite_url(url, base));
                 }
             }
-            Target::Memory(_) => {}
+            Target::Memory(_) | Target::Memcached(_) => {}
         }
         for path in paths.into_iter().flatten() {
             if path.is_relative() {
@@ -555,6 +558,9 @@ impl Config {
                 bail!("{file}: [backend] table = {table:?}: use letters, digits, `_` and `.` only")
             }
             Target::Redis(redis) => validate_tls(redis).with_context(|| file.clone())?,
+            Target::Memcached(memcached) => memcached
+                .validate()
+                .map_err(|why| anyhow::anyhow!("{file}: [backend] {why}"))?,
             _ => {}
         }
         if self.run.concurrency.get() > MAX_CONCURRENCY {
@@ -606,6 +612,9 @@ impl Config {
             let at = format!("{file}: [[plugins]] #{} (`{}`)", i + 1, plugin.name);
             if let Some(format) = &plugin.format {
                 self.validate_format(format).with_context(|| format!("{at}: format"))?;
+                if self.backend.kind() == BackendKind::Memcached && *format != self.backend.format {
+                    bail!("{at}: format differs from [backend] format, and a kind = \"memcached\" backend writes one format: the item flags that tell the reader how to decode a value (php-memcached's serializer type, Dalli's Marshal bit) are the backend's; give this plugin its own preheat config, or use [backend] format");
+                }
             }
             if !capabilities.supports(plugin.write_policy) {
                 bail!("{at}: write_policy = {} needs a backend that reads a key's remaining TTL, and a kind = \"{kind}\" backend cannot; use \"if-missing\" or \"always\"", plugin.write_policy);
@@ -662,6 +671,14 @@ impl Config {
                 bail!(
                     "[backend] key_prefix = {:?} would be added to Laravel's cache prefix; remove it and set the format's cache_prefix instead",
                     sql.key_prefix
+                );
+            }
+        }
+        if let (FormatConfig::Rails(rails), Target::Memcached(_)) = (format, &self.backend.target) {
+            if rails.cache_format_version != RailsVersion::V6_1 {
+                bail!(
+                    "cache_format_version = \"{}\" on memcached: preheat writes Rails' MemCacheStore entries as Rails 6.1 does (Dalli marshals the Entry); 7.x's MemCacheStore framing is not implemented, use \"6.1\"",
+                    rails.cache_format_version.as_str()
                 );
             }
         }

@@ -3,12 +3,14 @@
 //! - key, Redis store: the connection's `redis_prefix` (phpredis `OPT_PREFIX`),
 //!   then the cache prefix, then `:` in Laravel 8–10 (`RedisStore::setPrefix`
 //!   appended it until 11.x, "Stop magic prefixing" #47380), then the key;
-//!   database store: cache prefix + key, never a colon nor the Redis prefix.
+//!   memcached store: the same without the Redis prefix; database store:
+//!   cache prefix + key, never a colon nor the Redis prefix.
 //! - default prefixes as each skeleton writes them from `APP_NAME`: 8
 //!   `slug(app, '_').'_cache'`, 9–11 `slug(app, '_').'_cache_'`, 12+
 //!   `slug(app).'-cache-'`; Redis `slug(app, '_').'_database_'` (8–11),
 //!   `slug(app).'-database-'` (12+).
-//! - value: PHP `serialize()`; on the Redis store a finite number is stored as
+//! - value: PHP `serialize()` (on memcached with php-memcached's "serialized"
+//!   flag, so every type reads back as itself); on the Redis store a finite number is stored as
 //!   its string (`is_numeric` → raw, PHP's `precision` = 14 for floats); the
 //!   database store base64-encodes serialized bytes that contain NUL on
 //!   PostgreSQL (all versions) and SQLite (12+; 11.38 added it, and 11's reader
@@ -402,6 +404,9 @@ mod tests {
             ),
             (LaravelVersion::V8, Store::Sqlite, "laravel_cachesystem.settings"),
             (LaravelVersion::V11, Store::Postgres, "laravel_cache_system.settings"),
+            // MemcachedStore: the cache prefix and its colon (8-10), no Redis prefix.
+            (LaravelVersion::V8, Store::Memcached, "laravel_cache:system.settings"),
+            (LaravelVersion::V11, Store::Memcached, "laravel_cache_system.settings"),
         ] {
             assert_eq!(key(version, store), expected, "{version:?} {store:?}");
         }

@@ -73,6 +73,8 @@ pub enum Format {
     Raw,
     /// Rails `RedisCacheStore`.
     Rails(crate::config::RailsFormat),
+    /// Rails `MemCacheStore` over Dalli: its escaped keys, the 6.1 entry Dalli marshals.
+    RailsMemCache(crate::config::RailsFormat),
     /// Laravel `RedisStore` / `DatabaseStore`.
     Laravel(laravel::Laravel),
     /// Django `RedisCache`.
@@ -84,6 +86,8 @@ impl Format {
     pub fn new(config: &FormatConfig, store: Store) -> Result<Format, FormatError> {
         Ok(match config {
             FormatConfig::Raw {} => Format::Raw,
+            // Config validation admits only cache_format_version 6.1 on memcached.
+            FormatConfig::Rails(r) if store == Store::Memcached => Format::RailsMemCache(r.clone()),
             FormatConfig::Rails(r) => Format::Rails(r.clone()),
             FormatConfig::Laravel(l) => Format::Laravel(laravel::Laravel::new(l, store)?),
             FormatConfig::Django(d) => Format::Django(d.clone()),
@@ -100,6 +104,7 @@ impl Format {
         Ok(match self {
             Format::Raw => key.to_string(),
             Format::Rails(r) => rails::key(r, key)?,
+            Format::RailsMemCache(r) => rails::mem_cache_key(r, key)?,
             Format::Laravel(l) => l.key(key),
             Format::Django(d) => django::key(d, key),
         })
@@ -120,13 +125,24 @@ impl Format {
         let value = Value::from_produced(&produced)?;
         Ok(match self {
             Format::Raw => unreachable!("raw values returned above"),
-            Format::Rails(r) => {
+            Format::Rails(r) | Format::RailsMemCache(r) => {
                 let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
                 rails::encode(r, &value, now, ttl.map(|t| t.as_secs_f64()))
             }
             Format::Laravel(l) => l.encode(&value),
             Format::Django(_) => django::encode(&value),
         })
+    }
+
+    /// The memcached item flags the application's client reads a value by:
+    /// Dalli's `FLAG_SERIALIZED` (0x1: Marshal) for Rails, php-memcached's
+    /// `MEMC_VAL_IS_SERIALIZED` (4: PHP `serialize()`) for Laravel, none for raw bytes.
+    pub fn memcached_flags(&self) -> u32 {
+        match self {
+            Format::Raw | Format::Django(_) => 0,
+            Format::Rails(_) | Format::RailsMemCache(_) => 1,
+            Format::Laravel(_) => 4,
+        }
     }
 
     /// Reads stored bytes back.
@@ -137,7 +153,7 @@ impl Format {
                 expires_at: None,
                 detected: "raw".into(),
             }),
-            Format::Rails(_) => rails::decode(stored),
+            Format::Rails(_) | Format::RailsMemCache(_) => rails::decode(stored),
             Format::Laravel(l) => l.decode(stored),
             Format::Django(_) => django::decode(stored),
         }
@@ -148,6 +164,7 @@ impl Format {
         match self {
             Format::Raw => "raw".into(),
             Format::Rails(r) => format!("rails {}", r.cache_format_version.as_str()),
+            Format::RailsMemCache(r) => format!("rails {} (MemCacheStore)", r.cache_format_version.as_str()),
             Format::Laravel(_) => "laravel".into(),
             Format::Django(_) => "django".into(),
         }

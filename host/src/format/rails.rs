@@ -65,6 +65,37 @@ pub fn key(config: &RailsFormat, key: &str) -> Result<String, FormatError> {
     }
 }
 
+/// Longest key memcached takes, in bytes.
+const MEMCACHED_MAX_KEY_BYTES: usize = 250;
+
+/// The key `MemCacheStore#normalize_key` (Rails 6.1) makes of a plugin's
+/// key: `namespace:key` with the bytes 0x00–0x20, `%` and 0x7F–0xFF written
+/// as `%` and their uppercase hex (Ruby's `to_s(16)`: no leading zero). Rails
+/// shortens a result over 250 bytes with the app's `ActiveSupport::Digest`
+/// class, which only the app knows, so such keys are refused.
+pub fn mem_cache_key(config: &RailsFormat, key: &str) -> Result<String, FormatError> {
+    let full = match config.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => format!("{ns}:{key}"),
+        _ => key.to_string(),
+    };
+    let mut escaped = String::with_capacity(full.len());
+    for &b in full.as_bytes() {
+        if b <= 0x20 || b == b'%' || b >= 0x7f {
+            escaped.push_str(&format!("%{b:X}"));
+        } else {
+            escaped.push(b as char);
+        }
+    }
+    if escaped.len() > MEMCACHED_MAX_KEY_BYTES {
+        return Err(FormatError::new(format!(
+            "the Rails key `{}…` is {} bytes once MemCacheStore escapes it, over memcached's {MEMCACHED_MAX_KEY_BYTES}: Rails shortens it with the app's ActiveSupport::Digest class, which preheat cannot know; use shorter keys (spaces and non-ASCII bytes take 2–3 bytes each)",
+            &escaped[..40],
+            escaped.len()
+        )));
+    }
+    Ok(escaped)
+}
+
 /// The entry bytes for `value` written at `now` (unix seconds) with `ttl` seconds.
 pub fn encode(config: &RailsFormat, value: &Value, now: f64, ttl: Option<f64>) -> Vec<u8> {
     let threshold = if config.compress {
@@ -300,6 +331,21 @@ mod tests {
             compress,
             compress_threshold: ByteSize(1024),
         }
+    }
+
+    #[test]
+    fn mem_cache_keys_are_escaped_as_rails_does_and_long_ones_refused() {
+        let mut c = config(RailsVersion::V6_1, true);
+        c.namespace = Some("app".into());
+        // `"%#{byte.to_s(16).upcase}"`: a tab is %9, a space %20, é (C3 A9) %C3%A9.
+        assert_eq!(
+            mem_cache_key(&c, "a b\t100%/é\u{7f}").unwrap(),
+            "app:a%20b%9100%25/%C3%A9%7F"
+        );
+        c.namespace = None;
+        assert_eq!(mem_cache_key(&c, &"k".repeat(250)).unwrap().len(), 250);
+        let err = mem_cache_key(&c, &"é".repeat(42)).unwrap_err().to_string();
+        assert!(err.contains("252 bytes once MemCacheStore escapes it"), "{err}");
     }
 
     #[test]

@@ -667,20 +667,41 @@ impl UsageTracker {
         self.tracked(kind).series.keys().map(String::as_str)
     }
 
-    /// Every tracked name's forecast of the step `ahead ≥ 1` steps after the last
-    /// closed one (1: the current step), by its chosen method.
-    pub fn forecasts(&self, kind: Tracking, ahead: u64) -> impl Iterator<Item = (&str, f64, Method)> {
+    /// Every tracked name's forecast of the steps `aheads` (each `≥ 1`) steps after the
+    /// last closed one (1: the current step), summed, by its chosen method (that of the
+    /// first of those steps).
+    pub fn forecasts(
+        &self,
+        kind: Tracking,
+        aheads: std::ops::RangeInclusive<u64>,
+    ) -> impl Iterator<Item = (&str, f64, Method)> {
         let seasons = self.config.seasons();
         self.tracked(kind).series.iter().map(move |(name, s)| {
-            let (count, method) = s.forecast(ahead, self.family(kind, name), &seasons);
-            (name.as_str(), count, method)
+            // Only the profile method reads the family: no lookup for the others.
+            let family = match s.forecasters.chosen() {
+                Method::Profile => self.family(kind, name, s),
+                _ => None,
+            };
+            let mut method = Method::default();
+            let mut sum = 0.0;
+            for ahead in aheads.clone() {
+                let (count, used) = s.forecast(ahead, family, &seasons);
+                if ahead == *aheads.start() {
+                    method = used;
+                }
+                sum += count.max(0.0);
+            }
+            (name.as_str(), sum, method)
         })
     }
 
     /// The series of a key's prefix (none for a prefix).
-    fn family(&self, kind: Tracking, name: &str) -> Option<&series::Series> {
+    fn family(&self, kind: Tracking, name: &str, series: &series::Series) -> Option<&series::Series> {
         match kind {
-            Tracking::Keys => self.prefixes.series.get(self.prefix_of(name)),
+            Tracking::Keys => self
+                .prefixes
+                .series
+                .get(series.prefix(name, &self.config.separators)),
             Tracking::Prefixes => None,
         }
     }
@@ -731,11 +752,13 @@ impl UsageTracker {
                 hour_of_day: profile(Cycle::HourOfDay, &series.hour_of_day, HOUR_MS),
                 day_of_week: profile(Cycle::DayOfWeek, &series.day_of_week, DAY_MS),
             },
-            forecast: series.forecast(1, self.family(kind, name), &self.config.seasons()).0,
+            forecast: series
+                .forecast(1, self.family(kind, name, series), &self.config.seasons())
+                .0,
             explanation: series.forecasters.explain(
                 1,
                 &series.model,
-                self.family(kind, name).map(|f| &f.forecasters),
+                self.family(kind, name, series).map(|f| &f.forecasters),
                 &self.config.seasons(),
                 |step| self.step_name(step),
             ),
@@ -780,7 +803,16 @@ impl SpanCounts {
 
 /// `key` up to its last separator (empty when it has none).
 fn prefix_of<'k>(key: &'k str, separators: &str) -> &'k str {
-    key.rfind(|c| separators.contains(c)).map_or("", |i| &key[..i])
+    // Called for every event and every series each step: ASCII separators (the usual
+    // case) are compared byte by byte; a separator byte is never inside a multi-byte
+    // character, so the split is on a character boundary.
+    let end = if separators.is_ascii() {
+        let separators = separators.as_bytes();
+        key.bytes().rposition(|b| separators.contains(&b))
+    } else {
+        key.rfind(|c| separators.contains(c))
+    };
+    end.map_or("", |i| &key[..i])
 }
 
 #[cfg(test)]

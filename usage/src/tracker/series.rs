@@ -31,6 +31,10 @@ pub(crate) struct Series {
     /// states saved before they existed: they start empty).
     #[serde(default)]
     pub(crate) forecasters: Forecasters,
+    /// The length of the name's prefix: every step looks up each key's prefix, so it is
+    /// found once (not saved: found again after a load).
+    #[serde(skip)]
+    prefix_len: Option<usize>,
 }
 
 impl Series {
@@ -48,6 +52,14 @@ impl Series {
             + self.model.memory_bytes()
             + self.forecasters.memory_bytes()
             - std::mem::size_of::<Forecasters>()
+    }
+
+    /// The prefix of `name`, this series' name.
+    pub(crate) fn prefix<'n>(&self, name: &'n str, separators: &str) -> &'n str {
+        match self.prefix_len {
+            Some(len) => &name[..len],
+            None => super::prefix_of(name, separators),
+        }
     }
 
     /// The forecast `h ≥ 1` steps after the last closed one, and the method that made it;
@@ -132,6 +144,7 @@ impl Tracked {
                 day_of_week: vec![0; Cycle::DayOfWeek.bins()],
                 model: HoltWinters::with_phase(settings.model, (step % season) as usize),
                 forecasters: Forecasters::default(),
+                prefix_len: Some(super::prefix_of(&counter.key, separators).len()),
             };
             // Its accesses before it was tracked are only known for this step, as an estimate.
             series.add(start_ms, counter.count, settings.offset_minutes);
@@ -139,7 +152,9 @@ impl Tracked {
         }
         for (name, series) in self.series.iter_mut() {
             let y = series.step_count;
-            let family = families.and_then(|f| f.family_of(name, separators));
+            let prefix = series.prefix(name, separators);
+            series.prefix_len = Some(prefix.len());
+            let family = families.and_then(|f| f.series.get(prefix)).map(|s| &s.forecasters);
             series
                 .forecasters
                 .observe(step, y, &series.model, family, &settings.seasons);
@@ -150,25 +165,20 @@ impl Tracked {
         self.series.retain(|_, s| step - s.last_hot_step < evict_after);
         if self.series.len() > self.rule.max {
             // The coldest: the lowest typical demand per step over the history, whatever the time.
-            let mut order: Vec<(f64, String)> = self
+            let excess = self.series.len() - self.rule.max;
+            let mut order: Vec<(f64, &String)> = self
                 .series
                 .iter()
-                .map(|(name, s)| (s.forecasters.demand(), name.clone()))
+                .map(|(name, s)| (s.forecasters.demand(), name))
                 .collect();
-            order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-            for (_, name) in order.into_iter().take(self.series.len() - self.rule.max) {
+            order.select_nth_unstable_by(excess - 1, |a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+            let coldest: Vec<String> = order[..excess].iter().map(|(_, name)| (*name).clone()).collect();
+            for name in coldest {
                 self.series.remove(&name);
             }
         }
         self.step.clear();
         self.choose(step, settings, separators, families);
-    }
-
-    /// The forecasters of the series of `key`'s prefix, if tracked.
-    pub(crate) fn family_of(&self, key: &str, separators: &str) -> Option<&Forecasters> {
-        self.series
-            .get(super::prefix_of(key, separators))
-            .map(|s| &s.forecasters)
     }
 
     /// Every series chooses its method, with as prior the evidence of the series of the
@@ -177,37 +187,38 @@ impl Tracked {
         let day = settings.seasons.day as u64;
         let step_ms = settings.step_ms;
         let young = move |s: &Series| step.saturating_sub(s.since_ms / step_ms) < day;
-        let mut groups: HashMap<String, [Evidence; 2]> = HashMap::new();
+        // Each series' group (its prefix) and age, in the map's order, so that the second
+        // pass finds its prior and family without looking the prefix up again.
+        let mut groups: HashMap<&str, usize> = HashMap::new();
+        let mut evidence: Vec<[Evidence; 2]> = Vec::new();
+        let mut member: Vec<(usize, usize)> = Vec::with_capacity(self.series.len());
         let mut ages = [Evidence::default(); 2];
         for (name, series) in &self.series {
             let age = usize::from(young(series));
-            let evidence = series.forecasters.evidence();
-            let prefix = super::prefix_of(name, separators);
-            match groups.get_mut(prefix) {
-                Some(group) => group[age].add(evidence),
-                None => {
-                    let mut group = [Evidence::default(); 2];
-                    group[age].add(evidence);
-                    groups.insert(prefix.to_string(), group);
-                }
-            }
-            ages[age].add(evidence);
+            let group = *groups.entry(series.prefix(name, separators)).or_insert_with(|| {
+                evidence.push([Evidence::default(); 2]);
+                evidence.len() - 1
+            });
+            evidence[group][age].add(series.forecasters.evidence());
+            ages[age].add(series.forecasters.evidence());
+            member.push((group, age));
         }
         let age_means = ages.map(|e| e.means());
-        let priors: HashMap<String, [[f64; METHODS]; 2]> = groups
-            .into_iter()
-            .map(|(prefix, by_age)| {
-                let prior = [0, 1].map(|age| by_age[age].shrunk(&age_means[age], SHRINK_GROUP_STEPS));
-                (prefix, prior)
-            })
+        let priors: Vec<[[f64; METHODS]; 2]> = evidence
+            .iter()
+            .map(|by_age| [0, 1].map(|age| by_age[age].shrunk(&age_means[age], SHRINK_GROUP_STEPS)))
             .collect();
-        for (name, series) in self.series.iter_mut() {
-            let age = usize::from(young(series));
-            let prior = priors[super::prefix_of(name, separators)][age];
-            let family = families.and_then(|f| f.family_of(name, separators));
+        let mut family_of: Vec<Option<&Forecasters>> = vec![None; priors.len()];
+        if let Some(families) = families {
+            for (prefix, &group) in &groups {
+                family_of[group] = families.series.get(*prefix).map(|s| &s.forecasters);
+            }
+        }
+        drop(groups);
+        for ((_, series), (group, age)) in self.series.iter_mut().zip(member) {
             series
                 .forecasters
-                .choose(prior, &series.model, family, &settings.seasons);
+                .choose(priors[group][age], &series.model, family_of[group], &settings.seasons);
         }
     }
 

@@ -452,11 +452,16 @@ impl Forecasters {
         }
     }
 
-    /// Typical requests per step over the history observed (what eviction keeps the busiest by).
-    pub fn demand(&self) -> f64 {
+    /// Typical requests per step over the history observed, and at least a day
+    /// (what eviction keeps the busiest by): a series starts being tracked on a step it
+    /// was requested in, so over its first steps alone one request would look busier
+    /// than a key requested every hour; before it was tracked it counts as quiet.
+    pub fn demand(&self, seasons: &Seasons) -> f64 {
         match (self.first, self.latest) {
             (Some(first), Some(latest)) => {
-                let steps = (latest - first + 1).min(self.counts.len() as u64);
+                let steps = (latest - first + 1)
+                    .min(self.counts.len() as u64)
+                    .max(seasons.day.max(1) as u64);
                 let sum = self
                     .counts_sum
                     .unwrap_or_else(|| self.counts.iter().map(|&c| u64::from(c)).sum());

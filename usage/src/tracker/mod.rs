@@ -22,7 +22,8 @@
 //!   ([`crate::forecast`]). A key out of the top for `keys.evict_after_steps`
 //!   steps (default 48: two days, so a key busy once a day stays) is dropped,
 //!   and beyond `keys.max` series those of lowest typical demand per step
-//!   (the model's level, whatever the time of day) are dropped.
+//!   (over the history kept and at least a day, whatever the time of day:
+//!   [`crate::forecast::Forecasters::demand`]) are dropped.
 //! - **Per-prefix series** for everything else: a key's prefix is the key up
 //!   to its last separator (`:`, `/` or `.` by default; `user:42:cart` →
 //!   `user:42`; a key without a separator has the empty prefix). Prefixes are

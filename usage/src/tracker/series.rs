@@ -169,7 +169,7 @@ impl Tracked {
             let mut order: Vec<(f64, &String)> = self
                 .series
                 .iter()
-                .map(|(name, s)| (s.forecasters.demand(), name))
+                .map(|(name, s)| (s.forecasters.demand(&settings.seasons), name))
                 .collect();
             order.select_nth_unstable_by(excess - 1, |a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
             let coldest: Vec<String> = order[..excess].iter().map(|(_, name)| (*name).clone()).collect();

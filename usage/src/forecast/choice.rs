@@ -396,7 +396,11 @@ impl Forecasters {
     ) -> (f64, Method) {
         match self.forecast_by(self.chosen, h, Some(model), family, seasons) {
             Some(rate) => (rate, self.chosen),
-            None => (self.forecast_by(Method::Level, h, Some(model), family, seasons).unwrap_or(0.0), Method::Level),
+            None => (
+                self.forecast_by(Method::Level, h, Some(model), family, seasons)
+                    .unwrap_or(0.0),
+                Method::Level,
+            ),
         }
     }
 

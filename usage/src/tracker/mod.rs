@@ -680,7 +680,7 @@ impl UsageTracker {
         self.tracked(kind).series.iter().map(move |(name, s)| {
             // Only the profile method reads the family: no lookup for the others.
             let family = match s.forecasters.chosen() {
-                Method::Profile => self.family(kind, name, s),
+                Method::Profile => self.family(kind, name),
                 _ => None,
             };
             let mut method = Method::default();
@@ -697,12 +697,9 @@ impl UsageTracker {
     }
 
     /// The series of a key's prefix (none for a prefix).
-    fn family(&self, kind: Tracking, name: &str, series: &series::Series) -> Option<&series::Series> {
+    fn family(&self, kind: Tracking, name: &str) -> Option<&series::Series> {
         match kind {
-            Tracking::Keys => self
-                .prefixes
-                .series
-                .get(series.prefix(name, &self.config.separators)),
+            Tracking::Keys => self.prefixes.series.get(self.prefix_of(name)),
             Tracking::Prefixes => None,
         }
     }
@@ -753,13 +750,11 @@ impl UsageTracker {
                 hour_of_day: profile(Cycle::HourOfDay, &series.hour_of_day, HOUR_MS),
                 day_of_week: profile(Cycle::DayOfWeek, &series.day_of_week, DAY_MS),
             },
-            forecast: series
-                .forecast(1, self.family(kind, name, series), &self.config.seasons())
-                .0,
+            forecast: series.forecast(1, self.family(kind, name), &self.config.seasons()).0,
             explanation: series.forecasters.explain(
                 1,
                 &series.model,
-                self.family(kind, name, series).map(|f| &f.forecasters),
+                self.family(kind, name).map(|f| &f.forecasters),
                 &self.config.seasons(),
                 |step| self.step_name(step),
             ),

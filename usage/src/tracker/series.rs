@@ -31,10 +31,10 @@ pub(crate) struct Series {
     /// states saved before they existed: they start empty).
     #[serde(default)]
     pub(crate) forecasters: Forecasters,
-    /// The length of the name's prefix: every step looks up each key's prefix, so it is
-    /// found once (not saved: found again after a load).
+    /// The number of the name's prefix in [`Tracked::prefixes`] (not saved: numbered
+    /// again after a load).
     #[serde(skip)]
-    prefix_len: Option<usize>,
+    prefix: Option<u32>,
 }
 
 impl Series {
@@ -52,14 +52,6 @@ impl Series {
             + self.model.memory_bytes()
             + self.forecasters.memory_bytes()
             - std::mem::size_of::<Forecasters>()
-    }
-
-    /// The prefix of `name`, this series' name.
-    pub(crate) fn prefix<'n>(&self, name: &'n str, separators: &str) -> &'n str {
-        match self.prefix_len {
-            Some(len) => &name[..len],
-            None => super::prefix_of(name, separators),
-        }
     }
 
     /// The forecast `h ≥ 1` steps after the last closed one, and the method that made it;
@@ -92,6 +84,37 @@ pub(crate) struct Tracked {
     rule: TrackingRule,
     step: SpaceSaving,
     pub(crate) series: HashMap<String, Series>,
+    /// The tracked names' prefixes, numbered: each step's passes over every series find
+    /// a series' prefix and its family by number, without reading the name (not saved).
+    #[serde(skip)]
+    prefixes: Prefixes,
+}
+
+/// Distinct prefixes by number; at most twice as many as the series, plus 64 (then
+/// renumbered from the series that remain).
+#[derive(Debug, Clone, Default)]
+struct Prefixes {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Prefixes {
+    /// The number of `prefix`, new if it has none.
+    fn id(&mut self, prefix: &str) -> u32 {
+        if let Some(&id) = self.ids.get(prefix) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(prefix.to_string());
+        self.ids.insert(prefix.to_string(), id);
+        id
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.names.capacity() * std::mem::size_of::<String>()
+            + self.ids.capacity() * (std::mem::size_of::<(String, u32)>() + 1)
+            + 2 * self.names.iter().map(String::capacity).sum::<usize>()
+    }
 }
 
 impl Tracked {
@@ -100,6 +123,7 @@ impl Tracked {
             rule,
             step: SpaceSaving::new(capacity),
             series: HashMap::new(),
+            prefixes: Prefixes::default(),
         }
     }
 
@@ -144,17 +168,29 @@ impl Tracked {
                 day_of_week: vec![0; Cycle::DayOfWeek.bins()],
                 model: HoltWinters::with_phase(settings.model, (step % season) as usize),
                 forecasters: Forecasters::default(),
-                prefix_len: Some(super::prefix_of(&counter.key, separators).len()),
+                prefix: Some(self.prefixes.id(super::prefix_of(&counter.key, separators))),
             };
             // Its accesses before it was tracked are only known for this step, as an estimate.
             series.add(start_ms, counter.count, settings.offset_minutes);
             self.series.insert(counter.key, series);
         }
-        for (name, series) in self.series.iter_mut() {
+        for (name, series) in self.series.iter_mut().filter(|(_, s)| s.prefix.is_none()) {
+            // Loaded from a saved state: not numbered yet.
+            series.prefix = Some(self.prefixes.id(super::prefix_of(name, separators)));
+        }
+        let family_of: Vec<Option<&Forecasters>> = self
+            .prefixes
+            .names
+            .iter()
+            .map(|prefix| {
+                families
+                    .and_then(|f| f.series.get(prefix.as_str()))
+                    .map(|s| &s.forecasters)
+            })
+            .collect();
+        for series in self.series.values_mut() {
             let y = series.step_count;
-            let prefix = series.prefix(name, separators);
-            series.prefix_len = Some(prefix.len());
-            let family = families.and_then(|f| f.series.get(prefix)).map(|s| &s.forecasters);
+            let family = family_of[series.prefix.expect("numbered") as usize];
             series
                 .forecasters
                 .observe(step, y, &series.model, family, &settings.seasons);
@@ -178,47 +214,13 @@ impl Tracked {
             }
         }
         self.step.clear();
-        self.choose(step, settings, separators, families);
-    }
-
-    /// Every series chooses its method, with as prior the evidence of the series of the
-    /// same prefix and age (younger than a day or not), shrunk toward all series of that age.
-    fn choose(&mut self, step: u64, settings: &SeriesSettings, separators: &str, families: Option<&Tracked>) {
-        let day = settings.seasons.day as u64;
-        let step_ms = settings.step_ms;
-        let young = move |s: &Series| step.saturating_sub(s.since_ms / step_ms) < day;
-        // Each series' group (its prefix) and age, in the map's order, so that the second
-        // pass finds its prior and family without looking the prefix up again.
-        let mut groups: HashMap<&str, usize> = HashMap::new();
-        let mut evidence: Vec<[Evidence; 2]> = Vec::new();
-        let mut member: Vec<(usize, usize)> = Vec::with_capacity(self.series.len());
-        let mut ages = [Evidence::default(); 2];
-        for (name, series) in &self.series {
-            let age = usize::from(young(series));
-            let group = *groups.entry(series.prefix(name, separators)).or_insert_with(|| {
-                evidence.push([Evidence::default(); 2]);
-                evidence.len() - 1
-            });
-            evidence[group][age].add(series.forecasters.evidence());
-            ages[age].add(series.forecasters.evidence());
-            member.push((group, age));
-        }
-        let age_means = ages.map(|e| e.means());
-        let priors: Vec<[[f64; METHODS]; 2]> = evidence
-            .iter()
-            .map(|by_age| [0, 1].map(|age| by_age[age].shrunk(&age_means[age], SHRINK_GROUP_STEPS)))
-            .collect();
-        let mut family_of: Vec<Option<&Forecasters>> = vec![None; priors.len()];
-        if let Some(families) = families {
-            for (prefix, &group) in &groups {
-                family_of[group] = families.series.get(*prefix).map(|s| &s.forecasters);
+        choose(&mut self.series, self.prefixes.names.len(), &family_of, step, settings);
+        if self.prefixes.names.len() > 2 * self.series.len() + 64 {
+            let old = std::mem::take(&mut self.prefixes);
+            for series in self.series.values_mut() {
+                let prefix = &old.names[series.prefix.expect("numbered") as usize];
+                series.prefix = Some(self.prefixes.id(prefix));
             }
-        }
-        drop(groups);
-        for ((_, series), (group, age)) in self.series.iter_mut().zip(member) {
-            series
-                .forecasters
-                .choose(priors[group][age], &series.model, family_of[group], &settings.seasons);
         }
     }
 
@@ -232,5 +234,39 @@ impl Tracked {
                 .iter()
                 .map(|(name, s)| name.capacity() + s.memory_bytes() - std::mem::size_of::<Series>())
                 .sum::<usize>()
+            + self.prefixes.memory_bytes()
+    }
+}
+
+/// Every series chooses its method, with as prior the evidence of the series of the same
+/// prefix and age (younger than a day or not), shrunk toward all series of that age;
+/// `family_of` is each prefix's family (by number, `prefixes` of them).
+fn choose(
+    series: &mut HashMap<String, Series>,
+    prefixes: usize,
+    family_of: &[Option<&Forecasters>],
+    step: u64,
+    settings: &SeriesSettings,
+) {
+    let day = settings.seasons.day as u64;
+    let step_ms = settings.step_ms;
+    let young = move |s: &Series| step.saturating_sub(s.since_ms / step_ms) < day;
+    let mut evidence: Vec<[Evidence; 2]> = vec![[Evidence::default(); 2]; prefixes];
+    let mut ages = [Evidence::default(); 2];
+    for s in series.values() {
+        let age = usize::from(young(s));
+        evidence[s.prefix.expect("numbered") as usize][age].add(s.forecasters.evidence());
+        ages[age].add(s.forecasters.evidence());
+    }
+    let age_means = ages.map(|e| e.means());
+    let priors: Vec<[[f64; METHODS]; 2]> = evidence
+        .iter()
+        .map(|by_age| [0, 1].map(|age| by_age[age].shrunk(&age_means[age], SHRINK_GROUP_STEPS)))
+        .collect();
+    for s in series.values_mut() {
+        let group = s.prefix.expect("numbered") as usize;
+        let prior = priors[group][usize::from(young(s))];
+        s.forecasters
+            .choose(prior, &s.model, family_of[group], &settings.seasons);
     }
 }

@@ -184,6 +184,10 @@ pub struct Forecasters {
     evidence: Evidence,
     /// The method in use.
     chosen: Method,
+    /// The sum of `counts` (kept as they change, for [`Forecasters::demand`]); not saved,
+    /// recounted once after a load.
+    #[serde(skip)]
+    counts_sum: Option<u64>,
 }
 
 /// Why a forecast is what it is.
@@ -240,11 +244,25 @@ impl Forecasters {
 
     /// The mean count of the steps whole days before `target` within the history.
     fn same_step_mean(&self, target: u64, seasons: &Seasons) -> Option<f64> {
-        let days = (self.counts.len() as u64 / seasons.day.max(1) as u64).max(1);
+        let (Some(first), Some(latest)) = (self.first, self.latest) else {
+            return None;
+        };
+        // Every series computes this for several methods each step: the known steps are
+        // `oldest..=latest`, and the lags go back a day at a time from `target`.
+        let len = self.counts.len() as u64;
+        let day = seasons.day.max(1) as u64;
+        let oldest = first.max((latest + 1).saturating_sub(len));
         let (mut sum, mut n) = (0u64, 0u32);
-        for step in (1..=days).filter_map(|d| self.lag(target, d, seasons)) {
-            sum += u64::from(self.count(step));
-            n += 1;
+        let mut step = target;
+        for _ in 0..(len / day).max(1) {
+            let Some(before) = step.checked_sub(day).filter(|&s| s >= oldest) else {
+                break;
+            };
+            step = before;
+            if step <= latest {
+                sum += u64::from(self.counts[(step % len) as usize]);
+                n += 1;
+            }
         }
         (n > 0).then(|| sum as f64 / f64::from(n))
     }
@@ -256,12 +274,22 @@ impl Forecasters {
         family: Option<&Forecasters>,
         seasons: &Seasons,
     ) -> [Option<f64>; METHODS] {
-        let Some(latest) = self.latest else {
-            return [None; METHODS];
-        };
+        std::array::from_fn(|i| self.forecast_by(Method::ALL[i], h, model, family, seasons))
+    }
+
+    /// `method`'s forecast of the step `h ≥ 1` steps after the latest (`None`: not available).
+    fn forecast_by(
+        &self,
+        method: Method,
+        h: u64,
+        model: Option<&HoltWinters>,
+        family: Option<&Forecasters>,
+        seasons: &Seasons,
+    ) -> Option<f64> {
+        let latest = self.latest?;
         let target = latest + h.max(1);
         let day = seasons.day.max(1) as u64;
-        std::array::from_fn(|i| match Method::ALL[i] {
+        match method {
             Method::Recent => Some(f64::from(self.count(latest))),
             Method::Level => Some(self.level),
             Method::Day => self
@@ -279,7 +307,7 @@ impl Forecasters {
             Method::HoltWinters => model
                 .filter(|m| m.is_ready())
                 .map(|m| m.forecast_at(h as usize).max(0.0)),
-        })
+        }
     }
 
     /// Takes the count `y` of `step` (after the latest): scores each method's
@@ -302,13 +330,23 @@ impl Forecasters {
                     self.evidence.scored[i] = decay * self.evidence.scored[i] + 1.0;
                 }
             }
-            let len = self.counts.len() as u64;
+        }
+        let mut sum = self
+            .counts_sum
+            .unwrap_or_else(|| self.counts.iter().map(|&c| u64::from(c)).sum());
+        let len = self.counts.len() as u64;
+        let mut set = |at: u64, count: u32| {
+            let slot = &mut self.counts[(at % len) as usize];
+            sum = sum - u64::from(*slot) + u64::from(count);
+            *slot = count;
+        };
+        if let Some(latest) = self.latest {
             for gap in (latest + 1)..step.min(latest + 1 + len) {
-                self.counts[(gap % len) as usize] = 0;
+                set(gap, 0);
             }
         }
-        let len = self.counts.len() as u64;
-        self.counts[(step % len) as usize] = u32::try_from(y).unwrap_or(u32::MAX);
+        set(step, u32::try_from(y).unwrap_or(u32::MAX));
+        self.counts_sum = Some(sum);
         self.latest = Some(step);
         self.first.get_or_insert(step);
         // The level: a running mean at first, then smoothed over the history (at least two days).
@@ -335,16 +373,16 @@ impl Forecasters {
         family: Option<&Forecasters>,
         seasons: &Seasons,
     ) {
-        let available = self.forecasts(1, Some(model), family, seasons);
         let shrunk = self.evidence.shrunk(&prior, SHRINK_STEPS);
         self.prior = prior;
-        let mut best: Option<(usize, f64)> = None;
-        for i in 0..METHODS {
-            if available[i].is_some() && best.is_none_or(|(_, score)| shrunk[i] < score) {
-                best = Some((i, shrunk[i]));
-            }
-        }
-        self.chosen = best.map_or(Method::Recent, |(i, _)| Method::ALL[i]);
+        // The least loss first (ties to the first listed), then the first that has a forecast.
+        let mut order: [usize; METHODS] = std::array::from_fn(|i| i);
+        order.sort_by(|&a, &b| shrunk[a].total_cmp(&shrunk[b]));
+        self.chosen = order
+            .into_iter()
+            .map(|i| Method::ALL[i])
+            .find(|&m| self.forecast_by(m, 1, Some(model), family, seasons).is_some())
+            .unwrap_or(Method::Recent);
     }
 
     /// The forecast of the step `h ≥ 1` steps after the latest, by the chosen
@@ -356,10 +394,13 @@ impl Forecasters {
         family: Option<&Forecasters>,
         seasons: &Seasons,
     ) -> (f64, Method) {
-        let forecasts = self.forecasts(h, Some(model), family, seasons);
-        match forecasts[self.chosen.index()] {
+        match self.forecast_by(self.chosen, h, Some(model), family, seasons) {
             Some(rate) => (rate, self.chosen),
-            None => (forecasts[Method::Level.index()].unwrap_or(0.0), Method::Level),
+            None => (
+                self.forecast_by(Method::Level, h, Some(model), family, seasons)
+                    .unwrap_or(0.0),
+                Method::Level,
+            ),
         }
     }
 
@@ -415,12 +456,20 @@ impl Forecasters {
         }
     }
 
-    /// Typical requests per step over the history observed (what eviction keeps the busiest by).
-    pub fn demand(&self) -> f64 {
+    /// Typical requests per step over the history observed, and at least a day
+    /// (what eviction keeps the busiest by): a series starts being tracked on a step it
+    /// was requested in, so over its first steps alone one request would look busier
+    /// than a key requested every hour; before it was tracked it counts as quiet.
+    pub fn demand(&self, seasons: &Seasons) -> f64 {
         match (self.first, self.latest) {
             (Some(first), Some(latest)) => {
-                let steps = (latest - first + 1).min(self.counts.len() as u64);
-                self.counts.iter().map(|&c| f64::from(c)).sum::<f64>() / steps as f64
+                let steps = (latest - first + 1)
+                    .min(self.counts.len() as u64)
+                    .max(seasons.day.max(1) as u64);
+                let sum = self
+                    .counts_sum
+                    .unwrap_or_else(|| self.counts.iter().map(|&c| u64::from(c)).sum());
+                sum as f64 / steps as f64
             }
             _ => 0.0,
         }

@@ -399,23 +399,22 @@ impl Forecaster for SeasonalNaive {
     }
 }
 
-/// Holt-Winters forecasts of the keys a [`UsageTracker`] tracks.
+/// The forecasts of the keys a [`UsageTracker`] tracks, each by its chosen method.
 struct Predictive {
     tracker: UsageTracker,
+    /// Forecasts below this are not worth a warm even for an absent key (the benefit
+    /// `1 − e^(−λ)` would be under `min_benefit`): they are left out.
+    worth_from: f64,
 }
 
 impl Forecaster for Predictive {
     fn forecast(&mut self, start_ms: u64, intervals: u64, keys: &Keys) -> Vec<(u32, f64)> {
         self.tracker.advance(start_ms);
-        let mut demand: HashMap<u32, f64> = HashMap::new();
-        for ahead in 1..=intervals {
-            for (name, count, _) in self.tracker.forecasts(Tracking::Keys, ahead) {
-                if let Some(&id) = keys.ids.get(name) {
-                    *demand.entry(id).or_insert(0.0) += count.max(0.0);
-                }
-            }
-        }
-        demand.into_iter().collect()
+        self.tracker
+            .forecasts(Tracking::Keys, 1..=intervals)
+            .filter(|&(_, count, _)| count >= self.worth_from)
+            .filter_map(|(name, count, _)| keys.ids.get(name).map(|&id| (id, count)))
+            .collect()
     }
     fn observe(&mut self, ts_ms: u64, key: u32, hit: bool, keys: &Keys) {
         self.tracker.observe(ts_ms, &keys.names[key as usize], hit);
@@ -505,6 +504,9 @@ pub fn simulate(events: impl IntoIterator<Item = Result<AccessEvent>>, config: &
                 Strategy::SeasonalWeek => Some(Box::new(SeasonalNaive::new(WEEK_MS, config.interval_ms))),
                 Strategy::Predictive => Some(Box::new(Predictive {
                     tracker: UsageTracker::new(config.tracker_config()).expect("validated"),
+                    // The rate at which `1 − e^(−λ)` reaches `min_benefit`, a little under
+                    // so that rounding never leaves out a key `by_benefit` would keep.
+                    worth_from: 0.999 * -(-config.min_benefit).ln_1p(),
                 })),
                 Strategy::Oracle => None,
             },

@@ -22,7 +22,8 @@
 //!   ([`crate::forecast`]). A key out of the top for `keys.evict_after_steps`
 //!   steps (default 48: two days, so a key busy once a day stays) is dropped,
 //!   and beyond `keys.max` series those of lowest typical demand per step
-//!   (the model's level, whatever the time of day) are dropped.
+//!   (over the history kept and at least a day, whatever the time of day:
+//!   [`crate::forecast::Forecasters::demand`]) are dropped.
 //! - **Per-prefix series** for everything else: a key's prefix is the key up
 //!   to its last separator (`:`, `/` or `.` by default; `user:42:cart` →
 //!   `user:42`; a key without a separator has the empty prefix). Prefixes are
@@ -667,13 +668,31 @@ impl UsageTracker {
         self.tracked(kind).series.keys().map(String::as_str)
     }
 
-    /// Every tracked name's forecast of the step `ahead ≥ 1` steps after the last
-    /// closed one (1: the current step), by its chosen method.
-    pub fn forecasts(&self, kind: Tracking, ahead: u64) -> impl Iterator<Item = (&str, f64, Method)> {
+    /// Every tracked name's forecast of the steps `aheads` (each `≥ 1`) steps after the
+    /// last closed one (1: the current step), summed, by its chosen method (that of the
+    /// first of those steps).
+    pub fn forecasts(
+        &self,
+        kind: Tracking,
+        aheads: std::ops::RangeInclusive<u64>,
+    ) -> impl Iterator<Item = (&str, f64, Method)> {
         let seasons = self.config.seasons();
         self.tracked(kind).series.iter().map(move |(name, s)| {
-            let (count, method) = s.forecast(ahead, self.family(kind, name), &seasons);
-            (name.as_str(), count, method)
+            // Only the profile method reads the family: no lookup for the others.
+            let family = match s.forecasters.chosen() {
+                Method::Profile => self.family(kind, name),
+                _ => None,
+            };
+            let mut method = Method::default();
+            let mut sum = 0.0;
+            for ahead in aheads.clone() {
+                let (count, used) = s.forecast(ahead, family, &seasons);
+                if ahead == *aheads.start() {
+                    method = used;
+                }
+                sum += count.max(0.0);
+            }
+            (name.as_str(), sum, method)
         })
     }
 
@@ -780,7 +799,16 @@ impl SpanCounts {
 
 /// `key` up to its last separator (empty when it has none).
 fn prefix_of<'k>(key: &'k str, separators: &str) -> &'k str {
-    key.rfind(|c| separators.contains(c)).map_or("", |i| &key[..i])
+    // Called for every event and every series each step: ASCII separators (the usual
+    // case) are compared byte by byte; a separator byte is never inside a multi-byte
+    // character, so the split is on a character boundary.
+    let end = if separators.is_ascii() {
+        let separators = separators.as_bytes();
+        key.bytes().rposition(|b| separators.contains(&b))
+    } else {
+        key.rfind(|c| separators.contains(c))
+    };
+    end.map_or("", |i| &key[..i])
 }
 
 #[cfg(test)]

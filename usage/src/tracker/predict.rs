@@ -39,7 +39,7 @@ pub fn predict(tracker: &UsageTracker, at_ms: u64, n: usize) -> Prediction {
     let ahead = step - tracker.current_step() + 1;
     let rank = |kind: Tracking| {
         let mut predicted: Vec<Predicted> = tracker
-            .forecasts(kind, ahead)
+            .forecasts(kind, ahead..=ahead)
             .map(|(name, count, method)| Predicted {
                 name: name.to_string(),
                 count: count.max(0.0),

@@ -31,6 +31,10 @@ pub(crate) struct Series {
     /// states saved before they existed: they start empty).
     #[serde(default)]
     pub(crate) forecasters: Forecasters,
+    /// The number of the name's prefix in [`Tracked::prefixes`] (not saved: numbered
+    /// again after a load).
+    #[serde(skip)]
+    prefix: Option<u32>,
 }
 
 impl Series {
@@ -80,6 +84,37 @@ pub(crate) struct Tracked {
     rule: TrackingRule,
     step: SpaceSaving,
     pub(crate) series: HashMap<String, Series>,
+    /// The tracked names' prefixes, numbered: each step's passes over every series find
+    /// a series' prefix and its family by number, without reading the name (not saved).
+    #[serde(skip)]
+    prefixes: Prefixes,
+}
+
+/// Distinct prefixes by number; at most twice as many as the series, plus 64 (then
+/// renumbered from the series that remain).
+#[derive(Debug, Clone, Default)]
+struct Prefixes {
+    names: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl Prefixes {
+    /// The number of `prefix`, new if it has none.
+    fn id(&mut self, prefix: &str) -> u32 {
+        if let Some(&id) = self.ids.get(prefix) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(prefix.to_string());
+        self.ids.insert(prefix.to_string(), id);
+        id
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.names.capacity() * std::mem::size_of::<String>()
+            + self.ids.capacity() * (std::mem::size_of::<(String, u32)>() + 1)
+            + 2 * self.names.iter().map(String::capacity).sum::<usize>()
+    }
 }
 
 impl Tracked {
@@ -88,6 +123,7 @@ impl Tracked {
             rule,
             step: SpaceSaving::new(capacity),
             series: HashMap::new(),
+            prefixes: Prefixes::default(),
         }
     }
 
@@ -132,14 +168,29 @@ impl Tracked {
                 day_of_week: vec![0; Cycle::DayOfWeek.bins()],
                 model: HoltWinters::with_phase(settings.model, (step % season) as usize),
                 forecasters: Forecasters::default(),
+                prefix: Some(self.prefixes.id(super::prefix_of(&counter.key, separators))),
             };
             // Its accesses before it was tracked are only known for this step, as an estimate.
             series.add(start_ms, counter.count, settings.offset_minutes);
             self.series.insert(counter.key, series);
         }
-        for (name, series) in self.series.iter_mut() {
+        for (name, series) in self.series.iter_mut().filter(|(_, s)| s.prefix.is_none()) {
+            // Loaded from a saved state: not numbered yet.
+            series.prefix = Some(self.prefixes.id(super::prefix_of(name, separators)));
+        }
+        let family_of: Vec<Option<&Forecasters>> = self
+            .prefixes
+            .names
+            .iter()
+            .map(|prefix| {
+                families
+                    .and_then(|f| f.series.get(prefix.as_str()))
+                    .map(|s| &s.forecasters)
+            })
+            .collect();
+        for series in self.series.values_mut() {
             let y = series.step_count;
-            let family = families.and_then(|f| f.family_of(name, separators));
+            let family = family_of[series.prefix.expect("numbered") as usize];
             series
                 .forecasters
                 .observe(step, y, &series.model, family, &settings.seasons);
@@ -150,64 +201,26 @@ impl Tracked {
         self.series.retain(|_, s| step - s.last_hot_step < evict_after);
         if self.series.len() > self.rule.max {
             // The coldest: the lowest typical demand per step over the history, whatever the time.
-            let mut order: Vec<(f64, String)> = self
+            let excess = self.series.len() - self.rule.max;
+            let mut order: Vec<(f64, &String)> = self
                 .series
                 .iter()
-                .map(|(name, s)| (s.forecasters.demand(), name.clone()))
+                .map(|(name, s)| (s.forecasters.demand(&settings.seasons), name))
                 .collect();
-            order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-            for (_, name) in order.into_iter().take(self.series.len() - self.rule.max) {
+            order.select_nth_unstable_by(excess - 1, |a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+            let coldest: Vec<String> = order[..excess].iter().map(|(_, name)| (*name).clone()).collect();
+            for name in coldest {
                 self.series.remove(&name);
             }
         }
         self.step.clear();
-        self.choose(step, settings, separators, families);
-    }
-
-    /// The forecasters of the series of `key`'s prefix, if tracked.
-    pub(crate) fn family_of(&self, key: &str, separators: &str) -> Option<&Forecasters> {
-        self.series
-            .get(super::prefix_of(key, separators))
-            .map(|s| &s.forecasters)
-    }
-
-    /// Every series chooses its method, with as prior the evidence of the series of the
-    /// same prefix and age (younger than a day or not), shrunk toward all series of that age.
-    fn choose(&mut self, step: u64, settings: &SeriesSettings, separators: &str, families: Option<&Tracked>) {
-        let day = settings.seasons.day as u64;
-        let step_ms = settings.step_ms;
-        let young = move |s: &Series| step.saturating_sub(s.since_ms / step_ms) < day;
-        let mut groups: HashMap<String, [Evidence; 2]> = HashMap::new();
-        let mut ages = [Evidence::default(); 2];
-        for (name, series) in &self.series {
-            let age = usize::from(young(series));
-            let evidence = series.forecasters.evidence();
-            let prefix = super::prefix_of(name, separators);
-            match groups.get_mut(prefix) {
-                Some(group) => group[age].add(evidence),
-                None => {
-                    let mut group = [Evidence::default(); 2];
-                    group[age].add(evidence);
-                    groups.insert(prefix.to_string(), group);
-                }
+        choose(&mut self.series, self.prefixes.names.len(), &family_of, step, settings);
+        if self.prefixes.names.len() > 2 * self.series.len() + 64 {
+            let old = std::mem::take(&mut self.prefixes);
+            for series in self.series.values_mut() {
+                let prefix = &old.names[series.prefix.expect("numbered") as usize];
+                series.prefix = Some(self.prefixes.id(prefix));
             }
-            ages[age].add(evidence);
-        }
-        let age_means = ages.map(|e| e.means());
-        let priors: HashMap<String, [[f64; METHODS]; 2]> = groups
-            .into_iter()
-            .map(|(prefix, by_age)| {
-                let prior = [0, 1].map(|age| by_age[age].shrunk(&age_means[age], SHRINK_GROUP_STEPS));
-                (prefix, prior)
-            })
-            .collect();
-        for (name, series) in self.series.iter_mut() {
-            let age = usize::from(young(series));
-            let prior = priors[super::prefix_of(name, separators)][age];
-            let family = families.and_then(|f| f.family_of(name, separators));
-            series
-                .forecasters
-                .choose(prior, &series.model, family, &settings.seasons);
         }
     }
 
@@ -221,5 +234,39 @@ impl Tracked {
                 .iter()
                 .map(|(name, s)| name.capacity() + s.memory_bytes() - std::mem::size_of::<Series>())
                 .sum::<usize>()
+            + self.prefixes.memory_bytes()
+    }
+}
+
+/// Every series chooses its method, with as prior the evidence of the series of the same
+/// prefix and age (younger than a day or not), shrunk toward all series of that age;
+/// `family_of` is each prefix's family (by number, `prefixes` of them).
+fn choose(
+    series: &mut HashMap<String, Series>,
+    prefixes: usize,
+    family_of: &[Option<&Forecasters>],
+    step: u64,
+    settings: &SeriesSettings,
+) {
+    let day = settings.seasons.day as u64;
+    let step_ms = settings.step_ms;
+    let young = move |s: &Series| step.saturating_sub(s.since_ms / step_ms) < day;
+    let mut evidence: Vec<[Evidence; 2]> = vec![[Evidence::default(); 2]; prefixes];
+    let mut ages = [Evidence::default(); 2];
+    for s in series.values() {
+        let age = usize::from(young(s));
+        evidence[s.prefix.expect("numbered") as usize][age].add(s.forecasters.evidence());
+        ages[age].add(s.forecasters.evidence());
+    }
+    let age_means = ages.map(|e| e.means());
+    let priors: Vec<[[f64; METHODS]; 2]> = evidence
+        .iter()
+        .map(|by_age| [0, 1].map(|age| by_age[age].shrunk(&age_means[age], SHRINK_GROUP_STEPS)))
+        .collect();
+    for s in series.values_mut() {
+        let group = s.prefix.expect("numbered") as usize;
+        let prior = priors[group][usize::from(young(s))];
+        s.forecasters
+            .choose(prior, &s.model, family_of[group], &settings.seasons);
     }
 }

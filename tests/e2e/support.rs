@@ -938,3 +938,8 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+// The Redis Cluster the tests start, shared with the benchmark suite.
+#[path = "cluster_nodes.rs"]
+mod cluster_nodes;
+pub use cluster_nodes::{ClusterNode, RedisCluster};

@@ -7,6 +7,7 @@
 //! timing. Every measurement yields a [`Row`]; one that fails keeps its row,
 //! with no value and the error in its note.
 
+pub mod cluster;
 pub mod native;
 
 use preheat::backend::{Backend, MemoryBackend};
@@ -248,14 +249,28 @@ pub fn run(setup: &Setup) -> Results {
 
     // Compile once so the timed runs load from the cache, as every run after the first does.
     let _ = rt.block_on(in_process_run(
-        &run_config(&redis, &cache, work.path(), &setup.synthetic_wasm, 10, s.value_size),
+        &run_config(
+            &redis.backend_toml(),
+            &cache,
+            work.path(),
+            &setup.synthetic_wasm,
+            10,
+            s.value_size,
+        ),
         work.path(),
         false,
         10,
     ));
     redis.flush();
     let e2e = |native: bool| {
-        let toml = run_config(&redis, &cache, work.path(), &setup.synthetic_wasm, s.keys, s.value_size);
+        let toml = run_config(
+            &redis.backend_toml(),
+            &cache,
+            work.path(),
+            &setup.synthetic_wasm,
+            s.keys,
+            s.value_size,
+        );
         let result = rt.block_on(in_process_run(&toml, work.path(), native, s.keys));
         redis.flush();
         result
@@ -534,6 +549,10 @@ pub fn run(setup: &Setup) -> Results {
         );
     }
 
+    if ["10a", "10b", "10c", "10d"].iter().any(|id| wanted(id)) {
+        cluster_rows(setup, &rt, &cache, work.path(), &mut rows);
+    }
+
     let value = |id: &str| rows.iter().find(|r| r.id == id).and_then(|r| r.value);
     let ratio = |a: &str, b: &str| Some(value(a)? / value(b)?);
     let target = |what, measured: Option<f64>, unit, ok: fn(f64) -> bool| Target {
@@ -574,6 +593,78 @@ pub fn run(setup: &Setup) -> Results {
         machine: machine(),
         sizes: s.clone(),
     }
+}
+
+/// Rows 10a–10d: a three-master Redis Cluster, the raw cluster client and
+/// preheat, in interleaved rounds (the best of each kept), against rows 2
+/// and 4 (one server).
+fn cluster_rows(setup: &Setup, rt: &tokio::runtime::Runtime, cache: &Path, dir: &Path, rows: &mut Vec<Row>) {
+    let s = &setup.sizes;
+    let bench = cluster::Bench::start();
+    let rounds = (0..s.rounds)
+        .map(|_| bench.round(rt, cache, dir, &setup.synthetic_wasm, s.keys, s.value_size))
+        .collect();
+    let cluster::Round { raw, preheat } = cluster::best(rounds);
+    drop(bench);
+    let one_server = |id: &str, rate: f64| {
+        rows.iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.value)
+            .map_or(String::new(), |base| {
+                format!("{:.2} × one server (row {id}); ", rate / base)
+            })
+    };
+    let masters = cluster::MASTERS;
+    let raw_rate = raw
+        .as_ref()
+        .map(|(rate, _, note)| (*rate, format!("{}{note}", one_server("2", *rate))));
+    let preheat_rate = preheat.as_ref().map(|(rate, _, note)| {
+        let vs_raw = raw.as_ref().map_or(String::new(), |(r, _, _)| {
+            format!("{:.2} × the raw cluster client; ", rate / r)
+        });
+        (*rate, format!("{vs_raw}{}{note}", one_server("4", *rate)))
+    });
+    push(
+        rows,
+        "10a",
+        format!("Redis Cluster ({masters} masters), raw client: `redis` crate `ClusterConnection`, `SET NX EX` per key, {RAW_IN_FLIGHT} × {RAW_PIPELINE} in flight"),
+        "keys/s",
+        raw_rate.map_err(Clone::clone),
+    );
+    push(
+        rows,
+        "10b",
+        format!(
+            "Redis Cluster ({masters} masters), preheat end-to-end: `synthetic` WASM plugin → `kind = \"redis-cluster\"`, `if-missing`, {} keys × {} B",
+            group(s.keys as f64),
+            s.value_size
+        ),
+        "keys/s",
+        preheat_rate.map_err(Clone::clone),
+    );
+    push(
+        rows,
+        "10c",
+        "Redis Cluster: CPU time per key of the raw cluster client (process user + sys, `getrusage`)".into(),
+        "µs",
+        raw.as_ref()
+            .map(|(_, cpu, _)| (cpu / 1000.0, String::new()))
+            .map_err(Clone::clone),
+    );
+    let cpu_ratio = match (&preheat, &raw) {
+        (Ok((_, p, _)), Ok((_, r, _))) => format!(
+            "{:.2} × the raw cluster client's; the plugin's `produce` included",
+            p / r
+        ),
+        _ => String::new(),
+    };
+    push(
+        rows,
+        "10d",
+        "Redis Cluster: CPU time per key of preheat (process user + sys, `getrusage`)".into(),
+        "µs",
+        preheat.map(|(_, cpu, _)| (cpu / 1000.0, cpu_ratio)),
+    );
 }
 
 /// The best (highest) of several throughput samples, noting them all.
@@ -697,6 +788,11 @@ impl RedisServer {
     /// The server's URL.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `[backend]` lines for this server.
+    pub fn backend_toml(&self) -> String {
+        format!("kind = \"redis\"\nurl = \"{}\"", self.url())
     }
 
     fn conn(&self) -> redis::RedisResult<redis::Connection> {
@@ -848,14 +944,13 @@ async fn naive(redis: &RedisServer, keys: u64, value_size: usize) -> Result<f64,
 // ---------------------------------------------------------------- 4–5: preheat
 
 /// A config running the synthetic plugin against the benchmark redis.
-fn run_config(redis: &RedisServer, cache: &Path, state: &Path, wasm: &Path, keys: u64, value_size: usize) -> String {
+fn run_config(backend: &str, cache: &Path, state: &Path, wasm: &Path, keys: u64, value_size: usize) -> String {
     format!(
         r#"[run]
 cache_dir = {cache:?}
 
 [backend]
-kind = "redis"
-url = "{url}"
+{backend}
 
 [jobs]
 state_dir = {state:?}
@@ -871,7 +966,6 @@ keys = "{keys}"
 value_size = "{value_size}"
 "#,
         cache = cache.display().to_string(),
-        url = redis.url(),
         state = state.join("state").display().to_string(),
         wasm = wasm.display().to_string(),
     )
@@ -881,6 +975,18 @@ value_size = "{value_size}"
 /// (plugin load from the compile cache included) to the report: keys/s.
 /// The note says how long `produce` calls took (p50/p99 per batch).
 async fn in_process_run(toml: &str, dir: &Path, native: bool, keys: u64) -> Measured {
+    in_process_run_with_cpu(toml, dir, native, keys)
+        .await
+        .map(|(rate, _, note)| (rate, note))
+}
+
+/// [`in_process_run`], also giving the process's CPU time (user + sys) per key in ns.
+async fn in_process_run_with_cpu(
+    toml: &str,
+    dir: &Path,
+    native: bool,
+    keys: u64,
+) -> Result<(f64, f64, String), String> {
     let config = Config::parse(toml, &dir.join("preheat.toml")).map_err(|e| format!("{e:#}"))?;
     let warmer = Warmer::new(config).map_err(|e| format!("{e:#}"))?;
     // Connected before the clock starts, as a long-lived process has it.
@@ -888,9 +994,11 @@ async fn in_process_run(toml: &str, dir: &Path, native: bool, keys: u64) -> Meas
     if native {
         warmer.install_producer(Arc::new(native::NativeSynthetic::new("synthetic")));
     }
+    let cpu = process_cpu_ns();
     let started = Instant::now();
     let report = warmer.execute(RunOptions::default()).await;
     let secs = started.elapsed().as_secs_f64();
+    let cpu_per_key = process_cpu_ns().saturating_sub(cpu) as f64 / keys as f64;
     if report.totals.written != keys {
         return Err(format!(
             "wrote {} of {keys} keys: {:?} {:?}",
@@ -904,7 +1012,20 @@ async fn in_process_run(toml: &str, dir: &Path, native: bool, keys: u64) -> Meas
             p.produce_p99_us.unwrap_or(0)
         )
     });
-    Ok((keys as f64 / secs, calls))
+    Ok((keys as f64 / secs, cpu_per_key, calls))
+}
+
+/// CPU time of this process so far, every thread, user + sys
+/// (`getrusage(RUSAGE_SELF)`), in ns.
+fn process_cpu_ns() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
 fn limits() -> PluginLimits {
@@ -1080,7 +1201,7 @@ fn write_config(dir: &Path, name: &str, toml: &str) -> PathBuf {
 fn peak_rss(setup: &Setup, redis: &RedisServer, cache: &Path, dir: &Path, keys: u64) -> Result<(f64, f64), String> {
     let run_dir = dir.join(format!("rss-{keys}"));
     let toml = run_config(
-        redis,
+        &redis.backend_toml(),
         cache,
         &run_dir,
         &setup.synthetic_wasm,
@@ -1167,7 +1288,7 @@ fn startup(setup: &Setup, redis: &RedisServer, dir: &Path, cached: bool) -> Meas
             run_dir.join(format!("cache-{i}"))
         };
         let toml = run_config(
-            redis,
+            &redis.backend_toml(),
             &cache,
             &run_dir,
             &setup.synthetic_wasm,
@@ -1233,7 +1354,7 @@ fn hot_reload(setup: &Setup, redis: &RedisServer, dir: &Path) -> TwoFigures {
     let original = std::fs::read(&setup.synthetic_wasm).map_err(|e| e.to_string())?;
     std::fs::write(&wasm, &original).map_err(|e| e.to_string())?;
     let toml = run_config(
-        redis,
+        &redis.backend_toml(),
         &run_dir.join("cache"),
         &run_dir,
         &wasm,
@@ -1323,7 +1444,7 @@ fn serve_requests(setup: &Setup, redis: &RedisServer, dir: &Path) -> TwoFigures 
         .map_err(|e| e.to_string())?
         .port();
     let toml = run_config(
-        redis,
+        &redis.backend_toml(),
         &run_dir.join("cache"),
         &run_dir,
         &setup.synthetic_wasm,

@@ -7,11 +7,13 @@
 pub mod events;
 mod memory;
 mod redis;
+pub mod redis_cluster;
 mod sql;
 pub mod tls;
 
 pub use self::memory::MemoryBackend;
 pub use self::redis::RedisBackend;
+pub use self::redis_cluster::RedisClusterBackend;
 pub use self::sql::SqlBackend;
 
 use crate::config::{BackendConfig, Target, WritePolicy};
@@ -83,6 +85,8 @@ pub enum Backend {
     Memory(Arc<MemoryBackend>),
     /// A SQL cache table.
     Sql(SqlBackend),
+    /// A Redis Cluster.
+    RedisCluster(RedisClusterBackend),
 }
 
 impl Backend {
@@ -92,6 +96,7 @@ impl Backend {
             Target::Redis(redis) => Ok(Backend::Redis(RedisBackend::connect(redis).await?)),
             Target::Memory(memory) => Ok(Backend::Memory(Arc::new(MemoryBackend::new(memory.max_bytes.0)))),
             Target::Sql(sql) => Ok(Backend::Sql(SqlBackend::connect(sql, &config.format).await?)),
+            Target::RedisCluster(cluster) => Ok(Backend::RedisCluster(RedisClusterBackend::connect(cluster).await?)),
         }
     }
 
@@ -104,6 +109,7 @@ impl Backend {
             Backend::Redis(r) => r.write_batch(policy, writes).await,
             Backend::Memory(m) => Ok(m.write_batch(policy, writes)),
             Backend::Sql(s) => s.write_batch(policy, writes).await,
+            Backend::RedisCluster(c) => c.write_batch(policy, writes).await,
         }
     }
 
@@ -113,6 +119,7 @@ impl Backend {
             Backend::Redis(r) => r.get(key).await,
             Backend::Memory(m) => Ok(m.get(key)),
             Backend::Sql(s) => s.get(key).await,
+            Backend::RedisCluster(c) => c.get(key).await,
         }
     }
 
@@ -123,6 +130,7 @@ impl Backend {
             Backend::Redis(r) => r.ttl(key).await,
             Backend::Memory(m) => Ok(m.ttl(key)),
             Backend::Sql(s) => s.ttl(key).await,
+            Backend::RedisCluster(c) => c.ttl(key).await,
         }
     }
 
@@ -134,14 +142,17 @@ impl Backend {
             Backend::Redis(r) => r.get_at_most(key, max).await,
             Backend::Memory(m) => Ok(m.get_at_most(key, max)),
             Backend::Sql(s) => s.get_at_most(key, max).await,
+            Backend::RedisCluster(c) => c.get_at_most(key, max).await,
         }
     }
 
     /// Server-wide hit and miss counters, where the kind has them
-    /// (`Capabilities::server_stats`: Redis `INFO stats`); `None` elsewhere.
+    /// (`Capabilities::server_stats`: Redis `INFO stats`, a cluster's summed
+    /// over its masters); `None` elsewhere.
     pub async fn server_stats(&self) -> Result<Option<ServerStats>, BackendError> {
         match self {
             Backend::Redis(r) => r.server_stats().await.map(Some),
+            Backend::RedisCluster(c) => c.server_stats().await.map(Some),
             Backend::Memory(_) | Backend::Sql(_) => Ok(None),
         }
     }
@@ -152,6 +163,7 @@ impl Backend {
             Backend::Redis(r) => format!("redis {}", r.address()),
             Backend::Memory(m) => format!("memory (max {} bytes)", m.max_bytes()),
             Backend::Sql(s) => format!("sql {}", s.describe()),
+            Backend::RedisCluster(c) => format!("redis-cluster {}", c.seeds()),
         }
     }
 }

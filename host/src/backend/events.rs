@@ -93,7 +93,7 @@ pub async fn read_stream(
         EventSource::Cluster(cluster) => {
             // A read blocks for STREAM_BLOCK: its reply may take that much longer.
             let wait = cluster.nodes.response_timeout + STREAM_BLOCK;
-            let conn = redis_cluster::connect_client(cluster, wait)?
+            let conn = redis_cluster::connect_client(cluster, wait, redis_cluster::CLUSTER_RETRIES)?
                 .get_async_connection()
                 .await?;
             read_stream_on(conn, stream, consumer, take).await
@@ -159,9 +159,10 @@ pub async fn watch_expired_keys(source: &EventSource, configure: bool, expired: 
         EventSource::Server { url, tls } => return watch_server(tls::client(url, tls)?, configure, &expired).await,
         EventSource::Cluster(cluster) => cluster,
     };
-    let mut conn = redis_cluster::connect_client(cluster, cluster.nodes.response_timeout)?
-        .get_async_connection()
-        .await?;
+    let mut conn =
+        redis_cluster::connect_client(cluster, cluster.nodes.response_timeout, redis_cluster::CLUSTER_RETRIES)?
+            .get_async_connection()
+            .await?;
     let seed = cluster.urls.first().context("a cluster without seed urls")?;
     let seed_host = seed_host(seed);
     let masters = redis_cluster::masters(&mut conn, &seed_host).await?;

@@ -11,6 +11,17 @@
 //! only before its first command, so in a migrating slot a pipeline would be
 //! sent again after some of its writes had landed (an if-missing write would
 //! then find its own value). One command is redirected alone.
+//!
+//! Writes follow the cluster's redirects here ([`RedisClusterBackend::command`]),
+//! on a connection whose client retries nothing: the crate sends ASKING and
+//! the redirected command as two requests on the node's shared connection,
+//! so with other commands in flight to that node one of theirs takes the
+//! ASKING, ours is answered MOVED, and it loops until it times out (seen
+//! with 100 writes into a migrating slot). Here ASKING and the command go
+//! as one two-command pipeline to the node ASK names; MOVED goes straight to
+//! the node it names (the crate refreshes its slot map meanwhile); a lost
+//! node, a failover or TRYAGAIN is waited out, [`WRITE_ATTEMPTS`] times at
+//! most, all within `response_timeout`.
 
 use super::redis::{
     bounded_of, error_of, outcome_of, stats_of, ttl_of, write_command, GET_AT_MOST_SCRIPT, REFRESH_SCRIPT,
@@ -21,22 +32,30 @@ use anyhow::{Context, Result};
 use futures_util::stream::{self, StreamExt};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
-use redis::{ErrorKind, FromRedisValue, RedisResult, ServerErrorKind, Value};
+use redis::{ErrorKind, FromRedisValue, RedisResult, RetryMethod, ServerErrorKind, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
 /// Most commands of one batch in flight at once; the rest wait for a place.
 pub const MAX_IN_FLIGHT: usize = 4096;
-/// Attempts the cluster client makes for one command after the first
-/// (redirects, reconnects, slot-map refreshes), all within `response_timeout`.
-const CLUSTER_RETRIES: u32 = 6;
+/// Attempts the cluster client makes for a read or an admin command after
+/// the first (redirects, reconnects, slot-map refreshes), all within
+/// `response_timeout`.
+pub const CLUSTER_RETRIES: u32 = 6;
 /// Wait before a command's retry: from 50 ms, doubling from 200 ms, at most 1 s.
 const RETRY_WAIT: (u64, u64) = (50, 1000);
+/// Most sends of one write ([`RedisClusterBackend::command`]): redirects and
+/// waits for a lost node, all within `response_timeout`.
+pub const WRITE_ATTEMPTS: u32 = 10;
 
 /// A connection to a Redis Cluster.
 #[derive(Clone)]
 pub struct RedisClusterBackend {
+    /// Reads and admin commands: the client follows redirects and retries.
     conn: ClusterConnection,
+    /// Writes: the client retries nothing, [`RedisClusterBackend::command`] does.
+    writes: ClusterConnection,
+    response_timeout: Duration,
     seeds: String,
     refresh: redis::Script,
     get_at_most: redis::Script,
@@ -49,7 +68,8 @@ impl RedisClusterBackend {
     pub async fn connect(config: &RedisClusterTarget) -> Result<RedisClusterBackend> {
         let nodes = &config.nodes;
         let seeds = tls::describe_seeds(&config.urls);
-        let client = connect_client(config, nodes.response_timeout)?;
+        let client = connect_client(config, nodes.response_timeout, CLUSTER_RETRIES)?;
+        let writes_client = connect_client(config, nodes.response_timeout, 0)?;
         let failed = |e: anyhow::Error| {
             match tls::handshake_failure(&e, &seeds, nodes) {
             Some(why) => e.context(why),
@@ -61,11 +81,14 @@ impl RedisClusterBackend {
             )),
         }
         };
-        let mut conn = tokio::time::timeout(nodes.connect_timeout * 2, client.get_async_connection())
-            .await
-            .map_err(|_| anyhow::anyhow!("timed out after {:?}", nodes.connect_timeout * 2))
-            .and_then(|connected| Ok(connected?))
-            .map_err(failed)?;
+        let connect = |client: redis::cluster::ClusterClient| async move {
+            tokio::time::timeout(nodes.connect_timeout * 2, client.get_async_connection())
+                .await
+                .map_err(|_| anyhow::anyhow!("timed out after {:?}", nodes.connect_timeout * 2))
+                .and_then(|connected| Ok(connected?))
+        };
+        let mut conn = connect(client).await.map_err(failed)?;
+        let writes = connect(writes_client).await.map_err(failed)?;
         // Routed to every master; each must answer.
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
@@ -73,6 +96,8 @@ impl RedisClusterBackend {
             .map_err(|e| failed(e.into()))?;
         Ok(RedisClusterBackend {
             conn,
+            writes,
+            response_timeout: nodes.response_timeout,
             seeds,
             refresh: redis::Script::new(REFRESH_SCRIPT),
             get_at_most: redis::Script::new(GET_AT_MOST_SCRIPT),
@@ -131,12 +156,79 @@ impl RedisClusterBackend {
     async fn send(&self, policy: WritePolicy, writes: &[Write], indices: &[usize]) -> Vec<RedisResult<Value>> {
         stream::iter(indices.iter().copied().map(|i| {
             let cmd = write_command(policy, &writes[i], &self.refresh);
-            let mut conn = self.conn.clone();
-            async move { cmd.query_async::<Value>(&mut conn).await }
+            async move { self.command(&cmd).await }
         }))
         .buffered(MAX_IN_FLIGHT)
         .collect()
         .await
+    }
+
+    /// Sends `cmd` (one key's) to its slot's master and follows what the
+    /// cluster answers: ASK (`ASKING` + `cmd` as one pipeline to the node
+    /// named), MOVED (to the node named), and a lost node, a failover or a
+    /// busy slot (waited out, then routed by slot again), [`WRITE_ATTEMPTS`]
+    /// sends at most, within `response_timeout`. Its reply, or the last error.
+    async fn command(&self, cmd: &redis::Cmd) -> RedisResult<Value> {
+        /// Where the next send goes.
+        enum Route {
+            Slot,
+            Moved(SingleNodeRoutingInfo),
+            Ask(SingleNodeRoutingInfo),
+        }
+        let mut conn = self.writes.clone();
+        let sends = async {
+            let mut route = Route::Slot;
+            let mut attempt = 0;
+            loop {
+                let reply = match route {
+                    Route::Slot => cmd.query_async::<Value>(&mut conn).await,
+                    Route::Moved(node) => conn
+                        .route_command(cmd.clone(), RoutingInfo::SingleNode(node))
+                        .await
+                        .and_then(Value::extract_error),
+                    Route::Ask(node) => {
+                        let mut asking = redis::pipe();
+                        asking.cmd("ASKING").add_command(cmd.clone());
+                        conn.route_pipeline(asking, 1, 1, node)
+                            .await
+                            .and_then(|mut replies| {
+                                replies
+                                    .pop()
+                                    .ok_or_else(|| (ErrorKind::UnexpectedReturnType, "no reply after ASKING").into())
+                            })
+                            .and_then(Value::extract_error)
+                    }
+                };
+                let e = match reply {
+                    Ok(value) => return Ok(value),
+                    Err(e) => e,
+                };
+                attempt += 1;
+                if attempt >= WRITE_ATTEMPTS {
+                    return Err(e);
+                }
+                route = match (e.retry_method(), redirected_to(&e)) {
+                    (RetryMethod::AskRedirect, Some(node)) => Route::Ask(node),
+                    (RetryMethod::MovedRedirect, Some(node)) => Route::Moved(node),
+                    (RetryMethod::NoRetry, _) => return Err(e),
+                    _ => {
+                        tokio::time::sleep(write_wait(attempt)).await;
+                        Route::Slot
+                    }
+                };
+            }
+        };
+        match tokio::time::timeout(self.response_timeout, sends).await {
+            Ok(reply) => reply,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no answer within response_timeout = {:?}, redirects and retries included",
+                    self.response_timeout
+                ),
+            )
+            .into()),
+        }
     }
 
     /// `SCRIPT LOAD` of the refresh script, which the crate sends to every node.
@@ -209,20 +301,37 @@ impl RedisClusterBackend {
     }
 }
 
-/// The client the backend and the usage readers connect with: the seed
-/// URLs, the TLS setup and `connect_timeout` of `[backend]`, replies awaited
-/// `response_timeout` (a command with all its retries), retries bounded by
-/// [`CLUSTER_RETRIES`] and [`RETRY_WAIT`].
+/// The node a MOVED or ASK error names.
+fn redirected_to(e: &redis::RedisError) -> Option<SingleNodeRoutingInfo> {
+    let (address, _slot) = e.redirect_node()?;
+    let (host, port) = address.rsplit_once(':')?;
+    Some(SingleNodeRoutingInfo::ByAddress {
+        host: host.to_string(),
+        port: port.parse().ok()?,
+    })
+}
+
+/// Wait before a write's send number `attempt + 1` after a lost node or a
+/// busy slot: 50 ms, doubling, at most 1 s.
+fn write_wait(attempt: u32) -> Duration {
+    Duration::from_millis((50u64 << attempt.min(5)).min(1000))
+}
+
+/// A client with the seed URLs, the TLS setup and `connect_timeout` of
+/// `[backend]`, replies awaited `response_timeout` (a command with all its
+/// retries), `retries` per command (waits bounded by [`RETRY_WAIT`]): what
+/// the backend and the usage readers connect with.
 pub fn connect_client(
     config: &RedisClusterTarget,
     response_timeout: Duration,
+    retries: u32,
 ) -> Result<redis::cluster::ClusterClient> {
     let nodes = &config.nodes;
     tls::cluster_client(&config.urls, nodes, |builder| {
         builder
             .connection_timeout(nodes.connect_timeout)
             .response_timeout(response_timeout)
-            .retries(CLUSTER_RETRIES)
+            .retries(retries)
             .min_retry_wait(RETRY_WAIT.0)
             .max_retry_wait(RETRY_WAIT.1)
             .retry_wait_formula(100, 2)

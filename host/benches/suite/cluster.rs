@@ -5,6 +5,7 @@
 //! the process's CPU time per key (user + sys, `getrusage`).
 
 #[path = "../../../tests/e2e/cluster_nodes.rs"]
+#[allow(clippy::duplicate_mod)]
 mod cluster_nodes;
 
 use super::{group, in_process_run_with_cpu, key, native, process_cpu_ns, run_config, RAW_IN_FLIGHT, RAW_PIPELINE};

@@ -1,7 +1,9 @@
 //! The Redis Cluster backend: the redis crate's cluster client routes each
 //! command to the master of its key's hash slot (hash tags `{…}` included),
-//! follows MOVED and ASK while slots migrate, and finds the promoted replica
-//! after a failover. Policies are the single server's commands
+//! follows MOVED and ASK while slots migrate, and is meant to find the
+//! promoted replica after a failover (not yet achieved: in the e2e tests a
+//! killed master, or a large resharding, leaves the crate's slot refresh
+//! unfinished and later writes time out). Policies are the single server's commands
 //! (`backend/redis.rs`: `SET NX`, the refresh script, plain `SET`).
 //!
 //! A batch is sent one command per key, all in flight at once (at most

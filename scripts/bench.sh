@@ -17,7 +17,7 @@
 #   BENCH_VALUE_SIZE [200]      bytes per value
 #   BENCH_ROUNDS [3]            interleaved rounds of the throughput rows (best kept)
 #   BENCH_PRODUCE_BATCH [256]   keys per produce call in the produce-cost rows
-#   BENCH_ONLY [all]            only these rows, e.g. BENCH_ONLY=2,4,5a
+#   BENCH_ONLY [all]            only these rows, e.g. BENCH_ONLY=2,4,5a (10a-10d: the Redis Cluster rows)
 #   BENCH_OUT [docs/BENCHMARKS.md] file to update; "-" prints only
 # A quick run (seconds): BENCH_KEYS=20000 BENCH_NAIVE_KEYS=2000 BENCH_CEILING_N=20000 \
 #   BENCH_PRODUCE_KEYS=20000 BENCH_RSS_SMALL=2000 BENCH_RSS_LARGE=20000 BENCH_REPEAT=1 BENCH_ROUNDS=1 \

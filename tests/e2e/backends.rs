@@ -5,7 +5,7 @@
 //! `ttl()`). Adding a backend means one more `#[test]` below: its `[backend]`
 //! text, the servers it needs, and what it documents it can hold ([`Holds`]).
 
-use crate::support::{sql, MemcachedServer, PgServer, RedisServer};
+use crate::support::{sql, MemcachedServer, PgServer, RedisCluster, RedisServer};
 use preheat::backend::{Backend, Bounded, Outcome, Write};
 use preheat::config::{Config, WritePolicy};
 use std::any::Any;
@@ -132,6 +132,13 @@ fn memcached_pool(distribution: &str) {
         _ => "memcached dalli",
     };
     conform(name, &toml, holds, servers);
+}
+
+#[test]
+fn redis_cluster() {
+    // Three masters: every batch spans nodes; the awkward keys include a hash tag.
+    let cluster = RedisCluster::start(3, 0);
+    conform("redis-cluster", &cluster.backend_toml(), ANY_KEY_ANY_BYTES, cluster);
 }
 
 /// What a backend documents it holds, so each case asserts one exact outcome.

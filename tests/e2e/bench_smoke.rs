@@ -23,7 +23,7 @@ fn the_benchmark_produces_every_row_of_its_table() {
         ids,
         [
             "1", "1b", "2", "3", "4", "5a", "5b", "5c", "5f", "5g", "5d", "5e", "6a", "6b", "7a", "7b", "8a", "8b",
-            "9a", "9b", "10a", "10b"
+            "9a", "9b", "10a", "10b", "10c", "10d", "11a", "11b"
         ],
         "{table}"
     );

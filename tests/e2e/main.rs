@@ -7,6 +7,7 @@ mod backends;
 mod bench_smoke;
 mod cache_cli;
 mod cli;
+mod cluster;
 mod dashboard;
 mod data;
 mod frameworks;

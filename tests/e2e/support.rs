@@ -1047,3 +1047,10 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+// The Redis Cluster the tests start, shared with the benchmark suite (which
+// bench_smoke.rs loads into this crate too: the file is a module twice here).
+#[path = "cluster_nodes.rs"]
+#[allow(clippy::duplicate_mod)]
+mod cluster_nodes;
+pub use cluster_nodes::{ClusterNode, RedisCluster};

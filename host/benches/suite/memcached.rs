@@ -1,9 +1,9 @@
-//! Row 10: preheat writing to one memcached server against a raw client
+//! Row 11: preheat writing to one memcached server against a raw client
 //! pipelining the same adds, in keys per second and in client CPU time per
 //! key (`getrusage(RUSAGE_SELF)` user + system: the benchmark process's
 //! threads, not the server's).
 
-use super::{key, native};
+use super::{key, native, process_cpu_ns};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,18 +82,6 @@ impl Drop for MemcachedServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// User + system CPU time of this process so far (`getrusage`), in ns.
-pub fn process_cpu_ns() -> u64 {
-    // SAFETY: getrusage writes the struct it is given and reads nothing else.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
-    ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
 /// Keys per second and client CPU ns per key of one run.

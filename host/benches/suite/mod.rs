@@ -7,6 +7,7 @@
 //! timing. Every measurement yields a [`Row`]; one that fails keeps its row,
 //! with no value and the error in its note.
 
+pub mod cluster;
 pub mod memcached;
 pub mod native;
 
@@ -252,14 +253,28 @@ pub fn run(setup: &Setup) -> Results {
 
     // Compile once so the timed runs load from the cache, as every run after the first does.
     let _ = rt.block_on(in_process_run(
-        &run_config(&redis, &cache, work.path(), &setup.synthetic_wasm, 10, s.value_size),
+        &run_config(
+            &redis.backend_toml(),
+            &cache,
+            work.path(),
+            &setup.synthetic_wasm,
+            10,
+            s.value_size,
+        ),
         work.path(),
         false,
         10,
     ));
     redis.flush();
     let e2e = |native: bool| {
-        let toml = run_config(&redis, &cache, work.path(), &setup.synthetic_wasm, s.keys, s.value_size);
+        let toml = run_config(
+            &redis.backend_toml(),
+            &cache,
+            work.path(),
+            &setup.synthetic_wasm,
+            s.keys,
+            s.value_size,
+        );
         let result = rt.block_on(in_process_run(&toml, work.path(), native, s.keys));
         redis.flush();
         result
@@ -554,8 +569,11 @@ pub fn run(setup: &Setup) -> Results {
         );
     }
 
-    if wanted("10a") || wanted("10b") {
+    if wanted("11a") || wanted("11b") {
         memcached_rows(&rt, setup, &cache, work.path(), &wanted, &mut rows);
+    }
+    if ["10a", "10b", "10c", "10d"].iter().any(|id| wanted(id)) {
+        cluster_rows(setup, &rt, &cache, work.path(), &mut rows);
     }
 
     let value = |id: &str| rows.iter().find(|r| r.id == id).and_then(|r| r.value);
@@ -600,7 +618,7 @@ pub fn run(setup: &Setup) -> Results {
     }
 }
 
-/// Rows 10a and 10b: a raw client and preheat adding the same keys to one
+/// Rows 11a and 11b: a raw client and preheat adding the same keys to one
 /// memcached server, in interleaved rounds; the best round of each (by keys/s).
 fn memcached_rows(
     rt: &tokio::runtime::Runtime,
@@ -615,17 +633,19 @@ fn memcached_rows(
     let (mut raw, mut ours) = (Vec::new(), Vec::new());
     if let Ok(server) = &server {
         let backend = format!("kind = \"memcached\"\nservers = [\"{}\"]", server.address());
-        let toml = run_config_for(&backend, cache, dir, &setup.synthetic_wasm, s.keys, s.value_size);
+        let toml = run_config(&backend, cache, dir, &setup.synthetic_wasm, s.keys, s.value_size);
         for _ in 0..s.rounds {
-            if wanted("10a") {
+            if wanted("11a") {
                 raw.push(rt.block_on(memcached::raw_client(server, s.keys, s.value_size)));
                 server.flush();
             }
-            if wanted("10b") {
-                ours.push(
-                    rt.block_on(in_process_figures(&toml, dir, false, s.keys))
-                        .map(|(f, _)| f),
-                );
+            if wanted("11b") {
+                ours.push(rt.block_on(in_process_run_with_cpu(&toml, dir, false, s.keys)).map(
+                    |(keys_per_s, cpu_ns_per_key, _)| memcached::Figures {
+                        keys_per_s,
+                        cpu_ns_per_key,
+                    },
+                ));
                 server.flush();
             }
         }
@@ -648,16 +668,16 @@ fn memcached_rows(
             f.cpu_ns_per_key / 1000.0
         )
     };
-    if wanted("10a") {
+    if wanted("11a") {
         push(
             rows,
-            "10a",
+            "11a",
             "Raw memcached client: pipelined meta `ms <key> 200 T3600 ME` (add), 8 connections × 256 keys in flight, 1 memcached server".into(),
             "keys/s",
             raw.as_ref().map(|f| (f.keys_per_s, cpu(f))).map_err(Clone::clone),
         );
     }
-    if wanted("10b") {
+    if wanted("11b") {
         let result = ours.map(|f| {
             let vs = match &raw {
                 Ok(r) => format!(
@@ -671,7 +691,7 @@ fn memcached_rows(
         });
         push(
             rows,
-            "10b",
+            "11b",
             format!(
                 "preheat end-to-end: `synthetic` WASM plugin → 1 memcached server, `if-missing`, {} keys × {} B",
                 group(s.keys as f64),
@@ -681,6 +701,78 @@ fn memcached_rows(
             result,
         );
     }
+}
+
+/// Rows 10a–10d: a three-master Redis Cluster, the raw cluster client and
+/// preheat, in interleaved rounds (the best of each kept), against rows 2
+/// and 4 (one server).
+fn cluster_rows(setup: &Setup, rt: &tokio::runtime::Runtime, cache: &Path, dir: &Path, rows: &mut Vec<Row>) {
+    let s = &setup.sizes;
+    let bench = cluster::Bench::start();
+    let rounds = (0..s.rounds)
+        .map(|_| bench.round(rt, cache, dir, &setup.synthetic_wasm, s.keys, s.value_size))
+        .collect();
+    let cluster::Round { raw, preheat } = cluster::best(rounds);
+    drop(bench);
+    let one_server = |id: &str, rate: f64| {
+        rows.iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.value)
+            .map_or(String::new(), |base| {
+                format!("{:.2} × one server (row {id}); ", rate / base)
+            })
+    };
+    let masters = cluster::MASTERS;
+    let raw_rate = raw
+        .as_ref()
+        .map(|(rate, _, note)| (*rate, format!("{}{note}", one_server("2", *rate))));
+    let preheat_rate = preheat.as_ref().map(|(rate, _, note)| {
+        let vs_raw = raw.as_ref().map_or(String::new(), |(r, _, _)| {
+            format!("{:.2} × the raw cluster client; ", rate / r)
+        });
+        (*rate, format!("{vs_raw}{}{note}", one_server("4", *rate)))
+    });
+    push(
+        rows,
+        "10a",
+        format!("Redis Cluster ({masters} masters), raw client: `redis` crate `ClusterConnection`, `SET NX EX` per key, {RAW_IN_FLIGHT} × {RAW_PIPELINE} in flight"),
+        "keys/s",
+        raw_rate.map_err(Clone::clone),
+    );
+    push(
+        rows,
+        "10b",
+        format!(
+            "Redis Cluster ({masters} masters), preheat end-to-end: `synthetic` WASM plugin → `kind = \"redis-cluster\"`, `if-missing`, {} keys × {} B",
+            group(s.keys as f64),
+            s.value_size
+        ),
+        "keys/s",
+        preheat_rate.map_err(Clone::clone),
+    );
+    push(
+        rows,
+        "10c",
+        "Redis Cluster: CPU time per key of the raw cluster client (process user + sys, `getrusage`)".into(),
+        "µs",
+        raw.as_ref()
+            .map(|(_, cpu, _)| (cpu / 1000.0, String::new()))
+            .map_err(Clone::clone),
+    );
+    let cpu_ratio = match (&preheat, &raw) {
+        (Ok((_, p, _)), Ok((_, r, _))) => format!(
+            "{:.2} × the raw cluster client's; the plugin's `produce` included",
+            p / r
+        ),
+        _ => String::new(),
+    };
+    push(
+        rows,
+        "10d",
+        "Redis Cluster: CPU time per key of preheat (process user + sys, `getrusage`)".into(),
+        "µs",
+        preheat.map(|(_, cpu, _)| (cpu / 1000.0, cpu_ratio)),
+    );
 }
 
 /// The best (highest) of several throughput samples, noting them all.
@@ -804,6 +896,11 @@ impl RedisServer {
     /// The server's URL.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `[backend]` lines for this server.
+    pub fn backend_toml(&self) -> String {
+        format!("kind = \"redis\"\nurl = \"{}\"", self.url())
     }
 
     fn conn(&self) -> redis::RedisResult<redis::Connection> {
@@ -955,13 +1052,7 @@ async fn naive(redis: &RedisServer, keys: u64, value_size: usize) -> Result<f64,
 // ---------------------------------------------------------------- 4–5: preheat
 
 /// A config running the synthetic plugin against the benchmark redis.
-fn run_config(redis: &RedisServer, cache: &Path, state: &Path, wasm: &Path, keys: u64, value_size: usize) -> String {
-    let backend = format!("kind = \"redis\"\nurl = \"{}\"", redis.url());
-    run_config_for(&backend, cache, state, wasm, keys, value_size)
-}
-
-/// A config running the synthetic plugin against `[backend]` `backend` (the table's lines).
-fn run_config_for(backend: &str, cache: &Path, state: &Path, wasm: &Path, keys: u64, value_size: usize) -> String {
+fn run_config(backend: &str, cache: &Path, state: &Path, wasm: &Path, keys: u64, value_size: usize) -> String {
     format!(
         r#"[run]
 cache_dir = {cache:?}
@@ -992,18 +1083,18 @@ value_size = "{value_size}"
 /// (plugin load from the compile cache included) to the report: keys/s.
 /// The note says how long `produce` calls took (p50/p99 per batch).
 async fn in_process_run(toml: &str, dir: &Path, native: bool, keys: u64) -> Measured {
-    in_process_figures(toml, dir, native, keys)
+    in_process_run_with_cpu(toml, dir, native, keys)
         .await
-        .map(|(figures, note)| (figures.keys_per_s, note))
+        .map(|(rate, _, note)| (rate, note))
 }
 
-/// [`in_process_run`], also measuring the process's CPU time per key.
-async fn in_process_figures(
+/// [`in_process_run`], also giving the process's CPU time (user + sys) per key in ns.
+async fn in_process_run_with_cpu(
     toml: &str,
     dir: &Path,
     native: bool,
     keys: u64,
-) -> Result<(memcached::Figures, String), String> {
+) -> Result<(f64, f64, String), String> {
     let config = Config::parse(toml, &dir.join("preheat.toml")).map_err(|e| format!("{e:#}"))?;
     let warmer = Warmer::new(config).map_err(|e| format!("{e:#}"))?;
     // Connected before the clock starts, as a long-lived process has it.
@@ -1011,9 +1102,11 @@ async fn in_process_figures(
     if native {
         warmer.install_producer(Arc::new(native::NativeSynthetic::new("synthetic")));
     }
-    let (cpu, started) = (memcached::process_cpu_ns(), Instant::now());
+    let cpu = process_cpu_ns();
+    let started = Instant::now();
     let report = warmer.execute(RunOptions::default()).await;
-    let (secs, cpu) = (started.elapsed().as_secs_f64(), memcached::process_cpu_ns() - cpu);
+    let secs = started.elapsed().as_secs_f64();
+    let cpu_per_key = process_cpu_ns().saturating_sub(cpu) as f64 / keys as f64;
     if report.totals.written != keys {
         return Err(format!(
             "wrote {} of {keys} keys: {:?} {:?}",
@@ -1027,11 +1120,20 @@ async fn in_process_figures(
             p.produce_p99_us.unwrap_or(0)
         )
     });
-    let figures = memcached::Figures {
-        keys_per_s: keys as f64 / secs,
-        cpu_ns_per_key: cpu as f64 / keys as f64,
+    Ok((keys as f64 / secs, cpu_per_key, calls))
+}
+
+/// CPU time of this process so far, every thread, user + sys
+/// (`getrusage(RUSAGE_SELF)`), in ns.
+pub(crate) fn process_cpu_ns() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
     };
-    Ok((figures, calls))
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
 fn limits() -> PluginLimits {
@@ -1208,7 +1310,7 @@ fn write_config(dir: &Path, name: &str, toml: &str) -> PathBuf {
 fn peak_rss(setup: &Setup, redis: &RedisServer, cache: &Path, dir: &Path, keys: u64) -> Result<(f64, f64), String> {
     let run_dir = dir.join(format!("rss-{keys}"));
     let toml = run_config(
-        redis,
+        &redis.backend_toml(),
         cache,
         &run_dir,
         &setup.synthetic_wasm,
@@ -1295,7 +1397,7 @@ fn startup(setup: &Setup, redis: &RedisServer, dir: &Path, cached: bool) -> Meas
             run_dir.join(format!("cache-{i}"))
         };
         let toml = run_config(
-            redis,
+            &redis.backend_toml(),
             &cache,
             &run_dir,
             &setup.synthetic_wasm,
@@ -1361,7 +1463,7 @@ fn hot_reload(setup: &Setup, redis: &RedisServer, dir: &Path) -> TwoFigures {
     let original = std::fs::read(&setup.synthetic_wasm).map_err(|e| e.to_string())?;
     std::fs::write(&wasm, &original).map_err(|e| e.to_string())?;
     let toml = run_config(
-        redis,
+        &redis.backend_toml(),
         &run_dir.join("cache"),
         &run_dir,
         &wasm,
@@ -1451,7 +1553,7 @@ fn serve_requests(setup: &Setup, redis: &RedisServer, dir: &Path) -> TwoFigures 
         .map_err(|e| e.to_string())?
         .port();
     let toml = run_config(
-        redis,
+        &redis.backend_toml(),
         &run_dir.join("cache"),
         &run_dir,
         &setup.synthetic_wasm,

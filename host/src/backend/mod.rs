@@ -8,12 +8,14 @@ pub mod events;
 mod memcached;
 mod memory;
 mod redis;
+pub mod redis_cluster;
 mod sql;
 pub mod tls;
 
 pub use self::memcached::MemcachedBackend;
 pub use self::memory::MemoryBackend;
 pub use self::redis::RedisBackend;
+pub use self::redis_cluster::RedisClusterBackend;
 pub use self::sql::SqlBackend;
 
 use crate::config::{BackendConfig, Target, WritePolicy};
@@ -87,6 +89,8 @@ pub enum Backend {
     Sql(SqlBackend),
     /// A memcached pool.
     Memcached(MemcachedBackend),
+    /// A Redis Cluster.
+    RedisCluster(RedisClusterBackend),
 }
 
 impl Backend {
@@ -99,6 +103,7 @@ impl Backend {
             Target::Memcached(memcached) => Ok(Backend::Memcached(
                 MemcachedBackend::connect(memcached, &config.format).await?,
             )),
+            Target::RedisCluster(cluster) => Ok(Backend::RedisCluster(RedisClusterBackend::connect(cluster).await?)),
         }
     }
 
@@ -112,6 +117,7 @@ impl Backend {
             Backend::Memory(m) => Ok(m.write_batch(policy, writes)),
             Backend::Sql(s) => s.write_batch(policy, writes).await,
             Backend::Memcached(m) => m.write_batch(policy, writes).await,
+            Backend::RedisCluster(c) => c.write_batch(policy, writes).await,
         }
     }
 
@@ -122,6 +128,7 @@ impl Backend {
             Backend::Memory(m) => Ok(m.get(key)),
             Backend::Sql(s) => s.get(key).await,
             Backend::Memcached(m) => m.get(key).await,
+            Backend::RedisCluster(c) => c.get(key).await,
         }
     }
 
@@ -133,6 +140,7 @@ impl Backend {
             Backend::Memory(m) => Ok(m.ttl(key)),
             Backend::Sql(s) => s.ttl(key).await,
             Backend::Memcached(m) => m.ttl(key).await,
+            Backend::RedisCluster(c) => c.ttl(key).await,
         }
     }
 
@@ -145,15 +153,18 @@ impl Backend {
             Backend::Memory(m) => Ok(m.get_at_most(key, max)),
             Backend::Sql(s) => s.get_at_most(key, max).await,
             Backend::Memcached(m) => m.get_at_most(key, max).await,
+            Backend::RedisCluster(c) => c.get_at_most(key, max).await,
         }
     }
 
     /// Server-wide hit and miss counters, where the kind has them
-    /// (`Capabilities::server_stats`: Redis `INFO stats`); `None` elsewhere.
+    /// (`Capabilities::server_stats`: Redis `INFO stats`, a cluster's summed
+    /// over its masters); `None` elsewhere.
     pub async fn server_stats(&self) -> Result<Option<ServerStats>, BackendError> {
         match self {
             Backend::Redis(r) => r.server_stats().await.map(Some),
             Backend::Memcached(m) => m.server_stats().await.map(Some),
+            Backend::RedisCluster(c) => c.server_stats().await.map(Some),
             Backend::Memory(_) | Backend::Sql(_) => Ok(None),
         }
     }
@@ -165,6 +176,7 @@ impl Backend {
             Backend::Memory(m) => format!("memory (max {} bytes)", m.max_bytes()),
             Backend::Sql(s) => format!("sql {}", s.describe()),
             Backend::Memcached(m) => m.describe().to_string(),
+            Backend::RedisCluster(c) => format!("redis-cluster {}", c.seeds()),
         }
     }
 }

@@ -10,7 +10,7 @@ use redis::{RetryMethod, Value};
 
 /// Rewrites a key only when it is absent or its remaining TTL is under
 /// ARGV[3] ms; a key without expiry is never touched. ARGV[2] = new TTL in ms (0 = none).
-const REFRESH_SCRIPT: &str = r"
+pub(super) const REFRESH_SCRIPT: &str = r"
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl == -2 or (ttl >= 0 and ttl < tonumber(ARGV[3])) then
   if ARGV[2] == '0' then
@@ -24,7 +24,7 @@ return 0
 ";
 
 /// `GET KEYS[1]` unless its value is longer than ARGV[1] bytes; then its length (an integer).
-const GET_AT_MOST_SCRIPT: &str = r"
+pub(super) const GET_AT_MOST_SCRIPT: &str = r"
 local n = redis.call('STRLEN', KEYS[1])
 if n > tonumber(ARGV[1]) then
   return n
@@ -93,30 +93,7 @@ impl RedisBackend {
             pipe.load_script(&self.refresh).ignore();
         }
         for w in writes {
-            let ttl_ms = w.ttl.map(|t| t.as_millis().max(1) as u64);
-            // Sized up front: one allocation per command instead of one per growth step.
-            let mut cmd = redis::Cmd::with_capacity(7, w.key.len() + w.value.len() + 64);
-            match policy {
-                WritePolicy::IfMissing | WritePolicy::Always => {
-                    cmd.arg("SET").arg(&w.key).arg(&w.value);
-                    if policy == WritePolicy::IfMissing {
-                        cmd.arg("NX");
-                    }
-                    if let Some(ms) = ttl_ms {
-                        cmd.arg("PX").arg(ms);
-                    }
-                }
-                WritePolicy::RefreshIfTtlBelow(threshold) => {
-                    cmd.arg("EVALSHA")
-                        .arg(self.refresh.get_hash())
-                        .arg(1)
-                        .arg(&w.key)
-                        .arg(&w.value)
-                        .arg(ttl_ms.unwrap_or(0))
-                        .arg(threshold.as_millis() as u64);
-                }
-            }
-            pipe.add_command(cmd);
+            pipe.add_command(write_command(policy, w, &self.refresh));
         }
         let mut conn = self.conn.clone();
         let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|e| self.error("write", e))?;
@@ -141,11 +118,7 @@ impl RedisBackend {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.error("PTTL", e))?;
-        Ok(match ms {
-            -2 => None,
-            ms if ms < 0 => Some(None),
-            ms => Some(Some(std::time::Duration::from_millis(ms as u64))),
-        })
+        Ok(ttl_of(ms))
     }
 
     /// `GET key` when `STRLEN key` is at most `max`, atomically in one script call.
@@ -158,15 +131,7 @@ impl RedisBackend {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.error("read", e))?;
-        match reply {
-            Value::Nil => Ok(super::Bounded::Absent),
-            Value::Int(n) => Ok(super::Bounded::TooLarge { bytes: n as u64 }),
-            Value::BulkString(value) => Ok(super::Bounded::Value(value)),
-            other => Err(BackendError {
-                transient: false,
-                message: format!("redis at {} answered {other:?} to a bounded GET", self.address),
-            }),
-        }
+        bounded_of(reply, &self.address)
     }
 
     /// The server's `keyspace_hits` and `keyspace_misses` (`INFO stats`).
@@ -177,27 +142,89 @@ impl RedisBackend {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.error("INFO", e))?;
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        Ok(super::ServerStats {
-            hits: field("keyspace_hits"),
-            misses: field("keyspace_misses"),
-        })
+        Ok(stats_of(&info))
     }
 
     fn error(&self, what: &str, e: redis::RedisError) -> BackendError {
-        let transient = !matches!(e.retry_method(), RetryMethod::NoRetry) || e.is_timeout() || e.is_io_error();
-        BackendError {
-            transient,
-            message: format!("redis {} {what} failed: {e}", self.address),
-        }
+        error_of(&self.address, what, e)
     }
 }
 
-fn outcome_of(reply: &Value) -> Outcome {
+/// The command that writes `w` under `policy`: `SET` (`NX` for if-missing,
+/// `PX` for a TTL), or `EVALSHA` of `refresh` (the [`REFRESH_SCRIPT`]).
+pub(super) fn write_command(policy: WritePolicy, w: &Write, refresh: &redis::Script) -> redis::Cmd {
+    let ttl_ms = w.ttl.map(|t| t.as_millis().max(1) as u64);
+    // Sized up front: one allocation per command instead of one per growth step.
+    let mut cmd = redis::Cmd::with_capacity(7, w.key.len() + w.value.len() + 64);
+    match policy {
+        WritePolicy::IfMissing | WritePolicy::Always => {
+            cmd.arg("SET").arg(&w.key).arg(&w.value);
+            if policy == WritePolicy::IfMissing {
+                cmd.arg("NX");
+            }
+            if let Some(ms) = ttl_ms {
+                cmd.arg("PX").arg(ms);
+            }
+        }
+        WritePolicy::RefreshIfTtlBelow(threshold) => {
+            cmd.arg("EVALSHA")
+                .arg(refresh.get_hash())
+                .arg(1)
+                .arg(&w.key)
+                .arg(&w.value)
+                .arg(ttl_ms.unwrap_or(0))
+                .arg(threshold.as_millis() as u64);
+        }
+    }
+    cmd
+}
+
+/// A `PTTL` reply: `None` when absent, `Some(None)` without expiry.
+pub(super) fn ttl_of(ms: i64) -> Option<Option<std::time::Duration>> {
+    match ms {
+        -2 => None,
+        ms if ms < 0 => Some(None),
+        ms => Some(Some(std::time::Duration::from_millis(ms as u64))),
+    }
+}
+
+/// The reply of the [`GET_AT_MOST_SCRIPT`] from the server at `address`.
+pub(super) fn bounded_of(reply: Value, address: &str) -> Result<super::Bounded, BackendError> {
+    match reply {
+        Value::Nil => Ok(super::Bounded::Absent),
+        Value::Int(n) => Ok(super::Bounded::TooLarge { bytes: n as u64 }),
+        Value::BulkString(value) => Ok(super::Bounded::Value(value)),
+        other => Err(BackendError {
+            transient: false,
+            message: format!("redis at {address} answered {other:?} to a bounded GET"),
+        }),
+    }
+}
+
+/// `keyspace_hits` and `keyspace_misses` of an `INFO stats` reply (0 when missing).
+pub(super) fn stats_of(info: &str) -> super::ServerStats {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    super::ServerStats {
+        hits: field("keyspace_hits"),
+        misses: field("keyspace_misses"),
+    }
+}
+
+/// `e` from `what` at `address` as a [`BackendError`]: transient when a retry may help.
+pub(super) fn error_of(address: &str, what: &str, e: redis::RedisError) -> BackendError {
+    let transient = !matches!(e.retry_method(), RetryMethod::NoRetry) || e.is_timeout() || e.is_io_error();
+    BackendError {
+        transient,
+        message: format!("redis {address} {what} failed: {e}"),
+    }
+}
+
+/// What a write's reply (`SET`'s or the refresh script's) means.
+pub(super) fn outcome_of(reply: &Value) -> Outcome {
     match reply {
         Value::Okay | Value::Int(1) => Outcome::Written,
         Value::SimpleString(s) if s == "OK" => Outcome::Written,

@@ -7,11 +7,14 @@
 //! tls_ca_file` when set, else against the system trust store (the redis
 //! crate's `rustls-native-certs`: `/etc/ssl/certs` on Debian, or
 //! `SSL_CERT_FILE`/`SSL_CERT_DIR`). `#insecure` at the end of the URL is the
-//! explicit opt-out: no verification at all, logged as a warning.
+//! explicit opt-out: no verification at all, logged as a warning. A cluster's
+//! nodes ([`cluster_client`], [`node_client`]) are verified the same way,
+//! each at the address the cluster announces for it.
 
 use crate::config::{is_insecure, is_tls, RedisTarget};
 use anyhow::{Context, Result};
-use redis::{ClientTlsConfig, TlsCertificates};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::{ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, TlsCertificates};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
@@ -21,27 +24,92 @@ use std::sync::Mutex;
 pub fn client(url: &str, backend: &RedisTarget) -> Result<redis::Client> {
     let address = crate::support::redact_url(url);
     let invalid = || format!("invalid redis URL {address}: expected redis://[:password@]host:port/db or rediss://…");
+    let info = url.into_connection_info().with_context(invalid)?;
+    match certificates(url, backend)? {
+        Some(certs) => redis::Client::build_with_tls(info, certs).with_context(invalid),
+        None => redis::Client::open(info).with_context(invalid),
+    }
+}
+
+/// A client for the cluster node at `host:port`, reached as the seed `url`
+/// says (scheme, credentials, `#insecure`) with the TLS setup of `[backend]`:
+/// what a cluster announces is an address, the rest comes from the config.
+pub fn node_client(url: &str, host: &str, port: u16, backend: &RedisTarget) -> Result<redis::Client> {
+    let address = crate::support::redact_url(url);
+    let info = url
+        .into_connection_info()
+        .with_context(|| format!("invalid redis URL {address}"))?;
+    let addr = match info.addr().clone() {
+        ConnectionAddr::TcpTls {
+            insecure, tls_params, ..
+        } => ConnectionAddr::TcpTls {
+            host: host.to_string(),
+            port,
+            insecure,
+            tls_params,
+        },
+        _ => ConnectionAddr::Tcp(host.to_string(), port),
+    };
+    let info = info.set_addr(addr);
+    let at = || format!("cluster node {host}:{port} (seed {address})");
+    match certificates(url, backend).with_context(at)? {
+        Some(certs) => redis::Client::build_with_tls(info, certs).with_context(at),
+        None => redis::Client::open(info).with_context(at),
+    }
+}
+
+/// A Redis Cluster client for the seed `urls` (checked by config
+/// validation: one scheme and one set of credentials), every node reached
+/// with the TLS setup of `[backend]`; `settings` adds timeouts and retries.
+pub fn cluster_client(
+    urls: &[String],
+    backend: &RedisTarget,
+    settings: impl FnOnce(ClusterClientBuilder) -> ClusterClientBuilder,
+) -> Result<ClusterClient> {
+    let seeds = describe_seeds(urls);
+    let invalid = || {
+        format!("invalid redis-cluster urls {seeds}: expected redis://[user:password@]host:port or rediss://…, alike")
+    };
+    let mut builder = ClusterClientBuilder::new(urls.iter().map(String::as_str));
+    if let Some(certs) = urls
+        .first()
+        .map(|url| certificates(url, backend))
+        .transpose()?
+        .flatten()
+    {
+        builder = builder.certs(certs);
+    }
+    settings(builder).build().with_context(invalid)
+}
+
+/// The seed URLs of a cluster for messages, without credentials.
+pub fn describe_seeds(urls: &[String]) -> String {
+    urls.iter()
+        .map(|u| crate::support::redact_url(u))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The certificates the redis crate takes for a `rediss://` `url`: `None`
+/// for `redis://` or when no `tls_*` file is set (the system trust store).
+/// Installs rustls' process-wide crypto provider, and warns once per
+/// address when `#insecure` turns verification off.
+fn certificates(url: &str, backend: &RedisTarget) -> Result<Option<TlsCertificates>> {
     if !is_tls(url) {
-        return redis::Client::open(url).with_context(invalid);
+        return Ok(None);
     }
     // rustls needs a process-wide crypto provider; a second install is a no-op.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    if is_insecure(url).with_context(invalid)? {
-        warn_insecure(&address);
+    if is_insecure(url)? {
+        warn_insecure(&crate::support::redact_url(url));
     }
-    match backend.tls_files()? {
-        Some(files) => {
-            let certs = TlsCertificates {
-                client_tls: files.client.map(|(client_cert, client_key)| ClientTlsConfig {
-                    client_cert,
-                    client_key,
-                }),
-                root_cert: files.root_cert,
-            };
-            redis::Client::build_with_tls(url, certs).with_context(invalid)
-        }
-        None => redis::Client::open(url).with_context(invalid),
-    }
+    Ok(backend.tls_files()?.map(|files| TlsCertificates {
+        client_tls: files.client.map(|(client_cert, client_key)| ClientTlsConfig {
+            client_cert,
+            client_key,
+        }),
+        root_cert: files.root_cert,
+    }))
 }
 
 /// Logs, once per process and address, that `#insecure` turned verification off.

@@ -28,14 +28,17 @@ pub enum BackendKind {
     Sql,
     /// A pool of memcached servers, keys spread the way the application's client spreads them.
     Memcached,
+    /// A Redis Cluster, found from seed nodes (`redis://` or `rediss://` URLs).
+    RedisCluster,
 }
 
 /// Every kind, in the order errors list them.
-const KINDS: [BackendKind; 4] = [
+const KINDS: [BackendKind; 5] = [
     BackendKind::Memory,
     BackendKind::Redis,
     BackendKind::Sql,
     BackendKind::Memcached,
+    BackendKind::RedisCluster,
 ];
 
 impl BackendKind {
@@ -46,6 +49,7 @@ impl BackendKind {
             BackendKind::Memory => "memory",
             BackendKind::Sql => "sql",
             BackendKind::Memcached => "memcached",
+            BackendKind::RedisCluster => "redis-cluster",
         }
     }
 
@@ -81,6 +85,15 @@ impl BackendKind {
                 key_events: false,
                 event_stream: false,
             },
+            // Stats summed over the masters, key events subscribed on every
+            // master, the stream read on the node that owns its key.
+            BackendKind::RedisCluster => Capabilities {
+                formats: &["raw", "rails", "laravel", "django"],
+                ttl_introspection: true,
+                server_stats: true,
+                key_events: true,
+                event_stream: true,
+            },
         }
     }
 
@@ -91,6 +104,7 @@ impl BackendKind {
             BackendKind::Memory => fields_of::<MemoryTarget>(),
             BackendKind::Sql => fields_of::<SqlTarget>(),
             BackendKind::Memcached => fields_of::<MemcachedTarget>(),
+            BackendKind::RedisCluster => RedisClusterTarget::fields(),
         }
     }
 }
@@ -141,6 +155,8 @@ pub enum Target {
     Sql(SqlTarget),
     /// `kind = "memcached"`.
     Memcached(MemcachedTarget),
+    /// `kind = "redis-cluster"`.
+    RedisCluster(RedisClusterTarget),
 }
 
 impl Default for Target {
@@ -197,6 +213,58 @@ impl Default for RedisTarget {
             tls_cert_file: None,
             tls_key_file: None,
         }
+    }
+}
+
+/// `kind = "redis-cluster"`: a Redis Cluster. Its table is `urls` and the
+/// fields of kind = "redis" but `url` (timeouts, TLS files), which reach
+/// every node the same way.
+#[derive(Debug, Clone, Default)]
+pub struct RedisClusterTarget {
+    /// Seed nodes, `redis://[user:password@]host:port` or `rediss://…`
+    /// (required): the rest of the cluster is found from them. One scheme,
+    /// one set of credentials and database 0 for all.
+    pub urls: Vec<String>,
+    /// How every node is reached: the timeouts and TLS files of kind =
+    /// "redis" (its `url` is unset; node addresses come from the cluster).
+    pub nodes: RedisTarget,
+}
+
+/// The one field a cluster has that a single server has not.
+const URLS: &str = "urls";
+
+impl RedisClusterTarget {
+    /// `urls`, then the fields of [`RedisTarget`] but `url`.
+    fn fields() -> &'static [&'static str] {
+        static FIELDS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        FIELDS.get_or_init(|| {
+            std::iter::once(URLS)
+                .chain(fields_of::<RedisTarget>().iter().copied().filter(|f| *f != "url"))
+                .collect()
+        })
+    }
+
+    /// Reads the table (its fields already checked against [`Self::fields`]):
+    /// `urls`, then the rest as a [`RedisTarget`]; `at` puts a table where
+    /// the whole one was, so errors point into the file.
+    fn from_table<'a>(
+        mut table: toml::de::DeTable<'a>,
+        at: impl Fn(toml::de::DeTable<'a>) -> ValueDeserializer<'a>,
+    ) -> Result<Self, toml::de::Error> {
+        /// `urls` alone, so an error in it points at its value.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Urls {
+            #[serde(default)]
+            urls: Vec<String>,
+        }
+        let mut head = toml::de::DeTable::new();
+        if let Some((key, value)) = table.remove_entry(URLS) {
+            head.insert(key, value);
+        }
+        let Urls { urls } = Urls::deserialize(at(head))?;
+        let nodes = RedisTarget::deserialize(at(table))?;
+        Ok(RedisClusterTarget { urls, nodes })
     }
 }
 
@@ -401,22 +469,25 @@ impl BackendConfig {
             Target::Redis(_) => BackendKind::Redis,
             Target::Sql(_) => BackendKind::Sql,
             Target::Memcached(_) => BackendKind::Memcached,
+            Target::RedisCluster(_) => BackendKind::RedisCluster,
         }
     }
 
-    /// The server or database URL (redis, sql).
+    /// The server or database URL (redis, sql; a cluster has several, `urls`).
     pub fn url(&self) -> Option<&str> {
         match &self.target {
-            Target::Memory(_) | Target::Memcached(_) => None,
+            Target::Memory(_) | Target::Memcached(_) | Target::RedisCluster(_) => None,
             Target::Redis(r) => r.url.as_deref(),
             Target::Sql(s) => s.url.as_deref(),
         }
     }
 
-    /// The Redis settings, when the backend is Redis.
+    /// The Redis settings, when the backend is Redis: a server's, or those
+    /// every node of a cluster is reached with (timeouts, TLS; no `url`).
     pub fn redis(&self) -> Option<&RedisTarget> {
         match &self.target {
             Target::Redis(r) => Some(r),
+            Target::RedisCluster(c) => Some(&c.nodes),
             _ => None,
         }
     }
@@ -475,12 +546,13 @@ impl BackendConfig {
                 message,
             ));
         }
-        let rest = ValueDeserializer::from(Spanned::new(span, DeValue::Table(table)));
+        let rest = |table| ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(table)));
         let target = match kind {
-            BackendKind::Memory => Target::Memory(MemoryTarget::deserialize(rest)?),
-            BackendKind::Redis => Target::Redis(RedisTarget::deserialize(rest)?),
-            BackendKind::Sql => Target::Sql(SqlTarget::deserialize(rest)?),
-            BackendKind::Memcached => Target::Memcached(MemcachedTarget::deserialize(rest)?),
+            BackendKind::Memory => Target::Memory(MemoryTarget::deserialize(rest(table))?),
+            BackendKind::Redis => Target::Redis(RedisTarget::deserialize(rest(table))?),
+            BackendKind::Sql => Target::Sql(SqlTarget::deserialize(rest(table))?),
+            BackendKind::Memcached => Target::Memcached(MemcachedTarget::deserialize(rest(table))?),
+            BackendKind::RedisCluster => Target::RedisCluster(RedisClusterTarget::from_table(table, rest)?),
         };
         Ok(BackendConfig { target, format })
     }
@@ -683,7 +755,7 @@ mod tests {
         let sql = "[backend]\nkind = \"sql\"\nurl = \"sqlite://c.db\"\n";
         for (extra, needle) in [
             ("format = { kind = \"rails\" }", "a kind = \"sql\" backend cannot hold the rails format; it takes kind = \"raw\" or \"laravel\""),
-            ("[usage.keyspace]\nenabled = true", "needs a backend that reports expired and evicted keys (kind = \"redis\"); a kind = \"sql\" backend does not"),
+            ("[usage.keyspace]\nenabled = true", "needs a backend that reports expired and evicted keys (kind = \"redis\" or \"redis-cluster\"); a kind = \"sql\" backend does not"),
             ("[usage.stream]\nname = \"events\"", "a kind = \"sql\" backend has no stream to read usage events from"),
         ] {
             let err = error(&format!("{sql}{extra}\n"));
@@ -769,6 +841,92 @@ mod tests {
             "{mc}servers = [\"a:1\"]\nformat = {{ kind = \"rails\", cache_format_version = \"6.1\" }}\n"
         ))
         .unwrap();
+        ok.validate().unwrap();
+    }
+
+    #[test]
+    fn a_cluster_takes_urls_and_the_redis_fields_but_url() {
+        assert_eq!(
+            BackendKind::RedisCluster.fields(),
+            [
+                "urls",
+                "response_timeout",
+                "connect_timeout",
+                "tls_ca_file",
+                "tls_cert_file",
+                "tls_key_file"
+            ]
+        );
+        let c = parse("[backend]\nkind = \"redis-cluster\"\nurls = [\"redis://a:7000\", \"redis://b:7001\"]\nresponse_timeout = \"9s\"\ntls_ca_file = \"ca.pem\"\n").unwrap();
+        let Target::RedisCluster(cluster) = &c.backend.target else {
+            panic!("{:?}", c.backend)
+        };
+        assert_eq!(cluster.urls, ["redis://a:7000", "redis://b:7001"]);
+        assert_eq!(cluster.nodes.response_timeout, Duration::from_secs(9));
+        // Relative to the config file, as for one server; and what serve's usage readers use.
+        assert_eq!(
+            c.backend.redis().unwrap().tls_ca_file.as_deref(),
+            Some(Path::new("/etc/preheat/ca.pem"))
+        );
+        assert_eq!(c.backend.kind().capabilities(), BackendKind::Redis.capabilities());
+        // A single server's `url` is refused where it stands, naming its kind.
+        let err = error("[backend]\nkind = \"redis-cluster\"\nurl = \"redis://a:7000\"\n");
+        for needle in [
+            "line 3, column 1",
+            "`url` is a field of kind = \"redis\", and this backend is kind = \"redis-cluster\"",
+            "kind = \"redis-cluster\" takes urls, response_timeout",
+        ] {
+            assert!(err.contains(needle), "{needle:?} not in {err}");
+        }
+        let err = error("[backend]\nkind = \"redis\"\nurls = []\n");
+        assert!(err.contains("`urls` is a field of kind = \"redis-cluster\""), "{err}");
+        // A bad value points at itself.
+        let err = error("[backend]\nkind = \"redis-cluster\"\nurls = \"redis://a:7000\"\n");
+        assert!(err.contains("line 3") && err.contains("expected a sequence"), "{err}");
+        let err =
+            error("[backend]\nkind = \"redis-cluster\"\nurls = [\"redis://a:7000\"]\nconnect_timeout = \"soon\"\n");
+        assert!(err.contains("line 4") && err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn cluster_seeds_must_reach_every_node_alike() {
+        for (urls, needle) in [
+            ("[]", "needs `urls = [\"redis://host:7000\", …]`"),
+            ("[\"memcached://a:1\"]", "\"memcached://a:1\" is not a Redis URL"),
+            (
+                "[\"redis://a:7000/2\"]",
+                "selects database 2; a Redis Cluster has only database 0",
+            ),
+            (
+                "[\"redis+unix:///tmp/r.sock\"]",
+                "is not a host:port address (a Unix socket?)",
+            ),
+            (
+                "[\"redis://a:7000\", \"rediss://b:7000\"]",
+                "\"rediss://b:7000\" is not reached like \"redis://a:7000\"",
+            ),
+            (
+                "[\"redis://:pw@a:7000\", \"redis://:other@b:7000\"]",
+                "\"redis://:***@b:7000\" is not reached like",
+            ),
+            (
+                "[\"rediss://a:7000\", \"rediss://b:7000#insecure\"]",
+                "same scheme (redis:// or rediss://), #insecure, user and password",
+            ),
+        ] {
+            let err = error(&format!("[backend]\nkind = \"redis-cluster\"\nurls = {urls}\n"));
+            assert!(err.contains(needle), "{urls}: {needle:?} not in {err}");
+            assert!(!err.contains(":pw@") && !err.contains(":other@"), "{err}");
+        }
+        // TLS files need rediss:// seeds, as for one server.
+        let err = error("[backend]\nkind = \"redis-cluster\"\nurls = [\"redis://a:7000\"]\ntls_ca_file = \"ca.pem\"\n");
+        assert!(
+            err.contains("tls_ca_file is set but the backend does not connect with TLS"),
+            "{err}"
+        );
+        let ok =
+            parse("[backend]\nkind = \"redis-cluster\"\nurls = [\"redis://:pw@a:7000\", \"redis://:pw@b:7000/0\"]\n")
+                .unwrap();
         ok.validate().unwrap();
     }
 

@@ -164,7 +164,7 @@ impl Store {
             Target::Sql(sql) if sql.url.as_deref().is_some_and(|url| url.starts_with("postgres")) => Store::Postgres,
             Target::Sql(_) => Store::Sqlite,
             Target::Memcached(_) => Store::Memcached,
-            Target::Redis(_) | Target::Memory(_) => Store::Redis,
+            Target::Redis(_) | Target::RedisCluster(_) | Target::Memory(_) => Store::Redis,
         }
     }
 }

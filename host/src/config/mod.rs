@@ -12,7 +12,7 @@ mod values;
 
 pub use backend::{
     BackendConfig, BackendKind, Capabilities, Distribution, MemcachedServer, MemcachedTarget, MemoryTarget,
-    RedisTarget, SqlTarget, Target, MAX_MEMCACHED_SERVERS,
+    RedisClusterTarget, RedisTarget, SqlTarget, Target, MAX_MEMCACHED_SERVERS,
 };
 pub use format::{DjangoFormat, FormatConfig, LaravelFormat, LaravelVersion, RailsFormat, RailsVersion, Store};
 pub use glob::KeyGlob;
@@ -479,7 +479,7 @@ impl Config {
         }
         let mut paths = vec![&mut config.run.cache_dir, &mut config.jobs.state_dir];
         match &mut config.backend.target {
-            Target::Redis(redis) => {
+            Target::Redis(redis) | Target::RedisCluster(RedisClusterTarget { nodes: redis, .. }) => {
                 paths.extend([
                     &mut redis.tls_ca_file,
                     &mut redis.tls_cert_file,
@@ -557,10 +557,11 @@ impl Config {
             {
                 bail!("{file}: [backend] table = {table:?}: use letters, digits, `_` and `.` only")
             }
-            Target::Redis(redis) => validate_tls(redis).with_context(|| file.clone())?,
+            Target::Redis(redis) => validate_tls(redis, redis.url.as_deref().unwrap_or_default()).with_context(|| file.clone())?,
             Target::Memcached(memcached) => memcached
                 .validate()
                 .map_err(|why| anyhow::anyhow!("{file}: [backend] {why}"))?,
+            Target::RedisCluster(cluster) => validate_cluster(cluster).with_context(|| file.clone())?,
             _ => {}
         }
         if self.run.concurrency.get() > MAX_CONCURRENCY {
@@ -603,7 +604,7 @@ impl Config {
             bail!("{file}: [usage.stream] needs `url = \"redis://…\"`: a kind = \"{kind}\" backend has no stream to read usage events from");
         }
         if self.usage.keyspace.enabled && !capabilities.key_events {
-            bail!("{file}: [usage.keyspace] enabled = true needs a backend that reports expired and evicted keys (kind = \"redis\"); a kind = \"{kind}\" backend does not");
+            bail!("{file}: [usage.keyspace] enabled = true needs a backend that reports expired and evicted keys (kind = \"redis\" or \"redis-cluster\"); a kind = \"{kind}\" backend does not");
         }
         self.validate_format(&self.backend.format)
             .with_context(|| format!("{file}: [backend] format"))?;
@@ -726,10 +727,9 @@ impl Config {
     }
 }
 
-/// Makes a relative `sqlite://` path relative to the config file's directory.
 /// Checks the Redis TLS options: only with a `rediss://` URL, not with
 /// `#insecure` (which would ignore the CA), and readable, valid PEM files.
-fn validate_tls(redis: &RedisTarget) -> Result<()> {
+fn validate_tls(redis: &RedisTarget, url: &str) -> Result<()> {
     let set = [
         ("tls_ca_file", &redis.tls_ca_file),
         ("tls_cert_file", &redis.tls_cert_file),
@@ -738,7 +738,6 @@ fn validate_tls(redis: &RedisTarget) -> Result<()> {
     let Some((key, _)) = set.iter().find(|(_, v)| v.is_some()) else {
         return Ok(());
     };
-    let url = redis.url.as_deref().unwrap_or_default();
     if !is_tls(url) {
         bail!(
             "[backend] {key} is set but the backend does not connect with TLS (the url is {:?}): use a rediss://host:port/db URL or remove the tls_* options",
@@ -752,6 +751,58 @@ fn validate_tls(redis: &RedisTarget) -> Result<()> {
     Ok(())
 }
 
+/// Checks a cluster's seed URLs: at least one, each a TCP `redis://` or
+/// `rediss://` URL, all with the same scheme, credentials and `#insecure`
+/// (the cluster client reaches every node alike), database 0 (the only one
+/// a cluster has); then its TLS files as for one server.
+fn validate_cluster(cluster: &RedisClusterTarget) -> Result<()> {
+    use redis::{ConnectionAddr, IntoConnectionInfo};
+    let Some(first) = cluster.urls.first() else {
+        bail!("[backend] kind = \"redis-cluster\" needs `urls = [\"redis://host:7000\", …]`: one or more seed nodes of the cluster");
+    };
+    /// What must be the same for every seed: TLS, `#insecure`, user, password.
+    type Reach = (bool, bool, Option<String>, Option<String>);
+    let reach = |url: &str| -> Result<Reach> {
+        let shown = crate::support::redact_url(url);
+        let info = url.into_connection_info().with_context(|| {
+            format!("[backend] urls: {shown:?} is not a Redis URL: expected redis://[user:password@]host:port or rediss://…")
+        })?;
+        let (tls, insecure) = match info.addr() {
+            ConnectionAddr::Tcp(..) => (false, false),
+            ConnectionAddr::TcpTls { insecure, .. } => (true, *insecure),
+            _ => bail!(
+                "[backend] urls: {shown:?} is not a host:port address (a Unix socket?); a cluster's nodes are reached over TCP at the host:port they announce, so give redis://host:port"
+            ),
+        };
+        let settings = info.redis_settings();
+        if settings.db() != 0 {
+            bail!(
+                "[backend] urls: {shown:?} selects database {}; a Redis Cluster has only database 0: drop the /{} from the URL",
+                settings.db(),
+                settings.db()
+            );
+        }
+        Ok((
+            tls,
+            insecure,
+            settings.username().map(str::to_string),
+            settings.password().map(str::to_string),
+        ))
+    };
+    let expected = reach(first)?;
+    for url in &cluster.urls[1..] {
+        if reach(url)? != expected {
+            bail!(
+                "[backend] urls: {:?} is not reached like {:?}: every seed of a cluster needs the same scheme (redis:// or rediss://), #insecure, user and password",
+                crate::support::redact_url(url),
+                crate::support::redact_url(first)
+            );
+        }
+    }
+    validate_tls(&cluster.nodes, first)
+}
+
+/// Makes a relative `sqlite://` path relative to the config file's directory.
 fn anchor_sqlite_url(url: &str, base: &Path) -> String {
     match url.strip_prefix("sqlite://") {
         Some(rest) if !rest.starts_with('/') && !rest.starts_with(':') && !rest.is_empty() => {

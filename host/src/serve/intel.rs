@@ -5,6 +5,7 @@
 
 use super::runs::RunRequest;
 use super::Shared;
+use crate::backend::events::EventSource;
 use crate::runtime::KeySpec;
 use crate::usage::{consume_stream, watch_keyspace, Candidate, Usage};
 use std::sync::Arc;
@@ -19,19 +20,24 @@ pub(super) fn start(shared: &Arc<Shared>, usage: &Arc<Usage>) {
     let config = warmer.config();
     let shutdown = shared.shutdown.clone();
     tokio::spawn(save_loop(usage.clone(), shutdown.clone()));
+    // Validation has made sure that the backend can do what is asked of it
+    // (a stream without its own url, key events).
+    let backend_events = EventSource::of_backend(&config.backend);
     if let Some(stream) = config.usage.stream.clone() {
-        let url = stream
-            .url
-            .clone()
-            .or(config.backend.url().map(str::to_string))
-            .unwrap_or_default();
-        let tls = config.backend.redis().cloned().unwrap_or_default();
-        tokio::spawn(consume_stream(stream, url, tls, usage.clone(), shutdown.clone()));
+        let source = match &stream.url {
+            Some(url) => Some(EventSource::Server {
+                url: url.clone(),
+                tls: config.backend.redis().cloned().unwrap_or_default(),
+            }),
+            None => backend_events.clone(),
+        };
+        if let Some(source) = source {
+            tokio::spawn(consume_stream(stream, source, usage.clone(), shutdown.clone()));
+        }
     }
-    // Validation has made sure that these backends can do what is asked of them.
-    if let (true, Some(redis)) = (config.usage.keyspace.enabled, config.backend.redis()) {
+    if let (true, Some(source)) = (config.usage.keyspace.enabled, backend_events) {
         tokio::spawn(watch_keyspace(
-            redis.clone(),
+            source,
             config.usage.keyspace.configure,
             usage.clone(),
             shutdown.clone(),

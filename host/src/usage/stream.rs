@@ -5,9 +5,9 @@
 //! turns entries into events and reconnects after errors.
 
 use super::{now_ms, Usage};
-use crate::backend::events::{read_stream, watch_expired_keys, StreamEntry};
+use crate::backend::events::{read_stream, watch_expired_keys, EventSource, StreamEntry};
 use crate::backend::tls;
-use crate::config::{RedisTarget, StreamConfig};
+use crate::config::StreamConfig;
 use crate::support::Cancel;
 use preheat_usage::AccessEvent;
 use std::sync::Arc;
@@ -58,25 +58,23 @@ pub fn stream_event(id: &str, field: impl Fn(&str) -> Option<String>) -> Result<
     })
 }
 
-/// Reads the stream at `url` until shutdown, reconnecting after errors; a
-/// `rediss://` URL uses the TLS setup of `tls`.
-pub async fn consume_stream(config: StreamConfig, url: String, tls: RedisTarget, usage: Arc<Usage>, shutdown: Cancel) {
+/// Reads the stream from `source` until shutdown, reconnecting after errors.
+pub async fn consume_stream(config: StreamConfig, source: EventSource, usage: Arc<Usage>, shutdown: Cancel) {
     let consumer = config.consumer.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "preheat".into())
     });
+    let address = source.describe();
     let where_ = format!(
-        "stream {} (group {}, consumer {consumer}) at {}",
-        config.name,
-        config.group,
-        crate::support::redact_url(&url)
+        "stream {} (group {}, consumer {consumer}) at {address}",
+        config.name, config.group
     );
     loop {
         tokio::select! {
-            result = read_stream(&url, &tls, &config, &consumer, |entries| track(&config, &usage, entries)) => {
+            result = read_stream(&source, &config, &consumer, |entries| track(&config, &usage, entries)) => {
                 if let Err(e) = result {
-                    let e = tls::explained(e, &crate::support::redact_url(&url), &tls);
+                    let e = tls::explained(e, &address, source.tls());
                     tracing::warn!("usage events: {where_}: {e:#}; reconnecting in {RECONNECT_DELAY:?}");
                 }
             }
@@ -103,16 +101,16 @@ fn track(config: &StreamConfig, usage: &Usage, entries: Vec<StreamEntry>) {
     usage.ingest(&events);
 }
 
-/// Subscribes to the backend's expired/evicted keyspace events until shutdown;
-/// with `configure`, first adds `Exe` to the server's `notify-keyspace-events`.
-pub async fn watch_keyspace(redis: RedisTarget, configure: bool, usage: Arc<Usage>, shutdown: Cancel) {
-    let url = redis.url.clone().unwrap_or_default();
-    let address = crate::support::redact_url(&url);
+/// Subscribes to the expired/evicted keyspace events of `source` (one
+/// server, or every master of a cluster) until shutdown; with `configure`,
+/// first adds `Exe` to each server's `notify-keyspace-events`.
+pub async fn watch_keyspace(source: EventSource, configure: bool, usage: Arc<Usage>, shutdown: Cancel) {
+    let address = source.describe();
     loop {
         tokio::select! {
-            result = watch_expired_keys(&url, &redis, configure, |key| usage.note_expired(key)) => {
+            result = watch_expired_keys(&source, configure, |key| usage.note_expired(key)) => {
                 if let Err(e) = result {
-                    let e = tls::explained(e, &address, &redis);
+                    let e = tls::explained(e, &address, source.tls());
                     tracing::warn!("keyspace notifications from {address}: {e:#}; reconnecting in {RECONNECT_DELAY:?}");
                 }
             }

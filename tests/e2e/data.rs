@@ -37,7 +37,7 @@ fn read_only_is_enforced(source_url: &str) {
     for i in 0..5 {
         let value = redis.get(&format!("fx.sql-probe.{i}")).unwrap();
         assert!(
-            value.starts_with("error: query on source `app`"),
+            value.starts_with("error (denied): query on source `app` refused:"),
             "statement {i} was not refused: {value}"
         );
         assert!(

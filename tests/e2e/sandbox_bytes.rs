@@ -54,8 +54,8 @@ fn key_specs_over_their_byte_caps_are_refused_and_never_pile_up_in_the_queue() {
 }
 
 #[test]
-fn values_aliasing_one_buffer_cannot_make_the_host_copy_more_than_memory_limit() {
-    // 64 values that are all the same 32 MiB of guest memory: 2 GiB if copied.
+fn results_aliasing_one_buffer_cannot_make_the_host_copy_more_than_memory_limit() {
+    // 64 fail reasons that are all the same 32 MiB of guest memory: 2 GiB if copied.
     let (run, peak) = run_bomb("mode = \"alias\"", "memory_limit = \"64MiB\"");
     assert_eq!(run.count("bomb", "written"), 0);
     assert_eq!(run.count("bomb", "failed"), 64);

@@ -569,11 +569,11 @@ pub fn run(setup: &Setup) -> Results {
         );
     }
 
-    if wanted("11a") || wanted("11b") {
-        memcached_rows(&rt, setup, &cache, work.path(), &wanted, &mut rows);
-    }
     if ["10a", "10b", "10c", "10d"].iter().any(|id| wanted(id)) {
         cluster_rows(setup, &rt, &cache, work.path(), &mut rows);
+    }
+    if wanted("11a") || wanted("11b") {
+        memcached_rows(&rt, setup, &cache, work.path(), &wanted, &mut rows);
     }
 
     let value = |id: &str| rows.iter().find(|r| r.id == id).and_then(|r| r.value);

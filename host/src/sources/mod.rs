@@ -445,7 +445,13 @@ impl From<sqlx::Error> for QueryError {
         const SQLITE_TOOBIG: &str = "18";
         /// PostgreSQL's query_canceled, which its statement_timeout raises.
         const PG_QUERY_CANCELED: &str = "57014";
+        /// PostgreSQL's read_only_sql_transaction and insufficient_privilege:
+        /// a write in the read-only transaction, or what the role may not do.
+        const PG_REFUSALS: [&str; 2] = ["25006", "42501"];
         match &e {
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| PG_REFUSALS.contains(&c.as_ref())) => {
+                QueryError::Refused(e.to_string())
+            }
             sqlx::Error::Database(db) if db.code().as_deref() == Some(SQLITE_TOOBIG) => {
                 QueryError::TooBig(e.to_string())
             }

@@ -57,9 +57,11 @@ impl Context {
     }
 
     /// Which share of a run split across workers this is (`index` of
-    /// `count`, 0-based), or `None` when the run is not split. A plugin may
-    /// list only its share (`WHERE id % count = index`); the host drops the
-    /// keys of other shards whether it does or not.
+    /// `count`, 0-based). It is `Some` only when the plugin's config says
+    /// `sharding = "plugin"`: list only the share then (`WHERE id % count =
+    /// index`), since the host keeps every key listed. It is `None` when the
+    /// run is not split, or when the host keeps each shard to its share
+    /// (`sharding = "host"`, the default): list every key.
     pub fn shard(&self) -> Option<Shard> {
         self.raw.shard
     }

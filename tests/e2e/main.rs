@@ -21,6 +21,7 @@ mod sandbox_sql;
 mod serve;
 mod serve_contract;
 mod serve_hostile;
+mod shards;
 mod simulate;
 mod support;
 mod tls;

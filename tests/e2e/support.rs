@@ -436,12 +436,21 @@ impl Workspace {
 
     /// Writes `preheat.toml` with the compile cache in `cache`.
     pub fn config_with_cache(&self, toml: &str, cache: &Path) -> PathBuf {
+        self.config_file("preheat.toml", toml, cache)
+    }
+
+    /// [`Workspace::config`] written to the file `name`, beside `preheat.toml`.
+    pub fn config_named(&self, name: &str, toml: &str) -> PathBuf {
+        self.config_file(name, toml, &repo().join("target/e2e-component-cache"))
+    }
+
+    fn config_file(&self, name: &str, toml: &str, cache: &Path) -> PathBuf {
         let text = format!(
             "[run]\ncache_dir = {:?}\n{}",
             cache.display().to_string(),
             toml.trim_start()
         );
-        let path = self.dir.path().join("preheat.toml");
+        let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -572,23 +581,42 @@ pub fn preheat_measured(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> 
 /// The `preheat` command with a fresh report path, isolated from the caller's environment.
 fn preheat_command(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> (Command, PathBuf) {
     let report = ws.report_path();
-    let _ = std::fs::remove_file(&report);
+    (preheat_command_to(ws, args, env, &report), report)
+}
+
+/// Starts `preheat <args>` in the background, its report written to `report`
+/// (read it with [`read_report`] once it exits).
+pub fn spawn_preheat(ws: &Workspace, args: &[&str], env: &[(&str, &str)], report: &Path) -> std::process::Child {
+    preheat_command_to(ws, args, env, report)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting preheat")
+}
+
+/// [`preheat_command`] writing its report to `report`.
+fn preheat_command_to(ws: &Workspace, args: &[&str], env: &[(&str, &str)], report: &Path) -> Command {
+    let _ = std::fs::remove_file(report);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_preheat"));
     cmd.args(args)
         .arg("--report")
-        .arg(&report)
+        .arg(report)
         .env_remove("PREHEAT_REDIS_URL")
         .env_remove("PREHEAT_SKIP")
         .env_remove("PREHEAT_DATABASE_URL")
+        .env_remove("PREHEAT_SHARD")
+        .env_remove("PREHEAT_RUN_GROUP")
+        .env_remove("JOB_COMPLETION_INDEX")
         // Each workspace keeps its own job history.
         .env("XDG_STATE_HOME", ws.dir.path());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    (cmd, report)
+    cmd
 }
 
-fn read_report(output: Output, report: &Path) -> Run {
+/// The run whose output is `output`, with the report it wrote to `report`.
+pub fn read_report(output: Output, report: &Path) -> Run {
     let report = std::fs::read(report)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -884,18 +912,6 @@ pub fn assert_mentions(text: &str, needles: &[&str]) {
     }
 }
 
-/// Polls `ok` every 25 ms until it holds; panics naming `what` after `limit`.
-pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ok() {
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 /// A `preheat serve` child process on a free loopback port, killed on drop
 /// (also when the test panics).
 pub struct ServeProcess {
@@ -1053,4 +1069,4 @@ impl Drop for ServeProcess {
 #[path = "cluster_nodes.rs"]
 #[allow(clippy::duplicate_mod)]
 mod cluster_nodes;
-pub use cluster_nodes::{ClusterNode, RedisCluster};
+pub use cluster_nodes::{wait_for, ClusterNode, RedisCluster};

@@ -8,11 +8,9 @@
 #[allow(clippy::duplicate_mod)]
 mod cluster_nodes;
 
-use super::{group, in_process_run_with_cpu, key, native, process_cpu_ns, run_config, RAW_IN_FLIGHT, RAW_PIPELINE};
+use super::{group, in_process_run_with_cpu, process_cpu_ns, raw_set, raw_writes, run_config, RAW_IN_FLIGHT};
 use cluster_nodes::RedisCluster;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Masters of the benchmark cluster (no replicas: the writes' cost, not replication's).
@@ -71,52 +69,29 @@ impl Bench {
 
 /// `SET key value NX EX 3600` per key through the crate's `ClusterConnection`
 /// (each routed to its slot's master), [`RAW_IN_FLIGHT`] tasks each with
-/// [`RAW_PIPELINE`] commands in flight: what preheat's cluster backend sends.
+/// [`super::RAW_PIPELINE`] commands in flight: what preheat's cluster backend sends.
 async fn raw_cluster_client(cluster: &RedisCluster, keys: u64, value_size: usize) -> WithCpu {
     let conn = redis::cluster::ClusterClient::new(cluster.urls())
         .map_err(|e| e.to_string())?
         .get_async_connection()
         .await
         .map_err(|e| e.to_string())?;
-    let next = Arc::new(AtomicU64::new(0));
     let cpu = process_cpu_ns();
     let started = Instant::now();
-    let tasks: Vec<_> = (0..RAW_IN_FLIGHT)
-        .map(|_| {
-            let conn = conn.clone();
-            let next = next.clone();
-            tokio::spawn(async move {
-                let mut written = 0u64;
-                loop {
-                    let start = next.fetch_add(RAW_PIPELINE, Ordering::Relaxed);
-                    if start >= keys {
-                        return Ok::<u64, String>(written);
-                    }
-                    let sends = (start..keys.min(start + RAW_PIPELINE)).map(|i| {
-                        let (key, value) = (key(i), native::value(i, value_size));
-                        let mut cmd = redis::Cmd::with_capacity(6, key.len() + value.len() + 64);
-                        cmd.arg("SET").arg(key).arg(value).arg("NX").arg("EX").arg(3600);
-                        let mut conn = conn.clone();
-                        async move { cmd.query_async::<redis::Value>(&mut conn).await }
-                    });
-                    for reply in futures_util::future::join_all(sends).await {
-                        if matches!(reply.map_err(|e| e.to_string())?, redis::Value::Okay) {
-                            written += 1;
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    let mut written = 0;
-    for t in tasks {
-        written += t.await.map_err(|e| e.to_string())??;
-    }
+    raw_writes(vec![conn; RAW_IN_FLIGHT], keys, move |conn, range| async move {
+        let sends = range.map(|i| {
+            let mut conn = conn.clone();
+            async move { raw_set(i, value_size).query_async::<redis::Value>(&mut conn).await }
+        });
+        let mut written = 0;
+        for reply in futures_util::future::join_all(sends).await {
+            written += u64::from(matches!(reply.map_err(|e| e.to_string())?, redis::Value::Okay));
+        }
+        Ok((conn, written))
+    })
+    .await?;
     let secs = started.elapsed().as_secs_f64();
     let cpu_per_key = process_cpu_ns().saturating_sub(cpu) as f64 / keys as f64;
-    if written != keys {
-        return Err(format!("wrote {written} of {keys} keys"));
-    }
     Ok((keys as f64 / secs, cpu_per_key, String::new()))
 }
 

@@ -3,18 +3,15 @@
 //! key (`getrusage(RUSAGE_SELF)` user + system: the benchmark process's
 //! threads, not the server's).
 
-use super::{key, native, process_cpu_ns};
+use super::{key, native, process_cpu_ns, raw_writes};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Connections (each with one pipeline in flight) and keys per pipeline of
 /// the raw client: preheat's defaults (`concurrency = 8`, `batch_size = 256`).
 const RAW_CONNECTIONS: usize = 8;
-const RAW_PIPELINE: u64 = 256;
 
 /// A memcached of our own on a free loopback port (UDP off, 1 GiB of memory
 /// so nothing is evicted); killed on drop.
@@ -93,55 +90,39 @@ pub struct Figures {
 /// Pipelined meta adds (`ms <key> <size> T3600 ME`), one pipeline of 256 in
 /// flight on each of 8 connections, values built as the synthetic plugin's.
 pub async fn raw_client(server: &MemcachedServer, keys: u64, value_size: usize) -> Result<Figures, String> {
-    let next = Arc::new(AtomicU64::new(0));
     let mut connections = Vec::new();
     for _ in 0..RAW_CONNECTIONS {
         let stream = tokio::net::TcpStream::connect(server.address())
             .await
             .map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        connections.push(stream);
+        let (reader, writer) = stream.into_split();
+        connections.push((BufReader::new(reader), writer, String::new(), Vec::new()));
     }
     let (cpu, started) = (process_cpu_ns(), Instant::now());
-    let tasks: Vec<_> = connections
-        .into_iter()
-        .map(|stream| {
-            let next = next.clone();
-            tokio::spawn(async move {
-                let (reader, mut writer) = stream.into_split();
-                let mut reader = BufReader::new(reader);
-                let (mut written, mut line, mut request) = (0u64, String::new(), Vec::new());
-                loop {
-                    let start = next.fetch_add(RAW_PIPELINE, Ordering::Relaxed);
-                    if start >= keys {
-                        return Ok::<u64, String>(written);
-                    }
-                    let end = keys.min(start + RAW_PIPELINE);
-                    request.clear();
-                    for i in start..end {
-                        let value = native::value(i, value_size);
-                        request.extend_from_slice(format!("ms {} {} T3600 ME\r\n", key(i), value.len()).as_bytes());
-                        request.extend_from_slice(&value);
-                        request.extend_from_slice(b"\r\n");
-                    }
-                    writer.write_all(&request).await.map_err(|e| e.to_string())?;
-                    for _ in start..end {
-                        line.clear();
-                        reader.read_line(&mut line).await.map_err(|e| e.to_string())?;
-                        written += u64::from(line == "HD\r\n");
-                    }
-                }
-            })
-        })
-        .collect();
-    let mut written = 0;
-    for t in tasks {
-        written += t.await.map_err(|e| e.to_string())??;
-    }
+    raw_writes(
+        connections,
+        keys,
+        move |(mut reader, mut writer, mut line, mut request), range| async move {
+            request.clear();
+            for i in range.clone() {
+                let value = native::value(i, value_size);
+                request.extend_from_slice(format!("ms {} {} T3600 ME\r\n", key(i), value.len()).as_bytes());
+                request.extend_from_slice(&value);
+                request.extend_from_slice(b"\r\n");
+            }
+            writer.write_all(&request).await.map_err(|e| e.to_string())?;
+            let mut written = 0;
+            for _ in range {
+                line.clear();
+                reader.read_line(&mut line).await.map_err(|e| e.to_string())?;
+                written += u64::from(line == "HD\r\n");
+            }
+            Ok(((reader, writer, line, request), written))
+        },
+    )
+    .await?;
     let (secs, cpu) = (started.elapsed().as_secs_f64(), process_cpu_ns() - cpu);
-    if written != keys {
-        return Err(format!("added {written} of {keys} keys"));
-    }
     Ok(Figures {
         keys_per_s: keys as f64 / secs,
         cpu_ns_per_key: cpu as f64 / keys as f64,

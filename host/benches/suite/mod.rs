@@ -997,12 +997,44 @@ fn key(i: u64) -> String {
 /// multiplexed connection, values built like the synthetic plugin's.
 async fn raw_client(redis: &RedisServer, keys: u64, value_size: usize) -> Result<f64, String> {
     let conn = connect(redis).await?;
-    let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let tasks: Vec<_> = (0..RAW_IN_FLIGHT)
-        .map(|_| {
-            let mut conn = conn.clone();
-            let next = next.clone();
+    let clients = vec![conn; RAW_IN_FLIGHT];
+    raw_writes(clients, keys, move |mut conn, range| async move {
+        let mut pipe = redis::Pipeline::with_capacity(RAW_PIPELINE as usize);
+        for i in range {
+            pipe.add_command(raw_set(i, value_size));
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(|e| e.to_string())?;
+        let written = replies.iter().filter(|v| matches!(v, redis::Value::Okay)).count() as u64;
+        Ok((conn, written))
+    })
+    .await?;
+    Ok(keys as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `SET key value NX EX 3600` for key `i`, its value built like the synthetic plugin's.
+fn raw_set(i: u64, value_size: usize) -> redis::Cmd {
+    let (key, value) = (key(i), native::value(i, value_size));
+    let mut cmd = redis::Cmd::with_capacity(6, key.len() + value.len() + 64);
+    cmd.arg("SET").arg(key).arg(value).arg("NX").arg("EX").arg(3600);
+    cmd
+}
+
+/// The raw clients' loop: keys `0..keys` handed out [`RAW_PIPELINE`] at a
+/// time to one task per client, each sending its range with `send`, which
+/// gives the client back with how many keys it wrote. Fails unless every key
+/// was written.
+async fn raw_writes<C, F, Fut>(clients: Vec<C>, keys: u64, send: F) -> Result<(), String>
+where
+    C: Send + 'static,
+    F: Fn(C, std::ops::Range<u64>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(C, u64), String>> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            let (next, send) = (next.clone(), send.clone());
             tokio::spawn(async move {
                 let mut written = 0u64;
                 loop {
@@ -1010,15 +1042,8 @@ async fn raw_client(redis: &RedisServer, keys: u64, value_size: usize) -> Result
                     if start >= keys {
                         return Ok::<u64, String>(written);
                     }
-                    let mut pipe = redis::Pipeline::with_capacity(RAW_PIPELINE as usize);
-                    for i in start..keys.min(start + RAW_PIPELINE) {
-                        let (key, value) = (key(i), native::value(i, value_size));
-                        let mut cmd = redis::Cmd::with_capacity(6, key.len() + value.len() + 64);
-                        cmd.arg("SET").arg(key).arg(value).arg("NX").arg("EX").arg(3600);
-                        pipe.add_command(cmd);
-                    }
-                    let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(|e| e.to_string())?;
-                    written += replies.iter().filter(|v| matches!(v, redis::Value::Okay)).count() as u64;
+                    let (back, n) = send(client, start..keys.min(start + RAW_PIPELINE)).await?;
+                    (client, written) = (back, written + n);
                 }
             })
         })
@@ -1027,11 +1052,10 @@ async fn raw_client(redis: &RedisServer, keys: u64, value_size: usize) -> Result
     for t in tasks {
         written += t.await.map_err(|e| e.to_string())??;
     }
-    let secs = started.elapsed().as_secs_f64();
     if written != keys {
         return Err(format!("wrote {written} of {keys} keys"));
     }
-    Ok(keys as f64 / secs)
+    Ok(())
 }
 
 /// One `SET key value`, awaited, per key: what a hand-written warmer does.

@@ -5,7 +5,7 @@
 use super::{BackendError, Outcome, Write};
 use crate::config::{RedisTarget, WritePolicy};
 use anyhow::{Context, Result};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{RetryMethod, Value};
 
 /// Rewrites a key only when it is absent or its remaining TTL is under
@@ -102,36 +102,17 @@ impl RedisBackend {
 
     /// `GET key`.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error("read", e))
+        get_on(&mut self.conn.clone(), key, &self.address).await
     }
 
     /// `PTTL key`: `None` when absent, `Some(None)` without expiry.
     pub async fn ttl(&self, key: &str) -> Result<Option<Option<std::time::Duration>>, BackendError> {
-        let mut conn = self.conn.clone();
-        let ms: i64 = redis::cmd("PTTL")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error("PTTL", e))?;
-        Ok(ttl_of(ms))
+        ttl_on(&mut self.conn.clone(), key, &self.address).await
     }
 
     /// `GET key` when `STRLEN key` is at most `max`, atomically in one script call.
     pub async fn get_at_most(&self, key: &str, max: u64) -> Result<super::Bounded, BackendError> {
-        let mut conn = self.conn.clone();
-        let reply: Value = self
-            .get_at_most
-            .key(key)
-            .arg(max)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.error("read", e))?;
-        bounded_of(reply, &self.address)
+        get_at_most_on(&mut self.conn.clone(), &self.get_at_most, key, max, &self.address).await
     }
 
     /// The server's `keyspace_hits` and `keyspace_misses` (`INFO stats`).
@@ -177,6 +158,52 @@ pub(super) fn write_command(policy: WritePolicy, w: &Write, refresh: &redis::Scr
         }
     }
     cmd
+}
+
+/// `GET key` on one server's connection or a cluster's (which routes it to
+/// the key's master); errors name `address`.
+pub(super) async fn get_on(
+    conn: &mut (impl ConnectionLike + Send),
+    key: &str,
+    address: &str,
+) -> Result<Option<Vec<u8>>, BackendError> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .map_err(|e| error_of(address, "read", e))
+}
+
+/// `PTTL key` ([`ttl_of`]), as [`get_on`].
+pub(super) async fn ttl_on(
+    conn: &mut (impl ConnectionLike + Send),
+    key: &str,
+    address: &str,
+) -> Result<Option<Option<std::time::Duration>>, BackendError> {
+    let ms: i64 = redis::cmd("PTTL")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .map_err(|e| error_of(address, "PTTL", e))?;
+    Ok(ttl_of(ms))
+}
+
+/// `GET key` when `STRLEN key` is at most `max`: the [`GET_AT_MOST_SCRIPT`]
+/// (`script`) in one call, as [`get_on`].
+pub(super) async fn get_at_most_on(
+    conn: &mut (impl ConnectionLike + Send),
+    script: &redis::Script,
+    key: &str,
+    max: u64,
+    address: &str,
+) -> Result<super::Bounded, BackendError> {
+    let reply: Value = script
+        .key(key)
+        .arg(max)
+        .invoke_async(conn)
+        .await
+        .map_err(|e| error_of(address, "read", e))?;
+    bounded_of(reply, address)
 }
 
 /// A `PTTL` reply: `None` when absent, `Some(None)` without expiry.

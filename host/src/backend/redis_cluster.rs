@@ -1,10 +1,18 @@
 //! The Redis Cluster backend: the redis crate's cluster client routes each
 //! command to the master of its key's hash slot (hash tags `{…}` included),
-//! follows MOVED and ASK while slots migrate, and is meant to find the
-//! promoted replica after a failover (not yet achieved: in the e2e tests a
-//! killed master, or a large resharding, leaves the crate's slot refresh
-//! unfinished and later writes time out). Policies are the single server's commands
+//! follows MOVED and ASK while slots migrate, and finds the promoted replica
+//! after a failover. Policies are the single server's commands
 //! (`backend/redis.rs`: `SET NX`, the refresh script, plain `SET`).
+//!
+//! The crate's slot refresh can wedge a connection for good: it waits for
+//! the write half of the connection's lock while commands queued on the read
+//! half were granted it but are no longer polled (the connection's driver
+//! polls only the refresh while one runs), so every later command times
+//! out (seen after a master was killed with a few thousand writes in
+//! flight). A batch that fails transiently therefore renews the
+//! connections: new clients, the slot map read afresh from the seeds; at
+//! most once per [`RENEW_INTERVAL`] (each renewal may leave a wedged
+//! connection's task behind, so they are bounded).
 //!
 //! A batch is sent one command per key, all in flight at once (at most
 //! [`MAX_IN_FLIGHT`]): the crate queues each on its node's multiplexed
@@ -26,7 +34,7 @@
 //! most, all within `response_timeout`.
 
 use super::redis::{
-    bounded_of, error_of, outcome_of, stats_of, ttl_of, write_command, GET_AT_MOST_SCRIPT, REFRESH_SCRIPT,
+    error_of, get_at_most_on, get_on, outcome_of, stats_of, ttl_on, write_command, GET_AT_MOST_SCRIPT, REFRESH_SCRIPT,
 };
 use super::{tls, BackendError, Bounded, Outcome, ServerStats, Write};
 use crate::config::{RedisClusterTarget, WritePolicy};
@@ -36,8 +44,11 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{ErrorKind, FromRedisValue, RedisResult, RetryMethod, ServerErrorKind, Value};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+/// Shortest time between two renewals of the connections.
+pub const RENEW_INTERVAL: Duration = Duration::from_secs(1);
 /// Most commands of one batch in flight at once; the rest wait for a place.
 pub const MAX_IN_FLIGHT: usize = 4096;
 /// Attempts the cluster client makes for a read or an admin command after
@@ -53,14 +64,28 @@ pub const WRITE_ATTEMPTS: u32 = 10;
 /// A connection to a Redis Cluster.
 #[derive(Clone)]
 pub struct RedisClusterBackend {
-    /// Reads and admin commands: the client follows redirects and retries.
-    conn: ClusterConnection,
-    /// Writes: the client retries nothing, [`RedisClusterBackend::command`] does.
-    writes: ClusterConnection,
+    /// The connections in use, renewed after a transient failure.
+    connections: Arc<std::sync::Mutex<Connections>>,
+    /// Held while connections are renewed (one renewal at a time).
+    renewing: Arc<tokio::sync::Mutex<()>>,
+    config: Arc<RedisClusterTarget>,
     response_timeout: Duration,
     seeds: String,
     refresh: redis::Script,
     get_at_most: redis::Script,
+}
+
+/// The two connections of a [`RedisClusterBackend`], and how many times they were renewed.
+#[derive(Clone)]
+struct Connections {
+    /// Reads and admin commands: the client follows redirects and retries.
+    reads: ClusterConnection,
+    /// Writes: the client retries nothing, [`RedisClusterBackend::command`] does.
+    writes: ClusterConnection,
+    /// Renewals so far.
+    generation: u64,
+    /// When they were made.
+    made: Instant,
 }
 
 impl RedisClusterBackend {
@@ -68,42 +93,60 @@ impl RedisClusterBackend {
     /// an unreachable cluster, or a server that is not one, fails the run
     /// before any plugin work.
     pub async fn connect(config: &RedisClusterTarget) -> Result<RedisClusterBackend> {
-        let nodes = &config.nodes;
         let seeds = tls::describe_seeds(&config.urls);
-        let client = connect_client(config, nodes.response_timeout, CLUSTER_RETRIES)?;
-        let writes_client = connect_client(config, nodes.response_timeout, 0)?;
-        let failed = |e: anyhow::Error| {
-            match tls::handshake_failure(&e, &seeds, nodes) {
-            Some(why) => e.context(why),
-            None if format!("{e:#}").contains("cluster support disabled") => e.context(format!(
-                "redis at {seeds} is a single server, not a cluster (cluster support disabled): use kind = \"redis\" with url = \"…\" for it"
-            )),
-            None => e.context(format!(
-                "cannot reach the redis cluster at {seeds}: are its nodes running and the urls right? (set [backend] urls)"
-            )),
-        }
-        };
-        let connect = |client: redis::cluster::ClusterClient| async move {
-            tokio::time::timeout(nodes.connect_timeout * 2, client.get_async_connection())
-                .await
-                .map_err(|_| anyhow::anyhow!("timed out after {:?}", nodes.connect_timeout * 2))
-                .and_then(|connected| Ok(connected?))
-        };
-        let mut conn = connect(client).await.map_err(failed)?;
-        let writes = connect(writes_client).await.map_err(failed)?;
+        let (mut reads, writes) = open(config).await?;
         // Routed to every master; each must answer.
         redis::cmd("PING")
-            .query_async::<()>(&mut conn)
+            .query_async::<()>(&mut reads)
             .await
-            .map_err(|e| failed(e.into()))?;
+            .map_err(|e| explain(e.into(), config, &seeds))?;
         Ok(RedisClusterBackend {
-            conn,
-            writes,
-            response_timeout: nodes.response_timeout,
+            connections: Arc::new(std::sync::Mutex::new(Connections {
+                reads,
+                writes,
+                generation: 0,
+                made: Instant::now(),
+            })),
+            renewing: Arc::default(),
+            config: Arc::new(config.clone()),
+            response_timeout: config.nodes.response_timeout,
             seeds,
             refresh: redis::Script::new(REFRESH_SCRIPT),
             get_at_most: redis::Script::new(GET_AT_MOST_SCRIPT),
         })
+    }
+
+    /// The connections in use.
+    fn current(&self) -> Connections {
+        self.connections
+            .lock()
+            .expect("the connections lock is never poisoned")
+            .clone()
+    }
+
+    /// Replaces connections of `generation` (those a failed batch used) with
+    /// new ones, unless they were renewed meanwhile or less than
+    /// [`RENEW_INTERVAL`] ago; a failure to connect is logged and the old ones kept.
+    async fn renew(&self, generation: u64, why: &str) {
+        let _one_at_a_time = self.renewing.lock().await;
+        let old = self.current();
+        if old.generation != generation || old.made.elapsed() < RENEW_INTERVAL {
+            return;
+        }
+        match open(&self.config).await {
+            Ok((reads, writes)) => {
+                tracing::warn!(cluster = %self.seeds, generation = generation + 1, "cluster connections renewed after a failed batch ({why}): the slot map is read afresh");
+                *self.connections.lock().expect("the connections lock is never poisoned") = Connections {
+                    reads,
+                    writes,
+                    generation: generation + 1,
+                    made: Instant::now(),
+                };
+            }
+            Err(e) => {
+                tracing::warn!(cluster = %self.seeds, "could not renew the cluster connections after a failed batch ({why}): {e:#}")
+            }
+        }
     }
 
     /// The seed nodes, without credentials.
@@ -117,12 +160,29 @@ impl RedisClusterBackend {
     /// any write (a master lost, a failover under way) fails the batch, for
     /// the executor to retry; a write the server refuses is rejected alone.
     pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
+        let connections = self.current();
+        let written = self.write_rounds(&connections, policy, writes).await;
+        if let Err(e) = &written {
+            if e.transient {
+                self.renew(connections.generation, &e.message).await;
+            }
+        }
+        written
+    }
+
+    /// [`RedisClusterBackend::write_batch`] on `connections`.
+    async fn write_rounds(
+        &self,
+        connections: &Connections,
+        policy: WritePolicy,
+        writes: &[Write],
+    ) -> Result<Vec<Outcome>, BackendError> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; writes.len()];
         for round in rounds(writes) {
             let mut pending = round;
             let mut loaded = false;
             while !pending.is_empty() {
-                let replies = self.send(policy, writes, &pending).await;
+                let replies = self.send(&connections.writes, policy, writes, &pending).await;
                 let mut without_script = Vec::new();
                 for (&i, reply) in pending.iter().zip(replies) {
                     match reply {
@@ -142,7 +202,7 @@ impl RedisClusterBackend {
                 if !without_script.is_empty() {
                     // A master that lacks the script (new, restarted, promoted): load it
                     // everywhere and send those writes once more.
-                    self.load_refresh_script().await?;
+                    self.load_refresh_script(&connections.reads).await?;
                     loaded = true;
                 }
                 pending = without_script;
@@ -155,10 +215,16 @@ impl RedisClusterBackend {
     }
 
     /// Sends the writes at `indices`, at most [`MAX_IN_FLIGHT`] at once; the replies in order.
-    async fn send(&self, policy: WritePolicy, writes: &[Write], indices: &[usize]) -> Vec<RedisResult<Value>> {
+    async fn send(
+        &self,
+        conn: &ClusterConnection,
+        policy: WritePolicy,
+        writes: &[Write],
+        indices: &[usize],
+    ) -> Vec<RedisResult<Value>> {
         stream::iter(indices.iter().copied().map(|i| {
             let cmd = write_command(policy, &writes[i], &self.refresh);
-            async move { self.command(&cmd).await }
+            async move { self.command(conn.clone(), &cmd).await }
         }))
         .buffered(MAX_IN_FLIGHT)
         .collect()
@@ -170,14 +236,13 @@ impl RedisClusterBackend {
     /// named), MOVED (to the node named), and a lost node, a failover or a
     /// busy slot (waited out, then routed by slot again), [`WRITE_ATTEMPTS`]
     /// sends at most, within `response_timeout`. Its reply, or the last error.
-    async fn command(&self, cmd: &redis::Cmd) -> RedisResult<Value> {
+    async fn command(&self, mut conn: ClusterConnection, cmd: &redis::Cmd) -> RedisResult<Value> {
         /// Where the next send goes.
         enum Route {
             Slot,
             Moved(SingleNodeRoutingInfo),
             Ask(SingleNodeRoutingInfo),
         }
-        let mut conn = self.writes.clone();
         let sends = async {
             let mut route = Route::Slot;
             let mut attempt = 0;
@@ -234,8 +299,8 @@ impl RedisClusterBackend {
     }
 
     /// `SCRIPT LOAD` of the refresh script, which the crate sends to every node.
-    async fn load_refresh_script(&self) -> Result<(), BackendError> {
-        let mut conn = self.conn.clone();
+    async fn load_refresh_script(&self, conn: &ClusterConnection) -> Result<(), BackendError> {
+        let mut conn = conn.clone();
         redis::cmd("SCRIPT")
             .arg("LOAD")
             .arg(REFRESH_SCRIPT)
@@ -246,41 +311,22 @@ impl RedisClusterBackend {
 
     /// `GET key` from its slot's master.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error("read", e))
+        get_on(&mut self.current().reads, key, &self.address()).await
     }
 
     /// `PTTL key`: `None` when absent, `Some(None)` without expiry.
     pub async fn ttl(&self, key: &str) -> Result<Option<Option<Duration>>, BackendError> {
-        let mut conn = self.conn.clone();
-        let ms: i64 = redis::cmd("PTTL")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error("PTTL", e))?;
-        Ok(ttl_of(ms))
+        ttl_on(&mut self.current().reads, key, &self.address()).await
     }
 
     /// `GET key` when `STRLEN key` is at most `max`, in one script call on its master.
     pub async fn get_at_most(&self, key: &str, max: u64) -> Result<Bounded, BackendError> {
-        let mut conn = self.conn.clone();
-        let reply: Value = self
-            .get_at_most
-            .key(key)
-            .arg(max)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.error("read", e))?;
-        bounded_of(reply, &self.seeds)
+        get_at_most_on(&mut self.current().reads, &self.get_at_most, key, max, &self.address()).await
     }
 
     /// `keyspace_hits` and `keyspace_misses` summed over every master (`INFO stats` on each).
     pub async fn server_stats(&self) -> Result<ServerStats, BackendError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.current().reads;
         let every_master = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
         let mut info = redis::cmd("INFO");
         info.arg("stats");
@@ -299,7 +345,43 @@ impl RedisClusterBackend {
     }
 
     fn error(&self, what: &str, e: redis::RedisError) -> BackendError {
-        error_of(&format!("cluster {}", self.seeds), what, e)
+        error_of(&self.address(), what, e)
+    }
+
+    /// How errors name the cluster: by its seed nodes.
+    fn address(&self) -> String {
+        format!("cluster {}", self.seeds)
+    }
+}
+
+/// Opens the backend's two connections to the cluster of `config`: reads
+/// (the client retries [`CLUSTER_RETRIES`] times) and writes (it retries nothing).
+async fn open(config: &RedisClusterTarget) -> Result<(ClusterConnection, ClusterConnection)> {
+    let nodes = &config.nodes;
+    let seeds = tls::describe_seeds(&config.urls);
+    let connect = |retries: u32| async move {
+        let client = connect_client(config, nodes.response_timeout, retries)?;
+        tokio::time::timeout(nodes.connect_timeout * 2, client.get_async_connection())
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out after {:?}", nodes.connect_timeout * 2))
+            .and_then(|connected| Ok(connected?))
+    };
+    let reads = connect(CLUSTER_RETRIES).await.map_err(|e| explain(e, config, &seeds))?;
+    let writes = connect(0).await.map_err(|e| explain(e, config, &seeds))?;
+    Ok((reads, writes))
+}
+
+/// What a failure to reach the cluster at `seeds` means: a TLS handshake
+/// refused, a single server rather than a cluster, or nodes not reached.
+fn explain(e: anyhow::Error, config: &RedisClusterTarget, seeds: &str) -> anyhow::Error {
+    match tls::handshake_failure(&e, seeds, &config.nodes) {
+        Some(why) => e.context(why),
+        None if format!("{e:#}").contains("cluster support disabled") => e.context(format!(
+            "redis at {seeds} is a single server, not a cluster (cluster support disabled): use kind = \"redis\" with url = \"…\" for it"
+        )),
+        None => e.context(format!(
+            "cannot reach the redis cluster at {seeds}: are its nodes running and the urls right? (set [backend] urls)"
+        )),
     }
 }
 

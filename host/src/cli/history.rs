@@ -1,7 +1,8 @@
-//! `preheat history` and `preheat status`: the job history as tables or JSON.
+//! `preheat history` and `preheat status`: the job history as tables or JSON;
+//! the shards of a sharded run shown together, under their run group.
 
 use crate::config::Config;
-use crate::jobs::{JobRow, JobStore, RUN_JOB};
+use crate::jobs::{GroupStatus, JobRow, JobStore, RunGroup, RUN_JOB};
 use anyhow::Result;
 use std::fmt::Write;
 use std::path::Path;
@@ -33,7 +34,16 @@ pub async fn history(config: &Path, limit: usize, json: bool) -> Result<ExitCode
         "{:<18} {:<10} {:<24} {:>9} {:>10} {:>9} {:>8} {:>8} {:>9}  ERROR",
         "RUN", "STATUS", "STARTED", "DURATION", "ENUMERATED", "WRITTEN", "FRESH", "FAILED", "ABANDONED"
     );
+    let mut groups_shown: Vec<&str> = Vec::new();
     for row in &rows {
+        if let (Some(group), Some(index), Some(count)) = (&row.run_group, row.shard_index, row.shard_count) {
+            if !groups_shown.contains(&group.as_str()) {
+                groups_shown.push(group);
+                let summary = RunGroup::of(group, store.group(group).await?);
+                let _ = writeln!(out, "{}", group_line(group, summary.as_ref()));
+            }
+            let _ = write!(out, "  shard {index}/{count} ");
+        }
         let duration = row
             .metadata
             .get("duration_ms")
@@ -64,6 +74,98 @@ pub async fn history(config: &Path, limit: usize, json: bool) -> Result<ExitCode
     }
     print!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line for a run group: how it stands and which shards are done.
+fn group_line(group: &str, summary: Option<&RunGroup>) -> String {
+    match summary {
+        Some(g) => format!(
+            "group {group}: {} ({} of {} shards completed)",
+            group_status_name(g.status),
+            g.shards.iter().filter(|s| s.completed).count(),
+            g.count
+        ),
+        None => format!("group {group}"),
+    }
+}
+
+fn group_status_name(status: GroupStatus) -> &'static str {
+    match status {
+        GroupStatus::Completed => "completed",
+        GroupStatus::Running => "running",
+        GroupStatus::Incomplete => "incomplete",
+        GroupStatus::Partial => "partial",
+        GroupStatus::Failed => "failed",
+    }
+}
+
+/// Prints how a run group stands: each shard's attempts, and the command
+/// that reruns the shards not completed. Exits 0 only when every shard completed.
+pub async fn group_status(config_path: &Path, group: &str, json: bool) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let store = JobStore::open(&config).await?;
+    let Some(summary) = RunGroup::of(group, store.group(group).await?) else {
+        anyhow::bail!(
+            "no run of group {group:?} is recorded in {} (runs record their group with --group or PREHEAT_RUN_GROUP)",
+            store.address()
+        );
+    };
+    let done = summary.status == GroupStatus::Completed;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(if done { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", group_line(group, Some(&summary)));
+    for shard in &summary.shards {
+        let Some(latest) = shard.latest() else {
+            let _ = writeln!(out, "  shard {}/{}  never ran", shard.index, summary.count);
+            continue;
+        };
+        let earlier: Vec<String> = shard.attempts[..shard.attempts.len() - 1]
+            .iter()
+            .map(|r| format!("{} {}", r.run_id, r.status))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  shard {}/{}  {:<11} run {}  {} written, {} failed, {} abandoned{}{}",
+            shard.index,
+            summary.count,
+            latest.status,
+            latest.run_id,
+            count(latest, "written"),
+            count(latest, "failed"),
+            count(latest, "abandoned"),
+            latest
+                .error_message
+                .as_deref()
+                .and_then(|e| e.lines().next())
+                .map(|e| format!("  {e}"))
+                .unwrap_or_default(),
+            if earlier.is_empty() {
+                String::new()
+            } else {
+                format!("  (earlier: {})", earlier.join(", "))
+            }
+        );
+    }
+    if !summary.other_splits.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} run(s) of this group split into another number of shards are left out",
+            summary.other_splits.len()
+        );
+    }
+    for index in summary.to_rerun() {
+        let _ = writeln!(
+            out,
+            "rerun shard {index}: preheat run --config {} --shard {index}/{} --group {group}",
+            config_path.display(),
+            summary.count
+        );
+    }
+    print!("{out}");
+    Ok(if done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Prints the run in progress, if any.
@@ -99,8 +201,12 @@ pub async fn status(config: &Path, json: bool) -> Result<ExitCode> {
             )
         })
         .unwrap_or_default();
+        let shard = match (&run.run_group, run.shard_index, run.shard_count) {
+            (Some(group), Some(index), Some(count)) => format!(" shard {index}/{count} of group {group}"),
+            _ => String::new(),
+        };
         println!(
-            "run {} ({}) running since {}{stale}: {}/{} keys done, {} written",
+            "run {}{shard} ({}) running since {}{stale}: {}/{} keys done, {} written",
             run.run_id,
             run.strategy,
             run.started_at.as_deref().unwrap_or("?"),

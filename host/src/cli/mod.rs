@@ -98,11 +98,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The run in progress, if any, from the job history.
+    /// The run in progress, if any, from the job history; or how a sharded
+    /// run's group stands (exit 0 only when every shard completed).
     Status {
         /// The config file (names the job store).
         #[arg(long, short)]
         config: PathBuf,
+        /// The run group of a sharded run: each shard's attempts, and the ones to rerun.
+        #[arg(long)]
+        group: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -128,6 +132,63 @@ struct RunArgs {
     /// Strategy name recorded and passed to plugins.
     #[arg(long, default_value = "proactive")]
     strategy: String,
+    #[command(flatten)]
+    shard: ShardArgs,
+}
+
+/// Splitting one run across workers (docs/DEPLOY.md).
+#[derive(Debug, Args)]
+struct ShardArgs {
+    /// Warm only shard I of N (0-based), e.g. 1/3: the keys with xxh3_64(key) % N == I.
+    #[arg(long, env = "PREHEAT_SHARD", value_name = "I/N")]
+    shard: Option<String>,
+    /// Split into N shards, this worker's index taken from JOB_COMPLETION_INDEX
+    /// (set by a Kubernetes Indexed Job).
+    #[arg(long, value_name = "N")]
+    shards: Option<u32>,
+    /// The run group every shard of the run shares, so the history shows them
+    /// as one run and a failed shard can be rerun alone (a release id, the Job's name).
+    #[arg(long, env = "PREHEAT_RUN_GROUP")]
+    group: Option<String>,
+}
+
+impl ShardArgs {
+    /// The shard this worker warms, or `None` for a whole run.
+    fn resolve(&self) -> Result<Option<crate::report::RunShard>> {
+        let shard = match (&self.shard, self.shards) {
+            (None, None) => {
+                if self.group.is_some() {
+                    anyhow::bail!("--group (PREHEAT_RUN_GROUP) names the group of a sharded run: give the shard too, with --shard I/N or --shards N");
+                }
+                return Ok(None);
+            }
+            (Some(_), Some(_)) => anyhow::bail!(
+                "give the shard once: --shard I/N (or PREHEAT_SHARD), or --shards N with the index in JOB_COMPLETION_INDEX"
+            ),
+            (Some(text), None) => crate::plan::parse_shard(text).context("--shard (or PREHEAT_SHARD)")?,
+            (None, Some(count)) => {
+                let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+                    anyhow::anyhow!("--shards {count} takes this worker's index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job sets it), which is not set: give --shard I/{count} instead")
+                })?;
+                let index: u32 = index.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("JOB_COMPLETION_INDEX is {index:?}, not a shard index (a whole number from 0)")
+                })?;
+                crate::plan::shard(index, count).context("--shards with JOB_COMPLETION_INDEX")?
+            }
+        };
+        let Some(group) = &self.group else {
+            anyhow::bail!(
+                "shard {}/{} needs a run group, so the job history records the shards as one run: give --group NAME or set PREHEAT_RUN_GROUP (the same on every shard: a release id, or a Kubernetes Job's name)",
+                shard.index, shard.count
+            );
+        };
+        crate::plan::check_group(group).context("--group (or PREHEAT_RUN_GROUP)")?;
+        Ok(Some(crate::report::RunShard {
+            group: group.clone(),
+            index: shard.index,
+            count: shard.count,
+        }))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,7 +278,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Deploy { run, strict } => deploy(run, strict, cli.quiet).await,
         Command::Check { config } => check(&config).await,
         Command::History { config, limit, json } => history::history(&config, limit, json).await,
-        Command::Status { config, json } => history::status(&config, json).await,
+        Command::Status {
+            config,
+            group: None,
+            json,
+        } => history::status(&config, json).await,
+        Command::Status {
+            config,
+            group: Some(group),
+            json,
+        } => history::group_status(&config, &group, json).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Cache(command) => cache::run(command).await,
         Command::Serve { config, listen, watch } => crate::serve::serve(&config, listen, watch)
@@ -235,9 +305,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
 
 /// Runs a warming pass with a progress display, prints the summary, writes the report.
 async fn warm(config: Config, args: &RunArgs, quiet: bool) -> Result<Report> {
+    let shard = args.shard.resolve()?;
     let warmer = Warmer::new(config)?;
     let options = RunOptions {
         strategy: args.strategy.clone(),
+        shard,
         ..RunOptions::default()
     };
     let history = crate::jobs::History::open(warmer.config()).await;

@@ -2,9 +2,9 @@
 //! what it listed and produced, with fuel and time per call.
 
 use crate::backend::{Backend, MemoryBackend};
-use crate::config::{BackendConfig, Config, JobsConfig, MemoryTarget, PluginConfig, RunConfig};
+use crate::config::{BackendConfig, Config, JobsConfig, MemoryTarget, PluginConfig, RunConfig, Sharding};
 use crate::exec::{RunOptions, Warmer};
-use crate::report::{Report, RunStatus};
+use crate::report::{Report, RunShard, RunStatus};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -26,11 +26,29 @@ pub struct TestArgs {
     /// Key prefixes to grant (repeatable); by default every key is allowed.
     #[arg(long = "prefix")]
     prefixes: Vec<String>,
+    /// Run as shard I of N (0-based), e.g. 1/3: only that shard's keys are warmed.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<crate::runtime::Shard>,
+    /// With --shard: `plugin` hands the shard to the plugin, which lists only
+    /// its share; `host` (default) keeps the listed keys of the shard.
+    #[arg(long, value_enum, default_value_t = ShardingArg::Host)]
+    sharding: ShardingArg,
     #[command(flatten)]
     limits: super::LimitArgs,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// `--sharding` of `plugin test` (`[[plugins]] sharding` in a config).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ShardingArg {
+    Host,
+    Plugin,
+}
+
+fn parse_shard(text: &str) -> Result<crate::runtime::Shard, String> {
+    crate::plan::parse_shard(text).map_err(|e| format!("{e:#}"))
 }
 
 fn parse_setting(text: &str) -> Result<(String, String), String> {
@@ -59,6 +77,10 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
     };
     let mut plugin = PluginConfig::for_path(&name, args.path.clone(), prefixes);
     args.limits.apply(&mut plugin);
+    plugin.sharding = match args.sharding {
+        ShardingArg::Host => Sharding::Host,
+        ShardingArg::Plugin => Sharding::Plugin,
+    };
     plugin.settings = args
         .settings
         .iter()
@@ -88,6 +110,11 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
         strategy: "test".into(),
         trace: true,
         key_limit: args.limit,
+        shard: args.shard.map(|s| RunShard {
+            group: "plugin-test".into(),
+            index: s.index,
+            count: s.count,
+        }),
         ..RunOptions::default()
     };
     let report = warmer.execute(options).await;
@@ -143,9 +170,13 @@ fn render_table(report: &Report) -> String {
     let time_us: u64 = report.calls.iter().map(|c| c.time_us).sum();
     let _ = writeln!(
         out,
-        "\n{:?}: {} keys, {} written ({} bytes), {} skipped by plugin, {} invalid, {} failed; {} calls, {fuel} fuel, {:.2}ms in the plugin",
+        "\n{:?}: {} keys{}, {} written ({} bytes), {} skipped by plugin, {} invalid, {} failed; {} calls, {fuel} fuel, {:.2}ms in the plugin",
         report.status,
         t.enumerated,
+        match &report.shard {
+            Some(s) => format!(" of shard {}/{} ({} left to other shards)", s.index, s.count, t.other_shards),
+            None => String::new(),
+        },
         t.written,
         t.bytes_written,
         t.skipped_by_plugin,

@@ -365,6 +365,24 @@ pub struct PluginConfig {
     /// This plugin's value format, instead of `[backend] format`.
     #[serde(default)]
     pub format: Option<FormatConfig>,
+    /// Who keeps a sharded run to its share of this plugin's keys.
+    #[serde(default)]
+    pub sharding: Sharding,
+}
+
+/// `sharding` of a plugin: in a run split across workers (`--shard I/N`),
+/// who keeps the run to its shard's share of the plugin's keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sharding {
+    /// The plugin lists every key (its run context has no shard); the host
+    /// keeps the keys whose hash falls in the shard (`xxh3_64(key) % N`).
+    #[default]
+    Host,
+    /// The plugin sees the shard in its run context and lists only its share
+    /// (e.g. `WHERE id % N = I`); the host keeps every key it lists.
+    /// Needs a plugin built for interface 0.2.
+    Plugin,
 }
 
 fn yes() -> bool {
@@ -437,6 +455,7 @@ impl PluginConfig {
             schedule_jitter: None,
             key_patterns: Vec::new(),
             format: None,
+            sharding: Sharding::Host,
         }
     }
 }

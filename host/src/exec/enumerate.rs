@@ -3,7 +3,7 @@
 
 use super::shared::Shared;
 use super::tally::{KeyDetail, KeyOutcome};
-use crate::plan::{CursorHistory, RecentKeys, WarmItem, MAX_CURSOR_BYTES};
+use crate::plan::{owns, CursorHistory, RecentKeys, WarmItem, MAX_CURSOR_BYTES};
 use crate::runtime::{CallError, KeySpec};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -67,7 +67,7 @@ pub(super) async fn enumerate_plugin(shared: Arc<Shared>, p: usize) {
     shared.queue.producer_done();
 }
 
-/// Counts, filters, de-duplicates, validates and queues one page of a plugin's
+/// Counts, filters (to the run's filter and the shard's share), de-duplicates, validates and queues one page of a plugin's
 /// keys; `listed` counts the plugin's keys so far. Returns whether the key limit was reached.
 pub(super) async fn queue_keys(
     shared: &Shared,
@@ -77,7 +77,7 @@ pub(super) async fn queue_keys(
     listed: &mut u64,
 ) -> bool {
     let slot = &shared.slots[p];
-    let (mut new, mut duplicates, mut limit_reached) = (0u64, 0u64, false);
+    let (mut new, mut duplicates, mut other_shards, mut limit_reached) = (0u64, 0u64, 0u64, false);
     let mut items = Vec::with_capacity(keys.len());
     let mut invalid = Vec::new();
     for spec in keys {
@@ -86,6 +86,10 @@ pub(super) async fn queue_keys(
             break;
         }
         if !shared.filter.accepts(&spec) {
+            continue;
+        }
+        if slot.share.is_some_and(|shard| !owns(shard, &spec.key)) {
+            other_shards += 1;
             continue;
         }
         if !seen.insert(&spec.key) {
@@ -106,6 +110,7 @@ pub(super) async fn queue_keys(
     shared.tally.add(p, |c| {
         c.enumerated += new;
         c.duplicates += duplicates;
+        c.other_shards += other_shards;
     });
     shared.progress.add_enumerated(new);
     for (spec, reason) in invalid {

@@ -39,7 +39,7 @@ use crate::backend::Backend;
 use crate::config::{Config, PluginConfig};
 use crate::format::{Format, Store};
 use crate::plan::KeyFilter;
-use crate::report::{Counters, Report};
+use crate::report::{Counters, Report, RunShard};
 use crate::runtime::{HostServices, KeySpec, LoadedPlugin, PluginLimits, Runtime};
 use crate::sources::SourceSet;
 use crate::support::Cancel;
@@ -76,6 +76,8 @@ pub struct RunOptions {
     /// executing). [`crate::jobs::run_recorded`] sets it before connecting and
     /// taking the run lock, so the deadline bounds the whole run.
     pub clock_started: Option<Instant>,
+    /// The share of a run split across workers this run warms (`--shard`).
+    pub shard: Option<RunShard>,
 }
 
 /// Watches a run's plugin calls as they happen.
@@ -119,6 +121,7 @@ impl Default for RunOptions {
             stop: Cancel::default(),
             observer: None,
             clock_started: None,
+            shard: None,
         }
     }
 }
@@ -283,6 +286,7 @@ impl Warmer {
     pub fn backend_unavailable(&self, error: &anyhow::Error, options: &RunOptions, took: Duration) -> Report {
         let mut report = Report::failed(error);
         report.strategy = options.strategy.clone();
+        report.shard = options.shard.clone();
         report.duration_ms = took.as_millis() as u64;
         report.plugins = self
             .config

@@ -9,11 +9,11 @@ use super::tally::{KeyDetail, KeyOutcome, Tally};
 use super::work::worker;
 use super::{new_run_id, Producer, RunOptions, Warmer};
 use crate::backend::Backend;
-use crate::config::PluginConfig;
+use crate::config::{PluginConfig, Sharding};
 use crate::format::{Format, Store};
 use crate::plan::WorkQueue;
 use crate::report::{Counters, Report};
-use crate::runtime::KeySpec;
+use crate::runtime::{Interface, KeySpec, LoadedPlugin, Shard};
 use crate::support::Cancel;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -59,7 +59,9 @@ impl Warmer {
                 None => self
                     .plugin_until(&config, &backend, &sources, deadline_at)
                     .await
-                    .map(|p| p as Arc<dyn Producer>),
+                    .and_then(|p| {
+                        sees_its_shard(&config, &p, options.shard.is_some()).map(|()| p as Arc<dyn Producer>)
+                    }),
             };
             let format = Format::new(self.config.format_of(&config), Store::of(&self.config.backend))
                 .map_err(|e| anyhow::anyhow!("plugin `{}` not run: format: {e}", config.name));
@@ -70,7 +72,11 @@ impl Warmer {
                     (None, Format::Raw)
                 }
             };
-            slots.push(Slot::new(config, plugin, format, &run_id, &options.strategy));
+            let shard = options.shard.as_ref().map(|s| Shard {
+                index: s.index,
+                count: s.count,
+            });
+            slots.push(Slot::new(config, plugin, format, &run_id, &options.strategy, shard));
         }
         let run = &self.config.run;
         let batch_limits = slots.iter().map(|s| s.batch_limit(run.batch_size.get())).collect();
@@ -193,6 +199,7 @@ impl Warmer {
             deadline_hit: deadline_hit.load(Ordering::SeqCst),
             stopped: shared.stop.is_cancelled(),
             backend: backend.describe(),
+            shard: options.shard,
             error: None,
             history_error: None,
             totals,
@@ -208,4 +215,18 @@ impl Warmer {
         }
         report
     }
+}
+
+/// A sharded run of a plugin that keeps to its share itself
+/// (`sharding = "plugin"`) needs one that sees the shard: built for 0.2.
+fn sees_its_shard(config: &PluginConfig, plugin: &LoadedPlugin, sharded: bool) -> anyhow::Result<()> {
+    if sharded && config.sharding == Sharding::Plugin && plugin.interface() == Interface::V0_1 {
+        anyhow::bail!(
+            "plugin `{}` not run: it has `sharding = \"plugin\"`, but it is built for interface {}, whose run context has no shard, so it would list every key in every shard; rebuild it against preheat-guest (interface {}) or set `sharding = \"host\"`",
+            config.name,
+            crate::runtime::LEGACY_INTERFACE_VERSION,
+            crate::runtime::INTERFACE_VERSION
+        );
+    }
+    Ok(())
 }

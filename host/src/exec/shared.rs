@@ -6,10 +6,10 @@ use super::budget::ByteBudget;
 use super::tally::{KeyDetail, KeyOutcome, Tally};
 use super::{Producer, Progress, RunObserver};
 use crate::backend::Backend;
-use crate::config::{Config, PluginConfig};
+use crate::config::{Config, PluginConfig, Sharding};
 use crate::format::Format;
 use crate::plan::{KeyFilter, KeyRules, WorkQueue};
-use crate::runtime::{KeySpec, Priority, RunContext};
+use crate::runtime::{KeySpec, Priority, RunContext, Shard};
 use crate::support::Cancel;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
@@ -27,6 +27,9 @@ pub(super) struct Slot {
     pub(super) plugin: Option<Arc<dyn Producer>>,
     pub(super) rules: KeyRules,
     pub(super) ctx: RunContext,
+    /// In a sharded run whose share the host keeps (`sharding = "host"`):
+    /// the shard whose keys this plugin's listing is cut to.
+    pub(super) share: Option<Shard>,
     pub(super) limiter: Option<DefaultDirectRateLimiter>,
     pub(super) disabled: AtomicBool,
     pub(super) failed_calls_in_a_row: AtomicU32,
@@ -59,7 +62,13 @@ impl Slot {
         format: Format,
         run_id: &str,
         strategy: &str,
+        shard: Option<Shard>,
     ) -> Slot {
+        // The plugin sees the shard only when it keeps to its share itself.
+        let (seen, share) = match config.sharding {
+            Sharding::Plugin => (shard, None),
+            Sharding::Host => (None, shard),
+        };
         let limiter = NonZeroU32::new(config.rate_limit).map(|rate| RateLimiter::direct(Quota::per_second(rate)));
         Slot {
             rules: KeyRules::for_plugin(&config),
@@ -67,8 +76,9 @@ impl Slot {
                 run_id: run_id.to_string(),
                 strategy: strategy.to_string(),
                 settings: config.settings_as_strings(),
-                shard: None,
+                shard: seen,
             },
+            share,
             config,
             format,
             plugin,

@@ -33,6 +33,8 @@ struct Scripted {
     /// Keys the host holds for a retry now (asked, not yet produced again), and the most at once.
     held_for_retry: AtomicI64,
     most_held_for_retry: AtomicI64,
+    /// The shard of the run context `enumerate` was last given, as (index, count).
+    seen_shard: Mutex<Option<(u32, u32)>>,
 }
 
 impl Scripted {
@@ -47,6 +49,7 @@ impl Scripted {
             produce_calls: AtomicU32::new(0),
             held_for_retry: AtomicI64::new(0),
             most_held_for_retry: AtomicI64::new(0),
+            seen_shard: Mutex::default(),
         }
     }
 
@@ -111,11 +114,12 @@ impl Producer for Scripted {
 
     fn enumerate<'a>(
         &'a self,
-        _ctx: &'a RunContext,
+        ctx: &'a RunContext,
         cursor: Option<&'a str>,
         _cancel: &'a Cancel,
     ) -> BoxFuture<'a, super::CallResult<Result<Page, String>>> {
         Box::pin(async move {
+            *self.seen_shard.lock().unwrap() = ctx.shard.map(|s| (s.index, s.count));
             let start: usize = cursor.map_or(0, |c| c.parse().unwrap());
             let end = (start + self.page).min(self.keys.len());
             let page = Page {
@@ -150,6 +154,11 @@ impl Producer for Scripted {
 
 /// A warmer for `scripted` (keys under `s.`) with `extra` config lines, and its memory backend.
 fn warmer(extra: &str, producer: Arc<Scripted>) -> (Warmer, Arc<MemoryBackend>, tempfile::TempDir) {
+    warmer_with(extra, "", producer)
+}
+
+/// [`warmer`], with `plugin` lines in the plugin's table too.
+fn warmer_with(extra: &str, plugin: &str, producer: Arc<Scripted>) -> (Warmer, Arc<MemoryBackend>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let delay = if extra.contains("retry_base_delay") {
         ""
@@ -157,7 +166,7 @@ fn warmer(extra: &str, producer: Arc<Scripted>) -> (Warmer, Arc<MemoryBackend>, 
         "retry_base_delay = \"1ms\""
     };
     let toml = format!(
-        "[run]\n{delay}\n{extra}\n[backend]\nkind = \"memory\"\n[[plugins]]\nname = \"scripted\"\npath = \"scripted.wasm\"\nkey_prefixes = [\"s.\"]\n"
+        "[run]\n{delay}\n{extra}\n[backend]\nkind = \"memory\"\n[[plugins]]\nname = \"scripted\"\npath = \"scripted.wasm\"\nkey_prefixes = [\"s.\"]\n{plugin}\n"
     );
     let mut config = Config::parse(&toml, &dir.path().join("preheat.toml")).unwrap();
     config.run.cache_dir = Some(dir.path().join("cache"));
@@ -362,4 +371,56 @@ async fn keys_waiting_out_a_retry_are_abandoned_when_the_run_halts() {
         assert!(t.retried <= 12, "{halt}: {t:?}");
         assert!(memory.keys().is_empty());
     }
+}
+
+fn shard_of_run(index: u32, count: u32) -> RunOptions {
+    RunOptions {
+        shard: Some(crate::report::RunShard {
+            group: "release-1".into(),
+            index,
+            count,
+        }),
+        ..RunOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn the_shards_of_a_run_warm_every_key_once_between_them() {
+    let keys: Vec<String> = (0..300).map(|i| format!("s.{i}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut warmed = Vec::new();
+    for index in 0..3 {
+        let producer = Arc::new(Scripted::new(&refs));
+        let (warmer, memory, _dir) = warmer("", producer.clone());
+        let report = run(&warmer, shard_of_run(index, 3)).await;
+        let t = &report.totals;
+        assert_eq!(t.enumerated + t.other_shards, 300, "every listed key is kept or left");
+        assert!((70..=130).contains(&t.written), "shard {index} wrote {}", t.written);
+        assert_eq!(report.shard.as_ref().map(|s| (s.index, s.count)), Some((index, 3)));
+        // `sharding = "host"`: the plugin is not told, it lists every key.
+        assert_eq!(*producer.seen_shard.lock().unwrap(), None);
+        let shard = crate::plan::shard(index, 3).unwrap();
+        for key in memory.keys() {
+            assert!(crate::plan::owns(shard, &key), "{key} is not shard {index}'s");
+            warmed.push(key);
+        }
+    }
+    warmed.sort();
+    let mut all = keys.clone();
+    all.sort();
+    assert_eq!(warmed, all, "the shards cover every key, each once");
+}
+
+#[tokio::test]
+async fn a_plugin_that_keeps_to_its_share_sees_the_shard_and_keeps_what_it_lists() {
+    let producer = Arc::new(Scripted::new(&["s.1", "s.2", "s.3", "s.4"]));
+    let (warmer, memory, _dir) = warmer_with("", "sharding = \"plugin\"", producer.clone());
+    let report = run(&warmer, shard_of_run(1, 3)).await;
+    assert_eq!(*producer.seen_shard.lock().unwrap(), Some((1, 3)));
+    assert_eq!((report.totals.written, report.totals.other_shards), (4, 0));
+    assert_eq!(memory.keys().len(), 4);
+    // Not sharded: no shard in the context either way.
+    let report = run(&warmer, RunOptions::default()).await;
+    assert_eq!(*producer.seen_shard.lock().unwrap(), None);
+    assert!(report.shard.is_none());
 }

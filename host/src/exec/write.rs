@@ -199,7 +199,7 @@ mod tests {
     fn slot(edit: impl FnOnce(&mut PluginConfig)) -> Slot {
         let mut config = PluginConfig::for_path("p", PathBuf::from("p.wasm"), vec!["k.".into()]);
         edit(&mut config);
-        Slot::new(config, None, Format::Raw, "run", "proactive")
+        Slot::new(config, None, Format::Raw, "run", "proactive", None)
     }
 
     fn entry(ttl: Option<u32>) -> Entry {

@@ -4,6 +4,8 @@
 //! Every run writes one `cache_warming_jobs` row with `job_type = "run"` and
 //! one row per plugin (`job_type` = the plugin's name), sharing a `run_id`;
 //! `metadata` holds the report's counters (and live progress while running).
+//! The shards of a run split across workers are runs of their own that share
+//! a `run_group` ([`RunGroup`] judges them together).
 //! The run lock is a leased row in `preheat_run_locks`: taken atomically with
 //! an upsert that only succeeds over an expired lease, renewed by a heartbeat,
 //! so a crashed run frees it after the lease runs out.
@@ -12,15 +14,17 @@
 //! recorded run and when `serve` starts): a finished run goes with all its
 //! rows, in batches of [`PRUNE_BATCH`] runs; a run still running never does.
 
+mod groups;
 mod recorded;
 mod schedules;
 
+pub use groups::{GroupStatus, RunGroup, ShardAttempts};
 pub use recorded::{run_recorded, Prune};
 pub use schedules::StoredSchedule;
 
 use crate::config::{Config, Keep};
 use crate::db::{Arg, Db, DbOptions};
-use crate::report::{Report, RunStatus};
+use crate::report::{Report, RunShard, RunStatus};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,6 +38,9 @@ pub const RUN_JOB: &str = "run";
 /// Status of a run whose process died: found `running` with a heartbeat older
 /// than the lease, or holding a lock for a process of this host that is gone.
 pub const INTERRUPTED: &str = "interrupted";
+
+/// Most run rows of one run group [`JobStore::group`] reads (the newest).
+pub const MAX_GROUP_RUNS: usize = 20_000;
 
 /// Runs deleted per statement by [`JobStore::prune`].
 pub const PRUNE_BATCH: usize = 500;
@@ -138,6 +145,12 @@ pub struct JobRow {
     pub completed_at: Option<String>,
     /// Last update, RFC 3339.
     pub updated_at: String,
+    /// The run group of a run split across workers (`--group`).
+    pub run_group: Option<String>,
+    /// Its shard, 0-based.
+    pub shard_index: Option<u32>,
+    /// Shards the run is split into.
+    pub shard_count: Option<u32>,
 }
 
 fn now_rfc3339() -> String {
@@ -297,6 +310,14 @@ impl JobStore {
         }
     }
 
+    /// A placeholder for an integer that may be NULL (bound as text).
+    fn int(&self, n: usize) -> String {
+        match self.db {
+            Db::Sqlite(_) => self.p(n),
+            Db::Postgres(_) => format!("CAST({} AS INTEGER)", self.p(n)),
+        }
+    }
+
     /// A placeholder for JSON given as text.
     fn json(&self, n: usize) -> String {
         match self.db {
@@ -308,6 +329,7 @@ impl JobStore {
     /// The statement inserting one job row per `job_types` (one statement,
     /// so one round trip and one commit), all with the same run, strategy,
     /// status, metadata and error; a row not `running` is final already.
+    #[allow(clippy::too_many_arguments)]
     fn insert(
         &self,
         run_id: &str,
@@ -316,21 +338,25 @@ impl JobStore {
         status: &str,
         metadata: &serde_json::Value,
         error: Option<&str>,
+        shard: Option<&RunShard>,
     ) -> Statement {
-        // $1–$6 are shared by every row, then one job type per row.
+        // $1–$9 are shared by every row, then one job type per row.
         let (now, completed_at) = (self.ts(5), self.ts(6));
         let shared = format!(
-            "{}, {}, {}, {now}, {completed_at}, {now}, {now}, {}",
+            "{}, {}, {}, {now}, {completed_at}, {now}, {now}, {}, {}, {}, {}",
             self.p(2),
             self.p(3),
             self.json(4),
-            self.p(7 + job_types.len())
+            self.p(10 + job_types.len()),
+            self.p(7),
+            self.int(8),
+            self.int(9)
         );
         let rows: Vec<String> = (0..job_types.len())
-            .map(|i| format!("({}, {}, {shared})", self.p(1), self.p(7 + i)))
+            .map(|i| format!("({}, {}, {shared})", self.p(1), self.p(10 + i)))
             .collect();
         let sql = format!(
-            "INSERT INTO cache_warming_jobs (run_id, job_type, strategy, status, metadata, started_at, completed_at, created_at, updated_at, error_message) VALUES {}",
+            "INSERT INTO cache_warming_jobs (run_id, job_type, strategy, status, metadata, started_at, completed_at, created_at, updated_at, error_message, run_group, shard_index, shard_count) VALUES {}",
             rows.join(", ")
         );
         let now = now_rfc3339();
@@ -341,18 +367,36 @@ impl JobStore {
             Arg::Text(metadata.to_string()),
             Arg::Text(now.clone()),
             if status == "running" { Arg::Null } else { Arg::Text(now) },
+            shard.map(|s| Arg::Text(s.group.clone())).unwrap_or(Arg::Null),
+            shard.map(|s| Arg::Int(s.index.into())).unwrap_or(Arg::Null),
+            shard.map(|s| Arg::Int(s.count.into())).unwrap_or(Arg::Null),
         ];
         args.extend(job_types.iter().map(|t| Arg::Text(t.to_string())));
         args.push(error.map(|e| Arg::Text(e.to_string())).unwrap_or(Arg::Null));
         (sql, args)
     }
 
-    /// Records the start of a run: one `running` row for the run and one per plugin.
-    pub async fn start_run(&self, run_id: &str, strategy: &str, plugins: &[String]) -> Result<RunRecord> {
+    /// Records the start of a run: one `running` row for the run and one per
+    /// plugin, each with the run's shard when it is one.
+    pub async fn start_run(
+        &self,
+        run_id: &str,
+        strategy: &str,
+        plugins: &[String],
+        shard: Option<&RunShard>,
+    ) -> Result<RunRecord> {
         let job_types: Vec<&str> = std::iter::once(RUN_JOB)
             .chain(plugins.iter().map(String::as_str))
             .collect();
-        let (sql, args) = self.insert(run_id, &job_types, strategy, "running", &serde_json::json!({}), None);
+        let (sql, args) = self.insert(
+            run_id,
+            &job_types,
+            strategy,
+            "running",
+            &serde_json::json!({}),
+            None,
+            shard,
+        );
         self.db.execute_with(&sql, args).await?;
         Ok(RunRecord {
             run_id: run_id.to_string(),
@@ -375,6 +419,7 @@ impl JobStore {
             status,
             &totals,
             report.error.as_deref(),
+            report.shard.as_ref(),
         );
         self.db.execute_with(&sql, args).await?;
         Ok(())
@@ -540,9 +585,24 @@ impl JobStore {
         self.rows(&sql, vec![Arg::Text(RUN_JOB.into())]).await
     }
 
+    /// Every run row of the run group `group` (each shard's attempts), oldest
+    /// first, at most [`MAX_GROUP_RUNS`].
+    pub async fn group(&self, group: &str) -> Result<Vec<JobRow>> {
+        let sql = format!(
+            "WHERE run_group = {} AND job_type = {} ORDER BY id DESC LIMIT {MAX_GROUP_RUNS}",
+            self.p(1),
+            self.p(2)
+        );
+        let mut rows = self
+            .rows(&sql, vec![Arg::Text(group.into()), Arg::Text(RUN_JOB.into())])
+            .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
     async fn rows(&self, tail: &str, args: Vec<Arg>) -> Result<Vec<JobRow>> {
         let sql = format!(
-            "SELECT CAST(id AS TEXT), run_id, job_type, strategy, status, CAST(metadata AS TEXT), error_message, CAST(started_at AS TEXT), CAST(completed_at AS TEXT), CAST(updated_at AS TEXT) FROM cache_warming_jobs {tail}"
+            "SELECT CAST(id AS TEXT), run_id, job_type, strategy, status, CAST(metadata AS TEXT), error_message, CAST(started_at AS TEXT), CAST(completed_at AS TEXT), CAST(updated_at AS TEXT), run_group, CAST(shard_index AS TEXT), CAST(shard_count AS TEXT) FROM cache_warming_jobs {tail}"
         );
         let rows = self.db.fetch_text(&sql, args).await?;
         Ok(rows
@@ -560,6 +620,9 @@ impl JobStore {
                     started_at: take(7),
                     completed_at: take(8),
                     updated_at: take(9).unwrap_or_default(),
+                    run_group: take(10),
+                    shard_index: take(11).and_then(|s| s.parse().ok()),
+                    shard_count: take(12).and_then(|s| s.parse().ok()),
                 }
             })
             .collect())
@@ -679,7 +742,7 @@ mod tests {
 
     /// A finished run: its run row and a plugin row (left as the run recorded it).
     async fn finished(store: &JobStore, run_id: &str) {
-        let record = store.start_run(run_id, "proactive", &["p".into()]).await.unwrap();
+        let record = store.start_run(run_id, "proactive", &["p".into()], None).await.unwrap();
         let mut report = Report::skipped("done");
         report.run_id = run_id.into();
         store.finish_run(&record, &report).await.unwrap();
@@ -697,10 +760,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
         let record = store
-            .start_run("r1", "on-demand", &["a".into(), "b".into()])
+            .start_run("r1", "on-demand", &["a".into(), "b".into()], None)
             .await
             .unwrap();
-        store.start_run("r2", "on-demand", &["a".into()]).await.unwrap();
+        store.start_run("r2", "on-demand", &["a".into()], None).await.unwrap();
         let plugin = |name: &str, written: u64, error: Option<&str>| crate::report::PluginReport {
             name: name.into(),
             counters: crate::report::Counters {
@@ -748,7 +811,7 @@ mod tests {
     async fn prune_keeps_the_newest_runs_and_every_running_one() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
-        store.start_run("live", "proactive", &["p".into()]).await.unwrap();
+        store.start_run("live", "proactive", &["p".into()], None).await.unwrap();
         for i in 0..6 {
             finished(&store, &format!("r{i}")).await;
         }
@@ -773,7 +836,7 @@ mod tests {
     async fn prune_by_age_deletes_finished_runs_started_before_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
-        store.start_run("live", "proactive", &[]).await.unwrap();
+        store.start_run("live", "proactive", &[], None).await.unwrap();
         finished(&store, "old").await;
         finished(&store, "new").await;
         let backdate =

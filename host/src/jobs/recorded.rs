@@ -85,13 +85,19 @@ async fn record(warmer: &Warmer, history: &History, mut options: RunOptions) -> 
         .filter(|p| options.includes(&p.name))
         .map(|p| p.name.clone())
         .collect();
-    // One lock per plugin and target, so runs of different plugins may overlap.
-    // The memory backend lives in this process: there is nothing to share, so no lock.
+    // One lock per plugin and target (and shard), so runs of different
+    // plugins, and the shards of one run, may overlap. The memory backend
+    // lives in this process: there is nothing to share, so no lock.
+    let shard = options
+        .shard
+        .as_ref()
+        .map(|s| format!(" shard {}/{}", s.index, s.count))
+        .unwrap_or_default();
     let lock_names: Vec<String> = match &backend {
         Backend::Memory(_) => Vec::new(),
         other => plugins
             .iter()
-            .map(|p| format!("target {} plugin {p}", other.describe()))
+            .map(|p| format!("target {} plugin {p}{shard}", other.describe()))
             .collect(),
     };
     if let Some(store) = store {
@@ -103,6 +109,7 @@ async fn record(warmer: &Warmer, history: &History, mut options: RunOptions) -> 
                 report.run_id = run_id;
                 report.strategy = options.strategy.clone();
                 report.backend = backend.describe();
+                report.shard = options.shard.clone();
                 report.duration_ms = started.elapsed().as_millis() as u64;
                 if let Err(e) = store.record_unstarted(&report).await {
                     note(e, "recording the skipped run");
@@ -115,7 +122,10 @@ async fn record(warmer: &Warmer, history: &History, mut options: RunOptions) -> 
     }
 
     let record = match store {
-        Some(store) => match store.start_run(&run_id, &options.strategy, &plugins).await {
+        Some(store) => match store
+            .start_run(&run_id, &options.strategy, &plugins, options.shard.as_ref())
+            .await
+        {
             Ok(record) => Some(record),
             Err(e) => {
                 note(e, "recording the start of the run");

@@ -1,6 +1,7 @@
 //! Planning: turning what plugins enumerate into a prioritised stream of work.
 //!
-//! Keys are filtered to what the run asked for ([`KeyFilter`]), validated ([`KeyRules`]), de-duplicated in a bounded window
+//! Keys are filtered to what the run asked for ([`KeyFilter`]) and, in a
+//! sharded run, to the shard's share (`shard.rs`), validated ([`KeyRules`]), de-duplicated in a bounded window
 //! (`RecentKeys`), checked for cursor cycles (`CursorHistory`), and queued by priority in
 //! the [`WorkQueue`], from which the executor takes per-plugin batches.
 
@@ -8,12 +9,14 @@ mod cursors;
 mod dedup;
 mod filter;
 mod queue;
+mod shard;
 mod validate;
 
 pub(crate) use cursors::{CursorHistory, MAX_CURSOR_BYTES};
 pub(crate) use dedup::RecentKeys;
 pub use filter::{parse_priority, KeyFilter};
 pub use queue::{WarmItem, WorkQueue};
+pub use shard::{check_group, owns, parse_shard, shard, shard_of, MAX_GROUP_BYTES, MAX_SHARDS};
 pub use validate::{KeyRules, MAX_TAG_BYTES};
 
 use crate::runtime::Priority;

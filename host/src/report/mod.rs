@@ -28,6 +28,17 @@ pub enum RunStatus {
     Stopped,
 }
 
+/// The share of a run split across workers (`--shard I/N`) that a report covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RunShard {
+    /// The run group: the name every shard of the run shares (`--group`).
+    pub group: String,
+    /// This shard, 0-based.
+    pub index: u32,
+    /// Shards the run is split into.
+    pub count: u32,
+}
+
 /// Per-key outcome counters. Invariant, per plugin and in total:
 /// `enumerated = written + skipped_fresh + skipped_by_plugin + invalid + failed + abandoned`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, ToSchema)]
@@ -50,6 +61,9 @@ pub struct Counters {
     pub retried: u64,
     /// Repeated keys dropped (not part of `enumerated`).
     pub duplicates: u64,
+    /// Keys listed that belong to other shards of a sharded run, left to them
+    /// (not part of `enumerated`).
+    pub other_shards: u64,
     /// Bytes of values written.
     pub bytes_written: u64,
     /// Fuel consumed by all calls.
@@ -78,6 +92,7 @@ impl Counters {
         self.abandoned += o.abandoned;
         self.retried += o.retried;
         self.duplicates += o.duplicates;
+        self.other_shards += o.other_shards;
         self.bytes_written += o.bytes_written;
         self.fuel_consumed += o.fuel_consumed;
     }
@@ -198,6 +213,9 @@ pub struct Report {
     pub stopped: bool,
     /// The backend written to.
     pub backend: String,
+    /// The shard of a run split across workers this report covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<RunShard>,
     /// Why the run failed as a whole, or was skipped.
     pub error: Option<String>,
     /// Set when the job history could not be written (the run itself went on).
@@ -238,6 +256,7 @@ impl Report {
             deadline_hit: false,
             stopped: false,
             backend: String::new(),
+            shard: None,
             error: Some(reason.to_string()),
             history_error: None,
             totals: Counters::default(),

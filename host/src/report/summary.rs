@@ -24,6 +24,13 @@ pub fn render_summary(report: &Report) -> String {
         t.retried,
         t.bytes_written
     );
+    if let Some(s) = &report.shard {
+        let _ = writeln!(
+            out,
+            "  shard {}/{} of run group {}: {} listed keys left to the other shards",
+            s.index, s.count, s.group, t.other_shards
+        );
+    }
     if let Some(e) = &report.error {
         let _ = writeln!(out, "  error: {e}");
     }

@@ -17,6 +17,10 @@
 //!
 //! The cursor is the next index, in decimal.
 //!
+//! In a sharded run that hands it the shard (`sharding = "plugin"`), it
+//! lists only the indexes `i` with `i % count == index`, which is how a
+//! plugin keeps to its share at the source (`WHERE id % count = index`).
+//!
 //! Built for millions of keys: no JSON, one allocation per key and per
 //! value, no per-key formatting machinery.
 
@@ -42,7 +46,8 @@ impl Plugin for Synthetic {
         };
         let end = keys.min(start.saturating_add(page_size));
         let mut page = Vec::with_capacity(end.saturating_sub(start).min(1 << 16) as usize);
-        for i in start..end {
+        let share = ctx.shard().map(|s| (u64::from(s.index), u64::from(s.count.max(1))));
+        for i in (start..end).filter(|i| share.is_none_or(|(index, count)| i % count == index)) {
             let mut key = String::with_capacity(prefix.len() + 20);
             key.push_str(prefix);
             push_decimal(&mut key, i);
@@ -127,6 +132,30 @@ mod tests {
         assert_eq!(p3.keys[4].key, "b:24");
         assert_eq!(p3.keys[4].ttl_seconds, Some(9));
         assert!(p3.cursor.is_none());
+    }
+
+    #[test]
+    fn a_shard_lists_its_share_and_the_shares_cover_every_key_once() {
+        let mut seen = Vec::new();
+        for index in 0..3 {
+            let c = ctx(&[("keys", "25"), ("page_size", "10")]).with_shard(index, 3);
+            let mut cursor = None;
+            loop {
+                let page = Synthetic::enumerate(&c, cursor).unwrap();
+                seen.extend(page.keys.into_iter().map(|k| k.key));
+                cursor = page.cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+        }
+        seen.sort();
+        let mut all: Vec<String> = (0..25).map(|i| format!("synthetic:{i}")).collect();
+        all.sort();
+        assert_eq!(seen, all);
+        let first = Synthetic::enumerate(&ctx(&[("keys", "25")]).with_shard(1, 3), None).unwrap();
+        assert_eq!(first.keys[0].key, "synthetic:1");
+        assert_eq!(first.keys[1].key, "synthetic:4");
     }
 
     #[test]

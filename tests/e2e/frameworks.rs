@@ -10,7 +10,7 @@
 //! pool was warmed with misses keys.
 
 use super::support::{
-    fixture, plugin, preheat, python_venv, repo, MemcachedServer, PgServer, RedisServer, Run, Workspace,
+    fixture, plugin, preheat, python_venv, repo, MemcachedServer, PgServer, RedisCluster, RedisServer, Run, Workspace,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -179,6 +179,8 @@ fn django_python() -> &'static PathBuf {
 enum Reader {
     /// Rails' RedisCacheStore.
     Rails { url: String, namespace: Option<String> },
+    /// Rails' RedisCacheStore over a Redis Cluster client with the seed URLs `seeds` (`url,…`).
+    RailsCluster { seeds: String },
     /// Rails' MemCacheStore (Dalli) over `servers` (`host:port,…`).
     RailsMemCache { servers: String, namespace: Option<String> },
     /// Laravel's memcached store (php-memcached) over `servers`, with
@@ -191,6 +193,12 @@ enum Reader {
     /// Laravel's redis store.
     LaravelRedis {
         url: String,
+        cache_prefix: String,
+        redis_prefix: String,
+    },
+    /// Laravel's redis store on a Redis Cluster of the seed nodes `nodes` (`host:port,…`).
+    LaravelRedisCluster {
+        nodes: String,
         cache_prefix: String,
         redis_prefix: String,
     },
@@ -237,6 +245,11 @@ impl Reader {
                 }
                 c
             }
+            Reader::RailsCluster { seeds } => {
+                let mut c = Command::new("ruby");
+                c.arg(readers.join("rails_read.rb")).args(["--cluster", seeds]);
+                c
+            }
             Reader::RailsMemCache { servers, namespace } => {
                 let mut c = Command::new("ruby");
                 c.arg(readers.join("rails_read.rb")).args(["--memcached", servers]);
@@ -268,20 +281,12 @@ impl Reader {
                 url,
                 cache_prefix,
                 redis_prefix,
-            } => {
-                let mut c = Command::new("php");
-                c.arg(readers.join("laravel_read.php")).args([
-                    "--store",
-                    "redis",
-                    "--redis-url",
-                    url,
-                    "--cache-prefix",
-                    cache_prefix,
-                    "--redis-prefix",
-                    redis_prefix,
-                ]);
-                c
-            }
+            } => laravel_redis(["--redis-url", url], cache_prefix, redis_prefix),
+            Reader::LaravelRedisCluster {
+                nodes,
+                cache_prefix,
+                redis_prefix,
+            } => laravel_redis(["--redis-cluster", nodes], cache_prefix, redis_prefix),
             Reader::LaravelDatabase {
                 db,
                 table,
@@ -381,7 +386,10 @@ impl Reader {
     fn can_hit(&self, value: &[u8]) -> bool {
         let laravel = matches!(
             self,
-            Reader::LaravelRedis { .. } | Reader::LaravelDatabase { .. } | Reader::LaravelMemcached { .. }
+            Reader::LaravelRedis { .. }
+                | Reader::LaravelRedisCluster { .. }
+                | Reader::LaravelDatabase { .. }
+                | Reader::LaravelMemcached { .. }
         );
         !(laravel && value.trim_ascii() == b"null")
     }
@@ -389,9 +397,11 @@ impl Reader {
     fn name(&self) -> &'static str {
         match self {
             Reader::Rails { .. } => "Rails",
+            Reader::RailsCluster { .. } => "Rails (RedisCacheStore on a cluster)",
             Reader::RailsMemCache { .. } => "Rails (MemCacheStore)",
             Reader::LaravelMemcached { .. } => "Laravel (memcached store)",
             Reader::LaravelRedis { .. } => "Laravel (redis store)",
+            Reader::LaravelRedisCluster { .. } => "Laravel (redis store on a cluster)",
             Reader::LaravelDatabase { .. } => "Laravel (database store)",
             Reader::Django { .. } => "Django",
         }
@@ -411,6 +421,16 @@ impl Reader {
             shown.join("\n")
         );
     }
+}
+
+/// The Laravel reader on its redis store, the server given by `at`.
+fn laravel_redis(at: [&str; 2], cache_prefix: &str, redis_prefix: &str) -> Command {
+    let mut c = Command::new("php");
+    c.arg(repo().join("tests/readers/laravel_read.php"))
+        .args(["--store", "redis"])
+        .args(at)
+        .args(["--cache-prefix", cache_prefix, "--redis-prefix", redis_prefix]);
+    c
 }
 
 /// Warms the example plugins and the `value-zoo` fixture into `backend` with
@@ -494,6 +514,42 @@ fn rails_6_1_reads_compressed_entries() {
         "categories/navigation is not compressed: {}",
         String::from_utf8_lossy(&value)
     );
+}
+
+#[test]
+fn rails_reads_every_key_warmed_into_a_redis_cluster() {
+    let cluster = RedisCluster::start(3, 0);
+    warm_and_read(
+        &format!("[backend]\n{}", cluster.backend_toml()),
+        r#"{ kind = "rails", cache_format_version = "6.1" }"#,
+        &Reader::RailsCluster {
+            seeds: cluster.urls().join(","),
+        },
+    );
+    assert_spread_over_every_master(&cluster);
+}
+
+#[test]
+fn laravel_reads_every_key_warmed_into_a_redis_cluster() {
+    let cluster = RedisCluster::start(3, 0);
+    let nodes: Vec<String> = cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    warm_and_read(
+        &format!("[backend]\n{}", cluster.backend_toml()),
+        r#"{ kind = "laravel", version = "8", cache_prefix = "shop_cache", redis_prefix = "shop_database_" }"#,
+        &Reader::LaravelRedisCluster {
+            nodes: nodes.join(","),
+            cache_prefix: "shop_cache".into(),
+            redis_prefix: "shop_database_".into(),
+        },
+    );
+    assert_spread_over_every_master(&cluster);
+}
+
+/// The warmed keys are on every master, not on one by chance.
+fn assert_spread_over_every_master(cluster: &RedisCluster) {
+    for port in cluster.master_ports() {
+        assert!(cluster.node(port).dbsize() > 0, "no key on the master on port {port}");
+    }
 }
 
 #[test]

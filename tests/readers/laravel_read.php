@@ -22,8 +22,13 @@
 //   php laravel_read.php STORE [--cache-prefix P] --key KEY [--key KEY…]  read these keys ("equal": null)
 // where STORE is
 //   --store redis --redis-url redis://HOST:PORT/DB [--redis-prefix P]
+//   --store redis --redis-cluster HOST:PORT,HOST:PORT,... [--redis-prefix P]
 //   --store database --db sqlite:///PATH | postgres://USER@HOST:PORT/DB [--table cache]
 //   --store memcached --servers HOST:PORT,HOST:PORT,... [--ketama]
+//
+// --redis-cluster is a Redis Cluster of those seed nodes, as Laravel's
+// config/database.php lists it under redis.clusters (php-redis's
+// RedisCluster, which routes each key to its slot's master).
 //
 // The memcached store is php-memcached (libmemcached) with the servers in
 // that order, each of weight 100 as Laravel's config/cache.php lists them;
@@ -77,8 +82,8 @@ function arguments(array $argv): array
 {
     $opts = ['store' => null, 'redis-url' => null, 'redis-prefix' => '', 'db' => null, 'table' => 'cache',
         'cache-prefix' => '', 'ttl' => null, 'mode' => 'read', 'values' => null, 'keys' => [], 'bytes' => false,
-        'servers' => null, 'ketama' => false];
-    $valued = ['store', 'redis-url', 'redis-prefix', 'db', 'table', 'cache-prefix', 'ttl', 'servers'];
+        'servers' => null, 'ketama' => false, 'redis-cluster' => null];
+    $valued = ['store', 'redis-url', 'redis-cluster', 'redis-prefix', 'db', 'table', 'cache-prefix', 'ttl', 'servers'];
     $rest = [];
     for ($i = 1; $i < count($argv); $i++) {
         $arg = $argv[$i];
@@ -112,8 +117,8 @@ function arguments(array $argv): array
         fail_usage($no_file ? "no VALUES.json with --{$opts['mode']}" : 'expected one VALUES.json');
     }
     $opts['values'] = $rest[0] ?? null;
-    if ($opts['store'] === 'redis' && $opts['redis-url'] === null) {
-        fail_usage('--store redis needs --redis-url');
+    if ($opts['store'] === 'redis' && ($opts['redis-url'] === null) === ($opts['redis-cluster'] === null)) {
+        fail_usage('--store redis needs --redis-url or --redis-cluster');
     }
     if ($opts['store'] === 'database' && $opts['db'] === null) {
         fail_usage('--store database needs --db');
@@ -167,11 +172,18 @@ function cache_store(array $opts): Illuminate\Contracts\Cache\Repository
         'database' => [
             'default' => 'app',
             'connections' => $opts['db'] === null ? [] : ['app' => db_connection($opts['db'])],
-            'redis' => [
+            'redis' => $opts['redis-cluster'] === null ? [
                 'client' => 'phpredis',
                 'options' => ['prefix' => $opts['redis-prefix']],
                 'cache' => ['host' => $redis['host'] ?? '127.0.0.1', 'port' => $redis['port'] ?? 6379,
                     'database' => (int) ltrim($redis['path'] ?? '/0', '/'), 'password' => null],
+            ] : [
+                'client' => 'phpredis',
+                'options' => ['cluster' => 'redis', 'prefix' => $opts['redis-prefix']],
+                'clusters' => ['cache' => array_map(function (string $node) {
+                    [$host, $port] = explode(':', $node);
+                    return ['host' => $host, 'port' => (int) $port, 'password' => null, 'database' => 0];
+                }, explode(',', $opts['redis-cluster']))],
             ],
         ],
     ]));

@@ -21,6 +21,10 @@
 # --memcached HOST:PORT,HOST:PORT,... instead of --url: the MemCacheStore of
 # that pool (`config.cache_store = :mem_cache_store, "HOST:PORT", …`).
 #
+# --cluster URL,URL,... instead of --url: the RedisCacheStore over a Redis
+# Cluster client with these seed nodes (`redis: Redis.new(cluster: [...])`,
+# ruby-redis 4's cluster support), which routes each key to its slot's master.
+#
 # --bytes: VALUES.json maps each key to the hex of bytes that are not UTF-8,
 # which the application caches as a binary String (ASCII-8BIT).
 #
@@ -126,6 +130,9 @@ options = { namespace: nil, mode: :read, expires_in: nil, bytes: false }
 parser = OptionParser.new do |o|
   o.banner = "usage: ruby rails_read.rb --url URL [--namespace NS] (VALUES.json | --write VALUES.json | --self-test)"
   o.on("--url URL", "Redis URL of the cache store") { |v| options[:url] = v }
+  o.on("--cluster URLS", "the RedisCacheStore over a Redis Cluster with these comma-separated seed URLs") do |v|
+    options[:cluster] = v.split(",")
+  end
   o.on("--memcached SERVERS", "the MemCacheStore of these comma-separated host:port") do |v|
     options[:memcached] = v.split(",")
   end
@@ -140,7 +147,9 @@ parser = OptionParser.new do |o|
 end
 begin
   parser.parse!
-  raise OptionParser::MissingArgument, "--url or --memcached" unless options[:url] || options[:memcached]
+  unless options[:url] || options[:memcached] || options[:cluster]
+    raise OptionParser::MissingArgument, "--url, --cluster or --memcached"
+  end
   raise OptionParser::NeedlessArgument, "VALUES.json with --self-test" if options[:mode] == :self_test && !ARGV.empty?
   raise OptionParser::MissingArgument, "VALUES.json" if options[:mode] != :self_test && ARGV.size != 1
 rescue OptionParser::ParseError => e
@@ -153,6 +162,8 @@ store_options[:compress_threshold] = options[:compress_threshold] if options[:co
 cache = if options[:memcached]
           # Dalli's own failover would move a dead server's keys elsewhere; the readers must not.
           ActiveSupport::Cache::MemCacheStore.new(*options[:memcached], failover: false, **store_options)
+        elsif options[:cluster]
+          ActiveSupport::Cache::RedisCacheStore.new(redis: Redis.new(cluster: options[:cluster]), **store_options)
         else
           ActiveSupport::Cache::RedisCacheStore.new(url: options[:url], **store_options)
         end

@@ -865,7 +865,7 @@ fn nul_in_text_value(c: &Ctx) {
             assert!(why.contains("NUL"), "{why}");
             c.assert_absent(&c.key("nul"))
         }
-        Outcome::Fresh => panic!("nul: Fresh"),
+        other => panic!("nul: {other:?}"),
     }
 }
 

@@ -27,7 +27,7 @@ fn config(
 ) -> std::path::PathBuf {
     let path = plugin("synthetic").display().to_string();
     let mut text = format!(
-        "[run]\nconcurrency = 8\nbatch_size = 100\nmax_attempts = 6\nretry_base_delay = \"200ms\"\n[backend]\n{}\n{extra}\n[[plugins]]\nname = \"synthetic\"\npath = {path:?}\nkey_prefixes = [\"synthetic:\"]\nwrite_policy = \"always\"\n{plugin_lines}\n[plugins.settings]\nkeys = \"{keys}\"\nvalue_size = \"32\"\n",
+        "[run]\nconcurrency = 8\nbatch_size = 100\nmax_attempts = 6\nretry_base_delay = \"200ms\"\n[backend]\n{}\n{extra}\n[[plugins]]\nname = \"synthetic\"\npath = {path:?}\nkey_prefixes = [\"synthetic:\"]\n{plugin_lines}\n[plugins.settings]\nkeys = \"{keys}\"\nvalue_size = \"32\"\n",
         cluster.backend_toml()
     );
     if tagged > 0 {
@@ -211,7 +211,21 @@ fn a_master_killed_mid_run_fails_over_and_every_key_is_written() {
     assert_eq!(run.code(), 0, "{}", run.stderr());
     run.assert_balanced();
     assert_eq!(run.count("synthetic", "failed"), 0, "{}", run.errors_of("synthetic"));
-    assert_eq!(run.count("synthetic", "written"), keys);
+    eprintln!(
+        "failover (if-missing): {} written, {} found fresh, {} retried",
+        run.count("synthetic", "written"),
+        run.count("synthetic", "skipped_fresh"),
+        run.count("synthetic", "retried")
+    );
+    assert_written_once_or_found_fresh_after_a_retry(&run, keys);
+    // Most writes sent again after the kill were refused by the dead master
+    // and never landed; only those in flight when it died may have. Sending
+    // whole batches again made most of them fresh (measured: 550 fresh of
+    // 800 retried, against 5 of 186 when only unsent writes go again).
+    assert!(
+        run.count("synthetic", "skipped_fresh") * 4 <= run.count("synthetic", "retried"),
+        "writes answered before the failover were sent again"
+    );
     let after = cluster.master_ports();
     assert!(
         !after.contains(&victim) && after.len() == 3 && after != before,
@@ -222,6 +236,23 @@ fn a_master_killed_mid_run_fails_over_and_every_key_is_written() {
         run.count("synthetic", "retried")
     );
     assert_synthetic(&mut cluster.conn(), "synthetic:", keys);
+}
+
+/// Every key of an `if-missing` run into an empty cluster was written, or
+/// found fresh when it was sent again: a write whose reply was lost (the
+/// node died, the connection wedged) may have landed, and only a retry can
+/// find it. Writes answered before a failure are not sent again.
+fn assert_written_once_or_found_fresh_after_a_retry(run: &Run, keys: u64) {
+    let (written, fresh, retried) = (
+        run.count("synthetic", "written"),
+        run.count("synthetic", "skipped_fresh"),
+        run.count("synthetic", "retried"),
+    );
+    assert_eq!(written + fresh, keys, "{written} written, {fresh} fresh");
+    assert!(
+        fresh <= retried,
+        "{fresh} keys found fresh, but only {retried} writes were sent again"
+    );
 }
 
 /// A node's id (`CLUSTER MYID`).
@@ -259,7 +290,7 @@ fn slots_resharded_mid_run_keep_every_key() {
     assert_eq!(run.code(), 0, "{}", run.stderr());
     run.assert_balanced();
     assert_eq!(run.count("synthetic", "failed"), 0, "{}", run.errors_of("synthetic"));
-    assert_eq!(run.count("synthetic", "written"), keys);
+    assert_written_once_or_found_fresh_after_a_retry(&run, keys);
     assert_eq!(slots_of(&cluster, to), owned + 3000, "the slots moved");
     assert_synthetic(&mut cluster.conn(), "synthetic:", keys);
 }

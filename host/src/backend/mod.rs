@@ -43,10 +43,15 @@ pub enum Outcome {
     Fresh,
     /// The backend refused this key for good (e.g. memory backend full).
     Rejected(String),
+    /// This write did not land, for a reason worth retrying (a lost node, a
+    /// failover under way), while others of its batch did: it alone is sent
+    /// again. A backend that cannot tell which writes of a batch landed fails
+    /// the batch instead.
+    Unsent(BackendError),
 }
 
 /// A failed backend operation; `transient` errors are worth retrying.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct BackendError {
     /// Whether a retry may succeed (connection lost, timeout, server loading).

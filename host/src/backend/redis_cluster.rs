@@ -156,16 +156,23 @@ impl RedisClusterBackend {
 
     /// Writes a batch, each key's command to its slot's master; one outcome
     /// per write, in order. A key written twice in the batch is written in
-    /// order: its second write waits for the first. A transient failure of
-    /// any write (a master lost, a failover under way) fails the batch, for
-    /// the executor to retry; a write the server refuses is rejected alone.
+    /// order: its second write waits for the first. A write that fails
+    /// transiently (a master lost, a failover under way) is `Unsent`, and so
+    /// are the later writes of the batch's repeated keys, for the executor
+    /// to send again (all of them: the batch fails); a write the server
+    /// refuses is rejected alone.
     pub async fn write_batch(&self, policy: WritePolicy, writes: &[Write]) -> Result<Vec<Outcome>, BackendError> {
         let connections = self.current();
         let written = self.write_rounds(&connections, policy, writes).await;
-        if let Err(e) = &written {
-            if e.transient {
-                self.renew(connections.generation, &e.message).await;
-            }
+        let failure = match &written {
+            Err(e) => Some(e),
+            Ok(outcomes) => outcomes.iter().find_map(|o| match o {
+                Outcome::Unsent(e) => Some(e),
+                _ => None,
+            }),
+        };
+        if let Some(why) = failure.filter(|e| e.transient).map(|e| e.message.clone()) {
+            self.renew(connections.generation, &why).await;
         }
         written
     }
@@ -178,40 +185,58 @@ impl RedisClusterBackend {
         writes: &[Write],
     ) -> Result<Vec<Outcome>, BackendError> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; writes.len()];
+        // Set once a write did not land: a key's later writes are not sent
+        // before it (they go again with it, in order).
+        let mut unsent: Option<BackendError> = None;
         for round in rounds(writes) {
+            if let Some(e) = &unsent {
+                for i in round {
+                    outcomes[i] = Some(Outcome::Unsent(e.clone()));
+                }
+                continue;
+            }
             let mut pending = round;
             let mut loaded = false;
             while !pending.is_empty() {
                 let replies = self.send(&connections.writes, policy, writes, &pending).await;
                 let mut without_script = Vec::new();
                 for (&i, reply) in pending.iter().zip(replies) {
-                    match reply {
-                        Ok(reply) => outcomes[i] = Some(outcome_of(&reply)),
+                    outcomes[i] = Some(match reply {
+                        Ok(reply) => outcome_of(&reply),
                         Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) && !loaded => {
-                            without_script.push(i)
+                            without_script.push(i);
+                            continue;
                         }
-                        Err(e) => {
-                            let error = self.error("write", e);
-                            if error.transient {
-                                return Err(error);
-                            }
-                            outcomes[i] = Some(Outcome::Rejected(error.message));
-                        }
-                    }
+                        Err(e) => match self.error("write", e) {
+                            error if error.transient => Outcome::Unsent(unsent.get_or_insert(error).clone()),
+                            error => Outcome::Rejected(error.message),
+                        },
+                    });
                 }
                 if !without_script.is_empty() {
                     // A master that lacks the script (new, restarted, promoted): load it
                     // everywhere and send those writes once more.
-                    self.load_refresh_script(&connections.reads).await?;
+                    if let Err(e) = self.load_refresh_script(&connections.reads).await {
+                        for &i in &without_script {
+                            outcomes[i] = Some(Outcome::Unsent(e.clone()));
+                        }
+                        unsent.get_or_insert(e);
+                        break;
+                    }
                     loaded = true;
                 }
                 pending = without_script;
             }
         }
-        Ok(outcomes
+        let outcomes: Vec<Outcome> = outcomes
             .into_iter()
             .map(|o| o.expect("every write of the batch was answered"))
-            .collect())
+            .collect();
+        // Nothing landed: the batch failed as a whole.
+        match unsent {
+            Some(e) if outcomes.iter().all(|o| matches!(o, Outcome::Unsent(_))) => Err(e),
+            _ => Ok(outcomes),
+        }
     }
 
     /// Sends the writes at `indices`, at most [`MAX_IN_FLIGHT`] at once; the replies in order.

@@ -102,13 +102,17 @@ impl WriteMeta {
 /// hold the run past `deadline + WRITE_GRACE`.
 pub const WRITE_GRACE: Duration = Duration::from_secs(2);
 
-/// Writes produced values, retrying transient backend errors with backoff.
+/// Writes produced values, retrying transient backend errors with backoff:
+/// the whole batch when the backend failed it, only the writes that did not
+/// land when it answered per write ([`Outcome::Unsent`]), so a key written
+/// before a failover is not sent again (and found fresh by its own write).
 /// `meta` holds each write's key priority, plugin key and attempt number.
 pub(super) async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, meta: Vec<(WriteMeta, u32)>) {
     let policy = shared.slots[p].config.write_policy;
     let max = shared.config.run.max_attempts.get() as u32;
+    let (mut writes, mut meta) = (writes, meta);
     let mut attempt = 1;
-    let outcomes = loop {
+    loop {
         let written = tokio::select! {
             written = shared.backend.write_batch(policy, &writes) => written,
             _ = async {
@@ -119,74 +123,95 @@ pub(super) async fn write_batch(shared: &Shared, p: usize, writes: Vec<Write>, m
                 message: format!("the write was still waiting on the backend {WRITE_GRACE:?} after the run's deadline; given up (whether it landed is unknown)"),
             }),
         };
-        match written {
-            Ok(outcomes) => break outcomes,
-            Err(e) if e.transient && attempt < max && !shared.cancel.is_cancelled() => {
-                tracing::warn!(plugin = %shared.tally.name(p), attempt, error = %e, "backend write failed; retrying");
-                shared.tally.add(p, |c| c.retried += writes.len() as u64);
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff(shared.config.run.retry_base_delay, attempt)) => {}
-                    _ = shared.cancel.cancelled() => {}
+        let error = match written {
+            Ok(outcomes) => {
+                let unsent;
+                (writes, meta, unsent) = settle(shared, p, outcomes, writes, meta);
+                match unsent {
+                    None => return,
+                    Some(e) => e,
                 }
-                attempt += 1;
             }
-            Err(e) => {
-                let outcome = if shared.cancel.is_cancelled() {
-                    KeyOutcome::Abandoned
-                } else {
-                    KeyOutcome::Failed
-                };
-                let msg = format!("{e} (after {attempt} write attempts)");
-                for (write, (m, a)) in writes.iter().zip(&meta) {
-                    shared.finish_key(p, m.key(write), m.priority, outcome, KeyDetail::error(msg.clone(), *a));
-                }
-                return;
+            Err(e) => e,
+        };
+        if error.transient && attempt < max && !shared.cancel.is_cancelled() {
+            tracing::warn!(plugin = %shared.tally.name(p), attempt, writes = writes.len(), error = %error, "backend write failed; retrying");
+            shared.tally.add(p, |c| c.retried += writes.len() as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff(shared.config.run.retry_base_delay, attempt)) => {}
+                _ = shared.cancel.cancelled() => {}
             }
+            attempt += 1;
+            continue;
         }
-    };
-    if shared.tally.tracing() {
-        for ((outcome, write), (m, a)) in outcomes.into_iter().zip(&writes).zip(&meta) {
-            let detail = KeyDetail {
-                value_bytes: Some(write.value.len()),
-                ttl_seconds: write.ttl.map(|t| t.as_secs()),
-                attempts: *a,
-                ..Default::default()
-            };
-            let (outcome, detail) = match outcome {
-                Outcome::Written => (KeyOutcome::Written, detail),
-                Outcome::Fresh => (KeyOutcome::Fresh, detail),
-                Outcome::Rejected(msg) => (
-                    KeyOutcome::Failed,
-                    KeyDetail {
-                        error: Some(msg),
-                        ..detail
-                    },
-                ),
-            };
-            shared.finish_key(p, m.key(write), m.priority, outcome, detail);
+        let outcome = if shared.cancel.is_cancelled() {
+            KeyOutcome::Abandoned
+        } else {
+            KeyOutcome::Failed
+        };
+        let msg = format!("{error} (after {attempt} write attempts)");
+        for (write, (m, a)) in writes.iter().zip(&meta) {
+            shared.finish_key(p, m.key(write), m.priority, outcome, KeyDetail::error(msg.clone(), *a));
         }
         return;
     }
+}
+
+/// Records the outcome of every write that has one; gives back the writes
+/// that did not land ([`Outcome::Unsent`]), with the first reason, to retry.
+fn settle(
+    shared: &Shared,
+    p: usize,
+    outcomes: Vec<Outcome>,
+    writes: Vec<Write>,
+    meta: Vec<(WriteMeta, u32)>,
+) -> (Vec<Write>, Vec<(WriteMeta, u32)>, Option<BackendError>) {
+    let (mut unsent_writes, mut unsent_meta, mut unsent) = (Vec::new(), Vec::new(), None);
     // The common case, counted in bulk: one lock per batch, not per key.
     let (mut written, mut bytes, mut fresh) = (0u64, 0u64, 0u64);
-    for ((outcome, write), (m, a)) in outcomes.into_iter().zip(&writes).zip(&meta) {
+    let tracing = shared.tally.tracing();
+    for ((outcome, write), (m, a)) in outcomes.into_iter().zip(writes).zip(meta) {
+        let detail = |error: Option<String>| KeyDetail {
+            value_bytes: Some(write.value.len()),
+            ttl_seconds: write.ttl.map(|t| t.as_secs()),
+            attempts: a,
+            error,
+            ..Default::default()
+        };
         match outcome {
+            Outcome::Unsent(e) => {
+                unsent.get_or_insert(e);
+                unsent_writes.push(write);
+                unsent_meta.push((m, a));
+            }
+            Outcome::Written if tracing => {
+                shared.finish_key(p, m.key(&write), m.priority, KeyOutcome::Written, detail(None))
+            }
+            Outcome::Fresh if tracing => {
+                shared.finish_key(p, m.key(&write), m.priority, KeyOutcome::Fresh, detail(None))
+            }
             Outcome::Written => {
                 written += 1;
                 bytes += write.value.len() as u64;
             }
             Outcome::Fresh => fresh += 1,
+            Outcome::Rejected(msg) if tracing => {
+                shared.finish_key(p, m.key(&write), m.priority, KeyOutcome::Failed, detail(Some(msg)))
+            }
             Outcome::Rejected(msg) => shared.finish_key(
                 p,
-                m.key(write),
+                m.key(&write),
                 m.priority,
                 KeyOutcome::Failed,
-                KeyDetail::error(msg, *a),
+                KeyDetail::error(msg, a),
             ),
         }
     }
-    shared.tally.settled(p, written, bytes, fresh);
-    shared.progress.add_finished(written + fresh, written);
+    if written + fresh > 0 {
+        shared.tally.settled(p, written, bytes, fresh);
+        shared.progress.add_finished(written + fresh, written);
+    }
+    (unsent_writes, unsent_meta, unsent)
 }
 
 #[cfg(test)]

@@ -31,20 +31,13 @@ pub struct TestArgs {
     shard: Option<crate::runtime::Shard>,
     /// With --shard: `plugin` hands the shard to the plugin, which lists only
     /// its share; `host` (default) keeps the listed keys of the shard.
-    #[arg(long, value_enum, default_value_t = ShardingArg::Host)]
-    sharding: ShardingArg,
+    #[arg(long, default_value = "host", value_name = "host|plugin")]
+    sharding: Sharding,
     #[command(flatten)]
     limits: super::LimitArgs,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
-}
-
-/// `--sharding` of `plugin test` (`[[plugins]] sharding` in a config).
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum ShardingArg {
-    Host,
-    Plugin,
 }
 
 fn parse_shard(text: &str) -> Result<crate::runtime::Shard, String> {
@@ -77,10 +70,7 @@ pub async fn run(args: TestArgs, quiet: bool) -> Result<ExitCode> {
     };
     let mut plugin = PluginConfig::for_path(&name, args.path.clone(), prefixes);
     args.limits.apply(&mut plugin);
-    plugin.sharding = match args.sharding {
-        ShardingArg::Host => Sharding::Host,
-        ShardingArg::Plugin => Sharding::Plugin,
-    };
+    plugin.sharding = args.sharding;
     plugin.settings = args
         .settings
         .iter()

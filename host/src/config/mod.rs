@@ -385,6 +385,19 @@ pub enum Sharding {
     Plugin,
 }
 
+impl std::str::FromStr for Sharding {
+    type Err = String;
+
+    /// `host` or `plugin`, as in the config (`plugin test --sharding`).
+    fn from_str(text: &str) -> Result<Sharding, String> {
+        match text {
+            "host" => Ok(Sharding::Host),
+            "plugin" => Ok(Sharding::Plugin),
+            other => Err(format!("sharding {other:?}: use host or plugin")),
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }

@@ -71,6 +71,8 @@ pub struct RedisClusterBackend {
     config: Arc<RedisClusterTarget>,
     response_timeout: Duration,
     seeds: String,
+    /// How errors name the cluster: `cluster <seeds>`.
+    address: String,
     refresh: redis::Script,
     get_at_most: redis::Script,
 }
@@ -110,6 +112,7 @@ impl RedisClusterBackend {
             renewing: Arc::default(),
             config: Arc::new(config.clone()),
             response_timeout: config.nodes.response_timeout,
+            address: format!("cluster {seeds}"),
             seeds,
             refresh: redis::Script::new(REFRESH_SCRIPT),
             get_at_most: redis::Script::new(GET_AT_MOST_SCRIPT),
@@ -122,6 +125,12 @@ impl RedisClusterBackend {
             .lock()
             .expect("the connections lock is never poisoned")
             .clone()
+    }
+
+    /// The reads connection in use.
+    fn reads(&self) -> ClusterConnection {
+        let connections = self.connections.lock().expect("the connections lock is never poisoned");
+        connections.reads.clone()
     }
 
     /// Replaces connections of `generation` (those a failed batch used) with
@@ -336,22 +345,22 @@ impl RedisClusterBackend {
 
     /// `GET key` from its slot's master.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
-        get_on(&mut self.current().reads, key, &self.address()).await
+        get_on(&mut self.reads(), key, &self.address).await
     }
 
     /// `PTTL key`: `None` when absent, `Some(None)` without expiry.
     pub async fn ttl(&self, key: &str) -> Result<Option<Option<Duration>>, BackendError> {
-        ttl_on(&mut self.current().reads, key, &self.address()).await
+        ttl_on(&mut self.reads(), key, &self.address).await
     }
 
     /// `GET key` when `STRLEN key` is at most `max`, in one script call on its master.
     pub async fn get_at_most(&self, key: &str, max: u64) -> Result<Bounded, BackendError> {
-        get_at_most_on(&mut self.current().reads, &self.get_at_most, key, max, &self.address()).await
+        get_at_most_on(&mut self.reads(), &self.get_at_most, key, max, &self.address).await
     }
 
     /// `keyspace_hits` and `keyspace_misses` summed over every master (`INFO stats` on each).
     pub async fn server_stats(&self) -> Result<ServerStats, BackendError> {
-        let mut conn = self.current().reads;
+        let mut conn = self.reads();
         let every_master = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
         let mut info = redis::cmd("INFO");
         info.arg("stats");
@@ -370,12 +379,7 @@ impl RedisClusterBackend {
     }
 
     fn error(&self, what: &str, e: redis::RedisError) -> BackendError {
-        error_of(&self.address(), what, e)
-    }
-
-    /// How errors name the cluster: by its seed nodes.
-    fn address(&self) -> String {
-        format!("cluster {}", self.seeds)
+        error_of(&self.address, what, e)
     }
 }
 

@@ -85,6 +85,14 @@
 //! methods can be unit-tested natively with a [`Context`] built by
 //! [`Context::new`] (and its row-shaping logic with [`Rows::new`]).
 //!
+//! ## Batches of millions of keys
+//!
+//! [`Plugin::produce`] takes owned [`KeySpec`]s and returns owned [`Entry`]s:
+//! one copy of each key and each value on the way. When values are cheap to
+//! build and batches large, implement [`Plugin::produce_batch`] instead: it
+//! borrows each key from the host's batch ([`Keys`]) and writes each value
+//! straight into the buffer the host takes back ([`Values`]).
+//!
 //! ## Reading a database
 //!
 //! Write SQL that both SQLite and PostgreSQL accept: parameters as
@@ -132,6 +140,7 @@
 
 #![warn(missing_docs)]
 
+mod batch;
 mod context;
 mod error;
 mod host;
@@ -140,6 +149,7 @@ mod paging;
 mod query;
 mod types;
 
+pub use batch::{Key, KeyIter, Keys, Values};
 pub use context::Context;
 pub use error::{Error, ErrorKind};
 pub use host::cache_get;
@@ -204,6 +214,48 @@ pub trait Plugin {
     /// returned in [`Page::cursor`]; return [`Page::last`] to end the listing.
     /// An `Err` fails the enumeration of this plugin with that message.
     fn enumerate(ctx: &Context, cursor: Option<String>) -> Result<Page, String>;
+
+    /// Builds the values of a batch in place: push exactly one outcome per
+    /// key into `out`, in the order of `keys`.
+    ///
+    /// Implement this when a batch is large and its values cheap, so that
+    /// copies count: the keys are borrowed from the host's batch and each
+    /// value is written straight into the buffer the host takes back. By
+    /// default it calls [`Plugin::produce`] with owned key specs.
+    ///
+    /// ```
+    /// use preheat_guest::{Context, KeySpec, Keys, Page, Plugin, Values, WarmError};
+    ///
+    /// /// The value of `len:{s}` is `s`'s length in decimal.
+    /// struct Lengths;
+    ///
+    /// impl Plugin for Lengths {
+    ///     fn enumerate(_: &Context, _: Option<String>) -> Result<Page, String> {
+    ///         Ok(Page::last(vec![KeySpec::new("len:abc")]))
+    ///     }
+    ///
+    ///     fn produce_batch(_: &Context, keys: &Keys, out: &mut Values) {
+    ///         for key in keys.iter() {
+    ///             match key.key.strip_prefix("len:") {
+    ///                 Some(s) => out.write(None, |buf| Ok(buf.extend_from_slice(s.len().to_string().as_bytes()))),
+    ///                 None => out.error(WarmError::fail(format!("{} is not a len: key", key.key))),
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// # fn main() {
+    /// #     let ctx = Context::new("run-1", "proactive", [("a", "b")]);
+    /// #     let keys = Keys::new(&Lengths::enumerate(&ctx, None).unwrap().keys);
+    /// #     let mut out = Values::default();
+    /// #     Lengths::produce_batch(&ctx, &keys, &mut out);
+    /// #     assert_eq!(out.into_entries()[0].as_ref().unwrap().value, b"3");
+    /// # }
+    /// ```
+    fn produce_batch(ctx: &Context, keys: &Keys, out: &mut Values) {
+        for result in Self::produce(ctx, keys.to_specs()) {
+            out.push(result);
+        }
+    }
 
     /// Builds the values for a batch of keys: exactly one result per key, in
     /// the order they were given.
@@ -288,8 +340,8 @@ pub mod __private {
     use core::marker::PhantomData;
 
     use crate::bindings::exports::preheat::plugin::warmer::Guest;
-    use crate::bindings::preheat::plugin::types::{KeyBatch, Produced, ProducedValue, Span};
-    use crate::{Context, Entry, KeySpec, Page, Plugin, RunContext, WarmError};
+    use crate::bindings::preheat::plugin::types::{KeyBatch, Produced};
+    use crate::{Context, Keys, Page, Plugin, RunContext, Values};
 
     /// Adapts a [`Plugin`] to the generated `Guest` trait.
     pub struct Adapter<P>(PhantomData<P>);
@@ -300,60 +352,18 @@ pub mod __private {
         }
 
         fn produce(ctx: RunContext, batch: KeyBatch) -> Produced {
-            pack(P::produce(&Context::from(ctx), unpack(batch)))
+            let keys = Keys::from(batch);
+            let mut out = Values::with_capacity(keys.len());
+            P::produce_batch(&Context::from(ctx), &keys, &mut out);
+            out.into_produced()
         }
-    }
-
-    /// The key specs of a packed batch (the host lays every span inside `text`,
-    /// on character boundaries).
-    pub fn unpack(batch: KeyBatch) -> Vec<KeySpec> {
-        let KeyBatch { text, keys, tags } = batch;
-        let str_of = |span: Span| text[span.start as usize..(span.start + span.len) as usize].to_string();
-        keys.into_iter()
-            .map(|k| KeySpec {
-                key: str_of(k.key),
-                priority: k.priority,
-                ttl_seconds: k.ttl_seconds,
-                tags: tags[k.tags.start as usize..(k.tags.start + k.tags.len) as usize]
-                    .iter()
-                    .map(|&t| str_of(t))
-                    .collect(),
-                arg: k.arg.map(str_of),
-            })
-            .collect()
-    }
-
-    /// Results packed as the host takes them: the values concatenated, one
-    /// outcome per result. A value over 4 GiB cannot be packed: it fails.
-    pub fn pack(results: Vec<Result<Entry, WarmError>>) -> Produced {
-        let bytes: usize = results
-            .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .map(|e| e.value.len())
-            .sum();
-        let mut values = Vec::with_capacity(bytes);
-        let outcomes = results
-            .into_iter()
-            .map(|result| {
-                let entry = result?;
-                let len = u32::try_from(entry.value.len())
-                    .map_err(|_| WarmError::fail(format!("a value of {} bytes is over 4 GiB", entry.value.len())))?;
-                values.extend_from_slice(&entry.value);
-                Ok(ProducedValue {
-                    len,
-                    ttl_seconds: entry.ttl_seconds,
-                })
-            })
-            .collect();
-        Produced { values, outcomes }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::__private::{pack, unpack};
     use super::*;
-    use crate::bindings::preheat::plugin::types::{BatchKey, KeyBatch, Span};
+    use crate::bindings::preheat::plugin::types::{KeyBatch, KeyRun, KeyText};
 
     #[test]
     fn the_interface_version_is_the_package_the_bindings_come_from() {
@@ -365,30 +375,30 @@ mod tests {
         );
     }
 
+    /// A batch laid out by hand as the host lays it (keys first, then the
+    /// tags and args of each key) gives back its key specs.
     #[test]
-    fn a_packed_batch_unpacks_to_its_key_specs_and_results_pack_in_order() {
-        let span = |start, len| Span { start, len };
+    fn a_packed_batch_unpacks_to_its_key_specs() {
+        let text = |key, start, len| KeyText { key, start, len };
         let batch = KeyBatch {
-            text: "k.1ab1k.é".into(),
-            keys: vec![
-                BatchKey {
-                    key: span(0, 3),
+            text: "k.1k.éab1".into(),
+            key_ends: vec![3, 7],
+            runs: vec![
+                KeyRun {
+                    count: 1,
                     priority: Priority::High,
                     ttl_seconds: Some(5),
-                    tags: span(0, 2),
-                    arg: Some(span(5, 1)),
                 },
-                BatchKey {
-                    key: span(6, 4),
+                KeyRun {
+                    count: 1,
                     priority: Priority::Low,
                     ttl_seconds: None,
-                    tags: span(2, 0),
-                    arg: None,
                 },
             ],
-            tags: vec![span(3, 1), span(4, 1)],
+            args: vec![text(0, 9, 1)],
+            tags: vec![text(0, 7, 1), text(0, 8, 1)],
         };
-        let keys = unpack(batch);
+        let keys = Keys::from(batch).to_specs();
         assert_eq!(
             keys,
             [
@@ -400,18 +410,40 @@ mod tests {
                 KeySpec::new("k.é").priority(Priority::Low),
             ]
         );
-        let produced = pack(vec![
-            Ok(Entry::text("xy")),
-            Err(WarmError::skip("s")),
-            Ok(Entry::bytes(vec![]).ttl(9)),
-            Ok(Entry::text("z")),
+    }
+
+    /// A plugin that implements only `produce` gets its results packed by the
+    /// default `produce_batch`, in order.
+    #[test]
+    fn the_default_produce_batch_packs_what_produce_returns() {
+        struct Echo;
+        impl Plugin for Echo {
+            fn enumerate(_: &Context, _: Option<String>) -> Result<Page, String> {
+                Ok(Page::last(Vec::new()))
+            }
+            fn produce(_: &Context, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>> {
+                keys.into_iter()
+                    .map(|k| match k.arg {
+                        Some(a) => Ok(Entry::text(a).ttl(9)),
+                        None => Err(WarmError::skip(k.key)),
+                    })
+                    .collect()
+            }
+        }
+        let keys = Keys::new(&[
+            KeySpec::new("a").arg("xy"),
+            KeySpec::new("b"),
+            KeySpec::new("c").arg("z"),
         ]);
-        assert_eq!(produced.values, b"xyz");
-        let lens: Vec<Option<(u32, Option<u32>)>> = produced
-            .outcomes
-            .iter()
-            .map(|o| o.as_ref().ok().map(|v| (v.len, v.ttl_seconds)))
-            .collect();
-        assert_eq!(lens, [Some((2, None)), None, Some((0, Some(9))), Some((1, None))]);
+        let mut out = Values::default();
+        Echo::produce_batch(&Context::new("r", "s", [("k", "v")]), &keys, &mut out);
+        assert_eq!(
+            out.into_entries(),
+            [
+                Ok(Entry::text("xy").ttl(9)),
+                Err(WarmError::skip("b")),
+                Ok(Entry::text("z").ttl(9))
+            ]
+        );
     }
 }

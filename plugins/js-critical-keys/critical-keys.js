@@ -197,28 +197,35 @@ function enumerate(ctx, cursor) {
   return { keys, cursor: end < total ? String(end) : undefined };
 }
 
-// Interface 0.2 packs a batch: every key and arg is a span of the UTF-8
-// bytes of `batch.text`; the values go back concatenated in `values`, each
-// `ok` outcome giving its value's length.
+// Interface 0.2 packs a batch in columns: the keys are consecutive slices of
+// the UTF-8 bytes of `batch.text`, ending at `batch.keyEnds`, and an arg names
+// its key by index; the values go back concatenated in `values`, with one
+// length per key in `lens` and the keys without a value in `errors`.
 function produce(_ctx, batch) {
   const text = encoder.encode(batch.text);
-  const slice = (span) => decoder.decode(text.subarray(span.start, span.start + span.len));
+  const slice = (start, end) => decoder.decode(text.subarray(start, end));
+  const args = new Map(batch.args.map((a) => [a.key, slice(a.start, a.start + a.len)]));
+  const lens = new Uint32Array(batch.keyEnds.length);
+  const errors = [];
   const parts = [];
-  let total = 0;
-  const outcomes = batch.keys.map((k) => {
-    const result = produceOne(slice(k.key), k.arg === undefined ? undefined : slice(k.arg));
-    if (result.tag === 'err') return result;
+  let start = 0;
+  batch.keyEnds.forEach((end, i) => {
+    const result = produceOne(slice(start, end), args.get(i));
+    start = end;
+    if (result.tag === 'err') {
+      errors.push({ key: i, error: result.val });
+      return;
+    }
     parts.push(result.val);
-    total += result.val.length;
-    return { tag: 'ok', val: { len: result.val.length, ttlSeconds: undefined } };
+    lens[i] = result.val.length;
   });
-  const values = new Uint8Array(total);
+  const values = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
   let at = 0;
   for (const part of parts) {
     values.set(part, at);
     at += part.length;
   }
-  return { values, outcomes };
+  return { values, lens, errors, ttls: [] };
 }
 
 const fail = (message) => ({ tag: 'err', val: { tag: 'fail', val: message } });

@@ -202,24 +202,26 @@ class Warmer(exports.Warmer):
         return types.Page(keys, str(end) if end < total else None)
 
     def produce(self, ctx: types.RunContext, batch: types.KeyBatch) -> types.Produced:
-        """Interface 0.2 packs a batch: every key and arg is a span of the
-        UTF-8 bytes of `batch.text`; the values go back concatenated, each
-        `Ok` outcome giving its value's length."""
+        """Interface 0.2 packs a batch in columns: the keys are consecutive
+        slices of the UTF-8 bytes of `batch.text`, ending at `batch.key_ends`,
+        and an arg names its key by index; the values go back concatenated,
+        with one length per key and the keys without a value in `errors`."""
         text = batch.text.encode("utf-8")
-
-        def piece(span: types.Span) -> str:
-            return text[span.start:span.start + span.len].decode("utf-8")
-
+        args = {a.key: text[a.start:a.start + a.len].decode("utf-8") for a in batch.args}
         values = bytearray()
-        outcomes = []
-        for k in batch.keys:
-            result = produce_one(piece(k.key), None if k.arg is None else piece(k.arg))
+        lens = []
+        errors = []
+        start = 0
+        for i, end in enumerate(batch.key_ends):
+            result = produce_one(text[start:end].decode("utf-8"), args.get(i))
+            start = end
             if isinstance(result, Ok):
                 values += result.value
-                outcomes.append(Ok(types.ProducedValue(len(result.value), None)))
+                lens.append(len(result.value))
             else:
-                outcomes.append(result)
-        return types.Produced(bytes(values), outcomes)
+                errors.append(types.KeyError(i, result.value))
+                lens.append(0)
+        return types.Produced(bytes(values), lens, errors, [])
 
 
 def produce_one(key: str, arg: Optional[str]):

@@ -105,6 +105,53 @@ fn misbehaving_plugins_fail_alone_with_messages_naming_plugin_call_and_limit() {
     assert_eq!(redis.dbsize(), 4, "nothing from a failing plugin reached redis");
 }
 
+/// A plugin that writes the packed `produced` by hand can claim more bytes
+/// than it returned, more outcomes than keys, a key twice, or an error with
+/// a value: each answer is refused whole, its keys fail with what was wrong,
+/// and nothing of it is written.
+#[test]
+fn forged_produced_answers_are_refused_whole_with_what_was_wrong() {
+    let redis = RedisServer::start();
+    let ws = Workspace::new();
+    let answers = [
+        (
+            "overlong",
+            "returned 1 bytes of values, but its lengths add up to 5000000",
+        ),
+        ("extra", "returned 6 results for 5 keys"),
+        ("twice", "listed key 0 in `errors` out of order"),
+        (
+            "valued-error",
+            "gave key 0 of the batch an error and also a value of 1 bytes",
+        ),
+    ];
+    let blocks: String = answers
+        .iter()
+        .map(|(answer, _)| {
+            fixture_block(
+                &format!("forged-{answer}"),
+                "forged_produced",
+                &format!("[plugins.settings]\nanswer = \"{answer}\""),
+            )
+        })
+        .collect();
+    let config = ws.config(&format!(
+        "[backend]\nkind = \"redis\"\nurl = \"{}\"\n{blocks}",
+        redis.url()
+    ));
+    let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
+    assert_ne!(run.code(), 0);
+    run.assert_balanced();
+    for (answer, needle) in answers {
+        let name = format!("forged-{answer}");
+        assert_eq!(run.count(&name, "failed"), 5, "{name}: {}", run.plugin(&name));
+        assert_eq!(run.count(&name, "written"), 0, "{name}");
+        let errors = run.errors_of(&name);
+        assert!(errors.contains(needle), "{name}: expected {needle:?} in:\n{errors}");
+    }
+    assert_eq!(redis.dbsize(), 0, "nothing of a forged answer reached redis");
+}
+
 #[test]
 fn invalid_keys_are_never_written_and_are_reported_with_the_reason() {
     let ws = Workspace::new();

@@ -1,10 +1,11 @@
 //! Interface 0.2's packed `produce`: the host's key specs laid out in one
-//! `key-batch` (one string, two lists), and a plugin's `produced` checked and
-//! cut into one entry per value. Each value byte crosses the boundary once:
-//! the outcomes carry lengths, not offsets, so no two values can share bytes.
+//! `key-batch` (one string, lists of integers, and runs, args and tags only
+//! where there are some), and a plugin's `produced` checked and cut into one
+//! outcome per key. Each value byte crosses the boundary once: the lengths
+//! cut `values` in key order, so no two values can share bytes.
 
 use super::{Entry, KeySpec, WarmError};
-use crate::wit::preheat::plugin::types::{BatchKey, KeyBatch, Produced, Span};
+use crate::wit::preheat::plugin::types::{KeyBatch, KeyRun, KeyText, Produced};
 
 /// The keys of a batch, packed; refused only when the batch's text would not
 /// fit the interface's 32-bit offsets (over 4 GiB of keys, args and tags).
@@ -13,151 +14,251 @@ pub(crate) fn pack(keys: &[KeySpec]) -> Result<KeyBatch, String> {
         .iter()
         .map(|k| k.key.len() + k.arg.as_ref().map_or(0, String::len) + k.tags.iter().map(String::len).sum::<usize>())
         .sum();
-    if u32::try_from(text_bytes).is_err() {
+    if u32::try_from(text_bytes).is_err() || u32::try_from(keys.len()).is_err() {
         return Err(format!(
             "a batch of {} keys holds {text_bytes} bytes of keys, args and tags, over the 4 GiB a packed batch can address; lower max_arg_bytes or the batch size",
             keys.len()
         ));
     }
     let mut text = String::with_capacity(text_bytes);
-    let mut tags = Vec::new();
-    let mut packed = Vec::with_capacity(keys.len());
+    let mut key_ends = Vec::with_capacity(keys.len());
+    let mut runs: Vec<KeyRun> = Vec::new();
     for spec in keys {
-        let key = append(&mut text, &spec.key);
-        let first_tag = tags.len() as u32;
-        tags.extend(spec.tags.iter().map(|t| append(&mut text, t)));
-        let arg = spec.arg.as_deref().map(|a| append(&mut text, a));
-        packed.push(BatchKey {
-            key,
-            priority: spec.priority,
-            ttl_seconds: spec.ttl_seconds,
-            tags: Span {
-                start: first_tag,
-                len: tags.len() as u32 - first_tag,
-            },
-            arg,
-        });
+        text.push_str(&spec.key);
+        key_ends.push(text.len() as u32);
+        match runs.last_mut() {
+            Some(run) if run.priority == spec.priority && run.ttl_seconds == spec.ttl_seconds => run.count += 1,
+            _ => runs.push(KeyRun {
+                count: 1,
+                priority: spec.priority,
+                ttl_seconds: spec.ttl_seconds,
+            }),
+        }
+    }
+    let mut args = Vec::new();
+    let mut tags = Vec::new();
+    for (i, spec) in keys.iter().enumerate() {
+        let key = i as u32;
+        if let Some(arg) = &spec.arg {
+            args.push(append(&mut text, key, arg));
+        }
+        tags.extend(spec.tags.iter().map(|t| append(&mut text, key, t)));
     }
     Ok(KeyBatch {
         text,
-        keys: packed,
+        key_ends,
+        runs,
+        args,
         tags,
     })
 }
 
-/// Appends `s` to `text` and returns where it lies (in range: [`pack`] checked the total).
-fn append(text: &mut String, s: &str) -> Span {
+/// Appends `s`, a string of key `key`, to `text` and returns where it lies
+/// (in range: [`pack`] checked the total).
+fn append(text: &mut String, key: u32, s: &str) -> KeyText {
     let start = text.len() as u32;
     text.push_str(s);
-    Span {
+    KeyText {
+        key,
         start,
         len: s.len() as u32,
     }
 }
 
-/// One result per outcome, each value cut from `values` in order; an error
+/// One outcome per length, each value cut from `values` in order; an error
 /// (for the caller to prefix with the plugin and the call) when the lengths
-/// claimed by the outcomes do not add up to the bytes returned.
+/// do not add up to the bytes returned, or when `errors` or `ttls` name a key
+/// out of order, out of the batch, or (for `ttls`) one in `errors`.
 pub(crate) fn unpack(produced: Produced) -> Result<Vec<Result<Entry, WarmError>>, String> {
-    let Produced { values, outcomes } = produced;
-    let claimed: u64 = outcomes
-        .iter()
-        .filter_map(|o| o.as_ref().ok())
-        .map(|v| u64::from(v.len))
-        .sum();
-    if claimed != values.len() as u64 {
+    let Produced {
+        values,
+        lens,
+        errors,
+        ttls,
+    } = produced;
+    let total: u64 = lens.iter().map(|&l| u64::from(l)).sum();
+    if total != values.len() as u64 {
         return Err(format!(
-            "returned {} bytes of values, but its outcomes give lengths adding up to {claimed}; each value's `len` must be its length in `values`, in key order",
+            "returned {} bytes of values, but its lengths add up to {total}; `lens` must give each key's value length in `values`, in key order",
             values.len()
         ));
     }
+    check_order("errors", errors.iter().map(|e| e.key), lens.len())?;
+    check_order("ttls", ttls.iter().map(|t| t.key), lens.len())?;
+    let mut errors = errors.into_iter().peekable();
+    let mut ttls = ttls.into_iter().peekable();
     let mut rest = values.as_slice();
-    Ok(outcomes
-        .into_iter()
-        .map(|outcome| {
-            outcome.map(|v| {
-                let (value, after) = rest.split_at(v.len as usize);
-                rest = after;
-                Entry {
-                    value: value.to_vec(),
-                    ttl_seconds: v.ttl_seconds,
-                }
-            })
-        })
-        .collect())
+    let mut out = Vec::with_capacity(lens.len());
+    for (i, &len) in lens.iter().enumerate() {
+        let key = i as u32;
+        let ttl_seconds = ttls.next_if(|t| t.key == key).map(|t| t.ttl_seconds);
+        if let Some(e) = errors.next_if(|e| e.key == key) {
+            if len != 0 || ttl_seconds.is_some() {
+                return Err(format!(
+                    "gave key {i} of the batch an error and also {}; a key in `errors` must have length 0 and no entry in `ttls`",
+                    if len != 0 { format!("a value of {len} bytes") } else { "a ttl".to_string() }
+                ));
+            }
+            out.push(Err(e.error));
+            continue;
+        }
+        let (value, after) = rest.split_at(len as usize);
+        rest = after;
+        out.push(Ok(Entry {
+            value: value.to_vec(),
+            ttl_seconds,
+        }));
+    }
+    Ok(out)
+}
+
+/// Refuses key indexes (of `errors` or `ttls`) that are not strictly
+/// increasing or not below `keys`, the number of lengths returned.
+fn check_order(list: &str, indexes: impl Iterator<Item = u32>, keys: usize) -> Result<(), String> {
+    let mut last = None;
+    for key in indexes {
+        if last.is_some_and(|l| key <= l) || key as usize >= keys {
+            return Err(format!(
+                "listed key {key} in `{list}` out of order or out of the batch ({keys} lengths returned); `{list}` must name each key once, in key order, by its index in the batch"
+            ));
+        }
+        last = Some(key);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runtime::Priority;
-    use crate::wit::preheat::plugin::types::ProducedValue;
+    use crate::wit::preheat::plugin::types::{KeyError, KeyTtl};
 
-    fn spec(key: &str, tags: &[&str], arg: Option<&str>) -> KeySpec {
+    fn spec(key: &str, priority: Priority, ttl: Option<u32>, tags: &[&str], arg: Option<&str>) -> KeySpec {
         KeySpec {
             key: key.into(),
-            priority: Priority::High,
-            ttl_seconds: Some(7),
+            priority,
+            ttl_seconds: ttl,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             arg: arg.map(str::to_string),
         }
     }
 
-    fn text<'a>(batch: &'a KeyBatch, span: &Span) -> &'a str {
-        &batch.text[span.start as usize..(span.start + span.len) as usize]
+    /// Reads a packed batch back into key specs, as a guest does.
+    fn read(batch: &KeyBatch) -> Vec<KeySpec> {
+        let text = |start: u32, len: u32| batch.text[start as usize..(start + len) as usize].to_string();
+        let mut runs = batch
+            .runs
+            .iter()
+            .flat_map(|r| (0..r.count).map(move |_| (r.priority, r.ttl_seconds)));
+        let mut start = 0;
+        batch
+            .key_ends
+            .iter()
+            .enumerate()
+            .map(|(i, &end)| {
+                let (priority, ttl_seconds) = runs.next().expect("a run for every key");
+                let key = text(start, end - start);
+                start = end;
+                let mine = |t: &&KeyText| t.key == i as u32;
+                KeySpec {
+                    key,
+                    priority,
+                    ttl_seconds,
+                    tags: batch.tags.iter().filter(mine).map(|t| text(t.start, t.len)).collect(),
+                    arg: batch.args.iter().find(mine).map(|a| text(a.start, a.len)),
+                }
+            })
+            .collect()
     }
 
     #[test]
-    fn packed_keys_give_back_every_key_arg_and_tag() {
+    fn packed_keys_give_back_every_key_arg_tag_priority_and_ttl() {
         let keys = [
-            spec("k.1", &["a", "bé"], Some("1")),
-            spec("k.é", &[], None),
-            spec("", &["c"], Some("")),
+            spec("k.1", Priority::High, Some(7), &["a", "bé"], Some("1")),
+            spec("k.é", Priority::High, Some(7), &[], None),
+            spec("", Priority::Low, None, &["c"], Some("")),
+            spec("k.4", Priority::High, Some(7), &[], None),
         ];
         let batch = pack(&keys).unwrap();
-        assert_eq!(batch.keys.len(), 3);
-        for (spec, packed) in keys.iter().zip(&batch.keys) {
-            assert_eq!(text(&batch, &packed.key), spec.key);
-            assert_eq!(packed.arg.as_ref().map(|a| text(&batch, a)), spec.arg.as_deref());
-            let tags = &batch.tags[packed.tags.start as usize..(packed.tags.start + packed.tags.len) as usize];
-            let tags: Vec<&str> = tags.iter().map(|t| text(&batch, t)).collect();
-            assert_eq!(tags, spec.tags);
-            assert_eq!((packed.priority, packed.ttl_seconds), (Priority::High, Some(7)));
-        }
-        assert!(pack(&[]).unwrap().text.is_empty());
+        // The generated types have no PartialEq: compared by their Debug form.
+        assert_eq!(format!("{:?}", read(&batch)), format!("{keys:?}"));
+        // Consecutive keys of the same priority and ttl share a run.
+        let counts: Vec<u32> = batch.runs.iter().map(|r| r.count).collect();
+        assert_eq!(counts, [2, 1, 1]);
+        assert_eq!(&batch.text[..batch.key_ends[3] as usize], "k.1k.ék.4");
+        let empty = pack(&[]).unwrap();
+        assert!(empty.text.is_empty() && empty.key_ends.is_empty() && empty.runs.is_empty());
     }
 
-    fn value(len: u32) -> Result<ProducedValue, WarmError> {
-        Ok(ProducedValue { len, ttl_seconds: None })
+    fn produced(values: &[u8], lens: &[u32], errors: &[(u32, WarmError)], ttls: &[(u32, u32)]) -> Produced {
+        Produced {
+            values: values.to_vec(),
+            lens: lens.to_vec(),
+            errors: errors
+                .iter()
+                .map(|(key, error)| KeyError {
+                    key: *key,
+                    error: error.clone(),
+                })
+                .collect(),
+            ttls: ttls
+                .iter()
+                .map(|&(key, ttl_seconds)| KeyTtl { key, ttl_seconds })
+                .collect(),
+        }
     }
 
     #[test]
     fn produced_values_are_cut_in_order_and_errors_hold_no_bytes() {
-        let produced = Produced {
-            values: b"abcdef".to_vec(),
-            outcomes: vec![value(2), Err(WarmError::Skip("s".into())), value(0), value(4)],
+        let skip = WarmError::Skip("s".into());
+        let entries = unpack(produced(b"abcdef", &[2, 0, 0, 4], &[(1, skip.clone())], &[(2, 9)])).unwrap();
+        let entry = |v: &[u8], ttl| {
+            Ok(Entry {
+                value: v.to_vec(),
+                ttl_seconds: ttl,
+            })
         };
-        let entries = unpack(produced).unwrap();
-        let values: Vec<Option<&[u8]>> = entries.iter().map(|e| e.as_ref().ok().map(|e| &e.value[..])).collect();
-        assert_eq!(values, [Some(&b"ab"[..]), None, Some(&b""[..]), Some(&b"cdef"[..])]);
+        let expected = [entry(b"ab", None), Err(skip), entry(b"", Some(9)), entry(b"cdef", None)];
+        assert_eq!(format!("{entries:?}"), format!("{expected:?}"));
     }
 
-    /// Lengths that claim more or fewer bytes than were returned are refused,
-    /// whole: a hostile plugin cannot make the host read past `values` or
-    /// hand one buffer to many keys.
+    /// A hostile plugin cannot make the host read past `values`, hand one
+    /// buffer to many keys, or give a key two outcomes: every such answer is
+    /// refused whole, with what was wrong.
     #[test]
-    fn lengths_that_do_not_add_up_are_refused() {
-        for outcomes in [
-            vec![value(4), value(4)],
-            vec![value(1)],
-            vec![value(u32::MAX), value(u32::MAX)],
+    fn answers_that_do_not_add_up_are_refused() {
+        let fail = || WarmError::Fail("f".into());
+        for (answer, expected) in [
+            (produced(b"abcdef", &[4, 4], &[], &[]), "returned 6 bytes of values"),
+            (produced(b"abcdef", &[1], &[], &[]), "returned 6 bytes of values"),
+            (
+                produced(b"abcdef", &[u32::MAX, u32::MAX], &[], &[]),
+                "returned 6 bytes of values",
+            ),
+            (
+                produced(b"", &[0, 0], &[(1, fail()), (1, fail())], &[]),
+                "key 1 in `errors` out of order",
+            ),
+            (
+                produced(b"", &[0, 0], &[(1, fail()), (0, fail())], &[]),
+                "key 0 in `errors` out of order",
+            ),
+            (
+                produced(b"", &[0, 0], &[(2, fail())], &[]),
+                "key 2 in `errors` out of order or out of the batch",
+            ),
+            (produced(b"", &[0], &[], &[(5, 1)]), "key 5 in `ttls`"),
+            (
+                produced(b"ab", &[2], &[(0, fail())], &[]),
+                "an error and also a value of 2 bytes",
+            ),
+            (
+                produced(b"", &[0], &[(0, fail())], &[(0, 3)]),
+                "an error and also a ttl",
+            ),
         ] {
-            let err = unpack(Produced {
-                values: b"abcdef".to_vec(),
-                outcomes,
-            })
-            .unwrap_err();
-            assert!(err.contains("returned 6 bytes of values"), "{err}");
+            let err = unpack(answer).unwrap_err();
+            assert!(err.contains(expected), "{err}");
         }
     }
 }

@@ -21,10 +21,11 @@
 //! lists only the indexes `i` with `i % count == index`, which is how a
 //! plugin keeps to its share at the source (`WHERE id % count = index`).
 //!
-//! Built for millions of keys: no JSON, one allocation per key and per
-//! value, no per-key formatting machinery.
+//! Built for millions of keys: no JSON, one allocation per listed key, none
+//! per produced value (each is written in place, through
+//! `Plugin::produce_batch`), no per-key formatting machinery.
 
-use preheat_guest::{export_plugin, Context, Entry, KeySpec, Page, Plugin, Priority, WarmError};
+use preheat_guest::{export_plugin, Context, KeySpec, Keys, Page, Plugin, Priority, Values, WarmError};
 
 /// The plugin.
 pub struct Synthetic;
@@ -66,37 +67,55 @@ impl Plugin for Synthetic {
         })
     }
 
-    fn produce(ctx: &Context, keys: Vec<KeySpec>) -> Vec<Result<Entry, WarmError>> {
+    /// Writes each value straight into the batch's buffer: no copy of a key
+    /// or a value on the way.
+    fn produce_batch(ctx: &Context, keys: &Keys, out: &mut Values) {
         let settings = ctx
             .setting_or::<usize>("value_size", 200)
             .map(|size| (size, ctx.setting("prefix").unwrap_or(DEFAULT_PREFIX)));
-        keys.iter()
-            .map(|spec| {
-                let (size, prefix) = settings.as_ref().map_err(|e| WarmError::fail(e.clone()))?;
-                let index = spec
-                    .key
-                    .strip_prefix(*prefix)
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .ok_or_else(|| {
-                        WarmError::fail(format!(
-                            "{:?} is not a synthetic key (expected {prefix:?} followed by an index)",
-                            spec.key
-                        ))
-                    })?;
-                Ok(Entry::bytes(value(index, *size)))
-            })
-            .collect()
+        for key in keys.iter() {
+            let (size, prefix) = match &settings {
+                Ok(settings) => *settings,
+                Err(e) => {
+                    out.error(WarmError::fail(e.clone()));
+                    continue;
+                }
+            };
+            match strip_prefix(key.key, prefix).and_then(|n| n.parse::<u64>().ok()) {
+                Some(index) => out.write(None, |buf| {
+                    value_into(index, size, buf);
+                    Ok(())
+                }),
+                None => out.error(WarmError::fail(format!(
+                    "{:?} is not a synthetic key (expected {prefix:?} followed by an index)",
+                    key.key
+                ))),
+            }
+        }
     }
 }
 
 mod value;
 
 use value::decimal;
-pub use value::value;
+pub use value::{value, value_into};
 
 export_plugin!(Synthetic);
 
 const DEFAULT_PREFIX: &str = "synthetic:";
+
+/// `key` without `prefix`, if it starts with it. `str::strip_prefix` calls
+/// `memcmp`, which in WebAssembly is a loop over single bytes, each paying
+/// for fuel metering; this compares eight bytes at a time.
+fn strip_prefix<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = key.as_bytes().get(..prefix.len())?;
+    let (mut k, mut p) = (head.chunks_exact(8), prefix.as_bytes().chunks_exact(8));
+    let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap_or_default());
+    let same = k.by_ref().zip(p.by_ref()).all(|(k, p)| word(k) == word(p))
+        && k.remainder().iter().zip(p.remainder()).all(|(k, p)| k == p);
+    // Equal bytes: `key` starts with the whole of `prefix`, so its end is a character boundary.
+    same.then(|| &key[prefix.len()..])
+}
 
 fn push_decimal(s: &mut String, n: u64) {
     let mut buf = [0u8; 20];
@@ -110,6 +129,12 @@ mod tests {
 
     fn ctx(settings: &[(&str, &str)]) -> Context {
         Context::new("run", "bulk", settings.iter().copied())
+    }
+
+    fn produce(ctx: &Context, specs: &[KeySpec]) -> Vec<Result<preheat_guest::Entry, WarmError>> {
+        let mut out = Values::default();
+        Synthetic::produce_batch(ctx, &Keys::new(specs), &mut out);
+        out.into_entries()
     }
 
     #[test]
@@ -178,16 +203,36 @@ mod tests {
     #[test]
     fn produce_uses_value_size_and_rejects_foreign_keys() {
         let c = ctx(&[("value_size", "64")]);
-        let out = Synthetic::produce(&c, vec![KeySpec::new("synthetic:5"), KeySpec::new("x:5")]);
+        let out = produce(
+            &c,
+            &[
+                KeySpec::new("synthetic:5"),
+                KeySpec::new("x:5"),
+                KeySpec::new("synthetic:6"),
+            ],
+        );
         assert_eq!(out[0].as_ref().unwrap().value, value(5, 64));
-        assert!(matches!(&out[1], Err(WarmError::Fail(_))));
+        assert!(matches!(&out[1], Err(WarmError::Fail(m)) if m.contains("\"x:5\"")));
+        assert_eq!(out[2].as_ref().unwrap().value, value(6, 64));
+        for (key, prefix, rest) in [
+            ("synthetic:12", "synthetic:", Some("12")),
+            ("synthetiC:12", "synthetic:", None),
+            ("synthetic;12", "synthetic:", None),
+            ("synth", "synthetic:", None),
+            ("abcdefgh", "abcdefgh", Some("")),
+            ("abcdefgX1", "abcdefgh", None),
+            ("é:1", "é:", Some("1")),
+            ("x", "", Some("x")),
+        ] {
+            assert_eq!(strip_prefix(key, prefix), rest, "{key} {prefix}");
+        }
     }
 
     #[test]
     fn bad_settings_are_reported() {
         let err = Synthetic::enumerate(&ctx(&[("keys", "many")]), None).unwrap_err();
         assert!(err.contains("\"keys\"") && err.contains("\"many\""), "{err}");
-        let out = Synthetic::produce(&ctx(&[("value_size", "-1")]), vec![KeySpec::new("synthetic:1")]);
+        let out = produce(&ctx(&[("value_size", "-1")]), &[KeySpec::new("synthetic:1")]);
         assert!(matches!(&out[0], Err(WarmError::Fail(m)) if m.contains("value_size")));
     }
 }

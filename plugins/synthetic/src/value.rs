@@ -8,20 +8,34 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 /// The value of key `index`: `{index}:` then filler, exactly `size` bytes.
 pub fn value(index: u64, size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(size);
+    value_into(index, size, &mut out);
+    out
+}
+
+/// Appends the value of key `index` to `out`.
+pub fn value_into(index: u64, size: usize, out: &mut Vec<u8>) {
+    if size == 0 {
+        return;
+    }
+    out.reserve(size);
+    let end = out.len() + size;
     let mut buf = [0u8; 20];
     let digits = decimal(index, &mut buf);
     out.extend_from_slice(&digits[..digits.len().min(size)]);
-    if out.len() < size {
+    if out.len() < end {
         out.push(b':');
     }
+    // The filler is written in place: in WebAssembly, a copy per 8-byte chunk
+    // (`memory.copy`) costs more than the chunk's own arithmetic.
+    let filler = out.len();
+    out.resize(end, 0);
     let mut state = index ^ 0x5EED_CAFE_F00D_D00D;
-    while out.len() < size {
+    for chunk in out[filler..].chunks_mut(8) {
         let word = splitmix64(&mut state).to_le_bytes();
-        let chunk = word.map(|b| ALPHABET[usize::from(b & 63)]);
-        let take = (size - out.len()).min(chunk.len());
-        out.extend_from_slice(&chunk[..take]);
+        for (byte, random) in chunk.iter_mut().zip(word) {
+            *byte = ALPHABET[usize::from(random & 63)];
+        }
     }
-    out
 }
 
 fn splitmix64(state: &mut u64) -> u64 {

@@ -20,9 +20,11 @@
 // function returning `result<T, E>` returns T or throws E (`query` throws a
 // host-error `{ kind, message }`, kind 'transient' when retrying can help).
 //
-// `produce` takes its keys packed (every key and arg a span of the UTF-8
-// bytes of `batch.text`) and returns its values packed; `produce` below does
-// that, so `produceOne` sees one key at a time.
+// `produce` takes its keys packed in columns (the keys consecutive slices of
+// the UTF-8 bytes of `batch.text`, ending at `batch.keyEnds`) and returns its
+// values packed (the bytes concatenated, one length per key, the errors by
+// key index); `produce` below does that, so `produceOne` sees one key at a
+// time.
 
 import { log } from 'preheat:plugin/host@0.2.0';
 
@@ -88,13 +90,21 @@ function produceOne(key, arg) {
 
 function produce(_ctx, batch) {
   const text = encoder.encode(batch.text);
-  const slice = (span) => decoder.decode(text.subarray(span.start, span.start + span.len));
+  const slice = (start, end) => decoder.decode(text.subarray(start, end));
+  const args = new Map(batch.args.map((a) => [a.key, slice(a.start, a.start + a.len)]));
+  const lens = new Uint32Array(batch.keyEnds.length);
+  const errors = [];
   const parts = [];
-  const outcomes = batch.keys.map((k) => {
-    const result = produceOne(slice(k.key), k.arg === undefined ? undefined : slice(k.arg));
-    if (result.tag === 'err') return result;
+  let start = 0;
+  batch.keyEnds.forEach((end, i) => {
+    const result = produceOne(slice(start, end), args.get(i));
+    start = end;
+    if (result.tag === 'err') {
+      errors.push({ key: i, error: result.val });
+      return;
+    }
     parts.push(result.val);
-    return { tag: 'ok', val: { len: result.val.length, ttlSeconds: undefined } };
+    lens[i] = result.val.length;
   });
   const values = new Uint8Array(parts.reduce((total, part) => total + part.length, 0));
   let at = 0;
@@ -102,7 +112,7 @@ function produce(_ctx, batch) {
     values.set(part, at);
     at += part.length;
   }
-  return { values, outcomes };
+  return { values, lens, errors, ttls: [] };
 }
 
 /** The `preheat:plugin/warmer` export. */

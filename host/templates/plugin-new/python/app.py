@@ -20,9 +20,10 @@ returns T in Python and raises `componentize_py_types.Err(e)` for the error
 case: `host.query` raises `Err(types.HostError)`, whose `kind` says whether
 retrying can help (`types.HostErrorKind.TRANSIENT`).
 
-`produce` takes its keys packed (`types.KeyBatch`: every key and arg a span
-of the UTF-8 bytes of `batch.text`) and returns its values packed
-(`types.Produced`); `unpack` and `pack` below do that, so `produce_one`
+`produce` takes its keys packed in columns (`types.KeyBatch`: the keys are
+consecutive slices of the UTF-8 bytes of `batch.text`, ending at
+`batch.key_ends`) and returns its values packed (`types.Produced`: the bytes
+concatenated, one length per key, the errors by key index); `unpack` and `pack` below do that, so `produce_one`
 sees one key at a time.
 """
 
@@ -94,23 +95,26 @@ def produce_one(key: str, arg: Optional[str]):
 
 
 def unpack(batch: types.KeyBatch) -> List[Tuple[str, Optional[str]]]:
-    """The (key, arg) pairs of a packed batch."""
+    """The (key, arg) pairs of a packed batch: the keys are consecutive slices
+    of the UTF-8 bytes of `batch.text`, ending at `batch.key_ends`; an arg
+    names its key by index."""
     text = batch.text.encode("utf-8")
-
-    def piece(span: types.Span) -> str:
-        return text[span.start:span.start + span.len].decode("utf-8")
-
-    return [(piece(k.key), None if k.arg is None else piece(k.arg)) for k in batch.keys]
+    args = {a.key: text[a.start:a.start + a.len].decode("utf-8") for a in batch.args}
+    starts = [0] + list(batch.key_ends[:-1])
+    return [(text[s:e].decode("utf-8"), args.get(i)) for i, (s, e) in enumerate(zip(starts, batch.key_ends))]
 
 
 def pack(results: list) -> types.Produced:
-    """One outcome per result, the values concatenated in the same order."""
+    """One length per result and the values concatenated in the same order;
+    the results that are errors listed by their index."""
     values = bytearray()
-    outcomes = []
-    for result in results:
+    lens = []
+    errors = []
+    for i, result in enumerate(results):
         if isinstance(result, Ok):
             values += result.value
-            outcomes.append(Ok(types.ProducedValue(len(result.value), None)))
+            lens.append(len(result.value))
         else:
-            outcomes.append(result)
-    return types.Produced(bytes(values), outcomes)
+            errors.append(types.KeyError(i, result.value))
+            lens.append(0)
+    return types.Produced(bytes(values), lens, errors, [])

@@ -282,7 +282,7 @@ impl Ctx<'_> {
     fn w(&self, name: &str, value: impl Into<Vec<u8>>, ttl_secs: Option<u64>) -> Write {
         Write {
             key: self.key(name),
-            value: value.into(),
+            value: value.into().into(),
             ttl: ttl_secs.map(Duration::from_secs),
         }
     }
@@ -662,7 +662,7 @@ fn key_length(c: &Ctx) {
             c.w("before", "b", Some(3600)),
             Write {
                 key,
-                value: b"long".to_vec(),
+                value: bytes::Bytes::from_static(b"long"),
                 ttl: Some(Duration::from_secs(3600)),
             },
             c.w("after", "a", Some(3600)),
@@ -746,7 +746,7 @@ fn ttl_beyond_forever(c: &Ctx) {
     let longest = Duration::from_secs(u32::MAX.into());
     let write = |value: &str| Write {
         key: c.key("longest"),
-        value: value.into(),
+        value: bytes::Bytes::copy_from_slice(value.as_bytes()),
         ttl: Some(longest),
     };
     // Where expiries end sooner, the TTL is cut to the latest one; read back
@@ -899,7 +899,7 @@ fn sub_second_ttl(c: &Ctx) {
     }
     let w = Write {
         key: c.key("k"),
-        value: b"v".to_vec(),
+        value: bytes::Bytes::from_static(b"v"),
         ttl: Some(Duration::from_millis(1500)),
     };
     assert_eq!(c.write(WritePolicy::Always, &[w]), [Outcome::Written]);

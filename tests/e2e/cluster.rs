@@ -356,7 +356,7 @@ fn writes_into_a_migrating_slot_follow_ask_with_exact_outcomes() {
         range
             .map(|i| Write {
                 key: key(i),
-                value: b"new".to_vec(),
+                value: bytes::Bytes::from_static(b"new"),
                 ttl: Some(Duration::from_secs(3600)),
             })
             .collect()

@@ -86,7 +86,7 @@ impl Producer for NativeSynthetic {
                         .and_then(|n| n.parse::<u64>().ok())
                         .ok_or_else(|| WarmError::Fail(format!("{:?} is not a synthetic key", spec.key)))?;
                     Ok(Entry {
-                        value: value(index, size),
+                        value: value(index, size).into(),
                         ttl_seconds: None,
                     })
                 })

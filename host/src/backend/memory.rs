@@ -112,7 +112,7 @@ impl MemoryBackend {
                 state.bytes += size;
                 // A TTL too long for the clock to reach is no expiry.
                 let expires = w.ttl.and_then(|t| now.checked_add(t));
-                state.insert(w.key.clone(), Stored { value: w.value.clone(), expires });
+                state.insert(w.key.clone(), Stored { value: w.value.to_vec(), expires });
                 Outcome::Written
             })
             .collect()
@@ -173,7 +173,7 @@ mod tests {
     fn w(key: &str, value: &str, ttl_secs: Option<u64>) -> Write {
         Write {
             key: key.into(),
-            value: value.into(),
+            value: bytes::Bytes::copy_from_slice(value.as_bytes()),
             ttl: ttl_secs.map(Duration::from_secs),
         }
     }
@@ -244,7 +244,7 @@ mod tests {
             &[
                 Write {
                     key: "old".into(),
-                    value: b"0123456".to_vec(),
+                    value: bytes::Bytes::from_static(b"0123456"),
                     ttl: Some(Duration::from_millis(1)),
                 },
                 w("live", "0123456", Some(3600)),

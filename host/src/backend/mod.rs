@@ -29,7 +29,7 @@ pub struct Write {
     /// The key as stored (the plugin's key laid out by its format).
     pub key: String,
     /// The value bytes, in the format's encoding.
-    pub value: Vec<u8>,
+    pub value: bytes::Bytes,
     /// Expiry; `None` writes without one.
     pub ttl: Option<Duration>,
 }

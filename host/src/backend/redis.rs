@@ -139,7 +139,7 @@ pub(super) fn write_command(policy: WritePolicy, w: &Write, refresh: &redis::Scr
     let mut cmd = redis::Cmd::with_capacity(7, w.key.len() + w.value.len() + 64);
     match policy {
         WritePolicy::IfMissing | WritePolicy::Always => {
-            cmd.arg("SET").arg(&w.key).arg(&w.value);
+            cmd.arg("SET").arg(&w.key).arg(&w.value[..]);
             if policy == WritePolicy::IfMissing {
                 cmd.arg("NX");
             }
@@ -152,7 +152,7 @@ pub(super) fn write_command(policy: WritePolicy, w: &Write, refresh: &redis::Scr
                 .arg(refresh.get_hash())
                 .arg(1)
                 .arg(&w.key)
-                .arg(&w.value)
+                .arg(&w.value[..])
                 .arg(ttl_ms.unwrap_or(0))
                 .arg(threshold.as_millis() as u64);
         }

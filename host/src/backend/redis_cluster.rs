@@ -527,7 +527,7 @@ mod tests {
     fn w(key: &str) -> Write {
         Write {
             key: key.into(),
-            value: Vec::new(),
+            value: bytes::Bytes::new(),
             ttl: None,
         }
     }

@@ -142,9 +142,9 @@ impl SqlBackend {
         let mut keys_in_last: HashSet<&str> = HashSet::new();
         for (i, w) in writes.iter().enumerate() {
             let value = if self.binary_values || self.sqlite_text {
-                Arg::Bytes(w.value.clone())
+                Arg::Bytes(w.value.to_vec())
             } else {
-                match String::from_utf8(w.value.clone()) {
+                match String::from_utf8(w.value.to_vec()) {
                     Ok(text) if postgres && text.contains('\0') => {
                         // One such value would fail the whole statement.
                         outcomes[i] = Outcome::Rejected(format!(

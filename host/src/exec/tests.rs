@@ -56,7 +56,7 @@ impl Scripted {
     fn answer(&self, key: &str) -> Result<Entry, WarmError> {
         let last = key.rsplit('.').next().unwrap_or(key);
         let written = Ok(Entry {
-            value: format!("value:{key}").into_bytes(),
+            value: format!("value:{key}").into_bytes().into(),
             ttl_seconds: None,
         });
         let mut retries = self.retries.lock().unwrap();

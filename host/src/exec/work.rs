@@ -70,16 +70,23 @@ pub(super) async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<War
     let now = SystemTime::now();
     let mut writes = Vec::with_capacity(specs.len());
     let mut written_meta = Vec::with_capacity(specs.len());
+    let mut refused_bytes = 0;
     for ((spec, attempt), result) in specs.into_iter().zip(attempts).zip(results) {
         match result {
             // The key moves into the write; the rest of the spec is not needed any more.
-            Ok(entry) => match slot.to_write(spec, entry, now) {
-                Ok((write, meta)) => {
-                    written_meta.push((meta, attempt));
-                    writes.push(write);
+            Ok(entry) => {
+                let size = entry.value.len();
+                match slot.to_write(spec, entry, now) {
+                    Ok((write, meta)) => {
+                        written_meta.push((meta, attempt));
+                        writes.push(write);
+                    }
+                    Err((spec, msg)) => {
+                        refused_bytes += size;
+                        shared.finish(p, &spec, KeyOutcome::Failed, KeyDetail::error(msg, attempt))
+                    }
                 }
-                Err((spec, msg)) => shared.finish(p, &spec, KeyOutcome::Failed, KeyDetail::error(msg, attempt)),
-            },
+            }
             Err(WarmError::Skip(reason)) => shared.finish(
                 p,
                 &spec,
@@ -97,6 +104,14 @@ pub(super) async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<War
                 KeyDetail::rejected(format!("plugin failed the key: {reason}"), attempt),
             ),
             Err(WarmError::Retry(reason)) => schedule_retry(shared, p, spec, attempt, &reason).await,
+        }
+    }
+    // A 0.2 plugin's values share one buffer, which lives as long as any of
+    // them: when some were refused (over max_value_bytes, say), the kept ones
+    // are copied out so that the refused bytes are freed now.
+    if refused_bytes > 0 {
+        for w in &mut writes {
+            w.value = bytes::Bytes::copy_from_slice(&w.value);
         }
     }
     // What is held from here to the write: the values as they will be stored.

@@ -64,14 +64,18 @@ impl Slot {
         let encoded = self
             .format
             .storage_key(&spec.key)
-            .and_then(|key| Ok((key, self.format.encode_value(entry.value, ttl, now)?)));
+            .and_then(|key| Ok((key, self.format.encode_value(entry.value.to_vec(), ttl, now)?)));
         match encoded {
             Ok((_, value)) if value.len() as u64 > max => {
                 let msg = format!("the {} encoding of the value is {} bytes, over max_value_bytes = {max}; raise max_value_bytes for this plugin or produce a smaller value", self.format.name(), value.len());
                 Err((spec, msg))
             }
             Ok((key, value)) => Ok((
-                Write { key, value, ttl },
+                Write {
+                    key,
+                    value: value.into(),
+                    ttl,
+                },
                 WriteMeta {
                     priority,
                     logical: Some(spec.key),
@@ -229,7 +233,7 @@ mod tests {
 
     fn entry(ttl: Option<u32>) -> Entry {
         Entry {
-            value: vec![],
+            value: Default::default(),
             ttl_seconds: ttl,
         }
     }
@@ -284,7 +288,7 @@ mod tests {
         s.format = format;
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let produced = |v: &[u8]| Entry {
-            value: v.to_vec(),
+            value: bytes::Bytes::copy_from_slice(v),
             ttl_seconds: Some(60),
         };
         let (write, meta) = s.to_write(spec(None), produced(b"7"), now).unwrap();
@@ -314,8 +318,8 @@ mod tests {
         let raw = slot(|_| {});
         let (write, meta) = raw.to_write(spec(None), produced(b"7"), now).unwrap();
         assert_eq!(
-            (write.key.as_str(), meta.logical, write.value),
-            ("k.1", None, b"7".to_vec())
+            (write.key.as_str(), meta.logical, &write.value[..]),
+            ("k.1", None, &b"7"[..])
         );
     }
 

@@ -123,7 +123,7 @@ mod tests {
         });
         let write = |key: &str, value: Vec<u8>| Write {
             key: key.into(),
-            value,
+            value: value.into(),
             ttl: Some(Duration::from_secs(60)),
         };
         let fresh = rails

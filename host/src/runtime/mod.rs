@@ -40,8 +40,9 @@ pub use sandbox::HostServices;
 /// A value a plugin produced for one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The value bytes, as the plugin made them (the format encodes them for the backend).
-    pub value: Vec<u8>,
+    /// The value bytes, as the plugin made them (the format encodes them for
+    /// the backend); a 0.2 plugin's values of one batch share one buffer.
+    pub value: bytes::Bytes,
     /// Overrides the key spec's ttl when present.
     pub ttl_seconds: Option<u32>,
 }

@@ -87,7 +87,9 @@ pub(crate) fn unpack(produced: Produced) -> Result<Vec<Result<Entry, WarmError>>
     check_order("ttls", ttls.iter().map(|t| t.key), lens.len())?;
     let mut errors = errors.into_iter().peekable();
     let mut ttls = ttls.into_iter().peekable();
-    let mut rest = values.as_slice();
+    // One buffer for the batch: each value is a slice of it, not a copy.
+    let values = bytes::Bytes::from(values);
+    let mut at = 0;
     let mut out = Vec::with_capacity(lens.len());
     for (i, &len) in lens.iter().enumerate() {
         let key = i as u32;
@@ -102,12 +104,12 @@ pub(crate) fn unpack(produced: Produced) -> Result<Vec<Result<Entry, WarmError>>
             out.push(Err(e.error));
             continue;
         }
-        let (value, after) = rest.split_at(len as usize);
-        rest = after;
+        let end = at + len as usize;
         out.push(Ok(Entry {
-            value: value.to_vec(),
+            value: values.slice(at..end),
             ttl_seconds,
         }));
+        at = end;
     }
     Ok(out)
 }
@@ -214,7 +216,7 @@ mod tests {
         let entries = unpack(produced(b"abcdef", &[2, 0, 0, 4], &[(1, skip.clone())], &[(2, 9)])).unwrap();
         let entry = |v: &[u8], ttl| {
             Ok(Entry {
-                value: v.to_vec(),
+                value: bytes::Bytes::copy_from_slice(v),
                 ttl_seconds: ttl,
             })
         };

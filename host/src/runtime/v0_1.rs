@@ -61,7 +61,7 @@ pub(crate) fn key_specs_to(keys: &[KeySpec]) -> Vec<old::KeySpec> {
 pub(crate) fn result_from(result: Result<old::Entry, old::WarmError>) -> Result<Entry, WarmError> {
     match result {
         Ok(e) => Ok(Entry {
-            value: e.value,
+            value: e.value.into(),
             ttl_seconds: e.ttl_seconds,
         }),
         Err(old::WarmError::Skip(r)) => Err(WarmError::Skip(r)),

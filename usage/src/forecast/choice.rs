@@ -11,7 +11,7 @@
 //! | `level` | the mean per step, smoothed over the history (a static top-N) |
 //! | `day` | `y_{t−d}`: the same step one day before (`d` steps per day) |
 //! | `days` | the mean of `y_{t−kd}` over the days in the history (k = 1…7) |
-//! | `profile` | the level times the family's profile at `t`: its prefix's `days` over its level |
+//! | `profile` | the series' own mean at `t`'s time of day over the past days, shrunk toward its level times its family's (prefix's) shape at `t` (the family's `days` over its level) by [`PROFILE_PRIOR_DAYS`] |
 //! | `week` | `y_{t−7d}`: the same step one week before (a history of a week or more) |
 //!
 //! A lag method has nothing to say (and is not scored) until the series has
@@ -49,6 +49,11 @@ pub const SHRINK_STEPS: f64 = 96.0;
 /// Pseudo-steps of age-wide evidence a prefix's record is weighed against.
 pub const SHRINK_GROUP_STEPS: f64 = 24.0;
 
+/// Days of a series' own counts at a time of day that its family's shape counts for in
+/// the `profile` forecast: a series with no history there follows its family's shape, one
+/// with a week of it mostly its own.
+pub const PROFILE_PRIOR_DAYS: f64 = 2.0;
+
 /// A forecaster a series can choose.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +62,8 @@ pub enum Method {
     /// The mean of the same step over the past days.
     #[default]
     Days,
-    /// The series' level times its family's (prefix's) daily profile at the step.
+    /// The series' own counts at the step's time of day over the past days, shrunk toward
+    /// its level times its family's (prefix's) daily profile at the step.
     Profile,
     /// The mean per step over about the history (a week by default).
     Level,
@@ -244,8 +250,15 @@ impl Forecasters {
 
     /// The mean count of the steps whole days before `target` within the history.
     fn same_step_mean(&self, target: u64, seasons: &Seasons) -> Option<f64> {
+        let (sum, days) = self.same_step_sum(target, seasons);
+        (days > 0).then(|| sum as f64 / f64::from(days))
+    }
+
+    /// The summed count of the steps whole days before `target` within the history, and
+    /// how many days that is.
+    fn same_step_sum(&self, target: u64, seasons: &Seasons) -> (u64, u32) {
         let (Some(first), Some(latest)) = (self.first, self.latest) else {
-            return None;
+            return (0, 0);
         };
         // Every series computes this for several methods each step: the known steps are
         // `oldest..=latest`, and the lags go back a day at a time from `target`.
@@ -264,7 +277,7 @@ impl Forecasters {
                 n += 1;
             }
         }
-        (n > 0).then(|| sum as f64 / f64::from(n))
+        (sum, n)
     }
 
     fn forecasts(
@@ -301,9 +314,12 @@ impl Forecasters {
                 .and_then(|w| target.checked_sub(w as u64))
                 .filter(|&s| self.known(s))
                 .map(|s| f64::from(self.count(s))),
-            Method::Profile => family
-                .and_then(|f| f.profile_at(target, seasons))
-                .map(|ratio| self.level * ratio),
+            Method::Profile => family.and_then(|f| f.profile_at(target, seasons)).map(|ratio| {
+                // The series' own counts at that time of day over the past days, with its
+                // family's shape at its level as a prior worth `PROFILE_PRIOR_DAYS` days.
+                let (sum, days) = self.same_step_sum(target, seasons);
+                (sum as f64 + PROFILE_PRIOR_DAYS * self.level * ratio) / (f64::from(days) + PROFILE_PRIOR_DAYS)
+            }),
             Method::HoltWinters => model
                 .filter(|m| m.is_ready())
                 .map(|m| m.forecast_at(h as usize).max(0.0)),
@@ -427,9 +443,8 @@ impl Forecasters {
             ),
             Method::Profile => write!(
                 reason,
-                "family profile: {:.1} requests per step on average, times {:.2} for this time of day in its family",
-                self.level,
-                if self.level > 0.0 { forecast / self.level } else { 0.0 }
+                "profile: {forecast:.1} requests at this time of day, from its past days and its family's shape at its {:.1} requests per step on average",
+                self.level
             ),
             Method::Days => write!(
                 reason,
@@ -554,6 +569,33 @@ mod tests {
         // The next step is 00:00: quiet; 08:00 is busy.
         assert!(series.forecast(1, &model, None, &SEASONS).0 < 1.0, "{series:?}");
         assert!(series.forecast(9, &model, None, &SEASONS).0 > 15.0, "{series:?}");
+    }
+
+    #[test]
+    fn a_profile_follows_the_family_shape_until_the_series_has_days_of_its_own() {
+        // The family is busy from 18:00 to 20:00; the key, from 08:00 to 10:00 every day.
+        let start = 24 * 3000;
+        let (family, _) = fed(
+            start,
+            (0..168u64).map(|i| if (18..20).contains(&(i % 24)) { 100 } else { 1 }),
+        );
+        let profile = |series: &Forecasters, model: &HoltWinters, h: u64| {
+            series
+                .forecast_by(Method::Profile, h, Some(model), Some(&family), &SEASONS)
+                .expect("the family has a profile")
+        };
+        // After a week (the next step is 00:00): its own hours, not its family's.
+        let (own, model) = fed(
+            start,
+            (0..168u64).map(|i| if (8..10).contains(&(i % 24)) { 20 } else { 0 }),
+        );
+        let (at_8, at_18) = (profile(&own, &model, 9), profile(&own, &model, 19));
+        assert!(at_8 > 10.0 && at_18 < at_8 / 3.0, "08:00 {at_8}, 18:00 {at_18}");
+        // Tracked for one step (23:00): nothing of its own at any time of day, so its
+        // level times its family's shape.
+        let (new, model) = fed(start + 167, [24]);
+        let (at_8, at_18) = (profile(&new, &model, 9), profile(&new, &model, 19));
+        assert!(at_18 > 10.0 * at_8, "08:00 {at_8}, 18:00 {at_18}");
     }
 
     #[test]

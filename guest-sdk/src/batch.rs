@@ -15,8 +15,6 @@ use crate::{Entry, KeySpec, Priority, WarmError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keys {
     batch: KeyBatch,
-    /// Where each run of `batch.runs` ends, in keys.
-    run_ends: Vec<u32>,
 }
 
 /// One key of a [`Keys`] batch, borrowed from it.
@@ -102,42 +100,20 @@ impl Keys {
             next: 0,
             start: 0,
             run: 0,
+            run_left: 0,
             arg: 0,
             tag: 0,
         }
     }
 
-    /// Key `index`, if there is one.
+    /// Key `index`, if there is one (walks the keys before it).
     pub fn get(&self, index: usize) -> Option<Key<'_>> {
-        (index < self.len()).then(|| self.key(index))
+        self.iter().nth(index)
     }
 
     /// Every key as an owned [`KeySpec`] (copies every string).
     pub fn to_specs(&self) -> Vec<KeySpec> {
         self.iter().map(|k| k.to_spec()).collect()
-    }
-
-    /// Key `i` (below [`Keys::len`]); the host lays every string inside
-    /// `text`, on character boundaries, and gives every key a run.
-    fn key(&self, i: usize) -> Key<'_> {
-        let b = &self.batch;
-        let text = b.text.as_str();
-        let start = if i == 0 { 0 } else { b.key_ends[i - 1] };
-        let run = &b.runs[self.run_ends.partition_point(|&end| end as usize <= i)];
-        let arg = b
-            .args
-            .get(b.args.partition_point(|a| (a.key as usize) < i))
-            .filter(|a| a.key as usize == i);
-        let first_tag = b.tags.partition_point(|t| (t.key as usize) < i);
-        let tags = &b.tags[first_tag..];
-        Key {
-            key: &text[start as usize..b.key_ends[i] as usize],
-            priority: run.priority,
-            ttl_seconds: run.ttl_seconds,
-            arg: arg.map(|a| slice(text, a)),
-            tags: &tags[..tags.partition_point(|t| t.key as usize == i)],
-            text,
-        }
     }
 }
 
@@ -150,7 +126,9 @@ pub struct KeyIter<'a> {
     next: usize,
     /// Where the next key starts in the text.
     start: usize,
+    /// The run after the current one, and how many keys the current one has left.
     run: usize,
+    run_left: u32,
     arg: usize,
     tag: usize,
 }
@@ -163,10 +141,13 @@ impl<'a> Iterator for KeyIter<'a> {
         let b = &keys.batch;
         let end = *b.key_ends.get(i)? as usize;
         let start = core::mem::replace(&mut self.start, end);
-        while keys.run_ends[self.run] as usize <= i {
+        // The host gives every key a run (the counts add up to the keys).
+        while self.run_left == 0 {
+            self.run_left = b.runs[self.run].count;
             self.run += 1;
         }
-        let run = &b.runs[self.run];
+        self.run_left -= 1;
+        let run = &b.runs[self.run - 1];
         let text = b.text.as_str();
         let mut arg = None;
         if let Some(a) = b.args.get(self.arg).filter(|a| a.key as usize == i) {
@@ -198,15 +179,7 @@ impl ExactSizeIterator for KeyIter<'_> {}
 
 impl From<KeyBatch> for Keys {
     fn from(batch: KeyBatch) -> Self {
-        let run_ends = batch
-            .runs
-            .iter()
-            .scan(0u32, |end, run| {
-                *end = end.saturating_add(run.count);
-                Some(*end)
-            })
-            .collect();
-        Keys { batch, run_ends }
+        Keys { batch }
     }
 }
 

@@ -25,8 +25,8 @@ pub fn value_into(index: u64, size: usize, out: &mut Vec<u8>) {
     if out.len() < end {
         out.push(b':');
     }
-    // The filler is written in place: in WebAssembly, a copy per 8-byte chunk
-    // (`memory.copy`) costs more than the chunk's own arithmetic.
+    // The filler is written in place, not copied in per 8-byte chunk: in
+    // WebAssembly each such copy is a `memory.copy` call.
     let filler = out.len();
     out.resize(end, 0);
     let mut state = index ^ 0x5EED_CAFE_F00D_D00D;

@@ -5,6 +5,7 @@ use super::budget::ByteBudget;
 use super::shared::Shared;
 use super::tally::{KeyDetail, KeyOutcome};
 use super::write::write_batch;
+use crate::backend::Write;
 use crate::plan::WarmItem;
 use crate::runtime::{CallError, KeySpec, WarmError};
 use crate::support::backoff;
@@ -106,13 +107,8 @@ pub(super) async fn process_batch(shared: &Arc<Shared>, p: usize, batch: Vec<War
             Err(WarmError::Retry(reason)) => schedule_retry(shared, p, spec, attempt, &reason).await,
         }
     }
-    // A 0.2 plugin's values share one buffer, which lives as long as any of
-    // them: when some were refused (over max_value_bytes, say), the kept ones
-    // are copied out so that the refused bytes are freed now.
     if refused_bytes > 0 {
-        for w in &mut writes {
-            w.value = bytes::Bytes::copy_from_slice(&w.value);
-        }
+        own_values(&mut writes);
     }
     // What is held from here to the write: the values as they will be stored.
     ByteBudget::shrink(&mut permit, writes.iter().map(|w| w.value.len() as u64).sum());
@@ -159,4 +155,41 @@ pub(super) async fn schedule_retry(shared: &Arc<Shared>, p: usize, spec: KeySpec
         drop(waiting);
         shared.queue.producer_done();
     });
+}
+
+/// Gives every write a buffer of its own. A 0.2 plugin's values share one
+/// buffer, which lives as long as any of them: when some of a batch were
+/// refused (over max_value_bytes, say), the kept ones are copied out so that
+/// the refused bytes are freed now, not held uncounted by the memory budget
+/// until the write ends.
+fn own_values(writes: &mut [Write]) {
+    for w in writes {
+        w.value = bytes::Bytes::copy_from_slice(&w.value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kept value cut from a batch buffer that also held a refused 1 MiB
+    /// value no longer points into that buffer.
+    #[test]
+    fn kept_values_stop_sharing_the_buffer_of_refused_ones() {
+        let mut buffer = vec![b'x'; 1 << 20];
+        buffer.extend_from_slice(b"kept");
+        let buffer = bytes::Bytes::from(buffer);
+        let inside = buffer.as_ptr_range();
+        let mut writes = [Write {
+            key: "k".into(),
+            value: buffer.slice(1 << 20..),
+            ttl: None,
+        }];
+        assert!(inside.contains(&writes[0].value.as_ptr()));
+        own_values(&mut writes);
+        // `buffer` is still alive, so the copy cannot have been put inside it.
+        assert_eq!(&writes[0].value[..], b"kept");
+        assert!(!inside.contains(&writes[0].value.as_ptr()));
+        drop(buffer);
+    }
 }

@@ -33,7 +33,8 @@ pub struct Key<'a> {
 }
 
 impl Keys {
-    /// Packs key specs as the host does, for tests of a plugin's
+    /// Packs key specs as the host does (and as the SDK packs an
+    /// `enumerate` page for the host), for tests of a plugin's
     /// [`Plugin::produce_batch`](crate::Plugin::produce_batch) on the native target.
     ///
     /// ```
@@ -81,6 +82,12 @@ impl Keys {
             args,
             tags,
         })
+    }
+
+    /// The packed batch, as the interface carries it (an `enumerate` page's
+    /// keys), for a plugin that writes the interface's types itself.
+    pub fn into_batch(self) -> KeyBatch {
+        self.batch
     }
 
     /// How many keys there are.

@@ -171,6 +171,8 @@ pub mod bindings {
         export_macro_name: "export",
         default_bindings_module: "preheat_guest::bindings",
         additional_derives: [PartialEq],
+        // `key-spec` crosses the boundary only packed, in a `key-batch`; the SDK still uses it.
+        generate_unused_types: true,
     });
 }
 
@@ -184,10 +186,7 @@ pub use bindings::preheat::plugin::types::Priority;
 /// One key the plugin wants warmed; build one with [`KeySpec::new`].
 pub use bindings::preheat::plugin::types::KeySpec;
 
-/// One page of [`Plugin::enumerate`]; build one with [`Page::last`] or [`Page::more`].
-pub use bindings::preheat::plugin::types::Page;
-
-pub use types::Entry;
+pub use types::{Entry, Page};
 
 /// Why a key could not be produced: skip it, retry it later, or fail it.
 pub use bindings::preheat::plugin::types::WarmError;
@@ -340,15 +339,18 @@ pub mod __private {
     use core::marker::PhantomData;
 
     use crate::bindings::exports::preheat::plugin::warmer::Guest;
-    use crate::bindings::preheat::plugin::types::{KeyBatch, Produced};
-    use crate::{Context, Keys, Page, Plugin, RunContext, Values};
+    use crate::bindings::preheat::plugin::types::{self, KeyBatch, Produced};
+    use crate::{Context, Keys, Plugin, RunContext, Values};
 
     /// Adapts a [`Plugin`] to the generated `Guest` trait.
     pub struct Adapter<P>(PhantomData<P>);
 
     impl<P: Plugin> Guest for Adapter<P> {
-        fn enumerate(ctx: RunContext, cursor: Option<String>) -> Result<Page, String> {
-            P::enumerate(&Context::from(ctx), cursor)
+        fn enumerate(ctx: RunContext, cursor: Option<String>) -> Result<types::Page, String> {
+            P::enumerate(&Context::from(ctx), cursor).map(|page| types::Page {
+                keys: Keys::new(&page.keys).into_batch(),
+                cursor: page.cursor,
+            })
         }
 
         fn produce(ctx: RunContext, batch: KeyBatch) -> Produced {

@@ -5,7 +5,7 @@ use core::str::FromStr;
 
 use serde::Serialize;
 
-use crate::{KeySpec, Level, Page, Priority, WarmError};
+use crate::{KeySpec, Level, Priority, WarmError};
 
 impl KeySpec {
     /// A key with [`Priority::Normal`], no ttl (the config default applies),
@@ -73,6 +73,16 @@ impl KeySpec {
         self.arg = Some(arg.into());
         self
     }
+}
+
+/// One page of [`Plugin::enumerate`](crate::Plugin::enumerate); build one
+/// with [`Page::last`] or [`Page::more`]. The SDK packs its keys for the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The keys of this page, in the order they are listed.
+    pub keys: Vec<KeySpec>,
+    /// Handed back to the next `enumerate` call; none on the last page.
+    pub cursor: Option<String>,
 }
 
 impl Page {

@@ -194,7 +194,51 @@ function enumerate(ctx, cursor) {
       });
     }
   }
-  return { keys, cursor: end < total ? String(end) : undefined };
+  return { keys: packKeys(keys), cursor: end < total ? String(end) : undefined };
+}
+
+// Interface 0.2 carries a page's keys in columns: the keys' UTF-8 bytes one
+// after another in `text` (`keyEnds` says where each ends, in bytes), then
+// each key's arg and tags, named by the key's index; priorities and ttls in
+// runs of consecutive keys that share them.
+function packKeys(specs) {
+  const parts = [];
+  let bytes = 0;
+  const place = (s) => {
+    const encoded = encoder.encode(s);
+    parts.push(encoded);
+    bytes += encoded.length;
+    return encoded.length;
+  };
+  const keyEnds = [];
+  const runs = [];
+  for (const spec of specs) {
+    place(spec.key);
+    keyEnds.push(bytes);
+    const run = runs[runs.length - 1];
+    if (run !== undefined && run.priority === spec.priority && run.ttlSeconds === spec.ttlSeconds) {
+      run.count += 1;
+    } else {
+      runs.push({ count: 1, priority: spec.priority, ttlSeconds: spec.ttlSeconds });
+    }
+  }
+  const args = [];
+  const tags = [];
+  specs.forEach((spec, key) => {
+    const text = (s) => {
+      const start = bytes;
+      return { key, start, len: place(s) };
+    };
+    if (spec.arg !== undefined) args.push(text(spec.arg));
+    for (const tag of spec.tags) tags.push(text(tag));
+  });
+  const all = new Uint8Array(bytes);
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return { text: decoder.decode(all), keyEnds: new Uint32Array(keyEnds), runs, args, tags };
 }
 
 // Interface 0.2 packs a batch in columns: the keys are consecutive slices of

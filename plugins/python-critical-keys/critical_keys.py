@@ -199,7 +199,7 @@ class Warmer(exports.Warmer):
                 uid = settings.users.nth(offset - len(CRITICAL))
                 spec = types.KeySpec(f"{USER_PREFIX}{uid}", types.Priority.NORMAL, settings.ttl, ["users"], str(uid))
             keys.append(spec)
-        return types.Page(keys, str(end) if end < total else None)
+        return types.Page(pack_keys(keys), str(end) if end < total else None)
 
     def produce(self, ctx: types.RunContext, batch: types.KeyBatch) -> types.Produced:
         """Interface 0.2 packs a batch in columns: the keys are consecutive
@@ -222,6 +222,37 @@ class Warmer(exports.Warmer):
                 errors.append(types.KeyError(i, result.value))
                 lens.append(0)
         return types.Produced(bytes(values), lens, errors, [])
+
+
+def pack_keys(specs: List[types.KeySpec]) -> types.KeyBatch:
+    """Key specs in columns, as interface 0.2 carries a page: the keys' UTF-8
+    bytes one after another in `text` (`key_ends` says where each ends), then
+    each key's arg and tags, named by the key's index; priorities and ttls in
+    runs of consecutive keys that share them."""
+    text = bytearray()
+    key_ends = []
+    runs = []
+    for spec in specs:
+        text += spec.key.encode("utf-8")
+        key_ends.append(len(text))
+        if runs and runs[-1][1:] == [spec.priority, spec.ttl_seconds]:
+            runs[-1][0] += 1
+        else:
+            runs.append([1, spec.priority, spec.ttl_seconds])
+
+    def place(i: int, s: str) -> types.KeyText:
+        start = len(text)
+        text.extend(s.encode("utf-8"))
+        return types.KeyText(i, start, len(text) - start)
+
+    args = []
+    tags = []
+    for i, spec in enumerate(specs):
+        if spec.arg is not None:
+            args.append(place(i, spec.arg))
+        tags.extend(place(i, tag) for tag in spec.tags)
+    key_runs = [types.KeyRun(count, priority, ttl) for count, priority, ttl in runs]
+    return types.KeyBatch(text.decode("utf-8"), key_ends, key_runs, args, tags)
 
 
 def produce_one(key: str, arg: Optional[str]):

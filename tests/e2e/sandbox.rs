@@ -130,7 +130,7 @@ fn forged_produced_answers_are_refused_whole_with_what_was_wrong() {
         .map(|(answer, _)| {
             fixture_block(
                 &format!("forged-{answer}"),
-                "forged_produced",
+                "forged_columns",
                 &format!("[plugins.settings]\nanswer = \"{answer}\""),
             )
         })
@@ -150,6 +150,66 @@ fn forged_produced_answers_are_refused_whole_with_what_was_wrong() {
         assert!(errors.contains(needle), "{name}: expected {needle:?} in:\n{errors}");
     }
     assert_eq!(redis.dbsize(), 0, "nothing of a forged answer reached redis");
+}
+
+/// A plugin that writes its `enumerate` page's columns by hand can make many
+/// tags cover the same bytes (gigabytes if the host copied each), list more
+/// keys than a page may hold, give fewer runs than keys or cut a character:
+/// each page is refused whole with what was wrong, and none of its keys is
+/// listed or written. An honest page of the same fixture warms.
+#[test]
+fn forged_pages_are_refused_whole_with_what_was_wrong() {
+    let redis = RedisServer::start();
+    let ws = Workspace::new();
+    let pages = [
+        (
+            "shared",
+            "listed 6553600019 bytes of keys, args and tags in a 65555-byte `text`; each string must have bytes of its own",
+        ),
+        ("too-many", "listed 100001 keys in one page, over the 100000 a page may hold (MAX_PAGE_KEYS)"),
+        ("short-runs", "listed 2 keys (`key-ends`) but runs of 1"),
+        (
+            "cut-char",
+            "listed a string of `key-ends` at bytes 0..20 of a 21-byte `text`: past its end or inside a character",
+        ),
+    ];
+    let mut blocks: String = pages
+        .iter()
+        .map(|(page, _)| {
+            fixture_block(
+                &format!("page-{page}"),
+                "forged_columns",
+                &format!("[plugins.settings]\npage = \"{page}\""),
+            )
+        })
+        .collect();
+    blocks.push_str(&fixture_block(
+        "page-honest",
+        "forged_columns",
+        "[plugins.settings]\nanswer = \"none\"",
+    ));
+    let config = ws.config(&format!(
+        "[backend]\nkind = \"redis\"\nurl = \"{}\"\n{blocks}",
+        redis.url()
+    ));
+    let run = preheat(&ws, &["run", "--config", config.to_str().unwrap()], &[]);
+    assert_ne!(run.code(), 0);
+    run.assert_balanced();
+    for (page, needle) in pages {
+        let name = format!("page-{page}");
+        assert_eq!(run.count(&name, "enumerated"), 0, "{name}: {}", run.plugin(&name));
+        let errors = run.errors_of(&name);
+        assert!(
+            errors.contains(&format!("plugin `{name}`: enumerate (first page) {needle}")),
+            "{name}: expected {needle:?} in:\n{errors}"
+        );
+    }
+    assert_eq!(run.count("page-honest", "enumerated"), 5);
+    assert_eq!(
+        redis.dbsize(),
+        0,
+        "only forged pages and forged answers: nothing written"
+    );
 }
 
 #[test]

@@ -203,22 +203,34 @@ impl LoadedPlugin {
         let mut inst = self.checkout(cancel).await?;
         let started = self.arm(&mut inst, cancel);
         let Instance { store, bindings } = &mut inst;
-        let result = match bindings {
+        // The page, or what was wrong with a packed one (not the plugin's own error).
+        let result: wasmtime::Result<Result<Result<Page, String>, String>> = match bindings {
             Bindings::V0_2(b) => {
                 let call = b.preheat_plugin_warmer().call_enumerate(&mut *store, ctx, cursor);
-                self.bounded(call, cancel).await
+                self.bounded(call, cancel).await.map(|page| match page {
+                    Ok(page) => packing::unpack_keys(page.keys).map(|keys| {
+                        Ok(Page {
+                            keys,
+                            cursor: page.cursor,
+                        })
+                    }),
+                    Err(own) => Ok(Err(own)),
+                })
             }
             Bindings::V0_1(b) => {
                 let ctx = v0_1::run_context_to(ctx);
                 let call = b.preheat_plugin_warmer().call_enumerate(&mut *store, &ctx, cursor);
                 let page = self.bounded(call, cancel).await;
-                page.map(|page| page.map(v0_1::page_from))
+                page.map(|page| Ok(page.map(v0_1::page_from)))
             }
         };
-        self.finish(inst, result, started, || match cursor {
+        let what = || match cursor {
             Some(c) => format!("enumerate (cursor {c:?})"),
             None => "enumerate (first page)".to_string(),
-        })
+        };
+        let (page, stats) = self.finish(inst, result, started, what)?;
+        let page = page.map_err(|why| CallError::Failed(format!("plugin `{}`: {} {why}", self.name, what())))?;
+        Ok((page, stats))
     }
 
     /// Calls `produce` for a batch (packed, for a 0.2 plugin); checks that

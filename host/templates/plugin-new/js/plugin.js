@@ -20,11 +20,12 @@
 // function returning `result<T, E>` returns T or throws E (`query` throws a
 // host-error `{ kind, message }`, kind 'transient' when retrying can help).
 //
-// `produce` takes its keys packed in columns (the keys consecutive slices of
-// the UTF-8 bytes of `batch.text`, ending at `batch.keyEnds`) and returns its
-// values packed (the bytes concatenated, one length per key, the errors by
-// key index); `produce` below does that, so `produceOne` sees one key at a
-// time.
+// Keys cross packed in columns (the keys consecutive slices of the UTF-8
+// bytes of `text`, ending at `keyEnds`), both ways: `enumerate` returns its
+// page's keys so (`packKeys` below packs a list of key specs), and `produce`
+// takes its batch so and returns its values packed (the bytes concatenated,
+// one length per key, the errors by key index); `produce` below does that,
+// so `produceOne` sees one key at a time.
 
 import { log } from 'preheat:plugin/host@0.2.0';
 
@@ -72,11 +73,55 @@ function enumerate(ctx, cursor) {
       arg: String(n),
     });
   }
-  return { keys, cursor: end < count ? String(end) : undefined };
+  return { keys: packKeys(keys), cursor: end < count ? String(end) : undefined };
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+// Interface 0.2 carries a page's keys in columns: the keys' UTF-8 bytes one
+// after another in `text` (`keyEnds` says where each ends, in bytes), then
+// each key's arg and tags, named by the key's index; priorities and ttls in
+// runs of consecutive keys that share them.
+function packKeys(specs) {
+  const parts = [];
+  let bytes = 0;
+  const place = (s) => {
+    const encoded = encoder.encode(s);
+    parts.push(encoded);
+    bytes += encoded.length;
+    return encoded.length;
+  };
+  const keyEnds = [];
+  const runs = [];
+  for (const spec of specs) {
+    place(spec.key);
+    keyEnds.push(bytes);
+    const run = runs[runs.length - 1];
+    if (run !== undefined && run.priority === spec.priority && run.ttlSeconds === spec.ttlSeconds) {
+      run.count += 1;
+    } else {
+      runs.push({ count: 1, priority: spec.priority, ttlSeconds: spec.ttlSeconds });
+    }
+  }
+  const args = [];
+  const tags = [];
+  specs.forEach((spec, key) => {
+    const text = (s) => {
+      const start = bytes;
+      return { key, start, len: place(s) };
+    };
+    if (spec.arg !== undefined) args.push(text(spec.arg));
+    for (const tag of spec.tags) tags.push(text(tag));
+  });
+  const all = new Uint8Array(bytes);
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return { text: decoder.decode(all), keyEnds: new Uint32Array(keyEnds), runs, args, tags };
+}
 
 /** One key's value: `{ tag: 'ok', val: bytes }` or `{ tag: 'err', val: warmError }`. */
 function produceOne(key, arg) {

@@ -20,10 +20,12 @@ returns T in Python and raises `componentize_py_types.Err(e)` for the error
 case: `host.query` raises `Err(types.HostError)`, whose `kind` says whether
 retrying can help (`types.HostErrorKind.TRANSIENT`).
 
-`produce` takes its keys packed in columns (`types.KeyBatch`: the keys are
-consecutive slices of the UTF-8 bytes of `batch.text`, ending at
-`batch.key_ends`) and returns its values packed (`types.Produced`: the bytes
-concatenated, one length per key, the errors by key index); `unpack` and `pack` below do that, so `produce_one`
+Keys cross packed in columns (`types.KeyBatch`: the keys are consecutive
+slices of the UTF-8 bytes of `text`, ending at `key_ends`), both ways:
+`enumerate` returns its page's keys so (`pack_keys` below packs a list of
+`types.KeySpec`), and `produce` takes its batch so and returns its values
+packed (`types.Produced`: the bytes concatenated, one length per key, the
+errors by key index); `unpack` and `pack` below do that, so `produce_one`
 sees one key at a time.
 """
 
@@ -78,7 +80,7 @@ class Warmer(exports.Warmer):
             n = offset + 1
             priority = types.Priority.HIGH if n == 1 else types.Priority.NORMAL
             keys.append(types.KeySpec(f"{PREFIX}{n}", priority, ttl, ["items"], str(n)))
-        return types.Page(keys, str(end) if end < count else None)
+        return types.Page(pack_keys(keys), str(end) if end < count else None)
 
     def produce(self, ctx: types.RunContext, batch: types.KeyBatch) -> types.Produced:
         return pack([produce_one(key, arg) for key, arg in unpack(batch)])
@@ -92,6 +94,37 @@ def produce_one(key: str, arg: Optional[str]):
     doc = {"id": n, "title": f"Item {n}"}
     # Compact JSON with sorted keys, byte-identical to serde_json's output.
     return Ok(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode())
+
+
+def pack_keys(specs: List[types.KeySpec]) -> types.KeyBatch:
+    """Key specs in columns, as interface 0.2 carries a page: the keys' UTF-8
+    bytes one after another in `text` (`key_ends` says where each ends), then
+    each key's arg and tags, named by the key's index; priorities and ttls in
+    runs of consecutive keys that share them."""
+    text = bytearray()
+    key_ends = []
+    runs = []
+    for spec in specs:
+        text += spec.key.encode("utf-8")
+        key_ends.append(len(text))
+        if runs and runs[-1][1:] == [spec.priority, spec.ttl_seconds]:
+            runs[-1][0] += 1
+        else:
+            runs.append([1, spec.priority, spec.ttl_seconds])
+
+    def place(i: int, s: str) -> types.KeyText:
+        start = len(text)
+        text.extend(s.encode("utf-8"))
+        return types.KeyText(i, start, len(text) - start)
+
+    args = []
+    tags = []
+    for i, spec in enumerate(specs):
+        if spec.arg is not None:
+            args.append(place(i, spec.arg))
+        tags.extend(place(i, tag) for tag in spec.tags)
+    key_runs = [types.KeyRun(count, priority, ttl) for count, priority, ttl in runs]
+    return types.KeyBatch(text.decode("utf-8"), key_ends, key_runs, args, tags)
 
 
 def unpack(batch: types.KeyBatch) -> List[Tuple[str, Optional[str]]]:

@@ -72,7 +72,9 @@ impl KeyRules {
                 "key contains whitespace or a control character ({c:?} at byte {i})"
             ));
         }
-        if !self.allow_format_characters {
+        // Every format character is outside ASCII: an ASCII key (the usual
+        // one) skips the search, which costs a regex pool round trip per key.
+        if !self.allow_format_characters && !key.is_ascii() {
             if let Some(m) = FORMAT_CHARACTER.find(key) {
                 let c = m.as_str().chars().next().expect("a match is one character");
                 return Err(format!(
@@ -161,6 +163,16 @@ mod tests {
         assert!(r.check("user.\u{200B}1").is_ok());
         // Visible non-ASCII keys are fine either way.
         assert!(r.check("user.café").is_ok());
+    }
+
+    /// `check` searches only non-ASCII keys for format characters: that is
+    /// right only while no ASCII character is one.
+    #[test]
+    fn no_ascii_character_is_a_format_character() {
+        let ascii: String = (0u8..128).map(char::from).collect();
+        assert_eq!(FORMAT_CHARACTER.find(&ascii), None);
+        // The lowest one, U+00AD (soft hyphen), is found just past ASCII.
+        assert_eq!(FORMAT_CHARACTER.find("a\u{AD}").map(|m| m.start()), Some(1));
     }
 
     #[test]

@@ -25,17 +25,28 @@ pub fn value_into(index: u64, size: usize, out: &mut Vec<u8>) {
     if out.len() < end {
         out.push(b':');
     }
-    // The filler is written in place, not copied in per 8-byte chunk: in
-    // WebAssembly each such copy is a `memory.copy` call.
+    // The filler is written in place, eight characters per store of a whole
+    // word (a fixed-size copy, which WebAssembly does as one `i64.store`).
     let filler = out.len();
     out.resize(end, 0);
     let mut state = index ^ 0x5EED_CAFE_F00D_D00D;
-    for chunk in out[filler..].chunks_mut(8) {
-        let word = splitmix64(&mut state).to_le_bytes();
-        for (byte, random) in chunk.iter_mut().zip(word) {
-            *byte = ALPHABET[usize::from(random & 63)];
-        }
+    let mut chunks = out[filler..].chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        chunk.copy_from_slice(&printable(splitmix64(&mut state)).to_le_bytes());
     }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        let word = printable(splitmix64(&mut state)).to_le_bytes();
+        rest.copy_from_slice(&word[..rest.len()]);
+    }
+}
+
+/// Each byte of `random` replaced by the character its low 6 bits pick.
+fn printable(random: u64) -> u64 {
+    (0..8).fold(0, |word, i| {
+        let byte = (random >> (8 * i)) & 63;
+        word | u64::from(ALPHABET[byte as usize]) << (8 * i)
+    })
 }
 
 fn splitmix64(state: &mut u64) -> u64 {

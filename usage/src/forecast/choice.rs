@@ -64,9 +64,10 @@ pub const SHRINK_GROUP_STEPS: f64 = 24.0;
 pub const PROFILE_PRIOR_DAYS: f64 = 2.0;
 
 /// [`PROFILE_PRIOR_DAYS`] in a *flat* family, one whose series' `level` has been more
-/// accurate than their `days` ([`Forecasters::set_flat_family`]): there the family's shape
-/// (flat) is the truth and a series' own counts at one time of day over a week are mostly
-/// noise, so they count for as much as the prior, not for most of the forecast.
+/// accurate than their `days` and their `profile` not clearly more accurate than their
+/// `level` ([`Forecasters::set_flat_family`]): there the family's shape (flat) is the truth
+/// and a series' own counts at one time of day over a week are mostly noise, so a week of
+/// them counts for a fifth of the forecast, not for most of it.
 pub const FLAT_PROFILE_PRIOR_DAYS: f64 = 28.0;
 
 /// A forecaster a series can choose.
@@ -333,7 +334,7 @@ impl Forecasters {
                 .map(|s| f64::from(self.count(s))),
             Method::Profile => family.and_then(|f| f.profile_at(target, seasons)).map(|ratio| {
                 // The series' own counts at that time of day over the past days, with its
-                // family's shape at its level as a prior worth `PROFILE_PRIOR_DAYS` days.
+                // family's shape at its level as a prior worth `profile_prior_days()` days.
                 let (sum, days) = self.same_step_sum(target, seasons);
                 let weight = self.profile_prior_days();
                 (sum as f64 + weight * self.level * ratio) / (f64::from(days) + weight)
@@ -395,7 +396,8 @@ impl Forecasters {
     }
 
     /// Marks its family flat or not: whether the family's series, together, forecast better
-    /// by their `level` than by their `days` (the tracker decides each step).
+    /// by their `level` than by their `days`, and not clearly better by their `profile`
+    /// (the tracker decides each step; see the module docs).
     pub fn set_flat_family(&mut self, flat: bool) {
         self.flat_family = flat;
     }

@@ -240,8 +240,8 @@ impl Tracked {
     }
 }
 
-/// A family is flat when its `profile` does not beat its `level` by more than this factor
-/// (and `level` beats `days`).
+/// A family is flat when its series' `level` has a lower mean loss than their `days`, and
+/// their `profile`'s is at least this times their `level`'s (not 5% better).
 const FLAT_PROFILE_GAIN: f64 = 0.95;
 
 /// Every series chooses its method, with as prior the evidence of the series of the same
@@ -264,7 +264,7 @@ fn choose(
         evidence[s.prefix.expect("numbered") as usize][age].add(s.forecasters.evidence());
         ages[age].add(s.forecasters.evidence());
     }
-    // A flat family: its series' `level` beat their `days` and `profile`, all ages together.
+    // A flat family (see `FLAT_PROFILE_GAIN`): its series of all ages together.
     let flat: Vec<bool> = evidence
         .iter()
         .map(|[a, b]| {

@@ -3,11 +3,12 @@
 //! against the best baseline (static, reactive, seasonal-day, seasonal-week).
 //!
 //! ```sh
-//! cargo run --release -p preheat-usage --example regimes -- [SEED…] [--regime NAME…] [--config LABEL…]
+//! cargo run --release -p preheat-usage --example regimes -- [SEED…] [--regime NAME…] [--config LABEL…] [--days N]
 //! ```
 //!
 //! Seeds default to 1, regimes to all but `families`, configurations (by label, e.g.
 //! `defaults`) to all five; each regime's trace is generated in memory once per seed.
+//! `--days` replaces the regimes' length in days (to time a longer replay).
 
 use anyhow::{Context, Result};
 use preheat_usage::simulate::{generate, simulate, Regime, SimConfig, Strategy};
@@ -58,10 +59,13 @@ fn main() -> Result<()> {
     let mut seeds = Vec::new();
     let mut regimes = Vec::new();
     let mut labels = Vec::new();
+    let mut days = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--regime" {
             regimes.push(args.next().context("--regime needs a name")?.parse::<Regime>()?);
+        } else if arg == "--days" {
+            days = Some(args.next().context("--days needs a number")?.parse::<u32>()?);
         } else if arg == "--config" {
             labels.push(args.next().context("--config needs a label")?);
         } else {
@@ -87,9 +91,11 @@ fn main() -> Result<()> {
     for &seed in &seeds {
         for &regime in &regimes {
             let started = Instant::now();
+            let config = regime.config();
             let generator = preheat_usage::simulate::GeneratorConfig {
                 seed,
-                ..regime.config()
+                days: days.unwrap_or(config.days),
+                ..config
             };
             let mut events: Vec<AccessEvent> = Vec::new();
             generate(&generator, |e| {

@@ -11,12 +11,12 @@
 //! | `level` | the mean per step, smoothed over the history (a static top-N) |
 //! | `day` | `y_{t−d}`: the same step one day before (`d` steps per day) |
 //! | `days` | the mean of `y_{t−kd}` over the days in the history (k = 1…7) |
-//! | `profile` | the series' own mean at `t`'s time of day over the past days, shrunk toward its level times its family's (prefix's) shape at `t` (the family's `days` over its level) by [`PROFILE_PRIOR_DAYS`] |
+//! | `profile` | the series' own mean at `t`'s time of day over the past days, shrunk toward its level times its family's (prefix's) shape at `t` (the family's `days` over its level), the shape worth [`PROFILE_PRIOR_DAYS`] days of its own, or [`FLAT_PROFILE_PRIOR_DAYS`] in a flat family |
 //! | `week` | `y_{t−7d}`: the same step one week before (a history of a week or more) |
+//! | `holt-winters` | the series' additive Holt-Winters model (once it has seen a day) |
 //!
 //! A lag method has nothing to say (and is not scored) until the series has
 //! been tracked for its lag.
-//! | `holt-winters` | the series' additive Holt-Winters model (once it has seen a day) |
 //!
 //! Every step, before the series takes its new count `y`, each method's
 //! forecast `λ` of that step is scored with the log-loss of "requested in the
@@ -35,6 +35,15 @@
 //! and one whose own record is clear follows it: a flash-crowd key whose crowd
 //! ended loses `recent`'s 0 against `level`'s memory at once and stops being
 //! warmed, a newsletter key busy each Monday at 08:00 picks `week`.
+//!
+//! A family (the series of one prefix) is *flat* when, over all its series, `level`
+//! has been more accurate than `days`, and `profile` not clearly more accurate than
+//! `level` (by less than 5%): its keys' demand does not depend on the time of day, so a
+//! key's own count at one hour over a week is noise around its level. Its keys weigh the
+//! family's (flat) shape as [`FLAT_PROFILE_PRIOR_DAYS`] days instead of
+//! [`PROFILE_PRIOR_DAYS`], and their `profile` is close to their level. In a family whose
+//! keys peak at hours of their own, the family's shape is only a blur of theirs, and
+//! their own counts decide.
 
 use super::HoltWinters;
 use serde::{Deserialize, Serialize};
@@ -53,6 +62,13 @@ pub const SHRINK_GROUP_STEPS: f64 = 24.0;
 /// the `profile` forecast: a series with no history there follows its family's shape, one
 /// with a week of it mostly its own.
 pub const PROFILE_PRIOR_DAYS: f64 = 2.0;
+
+/// [`PROFILE_PRIOR_DAYS`] in a *flat* family, one whose series' `level` has been more
+/// accurate than their `days` and their `profile` not clearly more accurate than their
+/// `level` ([`Forecasters::set_flat_family`]): there the family's shape (flat) is the truth
+/// and a series' own counts at one time of day over a week are mostly noise, so a week of
+/// them counts for a fifth of the forecast, not for most of it.
+pub const FLAT_PROFILE_PRIOR_DAYS: f64 = 28.0;
 
 /// A forecaster a series can choose.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -105,7 +121,7 @@ impl Method {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Method::ALL.iter().position(|&m| m == self).expect("listed")
     }
 }
@@ -190,6 +206,8 @@ pub struct Forecasters {
     evidence: Evidence,
     /// The method in use.
     chosen: Method,
+    /// Whether its family is flat (see [`FLAT_PROFILE_PRIOR_DAYS`]).
+    flat_family: bool,
     /// The sum of `counts` (kept as they change, for [`Forecasters::demand`]); not saved,
     /// recounted once after a load.
     #[serde(skip)]
@@ -316,9 +334,10 @@ impl Forecasters {
                 .map(|s| f64::from(self.count(s))),
             Method::Profile => family.and_then(|f| f.profile_at(target, seasons)).map(|ratio| {
                 // The series' own counts at that time of day over the past days, with its
-                // family's shape at its level as a prior worth `PROFILE_PRIOR_DAYS` days.
+                // family's shape at its level as a prior worth `profile_prior_days()` days.
                 let (sum, days) = self.same_step_sum(target, seasons);
-                (sum as f64 + PROFILE_PRIOR_DAYS * self.level * ratio) / (f64::from(days) + PROFILE_PRIOR_DAYS)
+                let weight = self.profile_prior_days();
+                (sum as f64 + weight * self.level * ratio) / (f64::from(days) + weight)
             }),
             Method::HoltWinters => model
                 .filter(|m| m.is_ready())
@@ -374,6 +393,23 @@ impl Forecasters {
     /// The evidence so far.
     pub fn evidence(&self) -> &Evidence {
         &self.evidence
+    }
+
+    /// Marks its family flat or not: whether the family's series, together, forecast better
+    /// by their `level` than by their `days`, and not clearly better by their `profile`
+    /// (the tracker decides each step; see the module docs).
+    pub fn set_flat_family(&mut self, flat: bool) {
+        self.flat_family = flat;
+    }
+
+    /// The days of history its family's shape counts for in its `profile` forecast:
+    /// [`FLAT_PROFILE_PRIOR_DAYS`] in a flat family, [`PROFILE_PRIOR_DAYS`] otherwise.
+    pub fn profile_prior_days(&self) -> f64 {
+        if self.flat_family {
+            FLAT_PROFILE_PRIOR_DAYS
+        } else {
+            PROFILE_PRIOR_DAYS
+        }
     }
 
     /// The method in use.
@@ -443,7 +479,9 @@ impl Forecasters {
             ),
             Method::Profile => write!(
                 reason,
-                "profile: {forecast:.1} requests at this time of day, from its past days and its family's shape at its {:.1} requests per step on average",
+                "profile: {forecast:.1} requests at this time of day, from its past days and its family's shape (worth {:.0} days{}) at its {:.1} requests per step on average",
+                self.profile_prior_days(),
+                if self.flat_family { ", a flat family" } else { "" },
                 self.level
             ),
             Method::Days => write!(
@@ -596,6 +634,41 @@ mod tests {
         let (new, model) = fed(start + 167, [24]);
         let (at_8, at_18) = (profile(&new, &model, 9), profile(&new, &model, 19));
         assert!(at_18 > 10.0 * at_8, "08:00 {at_8}, 18:00 {at_18}");
+    }
+
+    #[test]
+    fn in_a_flat_family_a_profile_stays_near_the_level() {
+        // A flat family (1 request every step) and a key of 0 to 2 requests a step, 1 on
+        // average, with no time of day of its own: a week of it.
+        let start = 24 * 3000;
+        let (family, _) = fed(start, (0..168u64).map(|_| 1));
+        let noise = |i: u64| ((i * 2_654_435_761) >> 9) % 3;
+        let (mut key, model) = fed(start, (0..168u64).map(noise));
+        let level = key.level;
+        assert!((level - 1.0).abs() < 0.2, "{level}");
+        // Its profile at each hour of the next day: the mean distance to its level.
+        let spread = |key: &Forecasters| {
+            (1..=24u64)
+                .map(|h| {
+                    let rate = key
+                        .forecast_by(Method::Profile, h, Some(&model), Some(&family), &SEASONS)
+                        .expect("the family has a profile");
+                    (rate - level).abs()
+                })
+                .sum::<f64>()
+                / 24.0
+        };
+        assert_eq!(key.profile_prior_days(), PROFILE_PRIOR_DAYS);
+        let own = spread(&key);
+        key.set_flat_family(true);
+        assert_eq!(key.profile_prior_days(), FLAT_PROFILE_PRIOR_DAYS);
+        let flat = spread(&key);
+        // Its own counts at an hour (7 of them) wander from its level; the flat family's
+        // shape, weighed as four weeks, holds the forecast near it.
+        assert!(own > 0.1 && flat < own / 3.0, "own {own}, flat {flat}");
+        key.chosen = Method::Profile;
+        let why = key.explain(1, &model, Some(&family), &SEASONS, |step| format!("step {step}"));
+        assert!(why.reason.contains("worth 28 days, a flat family"), "{}", why.reason);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use super::TrackingRule;
 use crate::calendar::{Cycle, MINUTE_MS};
-use crate::forecast::{Evidence, Forecasters, HoltWinters, HoltWintersParams, Seasons, METHODS, SHRINK_GROUP_STEPS};
+use crate::forecast::{
+    Evidence, Forecasters, HoltWinters, HoltWintersParams, Method, Seasons, METHODS, SHRINK_GROUP_STEPS,
+};
 use crate::ring::TimeRing;
 use crate::topk::SpaceSaving;
 use serde::{Deserialize, Serialize};
@@ -238,6 +240,10 @@ impl Tracked {
     }
 }
 
+/// A family is flat when its series' `level` has a lower mean loss than their `days`, and
+/// their `profile`'s is at least this times their `level`'s (not 5% better).
+const FLAT_PROFILE_GAIN: f64 = 0.95;
+
 /// Every series chooses its method, with as prior the evidence of the series of the same
 /// prefix and age (younger than a day or not), shrunk toward all series of that age;
 /// `family_of` is each prefix's family (by number, `prefixes` of them).
@@ -258,6 +264,20 @@ fn choose(
         evidence[s.prefix.expect("numbered") as usize][age].add(s.forecasters.evidence());
         ages[age].add(s.forecasters.evidence());
     }
+    // A flat family (see `FLAT_PROFILE_GAIN`): its series of all ages together.
+    let flat: Vec<bool> = evidence
+        .iter()
+        .map(|[a, b]| {
+            let mut family = *a;
+            family.add(b);
+            let means = family.means();
+            let level = Method::Level.index();
+            let (days, profile) = (Method::Days.index(), Method::Profile.index());
+            [level, days, profile].iter().all(|&m| family.scored[m] > 0.0)
+                && means[level] < means[days]
+                && means[profile] >= FLAT_PROFILE_GAIN * means[level]
+        })
+        .collect();
     let age_means = ages.map(|e| e.means());
     let priors: Vec<[[f64; METHODS]; 2]> = evidence
         .iter()
@@ -266,6 +286,7 @@ fn choose(
     for s in series.values_mut() {
         let group = s.prefix.expect("numbered") as usize;
         let prior = priors[group][usize::from(young(s))];
+        s.forecasters.set_flat_family(flat[group]);
         s.forecasters
             .choose(prior, &s.model, family_of[group], &settings.seasons);
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::forecast::{FLAT_PROFILE_PRIOR_DAYS, PROFILE_PRIOR_DAYS};
 
 /// 2024-01-01T00:00:00Z, a Monday.
 const T0: u64 = 1_704_067_200_000;
@@ -272,4 +273,35 @@ fn invalid_configs_name_the_field() {
     let parsed: TrackerConfig = serde_json::from_str(r#"{"step_ms": 900000}"#).unwrap();
     assert_eq!(parsed.step_ms, 900_000);
     assert!(serde_json::from_str::<TrackerConfig>(r#"{"stepms": 1}"#).is_err());
+}
+
+#[test]
+fn a_family_without_a_time_of_day_is_flat_and_one_with_peaks_is_not() {
+    // For eight days, every hour: 20 "steady:" keys with 0 to 2 requests each (no time of
+    // day), and 20 "peaky:" keys with 6 requests each at 08:00 and 09:00, none otherwise.
+    let mut t = tracker();
+    for hour in 0..8 * 24u64 {
+        let start = T0 + hour * HOUR_MS;
+        for k in 0..20u64 {
+            let steady = (((hour * 31 + k) * 2_654_435_761) >> 9) % 3;
+            for i in 0..steady {
+                t.observe(start + k * 1000 + i, &format!("steady:{k}"), true);
+            }
+            if (8..10).contains(&(hour % 24)) {
+                for i in 0..6 {
+                    t.observe(start + k * 1000 + 100 + i, &format!("peaky:{k}"), true);
+                }
+            }
+        }
+    }
+    t.advance(T0 + 8 * DAY_MS);
+    let prior_days = |name: &str| t.keys.series[name].forecasters.profile_prior_days();
+    for k in 0..20 {
+        assert_eq!(
+            prior_days(&format!("steady:{k}")),
+            FLAT_PROFILE_PRIOR_DAYS,
+            "steady:{k}"
+        );
+        assert_eq!(prior_days(&format!("peaky:{k}")), PROFILE_PRIOR_DAYS, "peaky:{k}");
+    }
 }

@@ -593,6 +593,13 @@ pub fn run(setup: &Setup) -> Results {
             |v| v >= 0.55,
         ),
         target("end-to-end ≥ 30 × naive", ratio("4", "3"), "×", |v| v >= 30.0),
+        target(
+            "WASM end-to-end ≥ 0.95 × the native producer (4 vs 5a)",
+            ratio("4", "5a"),
+            "×",
+            |v| v >= 0.95,
+        ),
+        target("boundary (5f) ≤ 100 ns per key", value("5f"), "ns", |v| v <= 100.0),
         target("host + WASM `produce` ≤ 0.5 µs per key", value("5b"), "ns", |v| {
             v <= 500.0
         }),

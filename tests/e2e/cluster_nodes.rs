@@ -232,6 +232,31 @@ impl RedisCluster {
     }
 
     /// Kills the node on `port` (SIGKILL) and waits for it.
+    /// Waits until the replica of master `port` holds at least the keys the
+    /// master held when called.
+    pub fn wait_replicated(&self, port: u16) {
+        let master = self
+            .nodes
+            .iter()
+            .find(|n| n.port == port)
+            .expect("a node of this cluster");
+        let held = master.dbsize();
+        let replica = self
+            .nodes
+            .iter()
+            .filter(|n| n.alive())
+            .find(|n| {
+                let info: String = redis::cmd("INFO").arg("replication").query(&mut n.conn()).unwrap();
+                info.lines().any(|l| l.trim() == format!("master_port:{port}"))
+            })
+            .expect("master has a live replica");
+        wait_for(
+            &format!("the replica of {port} to hold its {held} keys"),
+            Duration::from_secs(30),
+            || replica.dbsize() >= held,
+        );
+    }
+
     pub fn kill(&mut self, port: u16) {
         let node = self
             .nodes

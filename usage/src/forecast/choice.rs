@@ -212,6 +212,15 @@ pub struct Forecasters {
     /// recounted once after a load.
     #[serde(skip)]
     counts_sum: Option<u64>,
+    /// The sum of `counts` by step of the day (position modulo the steps per day), kept
+    /// as they change when the history is whole days, so that the mean of a step over the
+    /// past days is one read; not saved, recounted at the first step after a load.
+    #[serde(skip)]
+    by_time_of_day: Vec<u64>,
+    /// Its shape at one step (the step and [`Forecasters::profile_at`] there), noted for
+    /// the keys of its family to read ([`Forecasters::note_next_shape`]); not saved.
+    #[serde(skip)]
+    next_shape: Option<(u64, Option<f64>)>,
 }
 
 /// Why a forecast is what it is.
@@ -243,9 +252,22 @@ impl Forecasters {
     /// The ratio of the step `target` to the typical step in this series' profile: the mean
     /// of the same step over the past days over the level (`None` without history or level).
     fn profile_at(&self, target: u64, seasons: &Seasons) -> Option<f64> {
-        self.same_step_mean(target, seasons)
-            .filter(|_| self.level > 0.0)
-            .map(|mean| mean / self.level)
+        match self.next_shape {
+            Some((step, ratio)) if step == target && self.latest.is_some_and(|l| l < step) => ratio,
+            _ => self
+                .same_step_mean(target, seasons)
+                .filter(|_| self.level > 0.0)
+                .map(|mean| mean / self.level),
+        }
+    }
+
+    /// Notes its [`Forecasters::profile_at`] the step after the latest: a family's shape
+    /// there is what every key of it reads, several times, before the family's next step.
+    pub fn note_next_shape(&mut self, seasons: &Seasons) {
+        self.next_shape = None;
+        self.next_shape = self
+            .latest
+            .map(|latest| (latest + 1, self.profile_at(latest + 1, seasons)));
     }
 
     /// Whether `step` was observed since the series began and is still in the history: a
@@ -283,6 +305,23 @@ impl Forecasters {
         let len = self.counts.len() as u64;
         let day = seasons.day.max(1) as u64;
         let oldest = first.max((latest + 1).saturating_sub(len));
+        if self.by_time_of_day.len() as u64 == day && target > latest && target - latest <= day {
+            // Within a day of the latest, the lags are the history's every step at the
+            // target's time of day (those before `first` hold 0).
+            let days = ((target - oldest) / day).min(len / day);
+            return (self.by_time_of_day[(target % day) as usize], days as u32);
+        }
+        self.same_step_sum_by_lags(target, seasons)
+    }
+
+    /// [`Forecasters::same_step_sum`] added up a day at a time back from `target`.
+    fn same_step_sum_by_lags(&self, target: u64, seasons: &Seasons) -> (u64, u32) {
+        let (Some(first), Some(latest)) = (self.first, self.latest) else {
+            return (0, 0);
+        };
+        let len = self.counts.len() as u64;
+        let day = seasons.day.max(1) as u64;
+        let oldest = first.max((latest + 1).saturating_sub(len));
         let (mut sum, mut n) = (0u64, 0u32);
         let mut step = target;
         for _ in 0..(len / day).max(1) {
@@ -298,6 +337,8 @@ impl Forecasters {
         (sum, n)
     }
 
+    /// Every method's forecast of the step `h ≥ 1` steps after the latest (the days' sum
+    /// that `days` and `profile` share is added up once).
     fn forecasts(
         &self,
         h: u64,
@@ -305,7 +346,11 @@ impl Forecasters {
         family: Option<&Forecasters>,
         seasons: &Seasons,
     ) -> [Option<f64>; METHODS] {
-        std::array::from_fn(|i| self.forecast_by(Method::ALL[i], h, model, family, seasons))
+        let Some(latest) = self.latest else {
+            return [None; METHODS];
+        };
+        let same_step = self.same_step_sum(latest + h.max(1), seasons);
+        std::array::from_fn(|i| self.forecast_with(Method::ALL[i], h, same_step, model, family, seasons))
     }
 
     /// `method`'s forecast of the step `h ≥ 1` steps after the latest (`None`: not available).
@@ -313,6 +358,25 @@ impl Forecasters {
         &self,
         method: Method,
         h: u64,
+        model: Option<&HoltWinters>,
+        family: Option<&Forecasters>,
+        seasons: &Seasons,
+    ) -> Option<f64> {
+        let target = self.latest? + h.max(1);
+        let same_step = match method {
+            Method::Days | Method::Profile => self.same_step_sum(target, seasons),
+            _ => (0, 0),
+        };
+        self.forecast_with(method, h, same_step, model, family, seasons)
+    }
+
+    /// [`Forecasters::forecast_by`], given the sum of the steps whole days before the
+    /// target and their number ([`Forecasters::same_step_sum`]; read by `days` and `profile`).
+    fn forecast_with(
+        &self,
+        method: Method,
+        h: u64,
+        (sum, days): (u64, u32),
         model: Option<&HoltWinters>,
         family: Option<&Forecasters>,
         seasons: &Seasons,
@@ -326,7 +390,7 @@ impl Forecasters {
             Method::Day => self
                 .lag(target, h.max(1).div_ceil(day), seasons)
                 .map(|s| f64::from(self.count(s))),
-            Method::Days => self.same_step_mean(target, seasons),
+            Method::Days => (days > 0).then(|| sum as f64 / f64::from(days)),
             Method::Week => seasons
                 .week()
                 .and_then(|w| target.checked_sub(w as u64))
@@ -335,13 +399,29 @@ impl Forecasters {
             Method::Profile => family.and_then(|f| f.profile_at(target, seasons)).map(|ratio| {
                 // The series' own counts at that time of day over the past days, with its
                 // family's shape at its level as a prior worth `profile_prior_days()` days.
-                let (sum, days) = self.same_step_sum(target, seasons);
                 let weight = self.profile_prior_days();
                 (sum as f64 + weight * self.level * ratio) / (f64::from(days) + weight)
             }),
             Method::HoltWinters => model
                 .filter(|m| m.is_ready())
                 .map(|m| m.forecast_at(h as usize).max(0.0)),
+        }
+    }
+
+    /// Whether `method` has a forecast of the next step ([`Forecasters::forecast_by`] at
+    /// `h = 1` is `Some`), without making it.
+    fn has_next(&self, method: Method, model: &HoltWinters, family: Option<&Forecasters>, seasons: &Seasons) -> bool {
+        let Some(latest) = self.latest else {
+            return false;
+        };
+        let target = latest + 1;
+        match method {
+            Method::Recent | Method::Level => true,
+            // The day before the target is the newest of the days `days` averages.
+            Method::Day | Method::Days => self.lag(target, 1, seasons).is_some(),
+            Method::Week => self.forecast_by(method, 1, None, None, seasons).is_some(),
+            Method::Profile => family.is_some_and(|f| f.profile_at(target, seasons).is_some()),
+            Method::HoltWinters => model.is_ready(),
         }
     }
 
@@ -370,9 +450,20 @@ impl Forecasters {
             .counts_sum
             .unwrap_or_else(|| self.counts.iter().map(|&c| u64::from(c)).sum());
         let len = self.counts.len() as u64;
+        let day = seasons.day.max(1) as u64;
+        if len.is_multiple_of(day) && self.by_time_of_day.len() as u64 != day {
+            self.by_time_of_day = vec![0; day as usize];
+            for (i, &count) in self.counts.iter().enumerate() {
+                self.by_time_of_day[i % day as usize] += u64::from(count);
+            }
+        }
+        let by_time_of_day = &mut self.by_time_of_day;
         let mut set = |at: u64, count: u32| {
             let slot = &mut self.counts[(at % len) as usize];
             sum = sum - u64::from(*slot) + u64::from(count);
+            if let Some(same_time) = by_time_of_day.get_mut((at % day) as usize) {
+                *same_time = *same_time - u64::from(*slot) + u64::from(count);
+            }
             *slot = count;
         };
         if let Some(latest) = self.latest {
@@ -433,7 +524,7 @@ impl Forecasters {
         self.chosen = order
             .into_iter()
             .map(|i| Method::ALL[i])
-            .find(|&m| self.forecast_by(m, 1, Some(model), family, seasons).is_some())
+            .find(|&m| self.has_next(m, model, family, seasons))
             .unwrap_or(Method::Recent);
     }
 
@@ -530,7 +621,7 @@ impl Forecasters {
 
     /// Estimated size in bytes.
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.counts.capacity() * 4
+        std::mem::size_of::<Self>() + self.counts.capacity() * 4 + self.by_time_of_day.capacity() * 8
     }
 }
 
@@ -669,6 +760,36 @@ mod tests {
         key.chosen = Method::Profile;
         let why = key.explain(1, &model, Some(&family), &SEASONS, |step| format!("step {step}"));
         assert!(why.reason.contains("worth 28 days, a flat family"), "{}", why.reason);
+    }
+
+    #[test]
+    fn the_sums_by_time_of_day_match_the_lags_through_gaps_and_a_reload() {
+        // Counts with gaps of a step, of hours and of more than the history, fed from a
+        // step that is not a day's first; after each, every target within two days.
+        let model = HoltWinters::new(HoltWintersParams::default());
+        let mut series = Forecasters::default();
+        let mut step = 24 * 3000 + 5;
+        for i in 0..600u64 {
+            step += match i % 97 {
+                13 => 7,
+                50 => 200,
+                _ => 1 + i % 2,
+            };
+            series.observe(step, ((i * 2_654_435_761) >> 11) % 9, &model, None, &SEASONS);
+            if i == 300 {
+                // A reload drops the sums; they are rebuilt at the next step.
+                series = serde_json::from_str(&serde_json::to_string(&series).unwrap()).unwrap();
+                assert!(series.by_time_of_day.is_empty());
+            }
+            for target in step + 1..step + 48 {
+                assert_eq!(
+                    series.same_step_sum(target, &SEASONS),
+                    series.same_step_sum_by_lags(target, &SEASONS),
+                    "step {step}, target {target}"
+                );
+            }
+        }
+        assert_eq!(series.by_time_of_day.len(), 24);
     }
 
     #[test]

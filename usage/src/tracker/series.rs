@@ -198,6 +198,10 @@ impl Tracked {
                 .observe(step, y, &series.model, family, &settings.seasons);
             series.model.observe(y as f64);
             series.step_count = 0;
+            if families.is_none() {
+                // A prefix: its keys read its shape at the next step, each several times.
+                series.forecasters.note_next_shape(&settings.seasons);
+            }
         }
         let evict_after = self.rule.evict_after_steps;
         self.series.retain(|_, s| step - s.last_hot_step < evict_after);

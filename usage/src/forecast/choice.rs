@@ -36,6 +36,21 @@
 //! ended loses `recent`'s 0 against `level`'s memory at once and stops being
 //! warmed, a newsletter key busy each Monday at 08:00 picks `week`.
 //!
+//! The chosen method's forecast `f_{t+h}` is then moved by the latest step's
+//! *surprise* `r = y_t − f_t` (its count minus the chosen method's forecast of
+//! it), as far as surprises persist. A series' demand is taken as its forecast
+//! times `1 + m`, the factor `m` varying from step to step with variance `s²`
+//! and correlation `ρ` between successive steps, seen through Poisson noise;
+//! the best linear estimate of the coming factors from `r` gives
+//! `max(0, f_{t+h} · (1 + ρ^(h−1) · ρs² · r / (s²·f_t + 1)))`: a busy series
+//! (`s²f_t ≫ 1`) carries about `ρ` of its relative surprise, a quiet one, whose
+//! surprises are mostly Poisson noise, little. `ρs²` and `s²` are its family's
+//! ([`Surprises::persistence`]): over its series, `Σ r_{t−1}r_t / Σ f_{t−1}f_t`
+//! and `Σ (r_t² − f_t) / Σ f_t²`, decayed like the losses. Where a busy or quiet
+//! spell outlasts a step (an hour's rate seen in 15-minute steps, a day's new keys
+//! busier than their family's usual) the forecast follows it; where surprises do
+//! not last (stationary traffic) `ρs²` is about 0 and nothing moves.
+//!
 //! A family (the series of one prefix) is *flat* when, over all its series, `level`
 //! has been more accurate than `days`, and `profile` not clearly more accurate than
 //! `level` (by less than 5%): its keys' demand does not depend on the time of day, so a
@@ -185,6 +200,76 @@ pub fn loss(rate: f64, y: u64) -> f64 {
     }
 }
 
+/// Decayed sums over a series' (or a family's) successive surprises, from which
+/// [`Surprises::persistence`] estimates how much of a surprise carries on (see the
+/// module docs; `r` a step's surprise, `f` the forecast it is measured against).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Surprises {
+    /// `Σ r_{t−1} · r_t` over successive steps.
+    successive: f64,
+    /// `Σ f_{t−1} · f_t` over the same steps.
+    successive_forecasts: f64,
+    /// `Σ (r_t² − f_t)`: the surprises' spread beyond Poisson noise.
+    excess: f64,
+    /// `Σ f_t²`.
+    forecasts_squared: f64,
+}
+
+impl Surprises {
+    /// Adds `other`'s sums.
+    pub fn add(&mut self, other: &Surprises) {
+        self.successive += other.successive;
+        self.successive_forecasts += other.successive_forecasts;
+        self.excess += other.excess;
+        self.forecasts_squared += other.forecasts_squared;
+    }
+
+    /// Takes the surprise `(r, f)` of a step after `previous`, that of the step before,
+    /// the older sums decayed by `decay`.
+    fn observe(&mut self, previous: (f64, f64), (r, f): (f64, f64), decay: f64) {
+        self.successive = decay * self.successive + previous.0 * r;
+        self.successive_forecasts = decay * self.successive_forecasts + previous.1 * f;
+        self.excess = decay * self.excess + r * r - f;
+        self.forecasts_squared = decay * self.forecasts_squared + f * f;
+    }
+
+    /// The persistence these sums estimate (none without evidence of it).
+    pub fn persistence(&self) -> Persistence {
+        let covariance = match self.successive_forecasts > 0.0 {
+            true => (self.successive / self.successive_forecasts).max(0.0),
+            false => 0.0,
+        };
+        let variance = match self.forecasts_squared > 0.0 {
+            true => (self.excess / self.forecasts_squared).max(covariance),
+            false => 0.0,
+        };
+        Persistence { covariance, variance }
+    }
+}
+
+/// How a surprise carries on (see the module docs): the relative demand factor's
+/// covariance between successive steps (`ρs²`) and its variance (`s²`, at least that).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Persistence {
+    /// `ρs²`.
+    pub covariance: f64,
+    /// `s²`.
+    pub variance: f64,
+}
+
+impl Persistence {
+    /// What a surprise `r` against a forecast `f` adds to the forecast `forecast` of the
+    /// step `h ≥ 1` steps later.
+    fn carried(&self, h: u64, (r, f): (f64, f64), forecast: f64) -> f64 {
+        if self.covariance <= 0.0 || r == 0.0 {
+            return 0.0;
+        }
+        let rho = (self.covariance / self.variance).min(1.0);
+        let share = rho.powi(h.clamp(1, 64) as i32 - 1) * self.covariance / (self.variance * f.max(0.0) + 1.0);
+        forecast.max(0.0) * share * r
+    }
+}
+
 /// A series' recent counts, smoothed level, methods' evidence and chosen method.
 /// The default (what a state saved before it existed loads as) knows nothing yet.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -208,6 +293,13 @@ pub struct Forecasters {
     chosen: Method,
     /// Whether its family is flat (see [`FLAT_PROFILE_PRIOR_DAYS`]).
     flat_family: bool,
+    /// The latest step's surprise and the forecast it is measured against (`(0, 0)`
+    /// after a gap in the steps observed).
+    surprise: (f64, f64),
+    /// Its surprises' sums.
+    surprises: Surprises,
+    /// Its family's persistence, which its forecasts carry the latest surprise by.
+    persistence: Persistence,
     /// The sum of `counts` (kept as they change, for [`Forecasters::demand`]); not saved,
     /// recounted once after a load.
     #[serde(skip)]
@@ -439,6 +531,14 @@ impl Forecasters {
             }
             let decay = 1.0 - 1.0 / self.counts.len() as f64;
             let forecasts = self.forecasts(step - latest, Some(model), family, seasons);
+            let forecast = forecasts[self.chosen.index()].unwrap_or(self.level).max(0.0);
+            let surprise = (y as f64 - forecast, forecast);
+            if step - latest == 1 {
+                self.surprises.observe(self.surprise, surprise, decay);
+                self.surprise = surprise;
+            } else {
+                self.surprise = (0.0, 0.0);
+            }
             for (i, forecast) in forecasts.iter().enumerate() {
                 if let Some(rate) = forecast {
                     self.evidence.loss[i] = decay * self.evidence.loss[i] + loss(*rate, y);
@@ -503,6 +603,21 @@ impl Forecasters {
         }
     }
 
+    /// Its surprises' sums (a family's [`Persistence`] is estimated from its series').
+    pub fn surprises(&self) -> &Surprises {
+        &self.surprises
+    }
+
+    /// Sets its family's persistence.
+    pub fn set_persistence(&mut self, persistence: Persistence) {
+        self.persistence = persistence;
+    }
+
+    /// Its family's persistence, as last set.
+    pub fn persistence(&self) -> Persistence {
+        self.persistence
+    }
+
     /// The method in use.
     pub fn chosen(&self) -> Method {
         self.chosen
@@ -537,6 +652,12 @@ impl Forecasters {
         family: Option<&Forecasters>,
         seasons: &Seasons,
     ) -> (f64, Method) {
+        let (forecast, method) = self.uncarried(h, model, family, seasons);
+        ((forecast + self.carried(h, forecast)).max(0.0), method)
+    }
+
+    /// [`Forecasters::forecast`] before the latest surprise is carried.
+    fn uncarried(&self, h: u64, model: &HoltWinters, family: Option<&Forecasters>, seasons: &Seasons) -> (f64, Method) {
         match self.forecast_by(self.chosen, h, Some(model), family, seasons) {
             Some(rate) => (rate, self.chosen),
             None => (
@@ -545,6 +666,11 @@ impl Forecasters {
                 Method::Level,
             ),
         }
+    }
+
+    /// What the latest surprise adds to `forecast`, that of the step `h` steps ahead.
+    fn carried(&self, h: u64, forecast: f64) -> f64 {
+        self.persistence.carried(h, self.surprise, forecast)
     }
 
     /// The forecast `h` steps ahead and why, in words; `step_name` names a step ("Monday 08:00").
@@ -556,32 +682,34 @@ impl Forecasters {
         seasons: &Seasons,
         step_name: impl Fn(u64) -> String,
     ) -> Explanation {
-        let (forecast, method) = self.forecast(h, model, family, seasons);
+        let (base, method) = self.uncarried(h, model, family, seasons);
+        let carried = self.carried(h, base);
+        let forecast = (base + carried).max(0.0);
         let target = self.latest.unwrap_or(0) + h.max(1);
         let day = seasons.day.max(1) as u64;
         let mut reason = String::new();
         let _ = match method {
-            Method::Recent => write!(reason, "recent: the last step had {forecast:.0} requests"),
-            Method::Level => write!(reason, "level: {forecast:.1} requests per step on average lately"),
+            Method::Recent => write!(reason, "recent: the last step had {base:.0} requests"),
+            Method::Level => write!(reason, "level: {base:.1} requests per step on average lately"),
             Method::Day => write!(
                 reason,
-                "daily seasonal: {} had {forecast:.0} requests",
+                "daily seasonal: {} had {base:.0} requests",
                 step_name(target.saturating_sub(day))
             ),
             Method::Profile => write!(
                 reason,
-                "profile: {forecast:.1} requests at this time of day, from its past days and its family's shape (worth {:.0} days{}) at its {:.1} requests per step on average",
+                "profile: {base:.1} requests at this time of day, from its past days and its family's shape (worth {:.0} days{}) at its {:.1} requests per step on average",
                 self.profile_prior_days(),
                 if self.flat_family { ", a flat family" } else { "" },
                 self.level
             ),
             Method::Days => write!(
                 reason,
-                "daily seasonal: {forecast:.1} requests on average at this time over the past days"
+                "daily seasonal: {base:.1} requests on average at this time over the past days"
             ),
             Method::Week => write!(
                 reason,
-                "weekly seasonal: {} had {forecast:.0} requests",
+                "weekly seasonal: {} had {base:.0} requests",
                 step_name(target.saturating_sub(7 * day))
             ),
             Method::HoltWinters => write!(
@@ -589,9 +717,16 @@ impl Forecasters {
                 "Holt-Winters: level {:.1}, trend {:+.2} per step, daily offset {:+.1}",
                 model.level(),
                 model.trend(),
-                forecast - model.level() - h as f64 * model.trend()
+                base - model.level() - h as f64 * model.trend()
             ),
         };
+        if carried != 0.0 {
+            let _ = write!(
+                reason,
+                "; {carried:+.1} carried from the last step, {:+.1} requests against its forecast of {:.1} (its family's surprises persist: ρs² {:.2}, s² {:.2})",
+                self.surprise.0, self.surprise.1, self.persistence.covariance, self.persistence.variance
+            );
+        }
         Explanation {
             method,
             forecast,
@@ -790,6 +925,45 @@ mod tests {
             }
         }
         assert_eq!(series.by_time_of_day.len(), 24);
+    }
+
+    #[test]
+    fn a_surprise_that_lasts_is_carried_and_one_that_does_not_is_not() {
+        // Spells of four steps at 0 or 8 requests (which, pseudo-random), against steps
+        // each at 0 or 8 on its own; both forecast by their level (about 4).
+        let model = HoltWinters::new(HoltWintersParams::default());
+        let feed = |busy: &dyn Fn(u64) -> bool| {
+            let mut series = Forecasters::default();
+            for step in 0..400u64 {
+                series.chosen = Method::Level;
+                series.observe(24 * 3000 + step, if busy(step) { 8 } else { 0 }, &model, None, &SEASONS);
+                series.set_persistence(series.surprises().persistence());
+            }
+            series
+        };
+        let coin = |i: u64| {
+            let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9) >> 63 == 1
+        };
+        // The last step (399) opens a busy spell.
+        let spells = feed(&|step| if step >= 396 { true } else { coin(step / 4) });
+        let persistence = spells.persistence();
+        assert!(persistence.covariance > 0.3, "{persistence:?}");
+        let (carried, _) = spells.forecast(1, &model, None, &SEASONS);
+        let (level, _) = spells.uncarried(1, &model, None, &SEASONS);
+        assert!(carried > level + 1.0, "carried {carried}, level {level}");
+        let why = spells.explain(1, &model, None, &SEASONS, |step| format!("step {step}"));
+        assert!(why.reason.contains("carried from the last step"), "{}", why.reason);
+        // Saved and loaded, it carries the same.
+        let loaded: Forecasters = serde_json::from_str(&serde_json::to_string(&spells).unwrap()).unwrap();
+        assert_eq!(loaded.forecast(1, &model, None, &SEASONS).0, carried);
+        // Steps on their own: a surprise says nothing of the next step.
+        let flicker = feed(&|step| step == 399 || coin(step));
+        let persistence = flicker.persistence();
+        assert!(persistence.covariance < 0.05, "{persistence:?}");
+        let (carried, _) = flicker.forecast(1, &model, None, &SEASONS);
+        let (level, _) = flicker.uncarried(1, &model, None, &SEASONS);
+        assert!((carried - level).abs() < 0.2, "carried {carried}, level {level}");
     }
 
     #[test]

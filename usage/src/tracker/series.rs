@@ -4,7 +4,7 @@
 use super::TrackingRule;
 use crate::calendar::{Cycle, MINUTE_MS};
 use crate::forecast::{
-    Evidence, Forecasters, HoltWinters, HoltWintersParams, Method, Seasons, METHODS, SHRINK_GROUP_STEPS,
+    Evidence, Forecasters, HoltWinters, HoltWintersParams, Method, Seasons, Surprises, METHODS, SHRINK_GROUP_STEPS,
 };
 use crate::ring::TimeRing;
 use crate::topk::SpaceSaving;
@@ -282,6 +282,10 @@ fn choose(
                 && means[profile] >= FLAT_PROFILE_GAIN * means[level]
         })
         .collect();
+    let mut surprises = vec![Surprises::default(); prefixes];
+    for s in series.values() {
+        surprises[s.prefix.expect("numbered") as usize].add(s.forecasters.surprises());
+    }
     let age_means = ages.map(|e| e.means());
     let priors: Vec<[[f64; METHODS]; 2]> = evidence
         .iter()
@@ -291,6 +295,7 @@ fn choose(
         let group = s.prefix.expect("numbered") as usize;
         let prior = priors[group][usize::from(young(s))];
         s.forecasters.set_flat_family(flat[group]);
+        s.forecasters.set_persistence(surprises[group].persistence());
         s.forecasters
             .choose(prior, &s.model, family_of[group], &settings.seasons);
     }

@@ -305,3 +305,43 @@ fn a_family_without_a_time_of_day_is_flat_and_one_with_peaks_is_not() {
         assert_eq!(prior_days(&format!("peaky:{k}")), PROFILE_PRIOR_DAYS, "peaky:{k}");
     }
 }
+
+#[test]
+fn a_family_whose_busy_days_last_carries_its_keys_surprises() {
+    // For eight days, every hour from 08:00 to 16:00: 20 "days:" keys at 4 or 12 requests
+    // an hour, the same all day, and 20 "hours:" keys at 4 or 12, hour by hour (which,
+    // pseudo-random); none at other hours.
+    let coin = |i: u64| {
+        let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9) >> 63 == 1
+    };
+    let mut t = tracker();
+    for hour in (0..8 * 24u64).filter(|h| (8..16).contains(&(h % 24))) {
+        let start = T0 + hour * HOUR_MS;
+        for k in 0..20u64 {
+            for (family, busy) in [("days", coin(k * 1000 + hour / 24)), ("hours", coin(k * 1000 + hour))] {
+                for i in 0..if busy { 12 } else { 4 } {
+                    t.observe(start + k * 1000 + i, &format!("{family}:{k}"), true);
+                }
+            }
+        }
+    }
+    t.advance(T0 + 7 * DAY_MS + 12 * HOUR_MS);
+    let persistence = |name: &str| t.keys.series[name].forecasters.persistence();
+    let (days, hours) = (persistence("days:0"), persistence("hours:0"));
+    assert!(days.covariance > 0.05, "{days:?}");
+    assert!(hours.covariance < days.covariance / 4.0, "{hours:?} against {days:?}");
+    for k in 0..20 {
+        // One estimate per family, from all its keys.
+        assert_eq!(persistence(&format!("days:{k}")), days);
+        assert_eq!(persistence(&format!("hours:{k}")), hours);
+    }
+    // At 12:00, a key busy all day is forecast busier than its uncarried forecast.
+    let busy = (0..20).find(|k| coin(k * 1000 + 7)).expect("a busy key");
+    let why = t.series(Tracking::Keys, &format!("days:{busy}")).expect("tracked");
+    assert!(
+        why.explanation.reason.contains("carried from the last step"),
+        "{}",
+        why.explanation.reason
+    );
+}

@@ -45,8 +45,10 @@
 //! `max(0, f_{t+h} · (1 + ρ^(h−1) · ρs² · r / (s²·f_t + 1)))`: a busy series
 //! (`s²f_t ≫ 1`) carries about `ρ` of its relative surprise, a quiet one, whose
 //! surprises are mostly Poisson noise, little. `ρs²` and `s²` are its family's
-//! ([`Surprises::persistence`]): over its series, `Σ r_{t−1}r_t / Σ f_{t−1}f_t`
-//! and `Σ (r_t² − f_t) / Σ f_t²`, decayed like the losses. Where a busy or quiet
+//! ([`Surprises::persistence`]): `Σ r_{t−1}r_t / Σ f_{t−1}f_t` and
+//! `Σ (r_t² − f_t) / Σ f_t²` over its series, decayed like the losses, the sums
+//! shrunk halfway toward all families' (the family's series' share of every
+//! tracked series' sums is added to its own). Where a busy or quiet
 //! spell outlasts a step (an hour's rate seen in 15-minute steps, a day's new keys
 //! busier than their family's usual) the forecast follows it; where surprises do
 //! not last (stationary traffic) `ρs²` is about 0 and nothing moves.
@@ -231,6 +233,16 @@ impl Surprises {
         self.successive_forecasts = decay * self.successive_forecasts + previous.1 * f;
         self.excess = decay * self.excess + r * r - f;
         self.forecasts_squared = decay * self.forecasts_squared + f * f;
+    }
+
+    /// These sums times `weight`.
+    pub fn scaled(&self, weight: f64) -> Surprises {
+        Surprises {
+            successive: weight * self.successive,
+            successive_forecasts: weight * self.successive_forecasts,
+            excess: weight * self.excess,
+            forecasts_squared: weight * self.forecasts_squared,
+        }
     }
 
     /// The persistence these sums estimate (none without evidence of it).

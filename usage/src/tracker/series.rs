@@ -4,7 +4,8 @@
 use super::TrackingRule;
 use crate::calendar::{Cycle, MINUTE_MS};
 use crate::forecast::{
-    Evidence, Forecasters, HoltWinters, HoltWintersParams, Method, Seasons, Surprises, METHODS, SHRINK_GROUP_STEPS,
+    Evidence, Forecasters, HoltWinters, HoltWintersParams, Method, Persistence, Seasons, Surprises, METHODS,
+    SHRINK_GROUP_STEPS,
 };
 use crate::ring::TimeRing;
 use crate::topk::SpaceSaving;
@@ -282,10 +283,23 @@ fn choose(
                 && means[profile] >= FLAT_PROFILE_GAIN * means[level]
         })
         .collect();
-    let mut surprises = vec![Surprises::default(); prefixes];
+    // Each family's persistence: its series' surprises and their share of all series'.
+    let mut surprises = vec![(Surprises::default(), 0usize); prefixes];
+    let mut all = Surprises::default();
     for s in series.values() {
-        surprises[s.prefix.expect("numbered") as usize].add(s.forecasters.surprises());
+        let family = &mut surprises[s.prefix.expect("numbered") as usize];
+        family.0.add(s.forecasters.surprises());
+        family.1 += 1;
+        all.add(s.forecasters.surprises());
     }
+    let persistence: Vec<Persistence> = surprises
+        .iter()
+        .map(|(family, members)| {
+            let mut shrunk = *family;
+            shrunk.add(&all.scaled(*members as f64 / series.len().max(1) as f64));
+            shrunk.persistence()
+        })
+        .collect();
     let age_means = ages.map(|e| e.means());
     let priors: Vec<[[f64; METHODS]; 2]> = evidence
         .iter()
@@ -295,7 +309,7 @@ fn choose(
         let group = s.prefix.expect("numbered") as usize;
         let prior = priors[group][usize::from(young(s))];
         s.forecasters.set_flat_family(flat[group]);
-        s.forecasters.set_persistence(surprises[group].persistence());
+        s.forecasters.set_persistence(persistence[group]);
         s.forecasters
             .choose(prior, &s.model, family_of[group], &settings.seasons);
     }

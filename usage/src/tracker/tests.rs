@@ -330,7 +330,9 @@ fn a_family_whose_busy_days_last_carries_its_keys_surprises() {
     let persistence = |name: &str| t.keys.series[name].forecasters.persistence();
     let (days, hours) = (persistence("days:0"), persistence("hours:0"));
     assert!(days.covariance > 0.05, "{days:?}");
-    assert!(hours.covariance < days.covariance / 4.0, "{hours:?} against {days:?}");
+    // Each is shrunk halfway toward both families' together: the flickering one's is
+    // still under half the lasting one's.
+    assert!(hours.covariance < days.covariance / 2.0, "{hours:?} against {days:?}");
     for k in 0..20 {
         // One estimate per family, from all its keys.
         assert_eq!(persistence(&format!("days:{k}")), days);

@@ -398,17 +398,25 @@ impl Forecasters {
         (days > 0).then(|| sum as f64 / f64::from(days))
     }
 
+    /// The known steps, `oldest..=latest`, as `(latest, oldest, history length, steps per
+    /// day)`; `None` before the first observation.
+    fn span(&self, seasons: &Seasons) -> Option<(u64, u64, u64, u64)> {
+        let (first, latest) = (self.first?, self.latest?);
+        let len = self.counts.len() as u64;
+        Some((
+            latest,
+            first.max((latest + 1).saturating_sub(len)),
+            len,
+            seasons.day.max(1) as u64,
+        ))
+    }
+
     /// The summed count of the steps whole days before `target` within the history, and
     /// how many days that is.
     fn same_step_sum(&self, target: u64, seasons: &Seasons) -> (u64, u32) {
-        let (Some(first), Some(latest)) = (self.first, self.latest) else {
+        let Some((latest, oldest, len, day)) = self.span(seasons) else {
             return (0, 0);
         };
-        // Every series computes this for several methods each step: the known steps are
-        // `oldest..=latest`, and the lags go back a day at a time from `target`.
-        let len = self.counts.len() as u64;
-        let day = seasons.day.max(1) as u64;
-        let oldest = first.max((latest + 1).saturating_sub(len));
         if self.by_time_of_day.len() as u64 == day && target > latest && target - latest <= day {
             // Within a day of the latest, the lags are the history's every step at the
             // target's time of day (those before `first` hold 0).
@@ -420,12 +428,9 @@ impl Forecasters {
 
     /// [`Forecasters::same_step_sum`] added up a day at a time back from `target`.
     fn same_step_sum_by_lags(&self, target: u64, seasons: &Seasons) -> (u64, u32) {
-        let (Some(first), Some(latest)) = (self.first, self.latest) else {
+        let Some((latest, oldest, len, day)) = self.span(seasons) else {
             return (0, 0);
         };
-        let len = self.counts.len() as u64;
-        let day = seasons.day.max(1) as u64;
-        let oldest = first.max((latest + 1).saturating_sub(len));
         let (mut sum, mut n) = (0u64, 0u32);
         let mut step = target;
         for _ in 0..(len / day).max(1) {

@@ -10,7 +10,30 @@ use serde::{de, Deserialize, Deserializer};
 #[derive(Debug, Clone)]
 pub struct KeyGlob {
     pattern: String,
-    matcher: globset::GlobMatcher,
+    matcher: regex::bytes::Regex,
+}
+
+/// One UTF-8 encoded character of a key (a `&str`): a leading byte and its continuation
+/// bytes. globset reads keys as bytes and writes `?` as `.`, one byte, so that `?` did
+/// not match a character of two or more bytes ("?" against "â").
+const ONE_CHARACTER: &str = r"(?:[\x00-\x7F\xC0-\xFF][\x80-\xBF]*)";
+
+/// globset's regex for a glob (`(?-u)`, bytes) with each `?` (a `.` not followed by `*`:
+/// globset escapes a literal `.` and writes `*` as `.*`) matching one character.
+fn with_character_wildcards(regex: &str) -> String {
+    let mut out = String::with_capacity(regex.len());
+    let mut chars = regex.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                out.extend(chars.next());
+            }
+            '.' if chars.peek() != Some(&'*') => out.push_str(ONE_CHARACTER),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Longest key pattern accepted, in bytes (API patterns and `key_patterns` alike).
@@ -53,15 +76,19 @@ impl KeyGlob {
                     "invalid key pattern {pattern:?}: {e} (use `*` for any characters, e.g. \"products/category/*\")"
                 )
             })?;
+        let matcher = regex::bytes::RegexBuilder::new(&with_character_wildcards(glob.regex()))
+            .dot_matches_new_line(true)
+            .build()
+            .map_err(|e| anyhow!("key pattern {pattern:?} does not compile: {e}"))?;
         Ok(KeyGlob {
             pattern: pattern.to_string(),
-            matcher: glob.compile_matcher(),
+            matcher,
         })
     }
 
     /// Whether `key` matches.
     pub fn is_match(&self, key: &str) -> bool {
-        self.matcher.is_match(key)
+        self.matcher.is_match(key.as_bytes())
     }
 
     /// The pattern as written.
@@ -88,6 +115,13 @@ mod tests {
         assert!(g.is_match("products/category/shoes/page/2"));
         assert!(!g.is_match("products/featured"));
         assert!(KeyGlob::new("user.profile.?").unwrap().is_match("user.profile.7"));
+        // `?` is one character of any length in bytes, never one byte of it; a literal
+        // `.` is not a wildcard.
+        let one = KeyGlob::new("?").unwrap();
+        assert!(one.is_match("â") && one.is_match("😀") && one.is_match("a"));
+        assert!(!one.is_match("ab") && !one.is_match("âb") && !one.is_match(""));
+        let glob = KeyGlob::new("p.?*x").unwrap();
+        assert!(glob.is_match("p.éx") && glob.is_match("p.é😀x") && !glob.is_match("pééx"));
         assert!(KeyGlob::new("a[")
             .unwrap_err()
             .to_string()

@@ -669,8 +669,22 @@ impl Forecasters {
         family: Option<&Forecasters>,
         seasons: &Seasons,
     ) -> (f64, Method) {
-        let (forecast, method) = self.uncarried(h, model, family, seasons);
-        ((forecast + self.carried(h, forecast)).max(0.0), method)
+        let (forecast, _, _, method) = self.carrying(h, model, family, seasons);
+        (forecast, method)
+    }
+
+    /// The forecast `h` steps ahead (at least 0), the chosen method's before the latest
+    /// surprise is carried, what that adds, and the method.
+    fn carrying(
+        &self,
+        h: u64,
+        model: &HoltWinters,
+        family: Option<&Forecasters>,
+        seasons: &Seasons,
+    ) -> (f64, f64, f64, Method) {
+        let (base, method) = self.uncarried(h, model, family, seasons);
+        let carried = self.persistence.carried(h, self.surprise, base);
+        ((base + carried).max(0.0), base, carried, method)
     }
 
     /// [`Forecasters::forecast`] before the latest surprise is carried.
@@ -685,11 +699,6 @@ impl Forecasters {
         }
     }
 
-    /// What the latest surprise adds to `forecast`, that of the step `h` steps ahead.
-    fn carried(&self, h: u64, forecast: f64) -> f64 {
-        self.persistence.carried(h, self.surprise, forecast)
-    }
-
     /// The forecast `h` steps ahead and why, in words; `step_name` names a step ("Monday 08:00").
     pub fn explain(
         &self,
@@ -699,9 +708,7 @@ impl Forecasters {
         seasons: &Seasons,
         step_name: impl Fn(u64) -> String,
     ) -> Explanation {
-        let (base, method) = self.uncarried(h, model, family, seasons);
-        let carried = self.carried(h, base);
-        let forecast = (base + carried).max(0.0);
+        let (forecast, base, carried, method) = self.carrying(h, model, family, seasons);
         let target = self.latest.unwrap_or(0) + h.max(1);
         let day = seasons.day.max(1) as u64;
         let mut reason = String::new();

@@ -991,6 +991,39 @@ mod tests {
     }
 
     #[test]
+    fn a_carried_surprise_is_at_most_the_surprise_over_the_forecast_it_beat() {
+        // However large a family's persistence (a flood of surprises), a series whose
+        // forecast was f and that saw r more carries at most r / f of a coming forecast:
+        // its demand is taken to have grown by at most its surprise's share.
+        for persistence in [
+            Persistence {
+                covariance: 1e12,
+                variance: 1e12,
+            },
+            Persistence {
+                covariance: 0.5,
+                variance: 0.5,
+            },
+            Persistence {
+                covariance: 0.1,
+                variance: 3.0,
+            },
+        ] {
+            for (r, f) in [(4e9, 1e-3), (1.0, 0.01), (-0.5, 0.5), (7.0, 3.0)] {
+                for h in [1, 4, 1 << 40] {
+                    let carried = persistence.carried(h, (r, f), 2.0);
+                    assert!(carried.is_finite(), "{persistence:?} {r} {f} {h}");
+                    assert!(
+                        carried.abs() <= 2.0 * r.abs() / f,
+                        "{persistence:?} {r} {f} {h}: {carried}"
+                    );
+                }
+            }
+        }
+        assert_eq!(Persistence::default().carried(1, (5.0, 1.0), 2.0), 0.0);
+    }
+
+    #[test]
     fn losses_favour_a_forecast_of_whether_the_step_is_requested() {
         assert!(loss(0.0, 1) > 4.0 && loss(5.0, 1) < 0.01);
         assert_eq!(loss(50.0, 0), MAX_LOSS);

@@ -35,8 +35,8 @@
 mod choice;
 
 pub use choice::{
-    loss, Evidence, Explanation, Forecasters, Method, Persistence, Seasons, Surprises, FLAT_PROFILE_PRIOR_DAYS,
-    MAX_LOSS, METHODS, MIN_RATE, PROFILE_PRIOR_DAYS, SHRINK_GROUP_STEPS, SHRINK_STEPS,
+    loss, Calibration, CalibrationTotal, Evidence, Explanation, Forecasters, Method, Persistence, Seasons, Surprises,
+    FLAT_PROFILE_PRIOR_DAYS, MAX_LOSS, METHODS, MIN_RATE, PROFILE_PRIOR_DAYS, SHRINK_GROUP_STEPS, SHRINK_STEPS,
 };
 
 use anyhow::{ensure, Result};

@@ -75,6 +75,13 @@ pub const SHRINK_STEPS: f64 = 96.0;
 /// Pseudo-steps of age-wide evidence a prefix's record is weighed against.
 pub const SHRINK_GROUP_STEPS: f64 = 24.0;
 
+/// Forecast requests of a series' own [`Calibration`] that its age group's ratio counts for
+/// in the scale of its forecasts ([`Forecasters::set_scale`]).
+pub const CALIBRATION_PRIOR: f64 = 100.0;
+/// The largest scale of a series' forecasts: a family flooded with requests its forecasts
+/// did not expect raises its keys' forecasts at most this many times.
+pub const MAX_SCALE: f64 = 10.0;
+
 /// Days of a series' own counts at a time of day that its family's shape counts for in
 /// the `profile` forecast: a series with no history there follows its family's shape, one
 /// with a week of it mostly its own.
@@ -202,6 +209,57 @@ pub fn loss(rate: f64, y: u64) -> f64 {
     }
 }
 
+/// A series' (or an age group's) counts and its forecasts of them one step ahead,
+/// decayed by `1 − 1/d` a step (about a day): how far its forecasts ran above or below
+/// what came.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Decayed sum of its counts.
+    pub requests: f64,
+    /// Decayed sum of its forecasts of them.
+    pub forecast: f64,
+}
+
+/// A total of [`Calibration`]s kept in fixed point (2⁻³² of a request), so that it comes out
+/// the same in whatever order they are added: a restored tracker visits its series in
+/// another order than the one it was saved from, and must forecast as that one would.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CalibrationTotal {
+    requests: i128,
+    forecast: i128,
+}
+
+impl CalibrationTotal {
+    const ONE: f64 = (1u64 << 32) as f64;
+
+    /// Adds a calibration.
+    pub fn add(&mut self, calibration: &Calibration) {
+        self.requests += (calibration.requests * Self::ONE).round() as i128;
+        self.forecast += (calibration.forecast * Self::ONE).round() as i128;
+    }
+
+    /// The total.
+    pub fn total(&self) -> Calibration {
+        Calibration {
+            requests: self.requests as f64 / Self::ONE,
+            forecast: self.forecast as f64 / Self::ONE,
+        }
+    }
+}
+
+impl Calibration {
+    /// Takes a step's count `y` and the forecast made of it, the older sums decayed by `decay`.
+    fn observe(&mut self, y: u64, forecast: f64, decay: f64) {
+        self.requests = decay * self.requests + y as f64;
+        self.forecast = decay * self.forecast + forecast;
+    }
+
+    /// Its requests over its forecasts, each with one more (1 without evidence).
+    pub fn ratio(&self) -> f64 {
+        (self.requests + 1.0) / (self.forecast + 1.0)
+    }
+}
+
 /// Decayed sums over a series' (or a family's) successive surprises, from which
 /// [`Surprises::persistence`] estimates how much of a surprise carries on (see the
 /// module docs; `r` a step's surprise, `f` the forecast it is measured against).
@@ -312,6 +370,11 @@ pub struct Forecasters {
     surprises: Surprises,
     /// Its family's persistence, which its forecasts carry the latest surprise by.
     persistence: Persistence,
+    /// Its counts and its forecasts of them a step ahead, summed over about a day.
+    calibration: Calibration,
+    /// What its forecasts are scaled by, from its own and its age group's calibration
+    /// ([`Forecasters::set_scale`]; `None`, as in a state saved before it existed: 1).
+    scale: Option<f64>,
     /// The sum of `counts` (kept as they change, for [`Forecasters::demand`]); not saved,
     /// recounted once after a load.
     #[serde(skip)]
@@ -551,6 +614,9 @@ impl Forecasters {
             let forecast = forecasts[self.chosen.index()].unwrap_or(self.level).max(0.0);
             let surprise = (y as f64 - forecast, forecast);
             if step - latest == 1 {
+                // What the series forecast of this step, before its scale.
+                let made = (forecast + self.persistence.carried(1, self.surprise, forecast)).max(0.0);
+                self.calibration.observe(y, made, 1.0 - 1.0 / seasons.day.max(1) as f64);
                 self.surprises.observe(self.surprise, surprise, decay);
                 self.surprise = surprise;
             } else {
@@ -630,6 +696,20 @@ impl Forecasters {
         self.persistence = persistence;
     }
 
+    /// Its counts and forecasts of them over about the last day.
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+
+    /// Sets the scale of its forecasts from its own calibration with `group` (its age
+    /// group's [`Calibration::ratio`]) as a prior worth [`CALIBRATION_PRIOR`] forecast
+    /// requests, at most [`MAX_SCALE`].
+    pub fn set_scale(&mut self, group: f64) {
+        let own = &self.calibration;
+        let scale = (own.requests + CALIBRATION_PRIOR * group) / (own.forecast + CALIBRATION_PRIOR);
+        self.scale = Some(scale.min(MAX_SCALE));
+    }
+
     /// Its family's persistence, as last set.
     pub fn persistence(&self) -> Persistence {
         self.persistence
@@ -673,8 +753,8 @@ impl Forecasters {
         (forecast, method)
     }
 
-    /// The forecast `h` steps ahead (at least 0), the chosen method's before the latest
-    /// surprise is carried, what that adds, and the method.
+    /// The forecast `h` steps ahead (at least 0, scaled), the chosen method's before the
+    /// latest surprise is carried, what that adds, and the method.
     fn carrying(
         &self,
         h: u64,
@@ -684,7 +764,12 @@ impl Forecasters {
     ) -> (f64, f64, f64, Method) {
         let (base, method) = self.uncarried(h, model, family, seasons);
         let carried = self.persistence.carried(h, self.surprise, base);
-        ((base + carried).max(0.0), base, carried, method)
+        ((base + carried).max(0.0) * self.scale(), base, carried, method)
+    }
+
+    /// What its forecasts are scaled by (see [`Forecasters::set_scale`]).
+    pub fn scale(&self) -> f64 {
+        self.scale.unwrap_or(1.0)
     }
 
     /// [`Forecasters::forecast`] before the latest surprise is carried.
@@ -749,6 +834,14 @@ impl Forecasters {
                 reason,
                 "; {carried:+.1} carried from the last step, {:+.1} requests against its forecast of {:.1} (its family's surprises persist: ρs² {:.2}, s² {:.2})",
                 self.surprise.0, self.surprise.1, self.persistence.covariance, self.persistence.variance
+            );
+        }
+        if self.scale() != 1.0 {
+            let _ = write!(
+                reason,
+                "; ×{:.2}: lately its forecasts, and those of its family's keys tracked as long, ran {} what came",
+                self.scale(),
+                if self.scale() < 1.0 { "above" } else { "below" }
             );
         }
         Explanation {
@@ -1021,6 +1114,30 @@ mod tests {
             }
         }
         assert_eq!(Persistence::default().carried(1, (5.0, 1.0), 2.0), 0.0);
+    }
+
+    #[test]
+    fn a_scale_follows_the_series_record_and_its_group_and_is_bounded() {
+        // Ten days at 4 requests an hour.
+        let (mut series, model) = fed(0, std::iter::repeat_n(4, 240));
+        let (forecast, _) = series.forecast(1, &model, None, &SEASONS);
+        // Its own record says its forecasts were right: a group at half pulls it down a
+        // little, as far as the prior's weight against its own day of forecasts.
+        let own = *series.calibration();
+        assert!((own.ratio() - 1.0).abs() < 0.05, "{own:?}");
+        series.set_scale(0.5);
+        let expected = (own.requests + CALIBRATION_PRIOR * 0.5) / (own.forecast + CALIBRATION_PRIOR);
+        assert!((series.scale() - expected).abs() < 1e-12 && series.scale() < 1.0);
+        let (scaled, _) = series.forecast(1, &model, None, &SEASONS);
+        assert!(
+            (scaled - forecast * series.scale()).abs() < 1e-9,
+            "{scaled} against {forecast}"
+        );
+        // A group flooded far beyond its forecasts raises it at most MAX_SCALE times.
+        series.set_scale(1e12);
+        assert_eq!(series.scale(), MAX_SCALE);
+        let (flooded, _) = series.forecast(1, &model, None, &SEASONS);
+        assert!(flooded <= MAX_SCALE * forecast + 1e-9, "{flooded}");
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use super::TrackingRule;
 use crate::calendar::{Cycle, MINUTE_MS};
 use crate::forecast::{
-    Evidence, Forecasters, HoltWinters, HoltWintersParams, Method, Persistence, Seasons, Surprises, METHODS,
-    SHRINK_GROUP_STEPS,
+    CalibrationTotal, Evidence, Forecasters, HoltWinters, HoltWintersParams, Method, Persistence, Seasons, Surprises,
+    METHODS, SHRINK_GROUP_STEPS,
 };
 use crate::ring::TimeRing;
 use crate::topk::SpaceSaving;
@@ -300,6 +300,17 @@ fn choose(
             shrunk.persistence()
         })
         .collect();
+    // Each family's calibration by age in whole days tracked, the oldest group holding
+    // every series tracked as long as the history or longer.
+    let ages_kept = (settings.seasons.history as u64 / day.max(1)).max(1);
+    let age_group = move |s: &Series| {
+        let days = (step.saturating_sub(s.since_ms / step_ms) / day.max(1)).min(ages_kept);
+        s.prefix.expect("numbered") as usize * (ages_kept as usize + 1) + days as usize
+    };
+    let mut calibration = vec![CalibrationTotal::default(); prefixes * (ages_kept as usize + 1)];
+    for s in series.values() {
+        calibration[age_group(s)].add(s.forecasters.calibration());
+    }
     let age_means = ages.map(|e| e.means());
     let priors: Vec<[[f64; METHODS]; 2]> = evidence
         .iter()
@@ -310,6 +321,7 @@ fn choose(
         let prior = priors[group][usize::from(young(s))];
         s.forecasters.set_flat_family(flat[group]);
         s.forecasters.set_persistence(persistence[group]);
+        s.forecasters.set_scale(calibration[age_group(s)].total().ratio());
         s.forecasters
             .choose(prior, &s.model, family_of[group], &settings.seasons);
     }

@@ -347,3 +347,46 @@ fn a_family_whose_busy_days_last_carries_its_keys_surprises() {
         why.explanation.reason
     );
 }
+
+#[test]
+fn keys_that_fade_with_age_are_forecast_down_and_their_steady_family_is_not() {
+    // For seven and a half days, every hour from 08:00 to 16:00: 20 "news:" keys at 6 requests
+    // an hour, and each day 20 new ones, "news:{day}-{k}", at 32 requests an hour on their
+    // first day, half as many each day after; none at other hours.
+    let mut t = tracker();
+    for hour in (0..7 * 24 + 12u64).filter(|h| (8..16).contains(&(h % 24))) {
+        let start = T0 + hour * HOUR_MS;
+        let mut requests = |name: String, n: u64| {
+            for i in 0..n {
+                t.observe(start + i * (HOUR_MS / n), &name, true);
+            }
+        };
+        for k in 0..20u64 {
+            requests(format!("news:{k}"), 6);
+            for born in 0..=hour / 24 {
+                let n = 32 >> (hour / 24 - born);
+                if n > 0 {
+                    requests(format!("news:{born}-{k}"), n);
+                }
+            }
+        }
+    }
+    t.advance(T0 + 7 * DAY_MS + 12 * HOUR_MS);
+    let forecasters = |name: &str| &t.keys.series[name].forecasters;
+    // At 12:00 on day 7, keys born on day 4 get 4 requests an hour; their past days say more.
+    for k in 0..20 {
+        let name = format!("news:4-{k}");
+        let why = t.series(Tracking::Keys, &name).expect("tracked").explanation;
+        let scale = forecasters(&name).scale();
+        assert!(scale < 0.9, "{name}: {scale}");
+        let unscaled = why.forecast / scale;
+        assert!(
+            (why.forecast - 4.0).abs() < (unscaled - 4.0).abs(),
+            "{name}: {} against {unscaled}",
+            why.forecast
+        );
+        assert!(why.reason.contains("ran above what came"), "{}", why.reason);
+        let steady = forecasters(&format!("news:{k}")).scale();
+        assert!((0.85..=1.15).contains(&steady), "news:{k}: {steady}");
+    }
+}

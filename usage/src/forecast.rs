@@ -36,7 +36,8 @@ mod choice;
 
 pub use choice::{
     loss, Calibration, CalibrationTotal, Evidence, Explanation, Forecasters, Method, Persistence, Seasons, Surprises,
-    FLAT_PROFILE_PRIOR_DAYS, MAX_LOSS, METHODS, MIN_RATE, PROFILE_PRIOR_DAYS, SHRINK_GROUP_STEPS, SHRINK_STEPS,
+    CALIBRATION_PRIOR, FLAT_PROFILE_PRIOR_DAYS, MAX_LOSS, MAX_SCALE, METHODS, MIN_RATE, PROFILE_PRIOR_DAYS,
+    SHRINK_GROUP_STEPS, SHRINK_STEPS,
 };
 
 use anyhow::{ensure, Result};

@@ -53,6 +53,15 @@
 //! busier than their family's usual) the forecast follows it; where surprises do
 //! not last (stationary traffic) `ρs²` is about 0 and nothing moves.
 //!
+//! Last, the forecast is scaled by how the series' forecasts have lately compared with what
+//! came ([`Calibration`]: its counts and its forecasts of them a step ahead, over about a
+//! day): its own record `(y, f)` with its *age group's* ratio `g` as a prior worth
+//! [`CALIBRATION_PRIOR`] forecast requests, `(y + K·g) / (f + K)`, at most [`MAX_SCALE`].
+//! An age group is the series of one family tracked for the same whole number of days (up
+//! to the history's); keys that fade with age, as a day's new keys do, are forecast too
+//! high by every method that looks back over days, alike at one age, and their group says
+//! by how much where a key's own record lags a day behind.
+//!
 //! A family (the series of one prefix) is *flat* when, over all its series, `level`
 //! has been more accurate than `days`, and `profile` not clearly more accurate than
 //! `level` (by less than 5%): its keys' demand does not depend on the time of day, so a

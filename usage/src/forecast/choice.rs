@@ -243,8 +243,13 @@ impl CalibrationTotal {
 
     /// Adds a calibration.
     pub fn add(&mut self, calibration: &Calibration) {
-        self.requests += (calibration.requests * Self::ONE).round() as i128;
-        self.forecast += (calibration.forecast * Self::ONE).round() as i128;
+        // `as` saturates, and so does the sum: no input overflows it.
+        self.requests = self
+            .requests
+            .saturating_add((calibration.requests * Self::ONE).round() as i128);
+        self.forecast = self
+            .forecast
+            .saturating_add((calibration.forecast * Self::ONE).round() as i128);
     }
 
     /// The total.

@@ -261,7 +261,8 @@ fn choose(
 ) {
     let day = settings.seasons.day as u64;
     let step_ms = settings.step_ms;
-    let young = move |s: &Series| step.saturating_sub(s.since_ms / step_ms) < day;
+    let steps_tracked = move |s: &Series| step.saturating_sub(s.since_ms / step_ms);
+    let young = move |s: &Series| steps_tracked(s) < day;
     let mut evidence: Vec<[Evidence; 2]> = vec![[Evidence::default(); 2]; prefixes];
     let mut ages = [Evidence::default(); 2];
     for s in series.values() {
@@ -304,7 +305,7 @@ fn choose(
     // every series tracked as long as the history or longer.
     let ages_kept = (settings.seasons.history as u64 / day.max(1)).max(1);
     let age_group = move |s: &Series| {
-        let days = (step.saturating_sub(s.since_ms / step_ms) / day.max(1)).min(ages_kept);
+        let days = (steps_tracked(s) / day.max(1)).min(ages_kept);
         s.prefix.expect("numbered") as usize * (ages_kept as usize + 1) + days as usize
     };
     let mut calibration = vec![CalibrationTotal::default(); prefixes * (ages_kept as usize + 1)];

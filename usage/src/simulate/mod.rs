@@ -56,6 +56,7 @@ use crate::forecast::HoltWintersParams;
 use crate::tracker::{TrackerConfig, Tracking, TrackingRule, UsageTracker};
 use anyhow::{ensure, Result};
 use cache::Cache;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 
@@ -293,7 +294,7 @@ impl Keys {
 }
 
 /// A forecast of each key's requests over the coming intervals, from the past only.
-trait Forecaster {
+trait Forecaster: Send {
     /// Expected requests per key in the `intervals` intervals from `start_ms` (the
     /// warm's horizon: as long as the entry lives).
     fn forecast(&mut self, start_ms: u64, intervals: u64, keys: &Keys) -> Vec<(u32, f64)>;
@@ -547,9 +548,10 @@ pub fn simulate(events: impl IntoIterator<Item = Result<AccessEvent>>, config: &
             let measured = start >= measure_from;
             intervals += 1;
             measured_intervals += u64::from(measured);
-            for lane in &mut lanes {
-                replay(lane, &interval, start, measured, &keys, config);
-            }
+            // The strategies replay the interval each on its own (on every core).
+            lanes
+                .par_iter_mut()
+                .for_each(|lane| replay(lane, &interval, start, measured, &keys, config));
             interval.clear();
             match &next {
                 Some(event) => current = event.ts_ms / config.interval_ms,

@@ -61,6 +61,7 @@ use crate::event::AccessEvent;
 use crate::forecast::{Explanation, HoltWintersParams, Method, Seasons};
 use crate::topk::CountMinSketch;
 use anyhow::{bail, ensure, Result};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use series::{SeriesSettings, Tracked};
 use std::collections::HashMap;
@@ -670,14 +671,14 @@ impl UsageTracker {
 
     /// Every tracked name's forecast of the steps `aheads` (each `≥ 1`) steps after the
     /// last closed one (1: the current step), summed, by its chosen method (that of the
-    /// first of those steps).
+    /// first of those steps); made on every core, in no particular order.
     pub fn forecasts(
         &self,
         kind: Tracking,
         aheads: std::ops::RangeInclusive<u64>,
-    ) -> impl Iterator<Item = (&str, f64, Method)> {
+    ) -> impl ParallelIterator<Item = (&str, f64, Method)> {
         let seasons = self.config.seasons();
-        self.tracked(kind).series.iter().map(move |(name, s)| {
+        self.tracked(kind).series.par_iter().map(move |(name, s)| {
             // Only the profile method reads the family: no lookup for the others.
             let family = match s.forecasters.chosen() {
                 Method::Profile => self.family(kind, name),

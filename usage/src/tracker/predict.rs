@@ -4,6 +4,7 @@
 
 use super::{Tracking, UsageTracker};
 use crate::forecast::Method;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// A key or prefix with its predicted accesses in a step.

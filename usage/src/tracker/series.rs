@@ -9,6 +9,7 @@ use crate::forecast::{
 };
 use crate::ring::TimeRing;
 use crate::topk::SpaceSaving;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -155,6 +156,12 @@ impl Tracked {
         families: Option<&Tracked>,
     ) {
         let start_ms = step * settings.step_ms;
+        if self.prefixes.names.is_empty() {
+            // Loaded from a saved state (its prefixes are not saved): number them.
+            for (name, series) in &mut self.series {
+                series.prefix = Some(self.prefixes.id(super::prefix_of(name, separators)));
+            }
+        }
         for counter in self.step.top(self.rule.top) {
             if let Some(series) = self.series.get_mut(&counter.key) {
                 series.last_hot_step = step;
@@ -177,10 +184,6 @@ impl Tracked {
             series.add(start_ms, counter.count, settings.offset_minutes);
             self.series.insert(counter.key, series);
         }
-        for (name, series) in self.series.iter_mut().filter(|(_, s)| s.prefix.is_none()) {
-            // Loaded from a saved state: not numbered yet.
-            series.prefix = Some(self.prefixes.id(super::prefix_of(name, separators)));
-        }
         let family_of: Vec<Option<&Forecasters>> = self
             .prefixes
             .names
@@ -191,7 +194,11 @@ impl Tracked {
                     .map(|s| &s.forecasters)
             })
             .collect();
-        for series in self.series.values_mut() {
+        // Names out of the top for too long are dropped, the others take the step's count
+        // (each series on its own: on every core).
+        let evict_after = self.rule.evict_after_steps;
+        self.series.retain(|_, s| step - s.last_hot_step < evict_after);
+        self.series.par_iter_mut().for_each(|(_, series)| {
             let y = series.step_count;
             let family = family_of[series.prefix.expect("numbered") as usize];
             series
@@ -203,9 +210,7 @@ impl Tracked {
                 // A prefix: its keys read its shape at the next step, each several times.
                 series.forecasters.note_next_shape(&settings.seasons);
             }
-        }
-        let evict_after = self.rule.evict_after_steps;
-        self.series.retain(|_, s| step - s.last_hot_step < evict_after);
+        });
         if self.series.len() > self.rule.max {
             // The coldest: the lowest typical demand per step over the history, whatever the time.
             let excess = self.series.len() - self.rule.max;
@@ -263,12 +268,29 @@ fn choose(
     let step_ms = settings.step_ms;
     let steps_tracked = move |s: &Series| step.saturating_sub(s.since_ms / step_ms);
     let young = move |s: &Series| steps_tracked(s) < day;
+    // Each family's calibration by age in whole days tracked, the oldest group holding
+    // every series tracked as long as the history or longer.
+    let ages_kept = (settings.seasons.history as u64 / day.max(1)).max(1);
+    let age_group = move |s: &Series| {
+        let days = (steps_tracked(s) / day.max(1)).min(ages_kept);
+        s.prefix.expect("numbered") as usize * (ages_kept as usize + 1) + days as usize
+    };
+    // The sums over each family (and over all series) in one pass: each pass over every
+    // series reads them all from memory.
     let mut evidence: Vec<[Evidence; 2]> = vec![[Evidence::default(); 2]; prefixes];
     let mut ages = [Evidence::default(); 2];
+    let mut surprises = vec![(Surprises::default(), 0usize); prefixes];
+    let mut all = Surprises::default();
+    let mut calibration = vec![CalibrationTotal::default(); prefixes * (ages_kept as usize + 1)];
     for s in series.values() {
+        let prefix = s.prefix.expect("numbered") as usize;
         let age = usize::from(young(s));
-        evidence[s.prefix.expect("numbered") as usize][age].add(s.forecasters.evidence());
+        evidence[prefix][age].add(s.forecasters.evidence());
         ages[age].add(s.forecasters.evidence());
+        surprises[prefix].0.add(s.forecasters.surprises());
+        surprises[prefix].1 += 1;
+        all.add(s.forecasters.surprises());
+        calibration[age_group(s)].add(s.forecasters.calibration());
     }
     // A flat family (see `FLAT_PROFILE_GAIN`): its series of all ages together.
     let flat: Vec<bool> = evidence
@@ -285,14 +307,6 @@ fn choose(
         })
         .collect();
     // Each family's persistence: its series' surprises and their share of all series'.
-    let mut surprises = vec![(Surprises::default(), 0usize); prefixes];
-    let mut all = Surprises::default();
-    for s in series.values() {
-        let family = &mut surprises[s.prefix.expect("numbered") as usize];
-        family.0.add(s.forecasters.surprises());
-        family.1 += 1;
-        all.add(s.forecasters.surprises());
-    }
     let persistence: Vec<Persistence> = surprises
         .iter()
         .map(|(family, members)| {
@@ -301,23 +315,12 @@ fn choose(
             shrunk.persistence()
         })
         .collect();
-    // Each family's calibration by age in whole days tracked, the oldest group holding
-    // every series tracked as long as the history or longer.
-    let ages_kept = (settings.seasons.history as u64 / day.max(1)).max(1);
-    let age_group = move |s: &Series| {
-        let days = (steps_tracked(s) / day.max(1)).min(ages_kept);
-        s.prefix.expect("numbered") as usize * (ages_kept as usize + 1) + days as usize
-    };
-    let mut calibration = vec![CalibrationTotal::default(); prefixes * (ages_kept as usize + 1)];
-    for s in series.values() {
-        calibration[age_group(s)].add(s.forecasters.calibration());
-    }
     let age_means = ages.map(|e| e.means());
     let priors: Vec<[[f64; METHODS]; 2]> = evidence
         .iter()
         .map(|by_age| [0, 1].map(|age| by_age[age].shrunk(&age_means[age], SHRINK_GROUP_STEPS)))
         .collect();
-    for s in series.values_mut() {
+    series.par_iter_mut().for_each(|(_, s)| {
         let group = s.prefix.expect("numbered") as usize;
         let prior = priors[group][usize::from(young(s))];
         s.forecasters.set_flat_family(flat[group]);
@@ -325,5 +328,5 @@ fn choose(
         s.forecasters.set_scale(calibration[age_group(s)].total().ratio());
         s.forecasters
             .choose(prior, &s.model, family_of[group], &settings.seasons);
-    }
+    });
 }

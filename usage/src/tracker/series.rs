@@ -275,8 +275,8 @@ fn choose(
         let days = (steps_tracked(s) / day.max(1)).min(ages_kept);
         s.prefix.expect("numbered") as usize * (ages_kept as usize + 1) + days as usize
     };
-    // The sums over each family (and over all series) in one pass: each pass over every
-    // series reads them all from memory.
+    // The sums over each family (and over all series), in one sequential pass: their order
+    // is the map's, whatever the number of threads.
     let mut evidence: Vec<[Evidence; 2]> = vec![[Evidence::default(); 2]; prefixes];
     let mut ages = [Evidence::default(); 2];
     let mut surprises = vec![(Surprises::default(), 0usize); prefixes];

@@ -390,3 +390,35 @@ fn keys_that_fade_with_age_are_forecast_down_and_their_steady_family_is_not() {
         assert!((0.85..=1.15).contains(&steady), "news:{k}: {steady}");
     }
 }
+
+#[test]
+fn every_forecast_is_the_same_on_one_thread_as_on_several() {
+    // The per-series passes run on rayon's threads; the sums over families (persistence,
+    // priors, age groups) are made in the map's order whatever the threads, so every
+    // forecast comes out the same, bit for bit. The same tracker cloned keeps its map's
+    // order (another tracker's map, with another hash seed, adds its sums in another order).
+    let events = |t: &mut UsageTracker, from: u64, to: u64| {
+        for i in from..to {
+            let hour = i / 1000;
+            // Five families, each busiest at its own hours, their keys of uneven weight.
+            let family = i % 5;
+            let key = (i * 7919 + hour * 31) % (200 + 100 * ((hour + family) % 3));
+            t.observe(T0 + i * 4300, &format!("f{family}:k{key}"), i % 3 == 0);
+        }
+    };
+    let mut start = tracker();
+    events(&mut start, 0, 20_000);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut t = start.clone();
+        pool.install(|| events(&mut t, 20_000, 60_000));
+        t
+    };
+    let (one, several) = (run(1), run(8));
+    let mut names: Vec<&str> = one.tracked_names(Tracking::Keys).collect();
+    names.sort_unstable();
+    assert!(names.len() > 500, "{} keys tracked", names.len());
+    for name in names {
+        assert_eq!(one.series(Tracking::Keys, name), several.series(Tracking::Keys, name));
+    }
+}
